@@ -1,0 +1,1 @@
+//! tether-async-std (under construction).

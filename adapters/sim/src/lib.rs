@@ -1,0 +1,1 @@
+//! tether-sim (under construction).

@@ -1,0 +1,1 @@
+//! tether-threads (under construction).

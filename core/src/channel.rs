@@ -1,0 +1,149 @@
+//! One channel's record inside the hub.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::output::{ChannelState, DisconnectReason};
+
+/// Everything the hub knows about one live channel. Private: the app sees
+/// it through [`ChannelInfo`].
+#[derive(Debug, Clone)]
+pub(crate) struct Channel {
+    pub peer: SocketAddr,
+    pub state: ChannelState,
+    pub opened_at: Instant,
+    /// Last time bytes were received (or the channel opened): idle timer.
+    pub last_activity: Instant,
+    /// While `Closing`: when the graceful close escalates to an abort.
+    pub closing_deadline: Instant,
+    /// While `Offline`: when it went offline.
+    pub offline_since: Instant,
+    /// The deadline this channel has an entry for in the timer heap.
+    pub armed: Option<Instant>,
+    /// Bytes sent by the app and not yet reported written.
+    pub queued: usize,
+    pub holders: u32,
+    /// Set when `Disconnected` was emitted (invariant 1: once).
+    pub reason: Option<DisconnectReason>,
+    pub authenticated: bool,
+    pub backpressured: bool,
+    pub peer_eof: bool,
+    pub write_shut: bool,
+    pub aborted: bool,
+    pub close_requested: bool,
+    pub overdue_reported: bool,
+}
+
+impl Channel {
+    pub fn new(peer: SocketAddr, now: Instant) -> Self {
+        Channel {
+            peer,
+            state: ChannelState::Open,
+            opened_at: now,
+            last_activity: now,
+            closing_deadline: now,
+            offline_since: now,
+            armed: None,
+            queued: 0,
+            holders: 0,
+            reason: None,
+            authenticated: false,
+            backpressured: false,
+            peer_eof: false,
+            write_shut: false,
+            aborted: false,
+            close_requested: false,
+            overdue_reported: false,
+        }
+    }
+
+    /// The earliest instant at which a timer of this channel may be due.
+    /// Lazy for the idle timer: activity only moves it later, so an early
+    /// wake-up just re-arms (see `Hub::fire`).
+    pub fn next_deadline(&self, config: &Config) -> Option<Instant> {
+        match self.state {
+            ChannelState::Open | ChannelState::HalfClosed => {
+                let idle = config.idle_timeout.map(|d| self.last_activity + d);
+                let login = match (self.authenticated, config.login_timeout) {
+                    (false, Some(d)) => Some(self.opened_at + d),
+                    _ => None,
+                };
+                min_opt(idle, login)
+            }
+            ChannelState::Closing => Some(self.closing_deadline),
+            ChannelState::Offline if self.holders > 0 && !self.overdue_reported => {
+                Some(self.offline_since + config.holder_overdue_after)
+            }
+            ChannelState::Offline => None,
+        }
+    }
+}
+
+fn min_opt(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+/// A read-only view of one channel, from [`Hub::channel`](crate::Hub::channel)
+/// and [`Hub::channels`](crate::Hub::channels).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChannelInfo {
+    /// The channel's id.
+    pub id: crate::ChannelId,
+    /// The peer's address.
+    pub peer: SocketAddr,
+    /// Its state.
+    pub state: ChannelState,
+    /// How long since it opened.
+    pub age: Duration,
+    /// How long since it last received bytes.
+    pub idle: Duration,
+    /// Bytes queued, not yet written.
+    pub queued: usize,
+    /// Holders attached.
+    pub holders: u32,
+    /// Whether it was authenticated.
+    pub authenticated: bool,
+    /// Whether its queue is over the high watermark.
+    pub backpressured: bool,
+    /// Why it ended, once it has.
+    pub reason: Option<DisconnectReason>,
+}
+
+impl ChannelInfo {
+    pub(crate) fn new(id: crate::ChannelId, ch: &Channel, now: Instant) -> Self {
+        ChannelInfo {
+            id,
+            peer: ch.peer,
+            state: ch.state,
+            age: now.saturating_duration_since(ch.opened_at),
+            idle: now.saturating_duration_since(ch.last_activity),
+            queued: ch.queued,
+            holders: ch.holders,
+            authenticated: ch.authenticated,
+            backpressured: ch.backpressured,
+            reason: ch.reason,
+        }
+    }
+}
+
+/// One entry of the offline queue, from [`Hub::offline`](crate::Hub::offline).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OfflineEntry {
+    /// The channel.
+    pub id: crate::ChannelId,
+    /// Why it ended.
+    pub reason: DisconnectReason,
+    /// How long it has been offline.
+    pub age: Duration,
+    /// Holders still attached: the socket closes when this reaches 0.
+    pub holders: u32,
+    /// Whether the close was requested and awaits the adapter's confirmation.
+    pub close_requested: bool,
+}

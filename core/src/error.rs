@@ -1,0 +1,192 @@
+//! Typed errors, one enum per operation. Every message names the channel and
+//! its state. A disconnect is never an error: its reason is data in
+//! [`Event::Disconnected`](crate::Event::Disconnected).
+//!
+//! Errors come in two families, after h11: *local misuse* (the application
+//! sends to a closed channel, kicks twice) and *contradictory input* (the
+//! adapter reports bytes after EOF, or more written than was queued). Both
+//! leave the hub unchanged.
+
+use crate::id::{ChannelId, IdError};
+use crate::output::ChannelState;
+
+/// Why [`Hub::accept`](crate::Hub::accept) refused a connection. The adapter
+/// should close the socket; no event is emitted (invariant 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AcceptError {
+    /// `max_channels` channels are alive (invariant 12).
+    #[error("channel limit reached: {live} of {max} channels alive")]
+    LimitReached {
+        /// Channels alive.
+        live: usize,
+        /// The configured limit.
+        max: usize,
+    },
+    /// The hub is shutting down.
+    #[error("server is shutting down: no new channels")]
+    ShuttingDown,
+}
+
+/// Why [`Hub::send`](crate::Hub::send) did not queue the bytes. Nothing was
+/// queued; the bytes are still the caller's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The id is stale or unknown.
+    #[error(transparent)]
+    Id(#[from] IdError),
+    /// The channel is closing or offline: nothing may be sent after a kick
+    /// (invariant 4).
+    #[error("channel {id} is {state}: cannot send")]
+    NotUsable {
+        /// The channel.
+        id: ChannelId,
+        /// Its state.
+        state: ChannelState,
+    },
+    /// The outbound queue would exceed its limit. With
+    /// [`OverflowPolicy::KickSlowConsumer`](crate::OverflowPolicy::KickSlowConsumer)
+    /// the channel was also aborted (`kicked`).
+    #[error("channel {id} queue full: {queued} bytes queued + {len} > limit {limit}{}", if *kicked { "; kicked as slow consumer" } else { "" })]
+    QueueFull {
+        /// The channel.
+        id: ChannelId,
+        /// Bytes queued before this send.
+        queued: usize,
+        /// Size of the rejected send.
+        len: usize,
+        /// The configured limit.
+        limit: usize,
+        /// Whether the channel was kicked for it.
+        kicked: bool,
+    },
+    /// One send larger than the whole queue limit: it could never fit.
+    #[error("channel {id}: send of {len} bytes exceeds queue limit {limit}")]
+    TooLarge {
+        /// The channel.
+        id: ChannelId,
+        /// Size of the rejected send.
+        len: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+}
+
+/// Why a kick did nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KickError {
+    /// The id is stale or unknown.
+    #[error(transparent)]
+    Id(#[from] IdError),
+    /// The channel is already closing or offline; kicks are idempotent.
+    /// (An abortive kick of a gracefully closing channel is not an error: it
+    /// escalates the close.)
+    #[error("channel {id} is already {state}")]
+    AlreadyClosing {
+        /// The channel.
+        id: ChannelId,
+        /// Its state.
+        state: ChannelState,
+    },
+}
+
+/// Why an input from the adapter (bytes received, EOF, I/O error, bytes
+/// written) was rejected. These contradict what the hub knows; the hub is
+/// left unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InputError {
+    /// The id is stale or unknown.
+    #[error(transparent)]
+    Id(#[from] IdError),
+    /// Bytes or a second EOF reported after the peer's EOF.
+    #[error("channel {id} is {state}: the peer already sent EOF")]
+    AfterEof {
+        /// The channel.
+        id: ChannelId,
+        /// Its state.
+        state: ChannelState,
+    },
+    /// More bytes reported written than are queued.
+    #[error("channel {id} is {state}: {written} bytes reported written but only {queued} queued")]
+    OverWritten {
+        /// The channel.
+        id: ChannelId,
+        /// Its state.
+        state: ChannelState,
+        /// Bytes reported.
+        written: usize,
+        /// Bytes queued.
+        queued: usize,
+    },
+}
+
+/// Why an attach or detach was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HolderError {
+    /// The id is stale or unknown.
+    #[error(transparent)]
+    Id(#[from] IdError),
+    /// Attach to a channel that is already offline: its socket is on its way
+    /// to being closed and must not gain holders.
+    #[error("channel {id} is {state}: cannot attach a new holder")]
+    Offline {
+        /// The channel.
+        id: ChannelId,
+        /// Its state.
+        state: ChannelState,
+    },
+    /// Detach with no holder attached.
+    #[error("channel {id} is {state}: detach without a matching attach")]
+    NotAttached {
+        /// The channel.
+        id: ChannelId,
+        /// Its state.
+        state: ChannelState,
+    },
+    /// More than `u32::MAX` holders.
+    #[error("channel {id}: too many holders")]
+    TooMany {
+        /// The channel.
+        id: ChannelId,
+    },
+}
+
+/// Why [`Hub::handle_closed`](crate::Hub::handle_closed) was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CloseError {
+    /// The id is stale or unknown — also the answer to a close confirmed
+    /// twice, since the first confirmation released the id.
+    #[error(transparent)]
+    Id(#[from] IdError),
+    /// The hub has not asked for this socket to be closed.
+    #[error("channel {id} is {state}: its close was not requested")]
+    NotRequested {
+        /// The channel.
+        id: ChannelId,
+        /// Its state.
+        state: ChannelState,
+    },
+}
+
+/// Why an operation that needs a usable channel was rejected
+/// ([`Hub::authenticate`](crate::Hub::authenticate)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChannelError {
+    /// The id is stale or unknown.
+    #[error(transparent)]
+    Id(#[from] IdError),
+    /// The channel is closing or offline.
+    #[error("channel {id} is {state}")]
+    NotUsable {
+        /// The channel.
+        id: ChannelId,
+        /// Its state.
+        state: ChannelState,
+    },
+}

@@ -1,0 +1,522 @@
+//! The hub: owns every channel and takes every input.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use smallvec::SmallVec;
+
+use crate::channel::{Channel, ChannelInfo, OfflineEntry};
+use crate::config::{Config, ConfigError, KickMode};
+use crate::error::{
+    AcceptError, ChannelError, CloseError, HolderError, InputError, KickError, SendError,
+};
+use crate::id::{ChannelId, IdError, IdTable};
+use crate::output::{Action, ChannelState, DisconnectReason, Event};
+use crate::stats::Stats;
+use crate::timers::Timers;
+use crate::transitions::{self as t, Books};
+
+/// The outcome of a broadcast: how many channels queued the bytes, and which
+/// did not and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[must_use = "a broadcast may be refused by some channels"]
+pub struct BroadcastReport {
+    /// Channels that queued the bytes.
+    pub sent: usize,
+    /// Channels that refused them, with the reason.
+    pub refused: SmallVec<[(ChannelId, SendError); 4]>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Shutdown {
+    deadline: Instant,
+    deadline_done: bool,
+    complete: bool,
+}
+
+/// The connection-lifecycle engine: one value, one owner, no I/O.
+///
+/// Inputs are methods (`accept`, `handle_*`, `send`, `kick`, `attach`, …)
+/// that take `now`; outputs are drained by polling. The run loop of an
+/// adapter is:
+///
+/// 1. feed every input that happened (a connection, bytes, EOF, an error, a
+///    write completion, an app command) with the current time;
+/// 2. drain [`poll_action`](Hub::poll_action) and execute each action on its
+///    socket, in order;
+/// 3. drain [`poll_event`](Hub::poll_event) and hand each event to the app;
+/// 4. sleep until the next input or [`poll_timeout`](Hub::poll_timeout),
+///    whichever comes first, then call [`handle_timeout`](Hub::handle_timeout).
+///
+/// Outputs stay queued until polled, so the order of steps 2 and 3 only
+/// matters for latency. Time never runs backwards inside the hub: an earlier
+/// `now` than one seen before is clamped (and counted in
+/// [`Stats::time_regressions`]).
+///
+/// See the [crate documentation](crate) for a complete run loop.
+#[derive(Debug)]
+pub struct Hub {
+    config: Config,
+    table: IdTable<Channel>,
+    timers: Timers,
+    books: Books,
+    now: Option<Instant>,
+    accept_paused: bool,
+    shutdown: Option<Shutdown>,
+}
+
+impl Hub {
+    /// A hub with this configuration.
+    pub fn new(config: Config) -> Result<Hub, ConfigError> {
+        config.validate()?;
+        Ok(Hub {
+            table: IdTable::new(config.shard),
+            config,
+            timers: Timers::default(),
+            books: Books::default(),
+            now: None,
+            accept_paused: false,
+            shutdown: None,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Clamps `now` so time never runs backwards (invariant 10: no panic on
+    /// any input, including a clock that jumps back).
+    fn clock(&mut self, now: Instant) -> Instant {
+        match self.now {
+            Some(last) if now < last => {
+                self.books.stats.time_regressions += 1;
+                last
+            }
+            _ => {
+                self.now = Some(now);
+                now
+            }
+        }
+    }
+
+    /// Looks up a live channel, counting stale calls.
+    fn lookup<'t>(
+        table: &'t mut IdTable<Channel>,
+        stats: &mut Stats,
+        id: ChannelId,
+    ) -> Result<&'t mut Channel, IdError> {
+        table.get_mut(id).inspect_err(|_| stats.stale_calls += 1)
+    }
+
+    /// Runs `f` on a live channel, then re-arms its deadline.
+    fn with_channel<R, E: From<IdError>>(
+        &mut self,
+        now: Instant,
+        id: ChannelId,
+        f: impl FnOnce(&mut Channel, &mut Books, &Config, Instant) -> Result<R, E>,
+    ) -> Result<R, E> {
+        let now = self.clock(now);
+        let ch = Self::lookup(&mut self.table, &mut self.books.stats, id)?;
+        let result = f(ch, &mut self.books, &self.config, now);
+        t::rearm(ch, id, &self.config, &mut self.timers);
+        result
+    }
+
+    // ----- inputs from the adapter -------------------------------------
+
+    /// A connection was accepted from `peer`: a new channel, or a refusal the
+    /// adapter answers by closing the socket (no event: invariant 1). At the
+    /// limit the hub also asks to pause accepting (invariant 12).
+    pub fn accept(&mut self, now: Instant, peer: SocketAddr) -> Result<ChannelId, AcceptError> {
+        let now = self.clock(now);
+        if self.shutdown.is_some() {
+            self.books.stats.refused += 1;
+            return Err(AcceptError::ShuttingDown);
+        }
+        let live = self.table.len();
+        if live >= self.config.max_channels {
+            self.books.stats.refused += 1;
+            self.pause_accept();
+            return Err(AcceptError::LimitReached {
+                live,
+                max: self.config.max_channels,
+            });
+        }
+        let id = self
+            .table
+            .insert(Channel::new(peer, now))
+            .expect("max_channels is validated to fit the id table");
+        self.books.stats.opened += 1;
+        self.books.usable += 1;
+        self.books.events.push_back(Event::Opened { id, peer });
+        if let Ok(ch) = self.table.get_mut(id) {
+            t::rearm(ch, id, &self.config, &mut self.timers);
+        }
+        if self.table.len() >= self.config.max_channels {
+            self.pause_accept();
+        }
+        Ok(id)
+    }
+
+    fn pause_accept(&mut self) {
+        if !self.accept_paused {
+            self.accept_paused = true;
+            self.books.actions.push_back(Action::PauseAccept);
+        }
+    }
+
+    /// The peer sent `data`.
+    pub fn handle_received(
+        &mut self,
+        now: Instant,
+        id: ChannelId,
+        data: Bytes,
+    ) -> Result<(), InputError> {
+        self.with_channel(now, id, |ch, b, _, now| t::received(ch, id, data, b, now))
+    }
+
+    /// The peer shut down its sending side (a read returned 0).
+    pub fn handle_peer_eof(&mut self, now: Instant, id: ChannelId) -> Result<(), InputError> {
+        self.with_channel(now, id, |ch, b, c, now| t::peer_eof(ch, id, b, c, now))
+    }
+
+    /// An I/O error on the socket ends the channel (reason from its kind).
+    /// After the channel is offline, errors are expected and ignored.
+    pub fn handle_io_error(
+        &mut self,
+        now: Instant,
+        id: ChannelId,
+        kind: io::ErrorKind,
+    ) -> Result<(), InputError> {
+        self.with_channel(now, id, |ch, b, _, now| {
+            t::io_error(ch, id, kind, b, now);
+            Ok(())
+        })
+    }
+
+    /// The adapter wrote `n` more bytes of this channel's transmits.
+    pub fn handle_written(
+        &mut self,
+        now: Instant,
+        id: ChannelId,
+        n: usize,
+    ) -> Result<(), InputError> {
+        self.with_channel(now, id, |ch, b, c, now| t::written(ch, id, n, b, c, now))
+    }
+
+    /// A holder (reader task, writer thread…) now uses the channel's socket;
+    /// the socket is not closed while any holder is attached.
+    pub fn attach(&mut self, id: ChannelId) -> Result<(), HolderError> {
+        let ch = Self::lookup(&mut self.table, &mut self.books.stats, id)?;
+        t::attach(ch, id)
+    }
+
+    /// A holder let go of the socket. When the last one of an offline channel
+    /// detaches, `Close` is emitted in this call (invariant 5, 11).
+    pub fn detach(&mut self, now: Instant, id: ChannelId) -> Result<(), HolderError> {
+        self.with_channel(now, id, |ch, b, _, _| t::detach(ch, id, b))
+    }
+
+    /// The adapter closed the socket after `Close`: the channel is released,
+    /// its slot freed and its id dead (invariant 6). A second confirmation
+    /// gets `Stale`.
+    pub fn handle_closed(&mut self, now: Instant, id: ChannelId) -> Result<(), CloseError> {
+        let _now = self.clock(now);
+        let ch = Self::lookup(&mut self.table, &mut self.books.stats, id)?;
+        if !ch.close_requested {
+            return Err(CloseError::NotRequested { id, state: ch.state });
+        }
+        self.table.remove(id).map_err(CloseError::Id)?;
+        let table = &self.table;
+        self.books.offline.remove(|id| table.contains(id));
+        self.books.stats.released += 1;
+        self.books.events.push_back(Event::Released { id });
+        if self.accept_paused
+            && self.shutdown.is_none()
+            && self.table.len() <= self.config.accept_resume_at
+        {
+            self.accept_paused = false;
+            self.books.actions.push_back(Action::ResumeAccept);
+        }
+        self.check_shutdown_complete();
+        Ok(())
+    }
+
+    /// Time passed: act on every deadline at or before `now` (invariant 7),
+    /// in work proportional to what is due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.clock(now);
+        while let Some((at, id)) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            let _ = self.timers.pop();
+            let Ok(ch) = self.table.get_mut(id) else {
+                continue; // released since it was armed
+            };
+            if ch.armed != Some(at) {
+                continue; // re-armed since: a stale entry
+            }
+            ch.armed = None;
+            t::deadline(ch, id, &mut self.books, &self.config, now);
+            t::rearm(ch, id, &self.config, &mut self.timers);
+        }
+        if let Some(s) = self.shutdown.as_mut()
+            && !s.deadline_done
+            && s.deadline <= now
+        {
+            s.deadline_done = true;
+            for (id, ch) in self.table.iter_mut() {
+                t::shutdown_deadline(ch, id, &mut self.books, now);
+                t::rearm(ch, id, &self.config, &mut self.timers);
+            }
+        }
+        if self.timers.len() > 2 * self.table.len() + 64 {
+            let table = &self.table;
+            self.timers.compact(|at, id| {
+                table.get(id).is_ok_and(|ch| ch.armed == Some(at))
+            });
+        }
+    }
+
+    // ----- application commands -----------------------------------------
+
+    /// Queues `data` for the channel: a `Transmit` action now, zero-copy.
+    /// Past the queue limit the configured overflow policy applies.
+    pub fn send(&mut self, now: Instant, id: ChannelId, data: Bytes) -> Result<(), SendError> {
+        self.with_channel(now, id, |ch, b, c, now| t::send(ch, id, &data, b, c, now))
+    }
+
+    /// Sends `data` to every usable channel; the bytes are shared, not copied.
+    pub fn broadcast(&mut self, now: Instant, data: Bytes) -> BroadcastReport {
+        let now = self.clock(now);
+        let mut report = BroadcastReport::default();
+        for (id, ch) in self.table.iter_mut() {
+            if !ch.state.is_usable() {
+                continue;
+            }
+            match t::send(ch, id, &data, &mut self.books, &self.config, now) {
+                Ok(()) => report.sent += 1,
+                Err(e) => report.refused.push((id, e)),
+            }
+            t::rearm(ch, id, &self.config, &mut self.timers);
+        }
+        report
+    }
+
+    /// Sends `data` to each of `ids`.
+    pub fn broadcast_to(
+        &mut self,
+        now: Instant,
+        ids: impl IntoIterator<Item = ChannelId>,
+        data: Bytes,
+    ) -> BroadcastReport {
+        let mut report = BroadcastReport::default();
+        for id in ids {
+            match self.send(now, id, data.clone()) {
+                Ok(()) => report.sent += 1,
+                Err(e) => report.refused.push((id, e)),
+            }
+        }
+        report
+    }
+
+    /// Kicks a channel with the app's reason `code`: `Disconnected` now, and
+    /// on the wire a FIN after the queue is flushed (graceful) or a RST now
+    /// (abort) — invariant 3. A second kick is `AlreadyClosing`, except that
+    /// an abort escalates a graceful close still under way.
+    pub fn kick(
+        &mut self,
+        now: Instant,
+        id: ChannelId,
+        mode: KickMode,
+        code: u32,
+    ) -> Result<(), KickError> {
+        let reason = DisconnectReason::Kicked { code };
+        self.with_channel(now, id, |ch, b, c, now| t::kick(ch, id, mode, reason, b, c, now))
+    }
+
+    /// Kicks with an explicit reason (e.g. `SlowConsumer` decided by the app).
+    pub fn kick_with_reason(
+        &mut self,
+        now: Instant,
+        id: ChannelId,
+        mode: KickMode,
+        reason: DisconnectReason,
+    ) -> Result<(), KickError> {
+        self.with_channel(now, id, |ch, b, c, now| t::kick(ch, id, mode, reason, b, c, now))
+    }
+
+    /// Closes a channel the default way ([`Config::default_kick`]), code 0.
+    pub fn close(&mut self, now: Instant, id: ChannelId) -> Result<(), KickError> {
+        let mode = self.config.default_kick;
+        self.kick(now, id, mode, 0)
+    }
+
+    /// Marks the channel as logged in: the login deadline no longer applies.
+    pub fn authenticate(&mut self, now: Instant, id: ChannelId) -> Result<(), ChannelError> {
+        self.with_channel(now, id, |ch, _, _, _| t::authenticate(ch, id))
+    }
+
+    /// Shuts the server down gracefully: stop accepting, kick every usable
+    /// channel with `ServerShutdown` (graceful), abort whatever is still
+    /// closing at `now + grace`, and emit [`Event::ShutdownComplete`] once
+    /// every channel is released. Idempotent.
+    pub fn shutdown(&mut self, now: Instant, grace: Duration) {
+        let now = self.clock(now);
+        if self.shutdown.is_some() {
+            return;
+        }
+        self.shutdown = Some(Shutdown {
+            deadline: t::after(now, grace).unwrap_or(now + Duration::from_secs(u32::MAX as u64)),
+            deadline_done: false,
+            complete: false,
+        });
+        self.pause_accept();
+        for (id, ch) in self.table.iter_mut() {
+            let _already_closing = t::kick(
+                ch,
+                id,
+                KickMode::Graceful,
+                DisconnectReason::ServerShutdown,
+                &mut self.books,
+                &self.config,
+                now,
+            );
+            t::rearm(ch, id, &self.config, &mut self.timers);
+        }
+        self.check_shutdown_complete();
+    }
+
+    fn check_shutdown_complete(&mut self) {
+        if let Some(s) = self.shutdown.as_mut()
+            && !s.complete
+            && self.table.is_empty()
+        {
+            s.complete = true;
+            self.books.events.push_back(Event::ShutdownComplete);
+        }
+    }
+
+    // ----- outputs -------------------------------------------------------
+
+    /// The next action for the adapter, in order.
+    #[must_use]
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.books.actions.pop_front()
+    }
+
+    /// The next event for the application, in order.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.books.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Hub::handle_timeout) should next be called;
+    /// `None` when nothing is pending. Never in the past unless work is due
+    /// (invariant 7).
+    #[must_use]
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        // Drop stale entries on top so they cause no spurious wake-ups.
+        while let Some((at, id)) = self.timers.peek() {
+            if self.table.get(id).is_ok_and(|ch| ch.armed == Some(at)) {
+                break;
+            }
+            let _ = self.timers.pop();
+        }
+        let channel = self.timers.peek().map(|(at, _)| at);
+        let shutdown = self
+            .shutdown
+            .filter(|s| !s.deadline_done)
+            .map(|s| s.deadline);
+        match (channel, shutdown) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    // ----- queries --------------------------------------------------------
+
+    /// A view of one channel.
+    pub fn channel(&self, id: ChannelId) -> Result<ChannelInfo, IdError> {
+        let ch = self.table.get(id)?;
+        Ok(ChannelInfo::new(id, ch, self.now.unwrap_or(ch.opened_at)))
+    }
+
+    /// The state of one channel.
+    pub fn state(&self, id: ChannelId) -> Result<ChannelState, IdError> {
+        self.table.get(id).map(|ch| ch.state)
+    }
+
+    /// Every live channel, in slot order.
+    pub fn channels(&self) -> impl Iterator<Item = ChannelInfo> + '_ {
+        self.table.iter().map(move |(id, ch)| {
+            ChannelInfo::new(id, ch, self.now.unwrap_or(ch.opened_at))
+        })
+    }
+
+    /// The offline queue, oldest first: disconnected channels whose socket is
+    /// not closed yet, with why, how long, and who still holds them.
+    pub fn offline(&self) -> impl Iterator<Item = OfflineEntry> + '_ {
+        let table = &self.table;
+        self.books
+            .offline
+            .iter(move |id| table.contains(id))
+            .filter_map(move |(id, since)| {
+                let ch = table.get(id).ok()?;
+                Some(OfflineEntry {
+                    id,
+                    reason: ch.reason.unwrap_or(DisconnectReason::ServerShutdown),
+                    age: self.now.unwrap_or(since).saturating_duration_since(since),
+                    holders: ch.holders,
+                    close_requested: ch.close_requested,
+                })
+            })
+    }
+
+    /// Channels alive (open, half-closed, closing, offline).
+    pub fn live(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Whether the hub asked the adapter to pause accepting.
+    pub fn is_accept_paused(&self) -> bool {
+        self.accept_paused
+    }
+
+    /// Whether [`shutdown`](Hub::shutdown) was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.is_some()
+    }
+
+    /// Whether shutdown finished: every channel released.
+    pub fn is_shutdown_complete(&self) -> bool {
+        self.shutdown.is_some_and(|s| s.complete)
+    }
+
+    /// The latest `now` the hub has seen.
+    pub fn now(&self) -> Option<Instant> {
+        self.now
+    }
+
+    /// Counters and gauges. Gauges are computed on call (`O(offline)` for
+    /// the oldest offline age at worst).
+    pub fn stats(&self) -> Stats {
+        let mut stats = self.books.stats.clone();
+        stats.live = self.table.len();
+        stats.usable = self.books.usable;
+        stats.offline_depth = self.books.offline.depth();
+        stats.accept_paused = self.accept_paused;
+        let table = &self.table;
+        stats.offline_oldest = self
+            .books
+            .offline
+            .iter(|id| table.contains(id))
+            .next()
+            .map(|(_, since)| self.now.unwrap_or(since).saturating_duration_since(since));
+        stats
+    }
+}

@@ -1,0 +1,110 @@
+//! # tether-core
+//!
+//! A *sans-IO* connection-lifecycle engine. The [`Hub`] answers, for every
+//! connection a server holds: who is online, what is this channel's id, may
+//! I still send to it, has the peer been told it was dropped, and when is it
+//! finally safe to close the socket and reuse the id? It owns no sockets,
+//! threads or clocks: adapters feed it inputs with the current time and
+//! execute the [`Action`]s it emits; the application reads [`Event`]s.
+//!
+//! What it guarantees (the numbered invariants of DESIGN.md §4, cited in the
+//! code where enforced): exactly one [`Event::Disconnected`] per channel,
+//! however it ended; a kick acts on the wire at once (FIN after the queue is
+//! flushed, or RST); ids are generational, so a stale id is rejected and
+//! never reaches the next client on the same slot; a socket is closed only
+//! when its last holder let go, and its slot reused only after that close
+//! was confirmed.
+//!
+//! ## The run loop
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use bytes::Bytes;
+//! use tether_core::{Action, Config, DisconnectReason, Event, Hub, KickMode};
+//!
+//! let mut hub = Hub::new(Config::default()).unwrap();
+//! let start = Instant::now();
+//!
+//! // A connection arrives; the adapter's reader task attaches to it.
+//! let id = hub.accept(start, "127.0.0.1:50000".parse().unwrap()).unwrap();
+//! hub.attach(id).unwrap();
+//! hub.handle_received(start, id, Bytes::from_static(b"hello\n")).unwrap();
+//! hub.send(start, id, Bytes::from_static(b"welcome\n")).unwrap();
+//!
+//! // The app kicks it: `Disconnected` now, FIN as soon as "welcome" is out.
+//! hub.kick(start, id, KickMode::Graceful, 7).unwrap();
+//!
+//! // The adapter's loop: execute actions, deliver events, serve deadlines.
+//! let mut now = start;
+//! let mut released = false;
+//! while !released {
+//!     while let Some(action) = hub.poll_action() {
+//!         match action {
+//!             Action::Transmit { id, data } => {
+//!                 // write `data` to the socket, then report it written
+//!                 hub.handle_written(now, id, data.len()).unwrap();
+//!             }
+//!             Action::Shutdown { id, .. } => {
+//!                 // shutdown(2); the peer reads EOF and closes its side,
+//!                 // our reader sees EOF and detaches
+//!                 hub.handle_peer_eof(now, id).unwrap();
+//!                 hub.detach(now, id).unwrap();
+//!             }
+//!             Action::Close { id } => {
+//!                 // no holder left: close(2), then confirm
+//!                 hub.handle_closed(now, id).unwrap();
+//!             }
+//!             _ => {}
+//!         }
+//!     }
+//!     while let Some(event) = hub.poll_event() {
+//!         match event {
+//!             Event::Disconnected { reason, .. } => {
+//!                 assert_eq!(reason, DisconnectReason::Kicked { code: 7 })
+//!             }
+//!             Event::Released { .. } => released = true,
+//!             _ => {}
+//!         }
+//!     }
+//!     if let Some(deadline) = hub.poll_timeout() {
+//!         now = now.max(deadline); // a real adapter sleeps until then
+//!         hub.handle_timeout(now);
+//!     }
+//! }
+//! assert!(hub.state(id).is_err()); // the id is dead for good
+//! ```
+//!
+//! ## Testing policies without a network
+//!
+//! With the `testing` feature, [`testing::Driver`] runs a hub on a virtual
+//! clock and plays a well-behaved adapter, so a policy test reads like its
+//! specification. See the [`testing`] module.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod channel;
+mod config;
+mod error;
+mod hub;
+mod id;
+mod offline;
+mod output;
+mod stats;
+mod timers;
+mod transitions;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use channel::{ChannelInfo, OfflineEntry};
+pub use config::{Config, ConfigError, HalfClosePolicy, KickMode, OverflowPolicy};
+pub use error::{
+    AcceptError, ChannelError, CloseError, HolderError, InputError, KickError, SendError,
+};
+pub use hub::{BroadcastReport, Hub};
+pub use id::{ChannelId, IdError, IdTable, MAX_SLOTS, ParseIdError, TableFull};
+pub use output::{Action, ChannelState, DisconnectReason, Event, ShutdownHow};
+pub use stats::{DisconnectCounts, Stats};
+
+/// Re-exported so users name the same `Bytes` the hub takes.
+pub use bytes::Bytes;

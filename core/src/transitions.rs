@@ -1,0 +1,399 @@
+//! Every state transition of a channel, in one place.
+//!
+//! States only move down this table's columns (invariant: monotonic); a cell
+//! names what the input does and what it emits. `D(r)` is
+//! `Event::Disconnected{reason: r}`, emitted once per channel (invariant 1).
+//!
+//! | input \ state    | Open                                   | HalfClosed                  | Closing (graceful)                       | Offline                         |
+//! |------------------|----------------------------------------|-----------------------------|------------------------------------------|---------------------------------|
+//! | received         | `Received`, idle timer reset           | error `AfterEof`            | discarded, counted (inv. 2)              | discarded, counted              |
+//! | peer EOF         | Allow: → HalfClosed, `ReadClosed`; Disallow: `D(PeerClosed)`, → Closing | error `AfterEof` | FIN sent: → Offline; else noted | noted                   |
+//! | I/O error        | `D(from_io)`, drop queue, → Offline    | same                        | drop queue, → Offline                    | ignored                         |
+//! | send             | `Transmit`; over limit: overflow policy| same                        | error `NotUsable` (inv. 4)               | error `NotUsable`               |
+//! | written(n)       | queue −= n; `Writable` at low mark     | same                        | queue −= n; flushed: FIN / → Offline     | error if n > 0                  |
+//! | kick graceful    | `D(r)`, → Closing, FIN if flushed (inv. 3) | same                    | error `AlreadyClosing`                   | error `AlreadyClosing`          |
+//! | kick abort       | `D(r)`, `Abort`, → Offline (inv. 3)    | same                        | `Abort`, → Offline (escalation)          | error `AlreadyClosing`          |
+//! | idle/login due   | kick (default mode), `D(IdleTimeout/LoginTimeout)` | same            | —                                        | —                               |
+//! | flush deadline   | —                                      | —                           | `Abort`, → Offline (inv. 3)              | —                               |
+//! | attach           | holders + 1                            | same                        | same                                     | error `Offline`                 |
+//! | detach           | holders − 1                            | same                        | same                                     | holders − 1; at 0: `Close` (inv. 5) |
+//! | overdue deadline | —                                      | —                           | —                                        | `HolderOverdue` once            |
+//! | closed confirmed | error `NotRequested`                   | same                        | same                                     | after `Close`: → Released (inv. 6) |
+//!
+//! Entering Offline emits `Shutdown(Both)` (unless aborted): it finishes the
+//! wire and tells every holder to let go. `Close` follows as soon as no
+//! holder is attached — never before (invariant 5).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::channel::Channel;
+use crate::config::{Config, HalfClosePolicy, KickMode, OverflowPolicy};
+use crate::error::{ChannelError, HolderError, InputError, KickError, SendError};
+use crate::id::ChannelId;
+use crate::offline::OfflineQueue;
+use crate::output::{Action, ChannelState, DisconnectReason, Event, ShutdownHow};
+use crate::stats::Stats;
+use crate::timers::Timers;
+
+/// Everything a transition may write to besides the channel itself.
+#[derive(Debug, Default)]
+pub(crate) struct Books {
+    pub actions: VecDeque<Action>,
+    pub events: VecDeque<Event>,
+    pub stats: Stats,
+    pub offline: OfflineQueue,
+    /// Channels Open or HalfClosed.
+    pub usable: usize,
+}
+
+/// `t + d`, or `None` if that is past what `Instant` can hold (never due).
+pub(crate) fn after(t: Instant, d: Duration) -> Option<Instant> {
+    t.checked_add(d)
+}
+
+/// Arms the channel's earliest deadline in the timer heap if it changed.
+pub(crate) fn rearm(ch: &mut Channel, id: ChannelId, config: &Config, timers: &mut Timers) {
+    let next = ch.next_deadline(config);
+    if next != ch.armed {
+        ch.armed = next;
+        if let Some(at) = next {
+            timers.push(at, id);
+        }
+    }
+}
+
+pub(crate) fn received(
+    ch: &mut Channel,
+    id: ChannelId,
+    data: Bytes,
+    b: &mut Books,
+    now: Instant,
+) -> Result<(), InputError> {
+    if ch.peer_eof {
+        return Err(InputError::AfterEof { id, state: ch.state });
+    }
+    if ch.state.is_usable() {
+        ch.last_activity = now;
+        b.stats.bytes_received += data.len() as u64;
+        if !data.is_empty() {
+            b.events.push_back(Event::Received { id, data });
+        }
+    } else {
+        // Invariant 2: nothing reaches the app after `Disconnected`.
+        b.stats.bytes_discarded += data.len() as u64;
+    }
+    Ok(())
+}
+
+pub(crate) fn peer_eof(
+    ch: &mut Channel,
+    id: ChannelId,
+    b: &mut Books,
+    config: &Config,
+    now: Instant,
+) -> Result<(), InputError> {
+    if ch.peer_eof {
+        return Err(InputError::AfterEof { id, state: ch.state });
+    }
+    ch.peer_eof = true;
+    match ch.state {
+        ChannelState::Open => match config.half_close {
+            HalfClosePolicy::Allow => {
+                ch.state = ChannelState::HalfClosed;
+                b.events.push_back(Event::ReadClosed { id });
+            }
+            HalfClosePolicy::Disallow => {
+                // Flush what the app already queued; never drop it silently.
+                disconnect(ch, id, DisconnectReason::PeerClosed, b);
+                begin_graceful(ch, id, b, config, now);
+            }
+        },
+        ChannelState::Closing => progress_close(ch, id, b, now),
+        ChannelState::HalfClosed | ChannelState::Offline => {}
+    }
+    Ok(())
+}
+
+pub(crate) fn io_error(
+    ch: &mut Channel,
+    id: ChannelId,
+    kind: std::io::ErrorKind,
+    b: &mut Books,
+    now: Instant,
+) {
+    match ch.state {
+        ChannelState::Open | ChannelState::HalfClosed | ChannelState::Closing => {
+            disconnect(ch, id, DisconnectReason::from_io(kind), b);
+            drop_queue(ch, b);
+            go_offline(ch, id, b, now);
+        }
+        // The socket is already finished; holders see errors as they leave.
+        ChannelState::Offline => {}
+    }
+}
+
+pub(crate) fn send(
+    ch: &mut Channel,
+    id: ChannelId,
+    data: &Bytes,
+    b: &mut Books,
+    config: &Config,
+    now: Instant,
+) -> Result<(), SendError> {
+    let len = data.len();
+    let rejected = if !ch.state.is_usable() {
+        // Invariant 4: nothing is transmitted after a kick.
+        Some(SendError::NotUsable { id, state: ch.state })
+    } else if len > config.queue_limit {
+        Some(SendError::TooLarge {
+            id,
+            len,
+            limit: config.queue_limit,
+        })
+    } else if ch.queued + len > config.queue_limit {
+        let kicked = config.overflow == OverflowPolicy::KickSlowConsumer;
+        let err = SendError::QueueFull {
+            id,
+            queued: ch.queued,
+            len,
+            limit: config.queue_limit,
+            kicked,
+        };
+        if kicked {
+            disconnect(ch, id, DisconnectReason::SlowConsumer, b);
+            abort(ch, id, b, now);
+        } else {
+            ch.backpressured = true;
+        }
+        Some(err)
+    } else {
+        None
+    };
+    if let Some(err) = rejected {
+        b.stats.sends_rejected += 1;
+        return Err(err);
+    }
+    if len == 0 {
+        return Ok(());
+    }
+    // Invariant 8: queued bytes never exceed the per-channel limit.
+    ch.queued += len;
+    b.stats.bytes_queued += len as u64;
+    if ch.queued >= config.high_watermark {
+        ch.backpressured = true;
+    }
+    b.actions.push_back(Action::Transmit {
+        id,
+        data: data.clone(),
+    });
+    Ok(())
+}
+
+pub(crate) fn written(
+    ch: &mut Channel,
+    id: ChannelId,
+    n: usize,
+    b: &mut Books,
+    config: &Config,
+    now: Instant,
+) -> Result<(), InputError> {
+    if n > ch.queued {
+        return Err(InputError::OverWritten {
+            id,
+            state: ch.state,
+            written: n,
+            queued: ch.queued,
+        });
+    }
+    ch.queued -= n;
+    b.stats.bytes_written += n as u64;
+    if ch.backpressured && ch.queued <= config.low_watermark {
+        ch.backpressured = false;
+        if ch.state.is_usable() {
+            b.events.push_back(Event::Writable { id });
+        }
+    }
+    if ch.state == ChannelState::Closing {
+        progress_close(ch, id, b, now);
+    }
+    Ok(())
+}
+
+pub(crate) fn kick(
+    ch: &mut Channel,
+    id: ChannelId,
+    mode: KickMode,
+    reason: DisconnectReason,
+    b: &mut Books,
+    config: &Config,
+    now: Instant,
+) -> Result<(), KickError> {
+    match (ch.state, mode) {
+        (ChannelState::Open | ChannelState::HalfClosed, KickMode::Graceful) => {
+            disconnect(ch, id, reason, b);
+            begin_graceful(ch, id, b, config, now);
+        }
+        (ChannelState::Open | ChannelState::HalfClosed, KickMode::Abort) => {
+            disconnect(ch, id, reason, b);
+            abort(ch, id, b, now);
+        }
+        // Escalation: an abortive kick cuts a graceful close short.
+        (ChannelState::Closing, KickMode::Abort) => abort(ch, id, b, now),
+        (ChannelState::Closing | ChannelState::Offline, _) => {
+            return Err(KickError::AlreadyClosing { id, state: ch.state });
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn authenticate(ch: &mut Channel, id: ChannelId) -> Result<(), ChannelError> {
+    if !ch.state.is_usable() {
+        return Err(ChannelError::NotUsable { id, state: ch.state });
+    }
+    ch.authenticated = true;
+    Ok(())
+}
+
+pub(crate) fn attach(ch: &mut Channel, id: ChannelId) -> Result<(), HolderError> {
+    if ch.state == ChannelState::Offline {
+        return Err(HolderError::Offline { id, state: ch.state });
+    }
+    ch.holders = ch
+        .holders
+        .checked_add(1)
+        .ok_or(HolderError::TooMany { id })?;
+    Ok(())
+}
+
+pub(crate) fn detach(ch: &mut Channel, id: ChannelId, b: &mut Books) -> Result<(), HolderError> {
+    if ch.holders == 0 {
+        return Err(HolderError::NotAttached { id, state: ch.state });
+    }
+    ch.holders -= 1;
+    maybe_request_close(ch, id, b);
+    Ok(())
+}
+
+/// A due deadline of this channel (idle, login, flush, overdue holder).
+pub(crate) fn deadline(ch: &mut Channel, id: ChannelId, b: &mut Books, config: &Config, now: Instant) {
+    let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
+    match ch.state {
+        ChannelState::Open | ChannelState::HalfClosed => {
+            let login = config
+                .login_timeout
+                .filter(|_| !ch.authenticated)
+                .and_then(|d| after(ch.opened_at, d));
+            let idle = config.idle_timeout.and_then(|d| after(ch.last_activity, d));
+            let reason = if due(login) {
+                DisconnectReason::LoginTimeout
+            } else if due(idle) {
+                DisconnectReason::IdleTimeout
+            } else {
+                return; // activity moved the idle deadline: just re-arm
+            };
+            disconnect(ch, id, reason, b);
+            match config.default_kick {
+                KickMode::Graceful => begin_graceful(ch, id, b, config, now),
+                KickMode::Abort => abort(ch, id, b, now),
+            }
+        }
+        // Invariant 3: a graceful close that runs out escalates to RST.
+        ChannelState::Closing if ch.closing_deadline <= now => abort(ch, id, b, now),
+        ChannelState::Closing => {}
+        ChannelState::Offline => {
+            let overdue = after(ch.offline_since, config.holder_overdue_after);
+            if ch.holders > 0 && !ch.overdue_reported && due(overdue) {
+                ch.overdue_reported = true;
+                b.stats.holders_overdue += 1;
+                b.events.push_back(Event::HolderOverdue {
+                    id,
+                    holders: ch.holders,
+                    waited: now.saturating_duration_since(ch.offline_since),
+                });
+            }
+        }
+    }
+}
+
+/// The server's shutdown deadline passed: abort what is still closing.
+pub(crate) fn shutdown_deadline(ch: &mut Channel, id: ChannelId, b: &mut Books, now: Instant) {
+    if ch.state == ChannelState::Closing {
+        abort(ch, id, b, now);
+    }
+}
+
+/// Emits `Disconnected` the first time a channel stops being usable.
+fn disconnect(ch: &mut Channel, id: ChannelId, reason: DisconnectReason, b: &mut Books) {
+    if ch.reason.is_some() {
+        return; // invariant 1: exactly once
+    }
+    ch.reason = Some(reason);
+    b.usable -= 1;
+    b.stats.disconnected.count(reason);
+    b.events.push_back(Event::Disconnected { id, reason });
+}
+
+fn begin_graceful(ch: &mut Channel, id: ChannelId, b: &mut Books, config: &Config, now: Instant) {
+    ch.state = ChannelState::Closing;
+    // A deadline past what `Instant` holds cannot be reached: use the
+    // furthest one we can represent rather than never aborting.
+    ch.closing_deadline = after(now, config.flush_timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(u32::MAX as u64));
+    progress_close(ch, id, b, now);
+}
+
+/// Moves a graceful close on: FIN once flushed (invariant 3), offline once
+/// both directions are finished.
+fn progress_close(ch: &mut Channel, id: ChannelId, b: &mut Books, now: Instant) {
+    if ch.state != ChannelState::Closing || ch.queued > 0 {
+        return;
+    }
+    if ch.peer_eof {
+        go_offline(ch, id, b, now);
+    } else if !ch.write_shut {
+        ch.write_shut = true;
+        b.actions.push_back(Action::Shutdown {
+            id,
+            how: ShutdownHow::Write,
+        });
+    }
+}
+
+fn drop_queue(ch: &mut Channel, b: &mut Books) {
+    // Invariant 5: dropped bytes are counted, never silently lost.
+    b.stats.bytes_dropped += ch.queued as u64;
+    ch.queued = 0;
+    ch.backpressured = false;
+}
+
+fn abort(ch: &mut Channel, id: ChannelId, b: &mut Books, now: Instant) {
+    drop_queue(ch, b);
+    ch.aborted = true;
+    b.actions.push_back(Action::Abort { id });
+    go_offline(ch, id, b, now);
+}
+
+fn go_offline(ch: &mut Channel, id: ChannelId, b: &mut Books, now: Instant) {
+    ch.state = ChannelState::Offline;
+    ch.offline_since = now;
+    if !ch.aborted {
+        ch.write_shut = true;
+        b.actions.push_back(Action::Shutdown {
+            id,
+            how: ShutdownHow::Both,
+        });
+    }
+    b.offline.push(id, now);
+    maybe_request_close(ch, id, b);
+}
+
+/// Invariant 5: `Close` once, and only when no holder is attached.
+fn maybe_request_close(ch: &mut Channel, id: ChannelId, b: &mut Books) {
+    if ch.state == ChannelState::Offline && ch.holders == 0 && !ch.close_requested {
+        ch.close_requested = true;
+        b.actions.push_back(Action::Close { id });
+    }
+}

@@ -1,0 +1,1 @@
+//! tether-conformance (under construction).
