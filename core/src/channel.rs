@@ -64,16 +64,18 @@ impl Channel {
     pub fn next_deadline(&self, config: &Config) -> Option<Instant> {
         match self.state {
             ChannelState::Open | ChannelState::HalfClosed => {
-                let idle = config.idle_timeout.map(|d| self.last_activity + d);
+                let idle = config
+                    .idle_timeout
+                    .and_then(|d| self.last_activity.checked_add(d));
                 let login = match (self.authenticated, config.login_timeout) {
-                    (false, Some(d)) => Some(self.opened_at + d),
+                    (false, Some(d)) => self.opened_at.checked_add(d),
                     _ => None,
                 };
                 min_opt(idle, login)
             }
             ChannelState::Closing => Some(self.closing_deadline),
             ChannelState::Offline if self.holders > 0 && !self.overdue_reported => {
-                Some(self.offline_since + config.holder_overdue_after)
+                self.offline_since.checked_add(config.holder_overdue_after)
             }
             ChannelState::Offline => None,
         }

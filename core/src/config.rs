@@ -56,7 +56,6 @@ pub enum HalfClosePolicy {
 /// config.validate().unwrap();
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct Config {
     /// Shard number carried by every id of this hub (run one hub per thread).
     pub shard: u8,
@@ -65,7 +64,8 @@ pub struct Config {
     /// adapter to pause accepting.
     pub max_channels: usize,
     /// Accepting resumes once live channels fall to this many or fewer.
-    pub accept_resume_at: usize,
+    /// `None`: 90% of `max_channels` (see [`Config::resume_mark`]).
+    pub accept_resume_at: Option<usize>,
     /// A channel that receives nothing for this long is kicked with
     /// `IdleTimeout`. `None`: never.
     pub idle_timeout: Option<Duration>,
@@ -101,7 +101,7 @@ impl Default for Config {
         Config {
             shard: 0,
             max_channels: 10_000,
-            accept_resume_at: 9_000,
+            accept_resume_at: None,
             idle_timeout: None,
             login_timeout: None,
             queue_limit: 1 << 20,
@@ -155,9 +155,11 @@ impl Config {
         if self.max_channels == 0 || self.max_channels > MAX_SLOTS {
             return Err(ConfigError::MaxChannels(self.max_channels));
         }
-        if self.accept_resume_at >= self.max_channels {
+        if let Some(resume_at) = self.accept_resume_at
+            && resume_at >= self.max_channels
+        {
             return Err(ConfigError::ResumeMark {
-                resume_at: self.accept_resume_at,
+                resume_at,
                 max: self.max_channels,
             });
         }
@@ -185,13 +187,19 @@ impl Config {
         Ok(())
     }
 
-    /// `max_channels` set to `n` with the resume mark at 90% of it.
+    /// Live channels at or below which accepting resumes after a pause:
+    /// `accept_resume_at`, or 90% of `max_channels`.
+    pub fn resume_mark(&self) -> usize {
+        self.accept_resume_at.unwrap_or_else(|| {
+            (self.max_channels / 10 * 9 + self.max_channels % 10 * 9 / 10)
+                .min(self.max_channels.saturating_sub(1))
+        })
+    }
+
+    /// `max_channels` set to `n`, the resume mark back to its default.
     pub fn with_max_channels(mut self, n: usize) -> Self {
         self.max_channels = n;
-        self.accept_resume_at = n.saturating_mul(9) / 10;
-        if self.accept_resume_at >= n {
-            self.accept_resume_at = n.saturating_sub(1);
-        }
+        self.accept_resume_at = None;
         self
     }
 
@@ -214,6 +222,9 @@ mod tests {
         Config::default().validate().unwrap();
         Config::default().with_max_channels(1).validate().unwrap();
         Config::default().with_queue_limit(1).validate().unwrap();
+        assert_eq!(Config::default().resume_mark(), 9_000);
+        assert_eq!(Config::default().with_max_channels(1).resume_mark(), 0);
+        assert_eq!(Config::default().with_max_channels(15).resume_mark(), 13);
     }
 
     #[test]
@@ -224,7 +235,7 @@ mod tests {
         };
         assert_eq!(c.validate(), Err(ConfigError::MaxChannels(0)));
         let c = Config {
-            accept_resume_at: 10_000,
+            accept_resume_at: Some(10_000),
             ..Config::default()
         };
         assert!(matches!(c.validate(), Err(ConfigError::ResumeMark { .. })));

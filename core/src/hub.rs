@@ -227,7 +227,10 @@ impl Hub {
         let _now = self.clock(now);
         let ch = Self::lookup(&mut self.table, &mut self.books.stats, id)?;
         if !ch.close_requested {
-            return Err(CloseError::NotRequested { id, state: ch.state });
+            return Err(CloseError::NotRequested {
+                id,
+                state: ch.state,
+            });
         }
         self.table.remove(id).map_err(CloseError::Id)?;
         let table = &self.table;
@@ -236,7 +239,7 @@ impl Hub {
         self.books.events.push_back(Event::Released { id });
         if self.accept_paused
             && self.shutdown.is_none()
-            && self.table.len() <= self.config.accept_resume_at
+            && self.table.len() <= self.config.resume_mark()
         {
             self.accept_paused = false;
             self.books.actions.push_back(Action::ResumeAccept);
@@ -276,9 +279,8 @@ impl Hub {
         }
         if self.timers.len() > 2 * self.table.len() + 64 {
             let table = &self.table;
-            self.timers.compact(|at, id| {
-                table.get(id).is_ok_and(|ch| ch.armed == Some(at))
-            });
+            self.timers
+                .compact(|at, id| table.get(id).is_ok_and(|ch| ch.armed == Some(at)));
         }
     }
 
@@ -336,7 +338,9 @@ impl Hub {
         code: u32,
     ) -> Result<(), KickError> {
         let reason = DisconnectReason::Kicked { code };
-        self.with_channel(now, id, |ch, b, c, now| t::kick(ch, id, mode, reason, b, c, now))
+        self.with_channel(now, id, |ch, b, c, now| {
+            t::kick(ch, id, mode, reason, b, c, now)
+        })
     }
 
     /// Kicks with an explicit reason (e.g. `SlowConsumer` decided by the app).
@@ -347,7 +351,9 @@ impl Hub {
         mode: KickMode,
         reason: DisconnectReason,
     ) -> Result<(), KickError> {
-        self.with_channel(now, id, |ch, b, c, now| t::kick(ch, id, mode, reason, b, c, now))
+        self.with_channel(now, id, |ch, b, c, now| {
+            t::kick(ch, id, mode, reason, b, c, now)
+        })
     }
 
     /// Closes a channel the default way ([`Config::default_kick`]), code 0.
@@ -371,7 +377,7 @@ impl Hub {
             return;
         }
         self.shutdown = Some(Shutdown {
-            deadline: t::after(now, grace).unwrap_or(now + Duration::from_secs(u32::MAX as u64)),
+            deadline: t::after_or_far(now, grace),
             deadline_done: false,
             complete: false,
         });
@@ -453,9 +459,9 @@ impl Hub {
 
     /// Every live channel, in slot order.
     pub fn channels(&self) -> impl Iterator<Item = ChannelInfo> + '_ {
-        self.table.iter().map(move |(id, ch)| {
-            ChannelInfo::new(id, ch, self.now.unwrap_or(ch.opened_at))
-        })
+        self.table
+            .iter()
+            .map(move |(id, ch)| ChannelInfo::new(id, ch, self.now.unwrap_or(ch.opened_at)))
     }
 
     /// The offline queue, oldest first: disconnected channels whose socket is

@@ -20,7 +20,7 @@
 //! ```
 //! use std::time::{Duration, Instant};
 //! use bytes::Bytes;
-//! use tether_core::{Action, Config, DisconnectReason, Event, Hub, KickMode};
+//! use tether_core::{Action, Config, DisconnectReason, Event, Hub, KickMode, ShutdownHow};
 //!
 //! let mut hub = Hub::new(Config::default()).unwrap();
 //! let start = Instant::now();
@@ -44,10 +44,13 @@
 //!                 // write `data` to the socket, then report it written
 //!                 hub.handle_written(now, id, data.len()).unwrap();
 //!             }
-//!             Action::Shutdown { id, .. } => {
-//!                 // shutdown(2); the peer reads EOF and closes its side,
-//!                 // our reader sees EOF and detaches
+//!             Action::Shutdown { id, how: ShutdownHow::Write } => {
+//!                 // shutdown(SHUT_WR): the peer reads "welcome", then EOF,
+//!                 // and closes its side; our reader reads 0
 //!                 hub.handle_peer_eof(now, id).unwrap();
+//!             }
+//!             Action::Shutdown { id, how: ShutdownHow::Both } => {
+//!                 // the signal for holders to let go: the reader detaches
 //!                 hub.detach(now, id).unwrap();
 //!             }
 //!             Action::Close { id } => {
@@ -105,6 +108,11 @@ pub use hub::{BroadcastReport, Hub};
 pub use id::{ChannelId, IdError, IdTable, MAX_SLOTS, ParseIdError, TableFull};
 pub use output::{Action, ChannelState, DisconnectReason, Event, ShutdownHow};
 pub use stats::{DisconnectCounts, Stats};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
 
 /// Re-exported so users name the same `Bytes` the hub takes.
 pub use bytes::Bytes;

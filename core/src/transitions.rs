@@ -54,6 +54,16 @@ pub(crate) fn after(t: Instant, d: Duration) -> Option<Instant> {
     t.checked_add(d)
 }
 
+/// `t + d`, or the furthest instant we can represent when that overflows:
+/// for deadlines that must exist (closing, shutdown) but were configured
+/// beyond what `Instant` holds.
+pub(crate) fn after_or_far(t: Instant, d: Duration) -> Instant {
+    after(t, d)
+        .or_else(|| after(t, Duration::from_secs(u32::MAX as u64)))
+        .or_else(|| after(t, Duration::from_secs(u16::MAX as u64)))
+        .unwrap_or(t)
+}
+
 /// Arms the channel's earliest deadline in the timer heap if it changed.
 pub(crate) fn rearm(ch: &mut Channel, id: ChannelId, config: &Config, timers: &mut Timers) {
     let next = ch.next_deadline(config);
@@ -73,7 +83,10 @@ pub(crate) fn received(
     now: Instant,
 ) -> Result<(), InputError> {
     if ch.peer_eof {
-        return Err(InputError::AfterEof { id, state: ch.state });
+        return Err(InputError::AfterEof {
+            id,
+            state: ch.state,
+        });
     }
     if ch.state.is_usable() {
         ch.last_activity = now;
@@ -96,7 +109,10 @@ pub(crate) fn peer_eof(
     now: Instant,
 ) -> Result<(), InputError> {
     if ch.peer_eof {
-        return Err(InputError::AfterEof { id, state: ch.state });
+        return Err(InputError::AfterEof {
+            id,
+            state: ch.state,
+        });
     }
     ch.peer_eof = true;
     match ch.state {
@@ -146,7 +162,10 @@ pub(crate) fn send(
     let len = data.len();
     let rejected = if !ch.state.is_usable() {
         // Invariant 4: nothing is transmitted after a kick.
-        Some(SendError::NotUsable { id, state: ch.state })
+        Some(SendError::NotUsable {
+            id,
+            state: ch.state,
+        })
     } else if len > config.queue_limit {
         Some(SendError::TooLarge {
             id,
@@ -243,7 +262,10 @@ pub(crate) fn kick(
         // Escalation: an abortive kick cuts a graceful close short.
         (ChannelState::Closing, KickMode::Abort) => abort(ch, id, b, now),
         (ChannelState::Closing | ChannelState::Offline, _) => {
-            return Err(KickError::AlreadyClosing { id, state: ch.state });
+            return Err(KickError::AlreadyClosing {
+                id,
+                state: ch.state,
+            });
         }
     }
     Ok(())
@@ -251,7 +273,10 @@ pub(crate) fn kick(
 
 pub(crate) fn authenticate(ch: &mut Channel, id: ChannelId) -> Result<(), ChannelError> {
     if !ch.state.is_usable() {
-        return Err(ChannelError::NotUsable { id, state: ch.state });
+        return Err(ChannelError::NotUsable {
+            id,
+            state: ch.state,
+        });
     }
     ch.authenticated = true;
     Ok(())
@@ -259,7 +284,10 @@ pub(crate) fn authenticate(ch: &mut Channel, id: ChannelId) -> Result<(), Channe
 
 pub(crate) fn attach(ch: &mut Channel, id: ChannelId) -> Result<(), HolderError> {
     if ch.state == ChannelState::Offline {
-        return Err(HolderError::Offline { id, state: ch.state });
+        return Err(HolderError::Offline {
+            id,
+            state: ch.state,
+        });
     }
     ch.holders = ch
         .holders
@@ -270,7 +298,10 @@ pub(crate) fn attach(ch: &mut Channel, id: ChannelId) -> Result<(), HolderError>
 
 pub(crate) fn detach(ch: &mut Channel, id: ChannelId, b: &mut Books) -> Result<(), HolderError> {
     if ch.holders == 0 {
-        return Err(HolderError::NotAttached { id, state: ch.state });
+        return Err(HolderError::NotAttached {
+            id,
+            state: ch.state,
+        });
     }
     ch.holders -= 1;
     maybe_request_close(ch, id, b);
@@ -278,7 +309,13 @@ pub(crate) fn detach(ch: &mut Channel, id: ChannelId, b: &mut Books) -> Result<(
 }
 
 /// A due deadline of this channel (idle, login, flush, overdue holder).
-pub(crate) fn deadline(ch: &mut Channel, id: ChannelId, b: &mut Books, config: &Config, now: Instant) {
+pub(crate) fn deadline(
+    ch: &mut Channel,
+    id: ChannelId,
+    b: &mut Books,
+    config: &Config,
+    now: Instant,
+) {
     let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
     match ch.state {
         ChannelState::Open | ChannelState::HalfClosed => {
@@ -338,10 +375,7 @@ fn disconnect(ch: &mut Channel, id: ChannelId, reason: DisconnectReason, b: &mut
 
 fn begin_graceful(ch: &mut Channel, id: ChannelId, b: &mut Books, config: &Config, now: Instant) {
     ch.state = ChannelState::Closing;
-    // A deadline past what `Instant` holds cannot be reached: use the
-    // furthest one we can represent rather than never aborting.
-    ch.closing_deadline = after(now, config.flush_timeout)
-        .unwrap_or_else(|| now + Duration::from_secs(u32::MAX as u64));
+    ch.closing_deadline = after_or_far(now, config.flush_timeout);
     progress_close(ch, id, b, now);
 }
 
