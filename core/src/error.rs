@@ -26,6 +26,10 @@ pub enum AcceptError {
     /// The hub is shutting down.
     #[error("server is shutting down: no new channels")]
     ShuttingDown,
+    /// Every slot of the id table has been used up (each slot is retired
+    /// after 2^32 reuses, so this takes about 2^56 connections).
+    #[error("channel ids exhausted: every slot of the id table is retired")]
+    IdsExhausted,
 }
 
 /// Why [`Hub::send`](crate::Hub::send) did not queue the bytes. Nothing was

@@ -145,10 +145,10 @@ impl Hub {
                 max: self.config.max_channels,
             });
         }
-        let id = self
-            .table
-            .insert(Channel::new(peer, now))
-            .expect("max_channels is validated to fit the id table");
+        let Ok(id) = self.table.insert(Channel::new(peer, now)) else {
+            self.books.stats.refused += 1;
+            return Err(AcceptError::IdsExhausted);
+        };
         self.books.stats.opened += 1;
         self.books.usable += 1;
         self.books.events.push_back(Event::Opened { id, peer });

@@ -277,7 +277,8 @@ impl<T> IdTable<T> {
     #[inline]
     pub fn get(&self, id: ChannelId) -> Result<&T, IdError> {
         if id.shard() == self.shard {
-            if let Some(Entry::Occupied { generation, value }) = self.entries.get(id.slot() as usize)
+            if let Some(Entry::Occupied { generation, value }) =
+                self.entries.get(id.slot() as usize)
             {
                 if *generation == id.generation() {
                     return Ok(value);
@@ -391,7 +392,17 @@ mod tests {
 
     #[test]
     fn malformed_ids_are_typed_errors() {
-        for bad in ["", "#", "#1", "#a.b", "#1.", "#.1", "#300:1.1", "#99999999999.1", "1.2.3"] {
+        for bad in [
+            "",
+            "#",
+            "#1",
+            "#a.b",
+            "#1.",
+            "#.1",
+            "#300:1.1",
+            "#99999999999.1",
+            "1.2.3",
+        ] {
             assert!(bad.parse::<ChannelId>().is_err(), "{bad:?} parsed");
         }
     }

@@ -49,6 +49,9 @@ impl OfflineQueue {
         &'a self,
         live: impl Fn(ChannelId) -> bool + 'a,
     ) -> impl Iterator<Item = (ChannelId, Instant)> + 'a {
-        self.entries.iter().copied().filter(move |&(id, _)| live(id))
+        self.entries
+            .iter()
+            .copied()
+            .filter(move |&(id, _)| live(id))
     }
 }
