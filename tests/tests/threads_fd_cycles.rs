@@ -1,0 +1,7 @@
+//! 10,000 connect/kick/close cycles against the threads adapter leave zero
+//! file descriptors and zero channels. Alone in its test binary: it counts
+//! `/proc/self/fd` for the whole process.
+
+mod threads_adapter;
+
+tether_conformance::fd_cycles_test!(threads_connect_kick_close_cycles, threads_adapter::Threads);
