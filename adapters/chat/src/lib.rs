@@ -1,1 +1,61 @@
-//! tether-chat (under construction).
+//! # tether-chat
+//!
+//! The runtime-neutral, sans-IO pieces of the `tether` chat server, shared by
+//! every adapter (async-std/smol and blocking threads). Nothing here touches
+//! a socket, a thread or a clock: an adapter feeds bytes and lines in and
+//! writes what comes out.
+//!
+//! * [`protocol`]: the chat line protocol. A client gets `hello <id>\n` on
+//!   connect; each line it sends is broadcast to every client as
+//!   `<id>: <line>\n`. [`LineBuffer`] splits a byte stream into bounded lines
+//!   and [`ChatRoom`] turns hub [`Event`](tether_core::Event)s into the sends
+//!   and broadcasts the server must make ([`ChatOutput`]).
+//! * [`admin`]: the admin console. [`AdminCommand::parse`] reads one line
+//!   (`list`, `kick <id> [graceful|abort] [reason words]`, `stats`,
+//!   `shutdown [deadline-ms]`); the `format_*` functions write the answers.
+//!   Every bad line gets one `error <why>` line and the console keeps serving.
+//! * [`duration`]: `500ms`, `30s`, `2m`, `1h` ([`parse_duration`]).
+//! * [`cli`]: the command line (`tether [serve|demo] --listen … --admin …
+//!   --max-channels … --idle-timeout … --queue-limit … --flush-timeout …
+//!   --login-timeout …`) into a [`tether_core::Config`] plus addresses
+//!   ([`Cli::parse`]).
+//!
+//! ## An adapter's chat loop
+//!
+//! ```
+//! use tether_chat::{ChatOutput, ChatRoom};
+//! use tether_core::{Bytes, ChannelId, Event};
+//!
+//! /// What the adapter does with the room's output: here, record it.
+//! #[derive(Default)]
+//! struct Recorder(Vec<String>);
+//! impl ChatOutput for Recorder {
+//!     fn send(&mut self, id: ChannelId, data: Bytes) {
+//!         self.0.push(format!("to {id}: {}", String::from_utf8_lossy(&data)));
+//!     }
+//!     fn broadcast(&mut self, data: Bytes) {
+//!         self.0.push(format!("all: {}", String::from_utf8_lossy(&data)));
+//!     }
+//!     fn authenticate(&mut self, _id: ChannelId) {}
+//! }
+//!
+//! let mut room = ChatRoom::default();
+//! let mut out = Recorder::default();
+//! let id: ChannelId = "#0.1".parse().unwrap();
+//! room.handle_event(&Event::Opened { id, peer: "127.0.0.1:5000".parse().unwrap() }, &mut out);
+//! room.handle_event(&Event::Received { id, data: Bytes::from_static(b"hi\nthe") }, &mut out);
+//! room.handle_event(&Event::Received { id, data: Bytes::from_static(b"re\n") }, &mut out);
+//! assert_eq!(out.0, ["to #0.1: hello #0.1\n", "all: #0.1: hi\n", "all: #0.1: there\n"]);
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod admin;
+pub mod cli;
+pub mod duration;
+pub mod protocol;
+
+pub use admin::{AdminCommand, AdminError};
+pub use cli::{Cli, CliError, Command, DemoOptions, ServeOptions};
+pub use duration::{DurationError, format_duration, parse_duration};
+pub use protocol::{ChatOutput, ChatRoom, LineBuffer, LineError, chat_line, hello_line};

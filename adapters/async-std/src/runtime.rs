@@ -1,0 +1,62 @@
+//! The only runtime-specific code of the adapter: how to spawn a task and
+//! how to block on a future.
+//!
+//! Everything else is written against `async-io` (reactor, timers, `Async`
+//! sockets), `async-channel` and `futures-lite`, which async-std and smol
+//! both run on. Supporting another such runtime is one more impl here.
+
+use std::future::Future;
+
+/// An executor that can run the adapter's tasks.
+pub trait Runtime: Clone + Send + Sync + 'static {
+    /// A short name for logs and test names.
+    const NAME: &'static str;
+
+    /// Runs `future` in the background, detached.
+    fn spawn<F>(&self, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static;
+
+    /// Runs `future` to completion on the current thread (for `main` and
+    /// blocking callers such as tests).
+    fn block_on<F: Future>(&self, future: F) -> F::Output;
+}
+
+/// async-std's global executor (the primary runtime; discontinued upstream).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AsyncStd;
+
+impl Runtime for AsyncStd {
+    const NAME: &'static str = "async-std";
+
+    fn spawn<F>(&self, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        // Dropping an async-std JoinHandle detaches the task.
+        drop(async_std::task::spawn(future));
+    }
+
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        async_std::task::block_on(future)
+    }
+}
+
+/// smol's global executor (where async-std users are moving).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Smol;
+
+impl Runtime for Smol {
+    const NAME: &'static str = "smol";
+
+    fn spawn<F>(&self, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        smol::spawn(future).detach();
+    }
+
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        smol::block_on(future)
+    }
+}

@@ -1,0 +1,292 @@
+//! The admin console: one command per line, one answer per command.
+//!
+//! | command | answer |
+//! |---|---|
+//! | `list` | one line per channel: `<id> <peer> <state> idle=<ms>ms queued=<bytes>`, then `.` |
+//! | `kick <id> [graceful\|abort] [reason words]` | `ok` or `error <why>` |
+//! | `stats` | `key=value` lines, then `.` |
+//! | `shutdown [deadline-ms]` | `ok`, then the server drains and exits |
+//! | anything else | `error <why>`; the console keeps serving |
+//!
+//! Parsing and formatting live here; executing a command is the adapter's
+//! job (its server handle has `channels`, `kick`, `stats`, `shutdown`).
+
+use std::fmt::{self, Write as _};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tether_core::{ChannelId, ChannelInfo, KickMode, ParseIdError, Stats};
+
+/// The reason code of kicks made from the console
+/// ([`DisconnectReason::Kicked`](tether_core::DisconnectReason::Kicked)).
+pub const ADMIN_KICK_CODE: u32 = 1;
+
+/// How long `shutdown` without a deadline lets channels drain.
+pub const DEFAULT_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
+
+/// One parsed console command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminCommand {
+    /// List every channel.
+    List,
+    /// Kick one channel.
+    Kick {
+        /// The channel.
+        id: ChannelId,
+        /// Graceful (the default) or abort.
+        mode: KickMode,
+        /// Free-form words, told to the client before a graceful kick.
+        reason: String,
+    },
+    /// Print the hub's counters.
+    Stats,
+    /// Drain every channel, then exit.
+    Shutdown {
+        /// How long to drain before aborting what is left.
+        deadline: Duration,
+    },
+}
+
+/// Why a console line is not a command. Displayed after `error `.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdminError {
+    /// A blank line.
+    #[error(
+        "empty command; try list, kick <id> [graceful|abort] [reason], stats, shutdown [deadline-ms]"
+    )]
+    Empty,
+    /// Not a command we know.
+    #[error("unknown command {0:?}; try list, kick, stats, shutdown")]
+    Unknown(String),
+    /// `kick` without an id.
+    #[error("usage: kick <id> [graceful|abort] [reason words]")]
+    MissingId,
+    /// The id does not parse.
+    #[error(transparent)]
+    BadId(#[from] ParseIdError),
+    /// `shutdown` with a deadline that is not a whole number of milliseconds.
+    #[error("usage: shutdown [deadline-ms]; {0:?} is not a number of milliseconds")]
+    BadDeadline(String),
+    /// Arguments after a command that takes none.
+    #[error("{0} takes no arguments")]
+    UnexpectedArguments(&'static str),
+    /// The line is not UTF-8.
+    #[error("command is not valid UTF-8")]
+    NotUtf8,
+}
+
+impl AdminCommand {
+    /// Parses one console line (without its newline).
+    ///
+    /// ```
+    /// use tether_chat::AdminCommand;
+    /// use tether_core::KickMode;
+    /// let cmd = AdminCommand::parse("kick #3.1 abort too loud").unwrap();
+    /// assert_eq!(cmd, AdminCommand::Kick {
+    ///     id: "#3.1".parse().unwrap(),
+    ///     mode: KickMode::Abort,
+    ///     reason: "too loud".into(),
+    /// });
+    /// assert!(AdminCommand::parse("kick 3").is_err());
+    /// ```
+    pub fn parse(line: &str) -> Result<AdminCommand, AdminError> {
+        let mut words = line.split_whitespace();
+        let Some(command) = words.next() else {
+            return Err(AdminError::Empty);
+        };
+        let no_more = |mut words: std::str::SplitWhitespace<'_>, name| match words.next() {
+            Some(_) => Err(AdminError::UnexpectedArguments(name)),
+            None => Ok(()),
+        };
+        match command {
+            "list" => no_more(words, "list").map(|()| AdminCommand::List),
+            "stats" => no_more(words, "stats").map(|()| AdminCommand::Stats),
+            "kick" => {
+                let id: ChannelId = words.next().ok_or(AdminError::MissingId)?.parse()?;
+                let mut rest: Vec<&str> = words.collect();
+                let mode = match rest.first() {
+                    Some(&"graceful") => Some(KickMode::Graceful),
+                    Some(&"abort") => Some(KickMode::Abort),
+                    _ => None,
+                };
+                if mode.is_some() {
+                    rest.remove(0);
+                }
+                Ok(AdminCommand::Kick {
+                    id,
+                    mode: mode.unwrap_or(KickMode::Graceful),
+                    reason: rest.join(" "),
+                })
+            }
+            "shutdown" => {
+                let deadline = match words.next() {
+                    None => DEFAULT_SHUTDOWN_DEADLINE,
+                    Some(ms) => ms
+                        .parse::<u64>()
+                        .map(Duration::from_millis)
+                        .map_err(|_| AdminError::BadDeadline(ms.chars().take(40).collect()))?,
+                };
+                no_more(words, "shutdown")?;
+                Ok(AdminCommand::Shutdown { deadline })
+            }
+            other => Err(AdminError::Unknown(other.chars().take(40).collect())),
+        }
+    }
+
+    /// Parses a raw line as read from the socket (checks UTF-8 first).
+    pub fn parse_bytes(line: &[u8]) -> Result<AdminCommand, AdminError> {
+        let line = std::str::from_utf8(line).map_err(|_| AdminError::NotUtf8)?;
+        AdminCommand::parse(line)
+    }
+}
+
+/// What a kicked client reads before a graceful kick's EOF:
+/// `* kicked: <reason>\n` (or `* kicked\n`).
+pub fn kick_notice(reason: &str) -> Bytes {
+    if reason.is_empty() {
+        Bytes::from_static(b"* kicked\n")
+    } else {
+        Bytes::from(format!("* kicked: {reason}\n"))
+    }
+}
+
+/// The answer to a command that worked.
+pub const OK: &str = "ok\n";
+
+/// The answer to a bad line or a failed command: `error <why>\n`, always
+/// one line.
+pub fn format_error(why: &dyn fmt::Display) -> String {
+    let text = why.to_string().replace(['\n', '\r'], " ");
+    format!("error {text}\n")
+}
+
+/// The answer to `list`: one line per channel, then `.`.
+pub fn format_list<'a>(channels: impl IntoIterator<Item = &'a ChannelInfo>) -> String {
+    let mut out = String::new();
+    for ch in channels {
+        let _ = writeln!(
+            out,
+            "{} {} {} idle={}ms queued={}",
+            ch.id,
+            ch.peer,
+            ch.state,
+            ch.idle.as_millis(),
+            ch.queued
+        );
+    }
+    out.push_str(".\n");
+    out
+}
+
+/// The answer to `stats`: `key=value` lines, then `.`.
+pub fn format_stats(stats: &Stats) -> String {
+    let mut out = String::new();
+    let mut kv = |key: &str, value: &dyn fmt::Display| {
+        let _ = writeln!(out, "{key}={value}");
+    };
+    kv("live", &stats.live);
+    kv("usable", &stats.usable);
+    kv("opened", &stats.opened);
+    kv("refused", &stats.refused);
+    kv("released", &stats.released);
+    kv("offline_depth", &stats.offline_depth);
+    let oldest = stats.offline_oldest.map_or(0, |d| d.as_millis());
+    kv("offline_oldest_ms", &oldest);
+    kv("accept_paused", &stats.accept_paused);
+    kv("bytes_queued", &stats.bytes_queued);
+    kv("bytes_written", &stats.bytes_written);
+    kv("bytes_dropped", &stats.bytes_dropped);
+    kv("bytes_received", &stats.bytes_received);
+    kv("bytes_discarded", &stats.bytes_discarded);
+    kv("sends_rejected", &stats.sends_rejected);
+    kv("stale_calls", &stats.stale_calls);
+    kv("holders_overdue", &stats.holders_overdue);
+    kv("time_regressions", &stats.time_regressions);
+    for (reason, count) in stats.disconnected.iter() {
+        kv(&format!("disconnected.{reason}"), &count);
+    }
+    out.push_str(".\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_parses() {
+        assert_eq!(AdminCommand::parse(" list "), Ok(AdminCommand::List));
+        assert_eq!(AdminCommand::parse("stats"), Ok(AdminCommand::Stats));
+        assert_eq!(
+            AdminCommand::parse("shutdown"),
+            Ok(AdminCommand::Shutdown {
+                deadline: DEFAULT_SHUTDOWN_DEADLINE
+            })
+        );
+        assert_eq!(
+            AdminCommand::parse("shutdown 250"),
+            Ok(AdminCommand::Shutdown {
+                deadline: Duration::from_millis(250)
+            })
+        );
+        let id: ChannelId = "#4.2".parse().unwrap();
+        assert_eq!(
+            AdminCommand::parse("kick #4.2"),
+            Ok(AdminCommand::Kick {
+                id,
+                mode: KickMode::Graceful,
+                reason: String::new()
+            })
+        );
+        assert_eq!(
+            AdminCommand::parse("kick 4.2 graceful bye now"),
+            Ok(AdminCommand::Kick {
+                id,
+                mode: KickMode::Graceful,
+                reason: "bye now".into()
+            })
+        );
+        assert_eq!(
+            AdminCommand::parse("kick #4.2 spamming"),
+            Ok(AdminCommand::Kick {
+                id,
+                mode: KickMode::Graceful,
+                reason: "spamming".into()
+            })
+        );
+    }
+
+    #[test]
+    fn every_bad_line_is_an_error_of_one_line() {
+        let bad = [
+            "",
+            "   ",
+            "lst",
+            "kick",
+            "kick 4",
+            "kick #x.1",
+            "kick #99999999999.1",
+            "list all",
+            "stats now",
+            "shutdown soon",
+            "shutdown 5 6",
+        ];
+        for line in bad {
+            let err = AdminCommand::parse(line).unwrap_err();
+            let answer = format_error(&err);
+            assert!(answer.starts_with("error "), "{line:?}: {answer}");
+            assert_eq!(answer.matches('\n').count(), 1, "{line:?}: {answer}");
+        }
+        assert_eq!(AdminCommand::parse_bytes(b"\xff"), Err(AdminError::NotUtf8));
+    }
+
+    #[test]
+    fn stats_and_list_end_with_a_dot() {
+        let text = format_stats(&Stats::default());
+        assert!(text.contains("live=0\n"));
+        assert!(text.contains("disconnected.kicked=0\n"));
+        assert!(text.ends_with("\n.\n"));
+        assert_eq!(format_list([]), ".\n");
+        assert_eq!(kick_notice("spam"), Bytes::from_static(b"* kicked: spam\n"));
+    }
+}

@@ -1,0 +1,129 @@
+//! Blocking test clients and process helpers.
+
+use std::io::{self, Read};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Socket, Type};
+
+/// How a client's reading ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// `read` returned 0: the server's FIN.
+    Eof,
+    /// The server reset the connection (RST).
+    Reset,
+    /// Another error.
+    Error(io::ErrorKind),
+    /// Nothing conclusive within the timeout.
+    Timeout,
+}
+
+/// Reads until EOF, an error or `timeout`; returns the bytes and the end.
+pub fn read_to_end(stream: &mut TcpStream, timeout: Duration) -> (Vec<u8>, End) {
+    let deadline = Instant::now() + timeout;
+    let mut data = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return (data, End::Timeout);
+        }
+        let _ = stream.set_read_timeout(Some(left));
+        match stream.read(&mut buf) {
+            Ok(0) => return (data, End::Eof),
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+            Err(e) => {
+                let end = match e.kind() {
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => End::Timeout,
+                    io::ErrorKind::Interrupted => continue,
+                    io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => End::Reset,
+                    other => End::Error(other),
+                };
+                return (data, end);
+            }
+        }
+    }
+}
+
+/// Reads exactly `n` bytes or fails after `timeout`.
+pub fn read_exact(stream: &mut TcpStream, n: usize, timeout: Duration) -> io::Result<Vec<u8>> {
+    let deadline = Instant::now() + timeout;
+    let mut data = vec![0u8; n];
+    let mut got = 0;
+    while got < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("read {got} of {n}"),
+            ));
+        }
+        stream.set_read_timeout(Some(left))?;
+        match stream.read(&mut data[got..]) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("EOF after {got} of {n}"),
+                ));
+            }
+            Ok(k) => got += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(data)
+}
+
+/// Whether nothing arrives (no data, no EOF) for `wait`.
+pub fn stays_silent(stream: &mut TcpStream, wait: Duration) -> bool {
+    let _ = stream.set_read_timeout(Some(wait));
+    let mut buf = [0u8; 1];
+    matches!(stream.read(&mut buf), Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
+}
+
+/// Connects with a small receive buffer, so a client that does not read
+/// pushes back on the server quickly.
+pub fn connect_small_window(addr: SocketAddr) -> TcpStream {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    socket.connect(&addr.into()).expect("connect");
+    socket.into()
+}
+
+/// Closes the client with RST (`SO_LINGER` 0).
+pub fn reset(stream: TcpStream) {
+    let socket = Socket::from(stream);
+    socket.set_linger(Some(Duration::ZERO)).expect("SO_LINGER");
+    drop(socket);
+}
+
+/// File descriptors open in this process.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count())
+}
+
+/// Raises the soft fd limit to at least `want` (up to the hard limit; as
+/// root, the hard limit too). Returns the soft limit in force.
+pub fn raise_fd_limit(want: u64) -> u64 {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let current = getrlimit(Resource::Nofile);
+    let soft = current.current.unwrap_or(u64::MAX);
+    if soft >= want {
+        return soft;
+    }
+    let hard = current.maximum.unwrap_or(u64::MAX);
+    let raised_hard = Rlimit {
+        current: Some(want),
+        maximum: Some(hard.max(want)),
+    };
+    if setrlimit(Resource::Nofile, raised_hard).is_ok() {
+        return want;
+    }
+    let capped = Rlimit {
+        current: Some(want.min(hard)),
+        maximum: current.maximum,
+    };
+    let _ = setrlimit(Resource::Nofile, capped);
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
+}

@@ -1,0 +1,164 @@
+//! Many clients: broadcast, server shutdown, and connection churn that
+//! must leave nothing behind.
+
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tether_core::{Config, DisconnectReason, KickMode};
+
+use super::SOON;
+use crate::client::{self, End};
+use crate::rig::{Adapter, Rig, ServerUnderTest};
+
+/// One broadcast reaches 1,000 clients, each exactly once.
+pub fn broadcast_to_1000<A: Adapter>() {
+    const CLIENTS: usize = 1_000;
+    client::raise_fd_limit(8_192);
+    let rig = Rig::<A>::start(Config::default());
+    let mut clients: Vec<TcpStream> = (0..CLIENTS).map(|_| rig.connect().0).collect();
+    let line = Bytes::from_static(b"to everyone\n");
+    let report = rig.server().broadcast(line.clone());
+    assert_eq!(
+        report.sent,
+        CLIENTS,
+        "{}: refused {:?}",
+        A::NAME,
+        report.refused.first()
+    );
+    for client in &mut clients {
+        let got = client::read_exact(client, line.len(), SOON).expect("broadcast line");
+        assert_eq!(got, line);
+        assert!(client::stays_silent(
+            client,
+            Duration::ZERO.max(Duration::from_millis(1))
+        ));
+    }
+    drop(clients);
+    rig.drained(Duration::from_secs(10));
+    let stats = rig.server().stats();
+    assert_eq!(stats.disconnected.peer_closed, CLIENTS as u64);
+    rig.finish();
+}
+
+/// Shutdown kicks everyone with `ServerShutdown`; cooperative clients get
+/// EOF, a client that neither reads nor closes is aborted at the deadline,
+/// and the server stops within the deadline (plus slack) with every
+/// channel released and nothing listening any more.
+pub fn shutdown_drains_within_deadline<A: Adapter>() {
+    let grace = Duration::from_millis(500);
+    let rig = Rig::<A>::start(Config::default());
+    let cooperative: Vec<_> = (0..3).map(|_| rig.connect()).collect();
+    let stubborn = client::connect_small_window(rig.addr());
+    let stubborn_id = rig.opened_id(&stubborn, SOON).expect("opened");
+    // Enough queued that it cannot drain to a peer that does not read.
+    rig.server()
+        .send(stubborn_id, Bytes::from(vec![0u8; 512 << 10]))
+        .expect("send");
+    let readers: Vec<_> = cooperative
+        .into_iter()
+        .map(|(mut stream, id)| {
+            std::thread::spawn(move || {
+                let (_, end) = client::read_to_end(&mut stream, SOON);
+                (id, end)
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    rig.server().shutdown(grace);
+    assert!(
+        rig.server().wait_stopped(grace + Duration::from_secs(3)),
+        "{}: not stopped",
+        A::NAME
+    );
+    let took = started.elapsed();
+    assert!(
+        took < grace + Duration::from_secs(3),
+        "{}: shutdown took {took:?}",
+        A::NAME
+    );
+    for reader in readers {
+        let (id, end) = reader.join().expect("reader");
+        assert_eq!(end, End::Eof, "{}: {id} drained gracefully", A::NAME);
+        assert_eq!(rig.disconnected(id), DisconnectReason::ServerShutdown);
+    }
+    assert_eq!(
+        rig.disconnected(stubborn_id),
+        DisconnectReason::ServerShutdown
+    );
+    assert!(
+        rig.wait_until(SOON, |log| log.shutdown_complete),
+        "{}",
+        A::NAME
+    );
+    assert!(
+        TcpStream::connect(rig.addr()).is_err(),
+        "{}: still listening",
+        A::NAME
+    );
+    drop(stubborn);
+    rig.finish();
+}
+
+/// `cycles` connect → kick (alternately graceful and abortive) → client
+/// reads to EOF or reset → close, from `clients` concurrent clients. At
+/// the end no channel is alive and the process holds exactly the file
+/// descriptors it held before (counted in `/proc/self/fd`).
+pub fn connect_kick_close_cycles<A: Adapter>(cycles: usize, clients: usize) {
+    client::raise_fd_limit(8_192);
+    let rig = Arc::new(Rig::<A>::start(Config::default()));
+    // Warm up (runtime threads, reactor fds), then take the baseline.
+    for _ in 0..8 {
+        one_cycle(&rig, KickMode::Abort);
+    }
+    rig.drained(SOON);
+    let baseline = client::open_fds();
+    let started = Instant::now();
+    let workers: Vec<_> = (0..clients)
+        .map(|worker| {
+            let rig = rig.clone();
+            let share = cycles / clients + usize::from(worker < cycles % clients);
+            std::thread::spawn(move || {
+                for i in 0..share {
+                    let mode = if i % 2 == 0 {
+                        KickMode::Graceful
+                    } else {
+                        KickMode::Abort
+                    };
+                    one_cycle(&rig, mode);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().expect("worker");
+    }
+    rig.drained(Duration::from_secs(10));
+    let mut fds = client::open_fds();
+    let settle = Instant::now();
+    while fds > baseline && settle.elapsed() < SOON {
+        std::thread::sleep(Duration::from_millis(10));
+        fds = client::open_fds();
+    }
+    assert_eq!(fds, baseline, "{}: file descriptors leaked", A::NAME);
+    let stats = rig.server().stats();
+    assert_eq!(stats.live, 0, "{}", A::NAME);
+    assert_eq!(stats.opened, (cycles + 8) as u64, "{}", A::NAME);
+    assert_eq!(stats.released, stats.opened, "{}", A::NAME);
+    assert_eq!(stats.disconnected.kicked, stats.opened, "{}", A::NAME);
+    eprintln!("{}: {cycles} cycles in {:?}", A::NAME, started.elapsed());
+    let rig = Arc::into_inner(rig).expect("workers are done");
+    rig.finish();
+}
+
+fn one_cycle<A: Adapter>(rig: &Rig<A>, mode: KickMode) {
+    let (mut stream, id) = rig.connect();
+    rig.server().kick(id, mode, 5).expect("kick");
+    let (_, end) = client::read_to_end(&mut stream, SOON);
+    let expected = match mode {
+        KickMode::Graceful => End::Eof,
+        KickMode::Abort => End::Reset,
+    };
+    assert_eq!(end, expected, "{}: {id}", A::NAME);
+}

@@ -1,0 +1,225 @@
+//! Policies on real sockets: idle and login timeouts, the channel limit,
+//! and slow consumers.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tether_core::{ChannelState, Config, DisconnectReason, OverflowPolicy, SendError};
+
+use super::SOON;
+use crate::client::{self, End};
+use crate::rig::{Adapter, Rig, ServerUnderTest};
+
+/// A silent client is kicked with `IdleTimeout` (and sees EOF); a chatty
+/// one stays.
+pub fn idle_timeout<A: Adapter>() {
+    let mut config = Config::default();
+    config.idle_timeout = Some(Duration::from_millis(300));
+    let rig = Rig::<A>::start(config);
+    let (mut silent, silent_id) = rig.connect();
+    let (mut chatty, chatty_id) = rig.connect();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(900) {
+        chatty.write_all(b".").expect("write");
+        std::thread::sleep(Duration::from_millis(60));
+    }
+    assert_eq!(rig.disconnected(silent_id), DisconnectReason::IdleTimeout);
+    let (_, end) = client::read_to_end(&mut silent, SOON);
+    assert_eq!(
+        end,
+        End::Eof,
+        "{}: the idle client is closed gracefully",
+        A::NAME
+    );
+    let chatty_state = rig
+        .server()
+        .channels()
+        .iter()
+        .find(|c| c.id == chatty_id)
+        .map(|c| c.state);
+    assert_eq!(
+        chatty_state,
+        Some(ChannelState::Open),
+        "{}: activity keeps it open",
+        A::NAME
+    );
+    drop(silent);
+    rig.released(silent_id);
+    chatty.write_all(b".").expect("still open");
+    drop(chatty);
+    rig.finish();
+}
+
+/// A client not authenticated within the login timeout is kicked with
+/// `LoginTimeout`; an authenticated one stays.
+pub fn login_timeout<A: Adapter>() {
+    let mut config = Config::default();
+    config.login_timeout = Some(Duration::from_millis(300));
+    let rig = Rig::<A>::start(config);
+    let (mut guest, guest_id) = rig.connect();
+    let (member, member_id) = rig.connect();
+    rig.server().authenticate(member_id).expect("authenticate");
+    assert_eq!(rig.disconnected(guest_id), DisconnectReason::LoginTimeout);
+    let (_, end) = client::read_to_end(&mut guest, SOON);
+    assert_eq!(end, End::Eof, "{}", A::NAME);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !rig.log().disconnected.contains_key(&member_id),
+        "{}: member stays",
+        A::NAME
+    );
+    drop((guest, member));
+    rig.finish();
+}
+
+/// At the channel limit accepting pauses (nothing beyond the limit is
+/// served); once channels are released it accepts again.
+pub fn channel_limit<A: Adapter>() {
+    let config = Config::default().with_max_channels(4); // resumes at 3
+    let rig = Rig::<A>::start(config);
+    let mut clients: Vec<TcpStream> = (0..4).map(|_| rig.connect().0).collect();
+    assert!(
+        rig.server().stats().accept_paused,
+        "{}: paused at the limit",
+        A::NAME
+    );
+    // The fifth completes its TCP handshake in the backlog but is not
+    // served: either not accepted yet, or refused (closed at once).
+    let mut fifth = TcpStream::connect(rig.addr()).expect("connect");
+    let early = rig.opened_id(&fifth, Duration::from_millis(300));
+    assert_eq!(
+        early,
+        None,
+        "{}: a fifth channel opened past the limit",
+        A::NAME
+    );
+    assert!(rig.server().channels().len() <= 4);
+    drop(clients.drain(..2));
+    let resumed = Instant::now();
+    while rig.server().stats().accept_paused {
+        assert!(
+            resumed.elapsed() < SOON,
+            "{}: accepting never resumed",
+            A::NAME
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Paused, the fifth waited in the backlog and is served now; refused,
+    // it saw EOF and a new client gets in instead.
+    let served = match rig.opened_id(&fifth, Duration::from_secs(2)) {
+        Some(_) => true,
+        None => {
+            let (_, end) = client::read_to_end(&mut fifth, Duration::from_secs(1));
+            assert_ne!(
+                end,
+                End::Timeout,
+                "{}: fifth neither served nor refused",
+                A::NAME
+            );
+            let (late, _) = rig.connect();
+            clients.push(late);
+            false
+        }
+    };
+    let stats = rig.server().stats();
+    assert!(stats.live <= 4, "{}", A::NAME);
+    assert!(served || stats.refused >= 1, "{}", A::NAME);
+    drop((clients, fifth));
+    rig.finish();
+}
+
+/// A client that never reads is kicked as a slow consumer once its queue
+/// overflows, while three readers get every byte, unslowed.
+pub fn slow_consumer<A: Adapter>() {
+    let mut config = Config::default().with_queue_limit(256 << 10);
+    config.overflow = OverflowPolicy::KickSlowConsumer;
+    let rig = Rig::<A>::start(config);
+    let slow = client::connect_small_window(rig.addr());
+    let slow_id = rig.opened_id(&slow, SOON).expect("opened");
+    const CHUNK: usize = 16 << 10;
+    const CHUNKS: usize = 2_000; // 32 MiB per reader: far past any socket buffer
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut readers = Vec::new();
+    let mut fast_ids = Vec::new();
+    for _ in 0..3 {
+        let (mut stream, id) = rig.connect();
+        fast_ids.push(id);
+        let stop = stop.clone();
+        readers.push(std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 << 10];
+            let mut total = 0usize;
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+            while total < CHUNK * CHUNKS && !stop.load(Ordering::Relaxed) {
+                match stream.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => total += n,
+                    Err(_) => {}
+                }
+            }
+            (total, stream)
+        }));
+    }
+    let chunk = Bytes::from(vec![b'z'; CHUNK]);
+    let started = Instant::now();
+    let mut slow_kicked = false;
+    for _ in 0..CHUNKS {
+        // Pace on the readers only: they must never overflow.
+        while rig
+            .server()
+            .channels()
+            .iter()
+            .any(|c| fast_ids.contains(&c.id) && c.queued > (128 << 10))
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{}: readers stalled",
+                A::NAME
+            );
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        for &id in &fast_ids {
+            rig.server()
+                .send(id, chunk.clone())
+                .expect("readers never overflow");
+        }
+        if !slow_kicked {
+            match rig.server().send(slow_id, chunk.clone()) {
+                Ok(()) => {}
+                Err(SendError::QueueFull { kicked: true, .. }) => slow_kicked = true,
+                Err(e) => panic!("{}: unexpected refusal {e}", A::NAME),
+            }
+        }
+    }
+    assert!(
+        slow_kicked,
+        "{}: the slow consumer was never kicked",
+        A::NAME
+    );
+    assert_eq!(rig.disconnected(slow_id), DisconnectReason::SlowConsumer);
+    let ended: Vec<(usize, TcpStream)> = readers
+        .into_iter()
+        .map(|r| r.join().expect("reader"))
+        .collect();
+    stop.store(true, Ordering::Relaxed);
+    let totals: Vec<usize> = ended.iter().map(|(total, _)| *total).collect();
+    assert_eq!(
+        totals,
+        vec![CHUNK * CHUNKS; 3],
+        "{}: readers got every byte",
+        A::NAME
+    );
+    assert!(started.elapsed() < Duration::from_secs(60));
+    for id in fast_ids {
+        assert!(
+            !rig.log().disconnected.contains_key(&id),
+            "{}: reader {id} kept",
+            A::NAME
+        );
+    }
+    drop((slow, ended));
+    rig.finish();
+}
