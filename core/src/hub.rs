@@ -122,6 +122,11 @@ impl Hub {
         let ch = Self::lookup(&mut self.table, &mut self.books.stats, id)?;
         let result = f(ch, &mut self.books, &self.config, now);
         t::rearm(ch, id, &self.config, &mut self.timers);
+        // Every input may re-arm (received bytes move the idle deadline), and
+        // stale entries below another channel's earlier deadline are out of
+        // `poll_timeout`'s reach: compact here too, or a busy channel next
+        // to an idle one grows the heap with traffic (invariant 8).
+        self.compact_timers_if_sparse();
         result
     }
 
@@ -235,6 +240,7 @@ impl Hub {
         self.table.remove(id).map_err(CloseError::Id)?;
         let table = &self.table;
         self.books.offline.remove(|id| table.contains(id));
+        self.compact_timers_if_sparse();
         self.books.stats.released += 1;
         self.books.events.push_back(Event::Released { id });
         if self.accept_paused
@@ -277,6 +283,17 @@ impl Hub {
                 t::rearm(ch, id, &self.config, &mut self.timers);
             }
         }
+        self.compact_timers_if_sparse();
+    }
+
+    /// Drops stale timer entries once they outnumber the live channels, in
+    /// place (no allocation), amortized O(1) per entry. Called on every
+    /// release too, not only in `handle_timeout`: when other channels keep
+    /// earlier live deadlines on top of the heap, entries left by released
+    /// channels sit below them, `poll_timeout` cannot drop them, and without
+    /// this the heap would grow with every lifecycle until the next deadline
+    /// fires (invariant 8).
+    fn compact_timers_if_sparse(&mut self) {
         if self.timers.len() > 2 * self.table.len() + 64 {
             let table = &self.table;
             self.timers
@@ -516,6 +533,7 @@ impl Hub {
         stats.usable = self.books.usable;
         stats.offline_depth = self.books.offline.depth();
         stats.accept_paused = self.accept_paused;
+        stats.timer_entries = self.timers.len();
         let table = &self.table;
         stats.offline_oldest = self
             .books

@@ -156,6 +156,27 @@ enum Entry<T> {
     Vacant { generation: u32, next_free: u32 },
 }
 
+impl<T> Entry<T> {
+    /// The generation of the slot's current or latest use.
+    #[inline]
+    fn generation(&self) -> u32 {
+        match *self {
+            Entry::Occupied { generation, .. } | Entry::Vacant { generation, .. } => generation,
+        }
+    }
+}
+
+/// Classifies an id that does not name a live entry, given the generation of
+/// the slot it points at (`None`: no such slot in this table, or another
+/// shard's id).
+#[cold]
+fn miss(id: ChannelId, current: Option<u32>) -> IdError {
+    match current {
+        Some(current) if id.generation() != 0 && id.generation() <= current => IdError::Stale(id),
+        _ => IdError::Unknown(id),
+    }
+}
+
 const NO_FREE: u32 = u32::MAX;
 
 /// A slot table with generational ids: `O(1)` insert, lookup and remove,
@@ -254,56 +275,46 @@ impl<T> IdTable<T> {
         ChannelId((self.shard as u64) << 56 | (slot as u64) << 32 | generation as u64)
     }
 
-    /// Classifies an id that does not name a live entry.
-    #[cold]
-    fn miss(&self, id: ChannelId) -> IdError {
-        if id.shard() != self.shard {
-            return IdError::Unknown(id);
-        }
-        let current = match self.entries.get(id.slot() as usize) {
-            None => return IdError::Unknown(id),
-            Some(Entry::Occupied { generation, .. }) | Some(Entry::Vacant { generation, .. }) => {
-                *generation
-            }
-        };
-        if id.generation() == 0 || id.generation() > current {
-            IdError::Unknown(id)
-        } else {
-            IdError::Stale(id)
-        }
+    /// The index of `id`'s slot in `entries`, or an index past the end when
+    /// `id` belongs to another shard: the shard bits of the raw id are XORed
+    /// with this table's, so one bounds check also rejects foreign ids.
+    #[inline]
+    fn index(&self, id: ChannelId) -> usize {
+        // `(raw >> 32) as u32` is `shard << 24 | slot`; the slot fits in 24
+        // bits, so a foreign shard leaves bits 24.. set and the index is at
+        // least `MAX_SLOTS`, which `entries` never reaches.
+        (((id.0 >> 32) as u32) ^ ((self.shard as u32) << SLOT_BITS)) as usize
     }
 
     /// The value `id` names, if it is live.
     #[inline]
     pub fn get(&self, id: ChannelId) -> Result<&T, IdError> {
-        if id.shard() == self.shard {
-            if let Some(Entry::Occupied { generation, value }) =
-                self.entries.get(id.slot() as usize)
-            {
-                if *generation == id.generation() {
-                    return Ok(value);
-                }
+        match self.entries.get(self.index(id)) {
+            Some(Entry::Occupied { generation, value }) if *generation == id.generation() => {
+                Ok(value)
             }
+            other => Err(miss(id, other.map(Entry::generation))),
         }
-        Err(self.miss(id))
     }
 
     /// The value `id` names, mutably, if it is live.
     #[inline]
     pub fn get_mut(&mut self, id: ChannelId) -> Result<&mut T, IdError> {
-        let slot = id.slot() as usize;
-        let hit = id.shard() == self.shard
-            && matches!(self.entries.get(slot), Some(Entry::Occupied { generation, .. }) if *generation == id.generation());
-        if !hit {
-            return Err(self.miss(id));
-        }
-        match &mut self.entries[slot] {
-            Entry::Occupied { value, .. } => Ok(value),
-            Entry::Vacant { .. } => unreachable!("checked occupied above"),
+        let index = self.index(id);
+        let Some(entry) = self.entries.get_mut(index) else {
+            return Err(miss(id, None));
+        };
+        // Read first (both variants keep it at the same place): the miss arm
+        // cannot borrow `entry` again while the hit arm returns it.
+        let current = entry.generation();
+        match entry {
+            Entry::Occupied { value, .. } if current == id.generation() => Ok(value),
+            _ => Err(miss(id, Some(current))),
         }
     }
 
     /// Whether `id` names a live entry.
+    #[inline]
     pub fn contains(&self, id: ChannelId) -> bool {
         self.get(id).is_ok()
     }
@@ -311,17 +322,28 @@ impl<T> IdTable<T> {
     /// Removes the entry `id` names and returns its value. The id, and every
     /// copy of it, is stale from now on.
     pub fn remove(&mut self, id: ChannelId) -> Result<T, IdError> {
-        self.get(id)?;
-        let slot = id.slot();
+        let index = self.index(id);
         let generation = id.generation();
+        let Some(entry) = self.entries.get_mut(index) else {
+            return Err(miss(id, None));
+        };
+        let current = entry.generation();
+        if current != generation || !matches!(entry, Entry::Occupied { .. }) {
+            return Err(miss(id, Some(current)));
+        }
         let retired = generation == u32::MAX;
         let vacant = Entry::Vacant {
-            generation,
+            // `current` (equal to `generation` here) is read from the entry,
+            // so the compiler sees the field is unchanged and does not store
+            // it again; that store measurably slowed the next `insert` of
+            // this slot (`churn/tether` in benches/ids.rs).
+            generation: current,
             next_free: if retired { NO_FREE } else { self.free_head },
         };
-        let old = std::mem::replace(&mut self.entries[slot as usize], vacant);
+        let old = std::mem::replace(entry, vacant);
         if !retired {
-            self.free_head = slot;
+            // `index` is the slot: the shard matched, or `get_mut` missed.
+            self.free_head = index as u32;
         }
         self.len -= 1;
         match old {
@@ -431,6 +453,23 @@ mod tests {
         let out_of_range = ChannelId::from_parts(1, 99, 1).unwrap();
         for id in [future, zero, other_shard, out_of_range] {
             assert_eq!(t.get(id), Err(IdError::Unknown(id)));
+        }
+    }
+
+    #[test]
+    fn foreign_shard_ids_never_reach_a_slot() {
+        // `index` folds the shard check into the bounds check: every other
+        // shard's id must miss, whatever the slot and generation.
+        for own in [0u8, 1, 127, 255] {
+            let mut t = IdTable::new(own);
+            let a = t.insert(7u32).unwrap();
+            for shard in (0..=255u8).filter(|&s| s != own) {
+                let forged = ChannelId::from_parts(shard, a.slot(), a.generation()).unwrap();
+                assert_eq!(t.get(forged), Err(IdError::Unknown(forged)));
+                assert_eq!(t.get_mut(forged), Err(IdError::Unknown(forged)));
+                assert_eq!(t.remove(forged), Err(IdError::Unknown(forged)));
+            }
+            assert_eq!(t.remove(a), Ok(7));
         }
     }
 

@@ -105,4 +105,8 @@ pub struct Stats {
     pub offline_oldest: Option<Duration>,
     /// Whether the hub asked the adapter to pause accepting.
     pub accept_paused: bool,
+    /// Entries in the deadline heap, live and stale. Bounded by the live
+    /// channels (a few per channel plus a constant), never by traffic
+    /// (invariant 8).
+    pub timer_entries: usize,
 }

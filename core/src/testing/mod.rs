@@ -9,7 +9,8 @@
 pub mod checker;
 mod clock;
 mod driver;
+mod model;
 
-pub use checker::{Checker, Violation};
+pub use checker::{Checker, Input, Outcome, Rejection, Violation};
 pub use clock::VirtualClock;
 pub use driver::Driver;

@@ -1,0 +1,255 @@
+//! The simulated server's configuration: the hub's policies at small sizes
+//! (so limits are hit), and how the simulated adapter confirms closes.
+//! Written as one `config key=value …` line at the top of a trace.
+
+use std::fmt;
+use std::time::Duration;
+
+use arbitrary::{Arbitrary, Unstructured};
+use tether_core::{Config, HalfClosePolicy, KickMode, OverflowPolicy};
+
+use crate::TraceError;
+
+/// A timeout in the simulated configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timeout {
+    /// Never.
+    Off,
+    /// After this many milliseconds (at least 1).
+    Ms(u32),
+    /// `Duration::MAX`: a deadline no `Instant` can hold (must never panic).
+    Max,
+}
+
+impl Timeout {
+    fn duration(self) -> Option<Duration> {
+        match self {
+            Timeout::Off => None,
+            Timeout::Ms(ms) => Some(Duration::from_millis(u64::from(ms.max(1)))),
+            Timeout::Max => Some(Duration::MAX),
+        }
+    }
+
+    fn arbitrary_ms(u: &mut Unstructured<'_>, allow_off: bool) -> arbitrary::Result<Timeout> {
+        Ok(match u.int_in_range(0..=9u8)? {
+            0 if allow_off => Timeout::Off,
+            1 => Timeout::Max,
+            _ => Timeout::Ms(u.int_in_range(1..=5_000u32)?),
+        })
+    }
+}
+
+impl fmt::Display for Timeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Timeout::Off => f.write_str("off"),
+            Timeout::Ms(ms) => write!(f, "{ms}"),
+            Timeout::Max => f.write_str("max"),
+        }
+    }
+}
+
+impl std::str::FromStr for Timeout {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Timeout, ()> {
+        match s {
+            "off" => Ok(Timeout::Off),
+            "max" => Ok(Timeout::Max),
+            _ => s.parse().map(Timeout::Ms).map_err(|_| ()),
+        }
+    }
+}
+
+/// The simulated server's configuration (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimConfig {
+    /// `Config::max_channels` (1–16 from the fuzzer).
+    pub max_channels: usize,
+    /// `Config::accept_resume_at` (below `max_channels`).
+    pub resume_at: usize,
+    /// `Config::queue_limit`.
+    pub queue_limit: usize,
+    /// `Config::high_watermark`.
+    pub high: usize,
+    /// `Config::low_watermark`.
+    pub low: usize,
+    /// `Config::overflow`.
+    pub overflow: OverflowPolicy,
+    /// `Config::half_close`.
+    pub half_close: HalfClosePolicy,
+    /// `Config::default_kick`.
+    pub default_kick: KickMode,
+    /// `Config::idle_timeout`.
+    pub idle: Timeout,
+    /// `Config::login_timeout`.
+    pub login: Timeout,
+    /// `Config::flush_timeout` (never off).
+    pub flush: Timeout,
+    /// `Config::holder_overdue_after` (never off).
+    pub overdue: Timeout,
+    /// The adapter confirms a close at once (`true`), or only on the next
+    /// `wait` or `confirm` op.
+    pub confirm_at_once: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            max_channels: 8,
+            resume_at: 6,
+            queue_limit: 4096,
+            high: 1024,
+            low: 256,
+            overflow: OverflowPolicy::Reject,
+            half_close: HalfClosePolicy::Disallow,
+            default_kick: KickMode::Graceful,
+            idle: Timeout::Ms(3_000),
+            login: Timeout::Off,
+            flush: Timeout::Ms(500),
+            overdue: Timeout::Ms(2_000),
+            confirm_at_once: true,
+        }
+    }
+}
+
+impl<'a> Arbitrary<'a> for SimConfig {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let max_channels = usize::from(u.int_in_range(1..=16u8)?);
+        let resume_at = usize::from(u.int_in_range(0..=15u8)?) % max_channels;
+        let queue_limit = match u.int_in_range(0..=3u8)? {
+            0 => usize::from(u.int_in_range(1..=16u8)?),
+            1 => usize::from(u.int_in_range(1..=1024u16)?),
+            _ => 4096,
+        };
+        let high = u.int_in_range(0..=queue_limit)?;
+        let low = u.int_in_range(0..=high)?;
+        Ok(SimConfig {
+            max_channels,
+            resume_at,
+            queue_limit,
+            high,
+            low,
+            overflow: OverflowPolicy::arbitrary(u)?,
+            half_close: HalfClosePolicy::arbitrary(u)?,
+            default_kick: KickMode::arbitrary(u)?,
+            idle: Timeout::arbitrary_ms(u, true)?,
+            login: Timeout::arbitrary_ms(u, true)?,
+            flush: Timeout::arbitrary_ms(u, false)?,
+            overdue: Timeout::arbitrary_ms(u, false)?,
+            confirm_at_once: bool::arbitrary(u)?,
+        })
+    }
+}
+
+impl SimConfig {
+    /// The hub's configuration. Always valid: fields are clamped.
+    pub fn hub_config(&self) -> Config {
+        let max_channels = self.max_channels.clamp(1, 1 << 16);
+        let queue_limit = self.queue_limit.max(1);
+        let high = self.high.min(queue_limit);
+        Config {
+            max_channels,
+            accept_resume_at: Some(self.resume_at.min(max_channels - 1)),
+            queue_limit,
+            high_watermark: high,
+            low_watermark: self.low.min(high),
+            overflow: self.overflow,
+            half_close: self.half_close,
+            default_kick: self.default_kick,
+            idle_timeout: self.idle.duration(),
+            login_timeout: self.login.duration(),
+            flush_timeout: self.flush.duration().unwrap_or(Duration::from_secs(5)),
+            holder_overdue_after: self.overdue.duration().unwrap_or(Duration::from_secs(10)),
+            ..Config::default()
+        }
+    }
+
+    /// Parses the `config …` line (without the word `config`).
+    pub fn parse(text: &str) -> Result<SimConfig, TraceError> {
+        let mut c = SimConfig::default();
+        for pair in text.split_whitespace() {
+            let bad = || TraceError::Config(pair.to_string());
+            let (key, value) = pair.split_once('=').ok_or_else(bad)?;
+            let num = || value.parse::<usize>().map_err(|_| bad());
+            let timeout = || value.parse::<Timeout>().map_err(|()| bad());
+            match key {
+                "max" => c.max_channels = num()?,
+                "resume" => c.resume_at = num()?,
+                "limit" => c.queue_limit = num()?,
+                "high" => c.high = num()?,
+                "low" => c.low = num()?,
+                "overflow" => {
+                    c.overflow = match value {
+                        "reject" => OverflowPolicy::Reject,
+                        "kick" => OverflowPolicy::KickSlowConsumer,
+                        _ => return Err(bad()),
+                    }
+                }
+                "half-close" => {
+                    c.half_close = match value {
+                        "allow" => HalfClosePolicy::Allow,
+                        "disallow" => HalfClosePolicy::Disallow,
+                        _ => return Err(bad()),
+                    }
+                }
+                "kick" => {
+                    c.default_kick = match value {
+                        "graceful" => KickMode::Graceful,
+                        "abort" => KickMode::Abort,
+                        _ => return Err(bad()),
+                    }
+                }
+                "idle" => c.idle = timeout()?,
+                "login" => c.login = timeout()?,
+                "flush" => c.flush = timeout()?,
+                "overdue" => c.overdue = timeout()?,
+                "confirm" => {
+                    c.confirm_at_once = match value {
+                        "at-once" => true,
+                        "on-wait" => false,
+                        _ => return Err(bad()),
+                    }
+                }
+                _ => return Err(bad()),
+            }
+        }
+        Ok(c)
+    }
+}
+
+impl fmt::Display for SimConfig {
+    /// The `config …` line's body, parsed back by [`SimConfig::parse`].
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let overflow = match self.overflow {
+            OverflowPolicy::Reject => "reject",
+            OverflowPolicy::KickSlowConsumer => "kick",
+        };
+        let half = match self.half_close {
+            HalfClosePolicy::Allow => "allow",
+            HalfClosePolicy::Disallow => "disallow",
+        };
+        let kick = match self.default_kick {
+            KickMode::Graceful => "graceful",
+            KickMode::Abort => "abort",
+        };
+        let confirm = if self.confirm_at_once {
+            "at-once"
+        } else {
+            "on-wait"
+        };
+        write!(
+            f,
+            "max={} resume={} limit={} high={} low={} overflow={overflow} half-close={half} \
+             kick={kick} idle={} login={} flush={} overdue={} confirm={confirm}",
+            self.max_channels,
+            self.resume_at,
+            self.queue_limit,
+            self.high,
+            self.low,
+            self.idle,
+            self.login,
+            self.flush,
+            self.overdue
+        )
+    }
+}

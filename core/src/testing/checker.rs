@@ -1,0 +1,545 @@
+//! The invariant checker: watches one [`Hub`]'s inputs and outputs and
+//! checks the invariants of DESIGN.md §4 after every step against a small
+//! reference model of its own.
+//!
+//! A *step* is one input call, its result, and every action and event it
+//! emitted (plus, optionally, `poll_timeout`). The model predicts the result
+//! and the exact per-channel outputs; any difference is a [`Violation`]
+//! naming the invariant it breaks. Outputs of different channels may come in
+//! any order; within a channel the order is checked.
+//!
+//! The easy way is [`Checker::step`], which makes the call, drains the hub
+//! and checks:
+//!
+//! ```
+//! use std::time::Instant;
+//! use tether_core::{Action, Config, Event, Hub, KickMode};
+//! use tether_core::testing::{Checker, Input, Outcome};
+//!
+//! let config = Config::default();
+//! let mut hub = Hub::new(config.clone()).unwrap();
+//! let mut checker = Checker::new(&config);
+//! let (mut actions, mut events) = (Vec::new(), Vec::new());
+//! let now = Instant::now();
+//! let peer = "127.0.0.1:4000".parse().unwrap();
+//!
+//! let opened = checker.step(&mut hub, now, &Input::Accept { peer }, &mut actions, &mut events);
+//! let Ok(Outcome::Opened(id)) = opened else { panic!("{opened:?}") };
+//! let kick = Input::Kick { id, mode: KickMode::Abort, code: 3 };
+//! checker.step(&mut hub, now, &kick, &mut actions, &mut events).unwrap();
+//! assert!(actions.contains(&Action::Abort { id }));
+//! // The same id again: the hub must answer `AlreadyClosing`, and does.
+//! checker.step(&mut hub, now, &kick, &mut actions, &mut events).unwrap();
+//! ```
+//!
+//! An adapter under test that calls the hub itself feeds the checker by hand
+//! instead: [`Checker::input`] with the call and its [`Outcome`], then
+//! [`Checker::action`] / [`Checker::event`] for each output it drained,
+//! then [`Checker::finish_step`].
+//!
+//! Cost: `O(outputs)` per step, plus `O(live channels)` for timeouts,
+//! broadcasts, shutdown and the `poll_timeout` check — meant for tests with
+//! up to a few thousand channels.
+
+use std::fmt;
+use std::time::Instant;
+
+use super::model::Model;
+use crate::{Action, ChannelId, DisconnectReason, Event, Hub, ShutdownHow};
+
+mod input;
+#[cfg(test)]
+mod tests;
+
+pub use input::{Input, Outcome, Rejection};
+
+/// A broken invariant: which step, which invariant (1–12 of DESIGN.md §4),
+/// and what was seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The step (0-based count of inputs checked) where it was detected.
+    pub step: u64,
+    /// The invariant's number in DESIGN.md §4.
+    pub invariant: u8,
+    /// What was expected and what happened.
+    pub message: String,
+}
+
+impl Violation {
+    /// A violation of `invariant` at `step` (for adapters' own checks).
+    pub fn new(step: u64, invariant: u8, message: impl Into<String>) -> Violation {
+        Violation {
+            step,
+            invariant,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invariant {} violated at step {}: {}",
+            self.invariant, self.step, self.message
+        )
+    }
+}
+
+impl std::error::Error for Violation {}
+
+/// Checks one hub's inputs and outputs against a reference model. See the
+/// [module documentation](self).
+#[derive(Debug, Clone)]
+pub struct Checker {
+    model: Model,
+    step: u64,
+    in_step: bool,
+    input_kind: &'static str,
+    timeout_step: bool,
+    seen_actions: Vec<Action>,
+    seen_events: Vec<Event>,
+    /// Whether the adapter was last asked to pause accepting (from outputs).
+    paused_seen: bool,
+    violation: Option<Violation>,
+}
+
+impl Checker {
+    /// A checker for a hub created with `config`.
+    pub fn new(config: &crate::Config) -> Checker {
+        Checker {
+            model: Model::new(config),
+            step: 0,
+            in_step: false,
+            input_kind: "",
+            timeout_step: false,
+            seen_actions: Vec::new(),
+            seen_events: Vec::new(),
+            paused_seen: false,
+            violation: None,
+        }
+    }
+
+    /// Steps checked so far.
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+
+    /// Channels alive according to the model.
+    pub fn live(&self) -> usize {
+        self.model.live
+    }
+
+    /// The first violation found, if any.
+    pub fn violation(&self) -> Option<&Violation> {
+        self.violation.as_ref()
+    }
+
+    fn fail(&mut self, invariant: u8, message: String) {
+        if self.violation.is_none() {
+            self.violation = Some(Violation {
+                step: self.step,
+                invariant,
+                message: format!("[{}] {message}", self.input_kind),
+            });
+        }
+    }
+
+    /// Makes the call `input` on `hub` at `now`, drains every action and
+    /// event it emitted (appended to `actions` and `events` for the caller
+    /// to execute), checks `poll_timeout`, and checks the whole step.
+    pub fn step(
+        &mut self,
+        hub: &mut Hub,
+        now: Instant,
+        input: &Input,
+        actions: &mut Vec<Action>,
+        events: &mut Vec<Event>,
+    ) -> Result<Outcome, Violation> {
+        let outcome = input.apply(hub, now);
+        self.input(now, input, outcome);
+        while let Some(a) = hub.poll_action() {
+            self.action(&a);
+            actions.push(a);
+        }
+        while let Some(e) = hub.poll_event() {
+            self.event(&e);
+            events.push(e);
+        }
+        let timeout = hub.poll_timeout();
+        self.poll_timeout(timeout);
+        self.check_stats(hub);
+        self.finish_step().map(|()| outcome)
+    }
+
+    /// Cross-checks the hub's counters with the model: live channels,
+    /// offline depth and timer entries (invariant 8), and that every queued byte is written,
+    /// dropped-and-counted or still queued (invariant 5).
+    pub fn check_stats(&mut self, hub: &Hub) {
+        let stats = hub.stats();
+        let m = &self.model;
+        let problem = if stats.live != m.live {
+            Some((
+                8,
+                format!("hub has {} live channels, model {}", stats.live, m.live),
+            ))
+        } else if stats.timer_entries > 6 * m.live + 64 {
+            // Bookkeeping must be bounded by the channels, not by traffic.
+            let msg = format!(
+                "{} timer entries for {} live channels",
+                stats.timer_entries, m.live
+            );
+            Some((8, msg))
+        } else if stats.offline_depth != m.offline {
+            Some((
+                8,
+                format!("offline depth {}, model {}", stats.offline_depth, m.offline),
+            ))
+        } else if (stats.bytes_queued, stats.bytes_written, stats.bytes_dropped)
+            != (m.bytes_queued, m.bytes_written, m.bytes_dropped)
+        {
+            Some((
+                5,
+                format!(
+                    "bytes queued/written/dropped {}/{}/{}, model {}/{}/{}",
+                    stats.bytes_queued,
+                    stats.bytes_written,
+                    stats.bytes_dropped,
+                    m.bytes_queued,
+                    m.bytes_written,
+                    m.bytes_dropped
+                ),
+            ))
+        } else {
+            None
+        };
+        if let Some((invariant, msg)) = problem {
+            self.fail(invariant, msg);
+        }
+    }
+
+    /// Starts a step: the input call made at `now` and its outcome.
+    pub fn input(&mut self, now: Instant, input: &Input, outcome: Outcome) {
+        if self.in_step {
+            // An unfinished step: check it before starting the next.
+            let _ = self.finish_step();
+        }
+        self.in_step = true;
+        self.input_kind = input_name(input);
+        self.timeout_step = matches!(input, Input::Timeout);
+        self.model.actions.clear();
+        self.model.events.clear();
+        self.seen_actions.clear();
+        self.seen_events.clear();
+        let expected = self.predict(now, input, outcome);
+        if let Err((invariant, msg)) = expected {
+            self.fail(invariant, msg);
+        } else if let Ok(expected) = expected
+            && expected != outcome
+        {
+            let invariant = outcome_invariant(input, expected, outcome);
+            let msg = format!("{input:?}: expected {expected:?}, hub returned {outcome:?}");
+            self.fail(invariant, msg);
+        }
+    }
+
+    /// The model's prediction for `input`; for `accept`, takes the hub's id.
+    fn predict(
+        &mut self,
+        now: Instant,
+        input: &Input,
+        outcome: Outcome,
+    ) -> Result<Outcome, (u8, String)> {
+        let m = &mut self.model;
+        if let Input::Accept { peer } = input {
+            return match (m.accept_expected(now), outcome) {
+                (Ok(()), Outcome::Opened(id)) => {
+                    m.accept_opened(id, *peer).map_err(|e| (6, e))?;
+                    Ok(outcome)
+                }
+                (Ok(()), _) => Ok(Outcome::Opened(ChannelId::from_raw(0))),
+                (Err(r), _) => Ok(Outcome::Rejected(r)),
+            };
+        }
+        if let Some(id) = input.channel() {
+            if !matches!(input, Input::Attach { .. }) {
+                m.clock(now);
+            }
+            let slot = match m.lookup(id) {
+                Ok(slot) => slot,
+                Err(r) => return Ok(Outcome::Rejected(r)),
+            };
+            return Ok(match input {
+                Input::Received { data, .. } => m.received(now, slot, data),
+                Input::PeerEof { .. } => m.peer_eof(now, slot),
+                Input::IoError { kind, .. } => m.io_error(now, slot, *kind),
+                Input::Written { n, .. } => m.written(now, slot, *n),
+                Input::Send { data, .. } => m.send(now, slot, data),
+                Input::Kick { mode, code, .. } => {
+                    m.kick(now, slot, *mode, DisconnectReason::Kicked { code: *code })
+                }
+                Input::Close { .. } => {
+                    let mode = m.config.default_kick;
+                    m.kick(now, slot, mode, DisconnectReason::Kicked { code: 0 })
+                }
+                Input::Authenticate { .. } => m.authenticate(now, slot),
+                Input::Attach { .. } => m.attach(slot),
+                Input::Detach { .. } => m.detach(now, slot),
+                Input::Closed { .. } => m.closed(now, slot),
+                Input::Accept { .. }
+                | Input::Broadcast { .. }
+                | Input::Timeout
+                | Input::Shutdown { .. } => unreachable!("inputs without a channel"),
+            });
+        }
+        Ok(match input {
+            Input::Broadcast { data } => m.broadcast(now, data),
+            Input::Timeout => m.timeout(now),
+            Input::Shutdown { grace } => m.shutdown(now, *grace),
+            _ => unreachable!("inputs with a channel handled above"),
+        })
+    }
+
+    /// Records one action the step emitted, in the order drained.
+    pub fn action(&mut self, action: &Action) {
+        match action {
+            Action::PauseAccept if self.paused_seen => {
+                self.fail(12, "PauseAccept while already paused".into())
+            }
+            Action::ResumeAccept if !self.paused_seen => {
+                self.fail(12, "ResumeAccept while not paused".into())
+            }
+            Action::PauseAccept => self.paused_seen = true,
+            Action::ResumeAccept => self.paused_seen = false,
+            _ => {}
+        }
+        self.seen_actions.push(action.clone());
+    }
+
+    /// Records one event the step emitted, in the order drained.
+    pub fn event(&mut self, event: &Event) {
+        self.seen_events.push(event.clone());
+    }
+
+    /// Records what `poll_timeout` returned after the step: it must not be
+    /// later than any deadline the model knows, and not in the past unless
+    /// something is due (invariant 7).
+    pub fn poll_timeout(&mut self, timeout: Option<Instant>) {
+        let earliest = self.model.earliest_deadline();
+        let now = self.model.now;
+        match (timeout, earliest) {
+            (None, Some(d)) => self.fail(
+                7,
+                format!("poll_timeout is None but a deadline is pending at {d:?}"),
+            ),
+            (Some(t), Some(d)) if t > d => self.fail(
+                7,
+                format!("poll_timeout {t:?} is after the pending deadline {d:?}"),
+            ),
+            (Some(t), _) if now.is_some_and(|n| t < n) && earliest.is_none_or(|d| d > t) => self
+                .fail(
+                    7,
+                    format!("poll_timeout {t:?} is in the past with nothing due"),
+                ),
+            _ => {}
+        }
+    }
+
+    /// Ends the step: compares the outputs with the model's and checks the
+    /// global bounds. Returns the first violation found (it stays recorded).
+    pub fn finish_step(&mut self) -> Result<(), Violation> {
+        if self.in_step {
+            self.in_step = false;
+            self.compare_outputs();
+            self.check_bounds();
+            self.step += 1;
+        }
+        match &self.violation {
+            Some(v) => Err(v.clone()),
+            None => Ok(()),
+        }
+    }
+
+    fn compare_outputs(&mut self) {
+        if self.violation.is_some() {
+            return;
+        }
+        let timeout = self.timeout_step;
+        if let Some((inv, msg)) = diff(
+            &self.model.actions,
+            &self.seen_actions,
+            timeout,
+            action_invariant,
+        ) {
+            self.fail(inv, format!("actions: {msg}"));
+        }
+        if let Some((inv, msg)) = diff(
+            &self.model.events,
+            &self.seen_events,
+            timeout,
+            event_invariant,
+        ) {
+            self.fail(inv, format!("events: {msg}"));
+        }
+    }
+
+    fn check_bounds(&mut self) {
+        let m = &self.model;
+        let max = m.config.max_channels;
+        if m.live > max {
+            let msg = format!("{} channels alive, limit {max}", m.live);
+            self.fail(12, msg);
+        } else if m.live >= max && !self.paused_seen {
+            let msg = format!("at the limit ({max} alive) without PauseAccept");
+            self.fail(12, msg);
+        } else if self.paused_seen && m.shutdown.is_none() && m.live <= m.config.resume_mark() {
+            let msg = format!(
+                "{} alive, at or below the resume mark, still paused",
+                m.live
+            );
+            self.fail(12, msg);
+        }
+    }
+}
+
+fn input_name(input: &Input) -> &'static str {
+    match input {
+        Input::Accept { .. } => "accept",
+        Input::Received { .. } => "received",
+        Input::PeerEof { .. } => "peer-eof",
+        Input::IoError { .. } => "io-error",
+        Input::Written { .. } => "written",
+        Input::Send { .. } => "send",
+        Input::Broadcast { .. } => "broadcast",
+        Input::Kick { .. } => "kick",
+        Input::Close { .. } => "close",
+        Input::Authenticate { .. } => "authenticate",
+        Input::Attach { .. } => "attach",
+        Input::Detach { .. } => "detach",
+        Input::Closed { .. } => "closed",
+        Input::Timeout => "timeout",
+        Input::Shutdown { .. } => "shutdown",
+    }
+}
+
+/// Which invariant a wrong result breaks.
+fn outcome_invariant(input: &Input, expected: Outcome, got: Outcome) -> u8 {
+    let id_error =
+        |o: Outcome| matches!(o, Outcome::Rejected(Rejection::Stale | Rejection::Unknown));
+    if id_error(expected) || id_error(got) {
+        return 6;
+    }
+    match input {
+        Input::Accept { .. } => 12,
+        Input::Send { .. } | Input::Broadcast { .. } => {
+            if matches!(got, Outcome::Ok)
+                && matches!(
+                    expected,
+                    Outcome::Rejected(Rejection::QueueFull { .. } | Rejection::TooLarge)
+                )
+            {
+                8
+            } else {
+                4
+            }
+        }
+        Input::Written { .. } => 4,
+        Input::Kick { .. } | Input::Close { .. } => 3,
+        Input::Attach { .. } | Input::Detach { .. } => 5,
+        Input::Closed { .. } => 6,
+        Input::Received { .. } | Input::PeerEof { .. } => 2,
+        _ => 1,
+    }
+}
+
+/// Invariant broken when this action is missing (`missing`) or unexpected.
+fn action_invariant(a: &Action, missing: bool) -> u8 {
+    match a {
+        Action::Transmit { .. } => 4,
+        Action::Shutdown {
+            how: ShutdownHow::Write,
+            ..
+        }
+        | Action::Abort { .. } => 3,
+        Action::Shutdown {
+            how: ShutdownHow::Both,
+            ..
+        } => 5,
+        Action::Close { .. } if missing => 11,
+        Action::Close { .. } => 5,
+        Action::PauseAccept | Action::ResumeAccept => 12,
+    }
+}
+
+/// Invariant broken when this event is missing (`missing`) or unexpected.
+fn event_invariant(e: &Event, missing: bool) -> u8 {
+    match e {
+        Event::Opened { .. } | Event::Disconnected { .. } => 1,
+        Event::Received { .. } | Event::Writable { .. } | Event::ReadClosed { .. } => 2,
+        Event::HolderOverdue { .. } => 7,
+        Event::Released { .. } if missing => 11,
+        Event::Released { .. } => 6,
+        Event::ShutdownComplete => 11,
+    }
+}
+
+/// Something an output belongs to: its channel, or the hub.
+trait Keyed {
+    fn key(&self) -> u64;
+}
+impl Keyed for Action {
+    fn key(&self) -> u64 {
+        self.channel().map_or(u64::MAX, ChannelId::to_raw)
+    }
+}
+impl Keyed for Event {
+    fn key(&self) -> u64 {
+        self.channel().map_or(u64::MAX, ChannelId::to_raw)
+    }
+}
+
+/// Compares expected and seen outputs per channel (order kept within a
+/// channel, free across channels). `None` when they match.
+fn diff<T: Keyed + PartialEq + Clone + fmt::Debug>(
+    expected: &[T],
+    seen: &[T],
+    timeout: bool,
+    invariant: fn(&T, bool) -> u8,
+) -> Option<(u8, String)> {
+    if expected == seen {
+        return None;
+    }
+    let mut e: Vec<T> = expected.to_vec();
+    let mut s: Vec<T> = seen.to_vec();
+    e.sort_by_key(Keyed::key);
+    s.sort_by_key(Keyed::key);
+    let i = e
+        .iter()
+        .zip(&s)
+        .position(|(a, b)| a != b)
+        .unwrap_or(e.len().min(s.len()));
+    let (inv, what) = match (e.get(i), s.get(i)) {
+        (None, None) => return None,
+        (Some(x), _) => {
+            // A deadline's output missing from a timeout call: invariant 7.
+            let inv = if timeout { 7 } else { invariant(x, true) };
+            (inv, format!("missing {x:?}"))
+        }
+        (None, Some(y)) => (invariant(y, false), format!("unexpected {y:?}")),
+    };
+    let shown = |v: &[T]| {
+        v.iter()
+            .take(8)
+            .map(|x| format!("{x:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Some((
+        inv,
+        format!(
+            "{what}; expected [{}], got [{}]",
+            shown(expected),
+            shown(seen)
+        ),
+    ))
+}

@@ -1,0 +1,621 @@
+//! The reference model behind [`Checker`](super::Checker): what every channel
+//! should look like and what every input should emit, written from the
+//! transition table of DESIGN.md §3 with none of the hub's machinery (no
+//! timer heap, no lazy deletion, no offline queue). It predicts, per input,
+//! the result and the exact actions and events; the checker compares.
+//!
+//! Deadlines are computed exactly from the channel's fields on every check,
+//! so a deadline the hub forgets to arm is caught (invariant 7).
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::checker::{Outcome, Rejection};
+use crate::{
+    Action, ChannelId, ChannelState, Config, DisconnectReason, Event, HalfClosePolicy, KickMode,
+    OverflowPolicy, ShutdownHow,
+};
+
+/// One live channel as the model sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct ModelChannel {
+    pub id: ChannelId,
+    pub state: ChannelState,
+    pub holders: u32,
+    pub queued: usize,
+    pub peer_eof: bool,
+    pub write_shut: bool,
+    pub aborted: bool,
+    pub close_requested: bool,
+    pub disconnected: bool,
+    pub authenticated: bool,
+    pub backpressured: bool,
+    pub overdue_reported: bool,
+    pub opened_at: Instant,
+    pub last_activity: Instant,
+    pub closing_deadline: Instant,
+    pub offline_since: Instant,
+}
+
+/// One slot: the last generation handed out on it, and its channel if live.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Slot {
+    pub generation: u32,
+    pub channel: Option<ModelChannel>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ModelShutdown {
+    pub deadline: Instant,
+    pub deadline_done: bool,
+    pub complete: bool,
+}
+
+/// The whole hub as the model sees it, plus the outputs predicted for the
+/// current step.
+#[derive(Debug, Clone)]
+pub(crate) struct Model {
+    pub config: Config,
+    pub slots: Vec<Slot>,
+    pub live: usize,
+    pub now: Option<Instant>,
+    pub paused: bool,
+    pub shutdown: Option<ModelShutdown>,
+    /// Channels offline (the offline queue's depth).
+    pub offline: usize,
+    /// Bytes accepted by sends, reported written, dropped by aborts and
+    /// errors: `queued = written + dropped + still queued` (invariant 5).
+    pub bytes_queued: u64,
+    pub bytes_written: u64,
+    pub bytes_dropped: u64,
+    pub actions: Vec<Action>,
+    pub events: Vec<Event>,
+}
+
+/// `t + d`, `None` when `Instant` cannot hold it (such a deadline never comes).
+fn after(t: Instant, d: Duration) -> Option<Instant> {
+    t.checked_add(d)
+}
+
+fn far_future(now: Instant) -> Instant {
+    after(now, Duration::from_secs(u64::from(u32::MAX))).unwrap_or(now)
+}
+
+impl Model {
+    pub fn new(config: &Config) -> Model {
+        Model {
+            config: config.clone(),
+            slots: Vec::new(),
+            live: 0,
+            now: None,
+            paused: false,
+            shutdown: None,
+            offline: 0,
+            bytes_queued: 0,
+            bytes_written: 0,
+            bytes_dropped: 0,
+            actions: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// The hub's clock rule: an earlier `now` is clamped to the latest seen.
+    pub fn clock(&mut self, now: Instant) -> Instant {
+        match self.now {
+            Some(last) if now < last => last,
+            _ => {
+                self.now = Some(now);
+                now
+            }
+        }
+    }
+
+    /// The slot of a live id, or the rejection the hub must give it.
+    pub fn lookup(&self, id: ChannelId) -> Result<usize, Rejection> {
+        let slot = id.slot() as usize;
+        if id.shard() != self.config.shard {
+            return Err(Rejection::Unknown);
+        }
+        let Some(s) = self.slots.get(slot) else {
+            return Err(Rejection::Unknown);
+        };
+        match &s.channel {
+            Some(ch) if ch.id == id => Ok(slot),
+            _ if id.generation() == 0 || id.generation() > s.generation => Err(Rejection::Unknown),
+            _ => Err(Rejection::Stale),
+        }
+    }
+
+    /// Whether `slot` holds a live channel whose state passes `test`.
+    fn state_is(&self, slot: usize, test: impl Fn(ChannelState) -> bool) -> bool {
+        self.slots[slot]
+            .channel
+            .as_ref()
+            .is_some_and(|ch| test(ch.state))
+    }
+
+    pub fn channel(&mut self, slot: usize) -> &mut ModelChannel {
+        self.slots[slot]
+            .channel
+            .as_mut()
+            .expect("lookup returned a live slot")
+    }
+
+    /// Whether an accept should succeed now (`Ok(())`) or be refused.
+    pub fn accept_expected(&mut self, now: Instant) -> Result<(), Rejection> {
+        self.clock(now);
+        if self.shutdown.is_some() {
+            return Err(Rejection::ShuttingDown);
+        }
+        if self.live >= self.config.max_channels {
+            self.pause();
+            return Err(Rejection::LimitReached);
+        }
+        Ok(())
+    }
+
+    /// The hub handed out `id`: checks it is fresh (invariant 6) and opens
+    /// it. `Err` names what is wrong with the id.
+    pub fn accept_opened(&mut self, id: ChannelId, peer: SocketAddr) -> Result<(), String> {
+        let now = self.now.expect("accept_expected set the clock");
+        let slot = id.slot() as usize;
+        if id.shard() != self.config.shard {
+            return Err(format!("new id {id} carries shard {}", id.shard()));
+        }
+        if self.slots.len() <= slot {
+            self.slots.resize_with(slot + 1, Slot::default);
+        }
+        let s = &mut self.slots[slot];
+        if let Some(old) = &s.channel {
+            return Err(format!(
+                "new id {id} reuses slot {slot} while {} is still live (not confirmed closed)",
+                old.id
+            ));
+        }
+        if id.generation() <= s.generation {
+            return Err(format!(
+                "new id {id}: generation not above {} already used on slot {slot}",
+                s.generation
+            ));
+        }
+        s.generation = id.generation();
+        s.channel = Some(ModelChannel {
+            id,
+            state: ChannelState::Open,
+            holders: 0,
+            queued: 0,
+            peer_eof: false,
+            write_shut: false,
+            aborted: false,
+            close_requested: false,
+            disconnected: false,
+            authenticated: false,
+            backpressured: false,
+            overdue_reported: false,
+            opened_at: now,
+            last_activity: now,
+            closing_deadline: now,
+            offline_since: now,
+        });
+        self.live += 1;
+        self.events.push(Event::Opened { id, peer });
+        if self.live >= self.config.max_channels {
+            self.pause();
+        }
+        Ok(())
+    }
+
+    fn pause(&mut self) {
+        if !self.paused {
+            self.paused = true;
+            self.actions.push(Action::PauseAccept);
+        }
+    }
+
+    pub fn received(&mut self, now: Instant, slot: usize, data: &Bytes) -> Outcome {
+        let now = self.clock(now);
+        let ch = self.channel(slot);
+        if ch.peer_eof {
+            return Outcome::Rejected(Rejection::AfterEof);
+        }
+        if ch.state.is_usable() {
+            ch.last_activity = now;
+            let id = ch.id;
+            if !data.is_empty() {
+                self.events.push(Event::Received {
+                    id,
+                    data: data.clone(),
+                });
+            }
+        }
+        Outcome::Ok
+    }
+
+    pub fn peer_eof(&mut self, now: Instant, slot: usize) -> Outcome {
+        let now = self.clock(now);
+        let half_close = self.config.half_close;
+        let ch = self.channel(slot);
+        if ch.peer_eof {
+            return Outcome::Rejected(Rejection::AfterEof);
+        }
+        ch.peer_eof = true;
+        match (ch.state, half_close) {
+            (ChannelState::Open, HalfClosePolicy::Allow) => {
+                ch.state = ChannelState::HalfClosed;
+                let id = ch.id;
+                self.events.push(Event::ReadClosed { id });
+            }
+            (ChannelState::Open, HalfClosePolicy::Disallow) => {
+                self.disconnect(slot, DisconnectReason::PeerClosed);
+                self.begin_graceful(slot, now);
+            }
+            (ChannelState::Closing, _) => self.progress_close(slot, now),
+            _ => {}
+        }
+        Outcome::Ok
+    }
+
+    pub fn io_error(&mut self, now: Instant, slot: usize, kind: io::ErrorKind) -> Outcome {
+        let now = self.clock(now);
+        if self.channel(slot).state != ChannelState::Offline {
+            self.disconnect(slot, DisconnectReason::from_io(kind));
+            self.drop_queue(slot);
+            self.go_offline(slot, now);
+        }
+        Outcome::Ok
+    }
+
+    /// A send to one channel (also one recipient of a broadcast).
+    pub fn send(&mut self, now: Instant, slot: usize, data: &Bytes) -> Outcome {
+        let now = self.clock(now);
+        let limit = self.config.queue_limit;
+        let (high, overflow) = (self.config.high_watermark, self.config.overflow);
+        let ch = self.channel(slot);
+        let len = data.len();
+        if !ch.state.is_usable() {
+            return Outcome::Rejected(Rejection::NotUsable);
+        }
+        if len > limit {
+            return Outcome::Rejected(Rejection::TooLarge);
+        }
+        if ch.queued + len > limit {
+            let kicked = overflow == OverflowPolicy::KickSlowConsumer;
+            if kicked {
+                self.disconnect(slot, DisconnectReason::SlowConsumer);
+                self.abort(slot, now);
+            } else {
+                ch.backpressured = true;
+            }
+            return Outcome::Rejected(Rejection::QueueFull { kicked });
+        }
+        if len > 0 {
+            ch.queued += len;
+            if ch.queued >= high {
+                ch.backpressured = true;
+            }
+            let id = ch.id;
+            self.bytes_queued += len as u64;
+            self.actions.push(Action::Transmit {
+                id,
+                data: data.clone(),
+            });
+        }
+        Outcome::Ok
+    }
+
+    pub fn broadcast(&mut self, now: Instant, data: &Bytes) -> Outcome {
+        self.clock(now);
+        let (mut sent, mut refused) = (0, 0);
+        for slot in 0..self.slots.len() {
+            if self.state_is(slot, ChannelState::is_usable) {
+                match self.send(now, slot, data) {
+                    Outcome::Ok => sent += 1,
+                    _ => refused += 1,
+                }
+            }
+        }
+        Outcome::Broadcast { sent, refused }
+    }
+
+    pub fn written(&mut self, now: Instant, slot: usize, n: usize) -> Outcome {
+        let now = self.clock(now);
+        let low = self.config.low_watermark;
+        let ch = self.channel(slot);
+        if n > ch.queued {
+            return Outcome::Rejected(Rejection::OverWritten);
+        }
+        ch.queued -= n;
+        if ch.backpressured && ch.queued <= low {
+            ch.backpressured = false;
+            if ch.state.is_usable() {
+                let id = ch.id;
+                self.events.push(Event::Writable { id });
+            }
+        }
+        self.bytes_written += n as u64;
+        self.progress_close(slot, now);
+        Outcome::Ok
+    }
+
+    pub fn kick(
+        &mut self,
+        now: Instant,
+        slot: usize,
+        mode: KickMode,
+        reason: DisconnectReason,
+    ) -> Outcome {
+        let now = self.clock(now);
+        match (self.channel(slot).state, mode) {
+            (ChannelState::Open | ChannelState::HalfClosed, KickMode::Graceful) => {
+                self.disconnect(slot, reason);
+                self.begin_graceful(slot, now);
+            }
+            (ChannelState::Open | ChannelState::HalfClosed, KickMode::Abort) => {
+                self.disconnect(slot, reason);
+                self.abort(slot, now);
+            }
+            (ChannelState::Closing, KickMode::Abort) => self.abort(slot, now),
+            _ => return Outcome::Rejected(Rejection::AlreadyClosing),
+        }
+        Outcome::Ok
+    }
+
+    pub fn authenticate(&mut self, now: Instant, slot: usize) -> Outcome {
+        self.clock(now);
+        let ch = self.channel(slot);
+        if !ch.state.is_usable() {
+            return Outcome::Rejected(Rejection::NotUsable);
+        }
+        ch.authenticated = true;
+        Outcome::Ok
+    }
+
+    pub fn attach(&mut self, slot: usize) -> Outcome {
+        let ch = self.channel(slot);
+        if ch.state == ChannelState::Offline {
+            return Outcome::Rejected(Rejection::AttachOffline);
+        }
+        match ch.holders.checked_add(1) {
+            Some(h) => ch.holders = h,
+            None => return Outcome::Rejected(Rejection::TooManyHolders),
+        }
+        Outcome::Ok
+    }
+
+    pub fn detach(&mut self, now: Instant, slot: usize) -> Outcome {
+        self.clock(now);
+        let ch = self.channel(slot);
+        if ch.holders == 0 {
+            return Outcome::Rejected(Rejection::NotAttached);
+        }
+        ch.holders -= 1;
+        self.maybe_close(slot);
+        Outcome::Ok
+    }
+
+    pub fn closed(&mut self, now: Instant, slot: usize) -> Outcome {
+        self.clock(now);
+        let ch = self.channel(slot);
+        if !ch.close_requested {
+            return Outcome::Rejected(Rejection::NotRequested);
+        }
+        let id = ch.id;
+        self.slots[slot].channel = None;
+        self.live -= 1;
+        self.offline -= 1;
+        self.events.push(Event::Released { id });
+        if self.paused && self.shutdown.is_none() && self.live <= self.config.resume_mark() {
+            self.paused = false;
+            self.actions.push(Action::ResumeAccept);
+        }
+        self.check_shutdown_complete();
+        Outcome::Ok
+    }
+
+    pub fn shutdown(&mut self, now: Instant, grace: Duration) -> Outcome {
+        let now = self.clock(now);
+        if self.shutdown.is_some() {
+            return Outcome::Ok;
+        }
+        self.shutdown = Some(ModelShutdown {
+            deadline: after(now, grace).unwrap_or_else(|| far_future(now)),
+            deadline_done: false,
+            complete: false,
+        });
+        self.pause();
+        for slot in 0..self.slots.len() {
+            if self.state_is(slot, ChannelState::is_usable) {
+                self.disconnect(slot, DisconnectReason::ServerShutdown);
+                self.begin_graceful(slot, now);
+            }
+        }
+        self.check_shutdown_complete();
+        Outcome::Ok
+    }
+
+    fn check_shutdown_complete(&mut self) {
+        if let Some(s) = self.shutdown.as_mut()
+            && !s.complete
+            && self.live == 0
+        {
+            s.complete = true;
+            self.events.push(Event::ShutdownComplete);
+        }
+    }
+
+    /// The exact next deadline of one channel, if any (invariant 7).
+    pub fn deadline_of(&self, ch: &ModelChannel) -> Option<Instant> {
+        let c = &self.config;
+        match ch.state {
+            ChannelState::Open | ChannelState::HalfClosed => {
+                let login = c
+                    .login_timeout
+                    .filter(|_| !ch.authenticated)
+                    .and_then(|d| after(ch.opened_at, d));
+                let idle = c.idle_timeout.and_then(|d| after(ch.last_activity, d));
+                match (login, idle) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
+            ChannelState::Closing => Some(ch.closing_deadline),
+            ChannelState::Offline if ch.holders > 0 && !ch.overdue_reported => {
+                after(ch.offline_since, c.holder_overdue_after)
+            }
+            ChannelState::Offline => None,
+        }
+    }
+
+    /// The earliest deadline of the whole hub (channels and shutdown).
+    pub fn earliest_deadline(&self) -> Option<Instant> {
+        let channels = self
+            .slots
+            .iter()
+            .filter_map(|s| s.channel.as_ref())
+            .filter_map(|ch| self.deadline_of(ch));
+        let shutdown = self
+            .shutdown
+            .filter(|s| !s.deadline_done)
+            .map(|s| s.deadline);
+        channels.chain(shutdown).min()
+    }
+
+    /// `handle_timeout(now)`: every due deadline acted on (invariant 7).
+    pub fn timeout(&mut self, now: Instant) -> Outcome {
+        let now = self.clock(now);
+        for slot in 0..self.slots.len() {
+            let Some(ch) = self.slots[slot].channel.as_ref() else {
+                continue;
+            };
+            if self.deadline_of(ch).is_some_and(|d| d <= now) {
+                self.deadline(slot, now);
+            }
+        }
+        if let Some(s) = self.shutdown.as_mut()
+            && !s.deadline_done
+            && s.deadline <= now
+        {
+            s.deadline_done = true;
+            for slot in 0..self.slots.len() {
+                if self.state_is(slot, |s| s == ChannelState::Closing) {
+                    self.abort(slot, now);
+                }
+            }
+        }
+        Outcome::Ok
+    }
+
+    /// One channel's due deadline (the caller checked it is due).
+    fn deadline(&mut self, slot: usize, now: Instant) {
+        let (login, kick) = (self.config.login_timeout, self.config.default_kick);
+        let ch = self.channel(slot);
+        match ch.state {
+            ChannelState::Open | ChannelState::HalfClosed => {
+                let login_due = !ch.authenticated
+                    && login
+                        .and_then(|d| after(ch.opened_at, d))
+                        .is_some_and(|t| t <= now);
+                let reason = if login_due {
+                    DisconnectReason::LoginTimeout
+                } else {
+                    DisconnectReason::IdleTimeout
+                };
+                self.disconnect(slot, reason);
+                match kick {
+                    KickMode::Graceful => self.begin_graceful(slot, now),
+                    KickMode::Abort => self.abort(slot, now),
+                }
+            }
+            ChannelState::Closing => self.abort(slot, now),
+            ChannelState::Offline => {
+                ch.overdue_reported = true;
+                let (id, holders) = (ch.id, ch.holders);
+                let waited = now.saturating_duration_since(ch.offline_since);
+                self.events.push(Event::HolderOverdue {
+                    id,
+                    holders,
+                    waited,
+                });
+            }
+        }
+    }
+
+    fn disconnect(&mut self, slot: usize, reason: DisconnectReason) {
+        let ch = self.channel(slot);
+        if !ch.disconnected {
+            ch.disconnected = true;
+            let id = ch.id;
+            self.events.push(Event::Disconnected { id, reason });
+        }
+    }
+
+    fn begin_graceful(&mut self, slot: usize, now: Instant) {
+        let flush = self.config.flush_timeout;
+        let ch = self.channel(slot);
+        ch.state = ChannelState::Closing;
+        ch.closing_deadline = after(now, flush).unwrap_or_else(|| far_future(now));
+        self.progress_close(slot, now);
+    }
+
+    fn progress_close(&mut self, slot: usize, now: Instant) {
+        let ch = self.channel(slot);
+        if ch.state != ChannelState::Closing || ch.queued > 0 {
+            return;
+        }
+        if ch.peer_eof {
+            self.go_offline(slot, now);
+        } else if !ch.write_shut {
+            ch.write_shut = true;
+            let id = ch.id;
+            self.actions.push(Action::Shutdown {
+                id,
+                how: ShutdownHow::Write,
+            });
+        }
+    }
+
+    fn drop_queue(&mut self, slot: usize) {
+        let ch = self.channel(slot);
+        let dropped = ch.queued as u64;
+        ch.queued = 0;
+        ch.backpressured = false;
+        self.bytes_dropped += dropped;
+    }
+
+    fn abort(&mut self, slot: usize, now: Instant) {
+        self.drop_queue(slot);
+        let ch = self.channel(slot);
+        ch.aborted = true;
+        let id = ch.id;
+        self.actions.push(Action::Abort { id });
+        self.go_offline(slot, now);
+    }
+
+    fn go_offline(&mut self, slot: usize, now: Instant) {
+        self.offline += 1;
+        let ch = self.channel(slot);
+        ch.state = ChannelState::Offline;
+        ch.offline_since = now;
+        if !ch.aborted {
+            ch.write_shut = true;
+            let id = ch.id;
+            self.actions.push(Action::Shutdown {
+                id,
+                how: ShutdownHow::Both,
+            });
+        }
+        self.maybe_close(slot);
+    }
+
+    fn maybe_close(&mut self, slot: usize) {
+        let ch = self.channel(slot);
+        if ch.state == ChannelState::Offline && ch.holders == 0 && !ch.close_requested {
+            ch.close_requested = true;
+            let id = ch.id;
+            self.actions.push(Action::Close { id });
+        }
+    }
+}
