@@ -122,11 +122,6 @@ impl Hub {
         let ch = Self::lookup(&mut self.table, &mut self.books.stats, id)?;
         let result = f(ch, &mut self.books, &self.config, now);
         t::rearm(ch, id, &self.config, &mut self.timers);
-        // Every input may re-arm (received bytes move the idle deadline), and
-        // stale entries below another channel's earlier deadline are out of
-        // `poll_timeout`'s reach: compact here too, or a busy channel next
-        // to an idle one grows the heap with traffic (invariant 8).
-        self.compact_timers_if_sparse();
         result
     }
 
@@ -443,12 +438,26 @@ impl Hub {
     /// (invariant 7).
     #[must_use]
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        // Drop stale entries on top so they cause no spurious wake-ups.
+        // The top entry may be stale (channel released or re-armed) or early
+        // (armed before activity moved the real deadline later, see
+        // `transitions::rearm`). Settle it here so the answer is a real
+        // deadline: each pass pops one entry and pushes at most one, and a
+        // settled channel's entry is exact, so this ends.
         while let Some((at, id)) = self.timers.peek() {
-            if self.table.get(id).is_ok_and(|ch| ch.armed == Some(at)) {
+            let Ok(ch) = self.table.get_mut(id) else {
+                let _ = self.timers.pop(); // released
+                continue;
+            };
+            if ch.armed != Some(at) {
+                let _ = self.timers.pop(); // superseded by an earlier entry
+                continue;
+            }
+            if ch.next_deadline(&self.config) == Some(at) {
                 break;
             }
             let _ = self.timers.pop();
+            ch.armed = None;
+            t::rearm(ch, id, &self.config, &mut self.timers);
         }
         let channel = self.timers.peek().map(|(at, _)| at);
         let shutdown = self

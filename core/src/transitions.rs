@@ -64,14 +64,20 @@ pub(crate) fn after_or_far(t: Instant, d: Duration) -> Instant {
         .unwrap_or(t)
 }
 
-/// Arms the channel's earliest deadline in the timer heap if it changed.
+/// Arms the channel's next deadline in the timer heap, but only when it is
+/// *earlier* than the one already armed (or none is). A later deadline —
+/// received bytes moving the idle deadline, a state change that needs none —
+/// leaves the armed entry in place: it fires early, finds nothing due and
+/// re-arms then (see `Hub::handle_timeout`). So receiving costs no heap
+/// push, and a channel adds O(1) entries per state change, never per message
+/// (invariant 8).
 pub(crate) fn rearm(ch: &mut Channel, id: ChannelId, config: &Config, timers: &mut Timers) {
-    let next = ch.next_deadline(config);
-    if next != ch.armed {
-        ch.armed = next;
-        if let Some(at) = next {
-            timers.push(at, id);
-        }
+    let Some(next) = ch.next_deadline(config) else {
+        return;
+    };
+    if ch.armed.is_none_or(|armed| next < armed) {
+        ch.armed = Some(next);
+        timers.push(next, id);
     }
 }
 

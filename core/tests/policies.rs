@@ -314,3 +314,30 @@ fn huge_timeouts_never_overflow() {
 fn driver_with(config: Config) -> Driver {
     Driver::new(config).unwrap()
 }
+
+#[test]
+fn activity_costs_no_timer_entries_and_poll_timeout_stays_exact() {
+    let mut d = driver_with(Config {
+        idle_timeout: Some(secs(30)),
+        ..Config::default()
+    });
+    let busy = d.open();
+    let idle = d.open();
+    let idle_deadline = d.now() + secs(30);
+    for _ in 0..10_000 {
+        d.receive(busy, b"x").unwrap();
+    }
+    // Invariant 8: traffic does not grow the deadline heap.
+    assert!(d.hub().stats().timer_entries <= 4, "{:?}", d.hub().stats());
+    d.advance(secs(20));
+    d.receive(busy, b"x").unwrap();
+    assert_eq!(d.hub().poll_timeout(), Some(idle_deadline));
+    d.advance(secs(10));
+    assert_eq!(
+        d.disconnect_reason(idle),
+        Some(DisconnectReason::IdleTimeout)
+    );
+    // The busy channel's real deadline, not the one armed before its traffic.
+    assert_eq!(d.hub().poll_timeout(), Some(d.now() + secs(20)));
+    assert_eq!(d.hub().state(busy), Ok(ChannelState::Open));
+}
