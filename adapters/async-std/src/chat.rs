@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use tether_chat::admin::{self, AdminCommand};
 use tether_chat::{ChatOutput, ChatRoom, LineBuffer, ServeOptions};
-use tether_core::{ChannelId, Event, KickMode};
+use tether_core::{ChannelId, KickMode};
 
 use crate::runtime::Runtime;
 use crate::server::{Events, Handle, Server, StartError};
@@ -40,21 +40,8 @@ impl ChatOutput for HandleOutput<'_> {
 pub async fn run_room(handle: Handle, events: Events, log: bool) {
     let mut room = ChatRoom::default();
     while let Some(event) = events.next().await {
-        if log {
-            match &event {
-                Event::Opened { id, peer } => eprintln!("tether: {id} connected from {peer}"),
-                Event::Disconnected { id, reason } => {
-                    eprintln!("tether: {id} disconnected: {reason}")
-                }
-                Event::HolderOverdue {
-                    id,
-                    holders,
-                    waited,
-                } => {
-                    eprintln!("tether: {id} still has {holders} holder(s) after {waited:?}")
-                }
-                _ => {}
-            }
+        if log && let Some(line) = tether_chat::log_line(&event) {
+            eprintln!("{line}");
         }
         room.handle_event(&event, &mut HandleOutput(&handle));
     }

@@ -58,4 +58,4 @@ pub mod protocol;
 pub use admin::{AdminCommand, AdminError};
 pub use cli::{Cli, CliError, Command, DemoOptions, ServeOptions};
 pub use duration::{DurationError, format_duration, parse_duration};
-pub use protocol::{ChatOutput, ChatRoom, LineBuffer, LineError, chat_line, hello_line};
+pub use protocol::{ChatOutput, ChatRoom, LineBuffer, LineError, chat_line, hello_line, log_line};

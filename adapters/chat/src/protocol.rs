@@ -20,6 +20,24 @@ pub fn hello_line(id: ChannelId) -> Bytes {
     Bytes::from(format!("hello {id}\n"))
 }
 
+/// The server log's line for a lifecycle event worth logging (connects,
+/// disconnects with their reason, overdue holders); `None` for the rest.
+/// Shared by every adapter's `serve` so their logs read the same.
+pub fn log_line(event: &Event) -> Option<String> {
+    match event {
+        Event::Opened { id, peer } => Some(format!("tether: {id} connected from {peer}")),
+        Event::Disconnected { id, reason } => Some(format!("tether: {id} disconnected: {reason}")),
+        Event::HolderOverdue {
+            id,
+            holders,
+            waited,
+        } => Some(format!(
+            "tether: {id} still has {holders} holder(s) after {waited:?}"
+        )),
+        _ => None,
+    }
+}
+
 /// One chat line as broadcast: `<id>: <line>\n`.
 pub fn chat_line(id: ChannelId, line: &[u8]) -> Bytes {
     let prefix = format!("{id}: ");

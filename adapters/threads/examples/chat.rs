@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use tether_chat::admin::{self, AdminCommand};
 use tether_chat::cli::USAGE;
 use tether_chat::{ChatOutput, ChatRoom, Cli, Command, LineBuffer, ServeOptions};
-use tether_threads::tether_core::{Bytes, ChannelId, Event, KickMode};
+use tether_threads::tether_core::{Bytes, ChannelId, KickMode};
 use tether_threads::{Events, Handle, Options, Server};
 
 /// Longest admin console line.
@@ -40,17 +40,8 @@ impl ChatOutput for HandleOutput<'_> {
 fn run_room(handle: &Handle, events: Events) {
     let mut room = ChatRoom::default();
     for event in events {
-        match &event {
-            Event::Opened { id, peer } => eprintln!("tether: {id} connected from {peer}"),
-            Event::Disconnected { id, reason } => eprintln!("tether: {id} disconnected: {reason}"),
-            Event::HolderOverdue {
-                id,
-                holders,
-                waited,
-            } => {
-                eprintln!("tether: {id} still has {holders} holder(s) after {waited:?}")
-            }
-            _ => {}
+        if let Some(line) = tether_chat::log_line(&event) {
+            eprintln!("{line}");
         }
         room.handle_event(&event, &mut HandleOutput(handle));
     }
