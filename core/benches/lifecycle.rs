@@ -22,88 +22,11 @@ use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use slotmap::{DefaultKey, SlotMap};
-use tether_core::{Action, Bytes, Config, Event, Hub, KickMode};
+use tether_core::{Bytes, Config, Hub};
 
-/// Channels alive besides the one going through its lifecycle.
-const OTHERS: usize = 10_000;
-
-/// What one lifecycle emitted, by kind, so a run can be checked.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Outputs {
-    transmitted: usize,
-    shutdowns: u32,
-    closes: u32,
-    other_actions: u32,
-    opened: u32,
-    received: usize,
-    disconnected: u32,
-    released: u32,
-    other_events: u32,
-    /// How many times `poll_timeout` named a deadline.
-    deadlines: u32,
-}
-
-/// Drains every output and asks for the next deadline, as an adapter's
-/// loop does after each input. Matching on each output is what an adapter
-/// does anyway; it also keeps the polls from being optimised away.
-#[inline]
-fn drain(hub: &mut Hub, out: &mut Outputs) {
-    while let Some(action) = hub.poll_action() {
-        match action {
-            Action::Transmit { data, .. } => out.transmitted += data.len(),
-            Action::Shutdown { .. } => out.shutdowns += 1,
-            Action::Close { .. } => out.closes += 1,
-            _ => out.other_actions += 1,
-        }
-    }
-    while let Some(event) = hub.poll_event() {
-        match event {
-            Event::Opened { .. } => out.opened += 1,
-            Event::Received { data, .. } => out.received += data.len(),
-            Event::Disconnected { .. } => out.disconnected += 1,
-            Event::Released { .. } => out.released += 1,
-            _ => out.other_events += 1,
-        }
-    }
-    if hub.poll_timeout().is_some() {
-        out.deadlines += 1;
-    }
-}
-
-/// One full lifecycle of a new channel. `payload` is shared, not copied.
-fn lifecycle(hub: &mut Hub, now: Instant, peer: SocketAddr, payload: &Bytes) -> Outputs {
-    let mut out = Outputs::default();
-    let id = hub.accept(now, peer).expect("below the limit");
-    drain(hub, &mut out);
-    hub.attach(id).expect("open");
-    hub.handle_received(now, id, payload.clone()).expect("open");
-    drain(hub, &mut out);
-    hub.send(now, id, payload.clone()).expect("open");
-    drain(hub, &mut out);
-    hub.handle_written(now, id, payload.len()).expect("queued");
-    drain(hub, &mut out);
-    hub.kick(now, id, KickMode::Graceful, 7).expect("open");
-    drain(hub, &mut out);
-    hub.handle_peer_eof(now, id).expect("closing");
-    drain(hub, &mut out);
-    hub.detach(now, id).expect("attached");
-    drain(hub, &mut out);
-    hub.handle_closed(now, id).expect("close was requested");
-    drain(hub, &mut out);
-    out
-}
-
-fn hub_with_others(now: Instant, peer: SocketAddr) -> Hub {
-    let config = Config::default().with_max_channels(OTHERS * 2);
-    let mut hub = Hub::new(config).expect("valid config");
-    for _ in 0..OTHERS {
-        let id = hub.accept(now, peer).expect("below the limit");
-        hub.attach(id).expect("open");
-    }
-    while hub.poll_action().is_some() {}
-    while hub.poll_event().is_some() {}
-    hub
-}
+#[path = "../tests/common/lifecycle.rs"]
+mod lifecycle;
+use lifecycle::{OTHERS, Outputs, graceful_lifecycle, graceful_once, hub_with_others};
 
 fn bench_lifecycle(c: &mut Criterion) {
     let mut group = c.benchmark_group("lifecycle");
@@ -111,26 +34,19 @@ fn bench_lifecycle(c: &mut Criterion) {
         let now = Instant::now();
         let peer: SocketAddr = "127.0.0.1:40000".parse().expect("valid address");
         let payload = Bytes::from_static(b"hello, tether\n");
-        let mut hub = hub_with_others(now, peer);
-        // Check once, outside the timing, that the lifecycle is the real one:
-        // Transmit, Shutdown(Write), Shutdown(Both), Close; Opened, Received,
-        // Disconnected, Released; a deadline (flush, then overdue holder)
-        // pending after the kick and after the peer's EOF only.
-        let expected = Outputs {
-            transmitted: payload.len(),
-            shutdowns: 2,
-            closes: 1,
-            opened: 1,
-            received: payload.len(),
-            disconnected: 1,
-            released: 1,
-            deadlines: 2,
-            ..Outputs::default()
+        let config = Config::default().with_max_channels(OTHERS * 2);
+        let mut hub = hub_with_others(config, now, peer);
+        let run = |hub: &mut Hub| {
+            let mut out = Outputs::default();
+            graceful_lifecycle(hub, now, peer, &payload, &mut out);
+            out
         };
-        assert_eq!(lifecycle(&mut hub, now, peer, &payload), expected);
-        b.iter(|| black_box(lifecycle(&mut hub, now, peer, &payload)));
+        // Check once, outside the timing, that the lifecycle is the real one.
+        let expected = graceful_once(&payload);
+        assert_eq!(run(&mut hub), expected);
+        b.iter(|| black_box(run(&mut hub)));
         assert_eq!(hub.live(), OTHERS);
-        assert_eq!(lifecycle(&mut hub, now, peer, &payload), expected);
+        assert_eq!(run(&mut hub), expected);
     });
     group.finish();
 }
