@@ -541,6 +541,7 @@ impl Hub {
         stats.live = self.table.len();
         stats.usable = self.books.usable;
         stats.offline_depth = self.books.offline.depth();
+        stats.offline_peak = self.books.offline.peak();
         stats.accept_paused = self.accept_paused;
         stats.timer_entries = self.timers.len();
         let table = &self.table;

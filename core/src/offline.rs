@@ -17,12 +17,15 @@ pub(crate) struct OfflineQueue {
     entries: VecDeque<(ChannelId, Instant)>,
     /// Entries still offline (the rest are released and wait for removal).
     depth: usize,
+    /// The largest `depth` ever reached.
+    peak: usize,
 }
 
 impl OfflineQueue {
     pub fn push(&mut self, id: ChannelId, since: Instant) {
         self.entries.push_back((id, since));
         self.depth += 1;
+        self.peak = self.peak.max(self.depth);
     }
 
     /// Records that `id` left the queue (released); `live` says whether an
@@ -42,6 +45,10 @@ impl OfflineQueue {
 
     pub fn depth(&self) -> usize {
         self.depth
+    }
+
+    pub fn peak(&self) -> usize {
+        self.peak
     }
 
     /// Offline entries, oldest first (lazily skipping released ones).

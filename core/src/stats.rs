@@ -101,6 +101,9 @@ pub struct Stats {
     pub usable: usize,
     /// Channels in the offline queue now.
     pub offline_depth: usize,
+    /// The deepest the offline queue has ever been: a sampled depth misses
+    /// channels that are released within microseconds, this does not.
+    pub offline_peak: usize,
     /// Age of the oldest offline channel.
     pub offline_oldest: Option<Duration>,
     /// Whether the hub asked the adapter to pause accepting.

@@ -622,6 +622,7 @@ fn offline_queue_reports_reason_age_and_holders() {
     assert!(q.iter().all(|e| e.holders == 1));
     let stats = d.hub().stats();
     assert_eq!(stats.offline_depth, 2);
+    assert_eq!(stats.offline_peak, 2);
     assert_eq!(stats.offline_oldest, Some(Duration::from_secs(4)));
     let now = d.now();
     d.hub().detach(now, a).unwrap();

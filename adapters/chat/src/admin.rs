@@ -190,6 +190,7 @@ pub fn format_stats(stats: &Stats) -> String {
     kv("refused", &stats.refused);
     kv("released", &stats.released);
     kv("offline_depth", &stats.offline_depth);
+    kv("offline_peak", &stats.offline_peak);
     let oldest = stats.offline_oldest.map_or(0, |d| d.as_millis());
     kv("offline_oldest_ms", &oldest);
     kv("accept_paused", &stats.accept_paused);

@@ -305,8 +305,9 @@ fn print_summary(options: &DemoOptions, took: Duration, s: &Stats, board: &Board
     );
     let series: Vec<String> = depth.iter().map(usize::to_string).collect();
     println!(
-        "  offline-queue depth, max per second: [{}]",
-        series.join(" ")
+        "  offline-queue depth, max sampled per second: [{}]; deepest ever: {}",
+        series.join(" "),
+        s.offline_peak
     );
     println!(
         "  bytes queued {} written {} dropped {}; stale calls {}",
