@@ -180,19 +180,8 @@ impl Sim {
     }
 
     fn exec_on_conn(&mut self, op: Op) {
-        let conn = match op {
-            Op::PeerSend { conn, .. }
-            | Op::PeerEof { conn }
-            | Op::IoError { conn, .. }
-            | Op::AppSend { conn, .. }
-            | Op::Write { conn, .. }
-            | Op::Kick { conn, .. }
-            | Op::Close { conn }
-            | Op::Authenticate { conn }
-            | Op::Attach { conn }
-            | Op::Detach { conn }
-            | Op::ConfirmClose { conn } => conn,
-            _ => return,
+        let Some(conn) = op.conn() else {
+            return;
         };
         let Some(id) = self.sockets.pick(conn) else {
             return;
