@@ -11,10 +11,10 @@ use bytes::Bytes;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use tether_chat::admin::{self, AdminCommand};
 use tether_chat::{ChatOutput, ChatRoom, LineBuffer, ServeOptions};
-use tether_core::{ChannelId, KickMode};
+use tether_core::{ChannelId, KickMode, SendError};
 
 use crate::runtime::Runtime;
-use crate::server::{Events, Handle, Server, StartError};
+use crate::server::{Error, Events, Handle, Server, StartError};
 
 /// Longest admin console line.
 const MAX_ADMIN_LINE: usize = 1024;
@@ -102,15 +102,21 @@ pub async fn execute(handle: &Handle, command: AdminCommand) -> String {
             .await
             .map(|stats| admin::format_stats(&stats)),
         AdminCommand::Kick { id, mode, reason } => {
-            if mode == KickMode::Graceful {
-                // Queued before the kick, so the client reads it before EOF;
-                // refused harmlessly if the id is bad (the kick says why).
-                handle.send_nowait(id, admin::kick_notice(&reason));
+            // A graceful kick's notice is queued first, so the client reads
+            // it before EOF. A stale or forged id is answered from that send
+            // and never tried again (one rejected call, one stale count); any
+            // other refusal (already closing) is the kick's to explain.
+            let notice = match mode {
+                KickMode::Graceful => handle.send(id, admin::kick_notice(&reason)).await,
+                KickMode::Abort => Ok(()),
+            };
+            match notice {
+                Err(e @ Error::Send(SendError::Id(_))) => Err(e),
+                _ => handle
+                    .kick(id, mode, admin::ADMIN_KICK_CODE)
+                    .await
+                    .map(|()| admin::OK.to_owned()),
             }
-            handle
-                .kick(id, mode, admin::ADMIN_KICK_CODE)
-                .await
-                .map(|()| admin::OK.to_owned())
         }
         AdminCommand::Shutdown { deadline } => handle
             .shutdown(deadline)

@@ -105,6 +105,9 @@ fn chat_and_kick(server: chat::ChatServer) {
         "{stats:?}"
     );
     assert!(stats.contains(&"opened=2\n".to_owned()), "{stats:?}");
+    // `kick #999.1` is one rejected call: its notice is not sent after the
+    // id was found stale.
+    assert!(stats.contains(&"stale_calls=1\n".to_owned()), "{stats:?}");
     admin
         .write_all(format!("kick {bob_id} abort\n").as_bytes())
         .unwrap();

@@ -14,8 +14,8 @@ use std::process::ExitCode;
 use tether_chat::admin::{self, AdminCommand};
 use tether_chat::cli::USAGE;
 use tether_chat::{ChatOutput, ChatRoom, Cli, Command, LineBuffer, ServeOptions};
-use tether_threads::tether_core::{Bytes, ChannelId, KickMode};
-use tether_threads::{Events, Handle, Options, Server};
+use tether_threads::tether_core::{Bytes, ChannelId, KickMode, SendError};
+use tether_threads::{CallError, Events, Handle, Options, Server};
 
 /// Longest admin console line.
 const MAX_ADMIN_LINE: usize = 1024;
@@ -67,10 +67,16 @@ fn execute(handle: &Handle, command: AdminCommand) -> String {
             Err(e) => admin::format_error(&e),
         },
         AdminCommand::Kick { id, mode, reason } => {
-            if mode == KickMode::Graceful {
-                // Queued before the kick, so the client reads it before EOF;
-                // refused harmlessly if the id is bad (the kick says why).
-                let _ = handle.send_no_reply(id, admin::kick_notice(&reason));
+            // A graceful kick's notice is queued first, so the client reads
+            // it before EOF. A stale or forged id is answered from that send
+            // and never tried again (one rejected call, one stale count); any
+            // other refusal (already closing) is the kick's to explain.
+            let notice = match mode {
+                KickMode::Graceful => handle.send(id, admin::kick_notice(&reason)),
+                KickMode::Abort => Ok(()),
+            };
+            if let Err(e @ CallError::Rejected(SendError::Id(_))) = notice {
+                return admin::format_error(&e);
             }
             match handle.kick(id, mode, admin::ADMIN_KICK_CODE) {
                 Ok(()) => admin::OK.to_owned(),
