@@ -523,7 +523,21 @@ impl<'a> Arbitrary<'a> for Op {
 impl Op {
     /// The connection index this op names, if any.
     pub fn conn(&self) -> Option<u16> {
-        match *self {
+        let mut op = *self;
+        op.conn_mut().map(|conn| *conn)
+    }
+
+    /// The same op naming connection `c` instead.
+    pub fn with_conn(mut self, c: u16) -> Op {
+        if let Some(conn) = self.conn_mut() {
+            *conn = c;
+        }
+        self
+    }
+
+    /// The connection index field of the ops that name one.
+    fn conn_mut(&mut self) -> Option<&mut u16> {
+        match self {
             Op::PeerSend { conn, .. }
             | Op::PeerEof { conn }
             | Op::IoError { conn, .. }
@@ -537,24 +551,5 @@ impl Op {
             | Op::ConfirmClose { conn } => Some(conn),
             _ => None,
         }
-    }
-
-    /// The same op naming connection `c` instead.
-    pub fn with_conn(mut self, c: u16) -> Op {
-        match &mut self {
-            Op::PeerSend { conn, .. }
-            | Op::PeerEof { conn }
-            | Op::IoError { conn, .. }
-            | Op::AppSend { conn, .. }
-            | Op::Write { conn, .. }
-            | Op::Kick { conn, .. }
-            | Op::Close { conn }
-            | Op::Authenticate { conn }
-            | Op::Attach { conn }
-            | Op::Detach { conn }
-            | Op::ConfirmClose { conn } => *conn = c,
-            _ => {}
-        }
-        self
     }
 }

@@ -204,17 +204,27 @@ fn converse(stream: &mut TcpStream, behaviour: Behaviour, seed: u64, board: &Boa
             sent += 1;
             next_send = now + period;
         }
-        match stream.read(&mut buf) {
-            Ok(0) => return Seen::Eof,
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Seen::Reset,
-            Err(_) => return Seen::Reset,
+        if let Some(end) = ending(stream.read(&mut buf)) {
+            return end;
         }
+    }
+}
+
+/// How a read ended the connection, if it did: 0 is the server's FIN, any
+/// error but a read timeout is its RST (or the socket's death).
+fn ending(read: io::Result<usize>) -> Option<Seen> {
+    match read {
+        Ok(0) => Some(Seen::Eof),
+        Ok(_) => None,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            None
+        }
+        Err(_) => Some(Seen::Reset),
     }
 }
 
@@ -248,15 +258,8 @@ fn wait_for_end(stream: &mut TcpStream, board: &Board) -> Seen {
         if board.stop.load(Ordering::Relaxed) {
             return Seen::ClosedByUs;
         }
-        match stream.read(&mut buf) {
-            Ok(0) => return Seen::Eof,
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => return Seen::Reset,
+        if let Some(end) = ending(stream.read(&mut buf)) {
+            return end;
         }
     }
 }
