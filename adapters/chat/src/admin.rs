@@ -5,24 +5,29 @@
 //! | `list` | one line per channel: `<id> <peer> <state> idle=<ms>ms queued=<bytes>`, then `.` |
 //! | `kick <id> [graceful\|abort] [reason words]` | `ok` or `error <why>` |
 //! | `stats` | `key=value` lines, then `.` |
-//! | `shutdown [deadline-ms]` | `ok`, then the server drains and exits |
+//! | `shutdown [deadline]` | `ok`, then the server drains and exits; the deadline is milliseconds (`250`) or a duration (`2s`), by default `--shutdown-grace` |
+//! | `auth <token>` | `ok`; with `--admin-token`, required first (see [`crate::server`]) |
 //! | anything else | `error <why>`; the console keeps serving |
 //!
-//! Parsing and formatting live here; executing a command is the adapter's
-//! job (its server handle has `channels`, `kick`, `stats`, `shutdown`).
+//! Parsing and formatting live here; executing a command is
+//! [`Console::execute`](crate::server::Console::execute).
 
 use std::fmt::{self, Write as _};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tether_core::{ChannelId, ChannelInfo, KickMode, ParseIdError, Stats};
+use tether_core::{ChannelId, ChannelInfo, KickMode, ParseIdError};
 
 /// The reason code of kicks made from the console
 /// ([`DisconnectReason::Kicked`](tether_core::DisconnectReason::Kicked)).
 pub const ADMIN_KICK_CODE: u32 = 1;
 
-/// How long `shutdown` without a deadline lets channels drain.
-pub const DEFAULT_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
+/// The answer to any command before `auth` on a console with a token.
+pub const AUTH_REQUIRED: &str = "error auth required\n";
+/// The answer to `auth` with the wrong token; the session is closed.
+pub const BAD_TOKEN: &str = "error bad token\n";
+/// What a console connection beyond `--admin-max` reads before it is closed.
+pub const TOO_MANY: &str = "error too many admin connections\n";
 
 /// One parsed console command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,8 +47,14 @@ pub enum AdminCommand {
     Stats,
     /// Drain every channel, then exit.
     Shutdown {
-        /// How long to drain before aborting what is left.
-        deadline: Duration,
+        /// How long to drain before aborting what is left; `None`: the
+        /// server's `--shutdown-grace`.
+        deadline: Option<Duration>,
+    },
+    /// Log in to a console that has a token.
+    Auth {
+        /// The token offered.
+        token: String,
     },
 }
 
@@ -52,11 +63,11 @@ pub enum AdminCommand {
 pub enum AdminError {
     /// A blank line.
     #[error(
-        "empty command; try list, kick <id> [graceful|abort] [reason], stats, shutdown [deadline-ms]"
+        "empty command; try list, kick <id> [graceful|abort] [reason], stats, shutdown [deadline]"
     )]
     Empty,
     /// Not a command we know.
-    #[error("unknown command {0:?}; try list, kick, stats, shutdown")]
+    #[error("unknown command {0:?}; try list, kick, stats, shutdown, auth")]
     Unknown(String),
     /// `kick` without an id.
     #[error("usage: kick <id> [graceful|abort] [reason words]")]
@@ -64,9 +75,12 @@ pub enum AdminError {
     /// The id does not parse.
     #[error(transparent)]
     BadId(#[from] ParseIdError),
-    /// `shutdown` with a deadline that is not a whole number of milliseconds.
-    #[error("usage: shutdown [deadline-ms]; {0:?} is not a number of milliseconds")]
+    /// `shutdown` with a deadline that is neither milliseconds nor a duration.
+    #[error("usage: shutdown [deadline]; {0:?} is not milliseconds (250) or a duration (2s)")]
     BadDeadline(String),
+    /// `auth` without a token.
+    #[error("usage: auth <token>")]
+    MissingToken,
     /// Arguments after a command that takes none.
     #[error("{0} takes no arguments")]
     UnexpectedArguments(&'static str),
@@ -120,14 +134,28 @@ impl AdminCommand {
             }
             "shutdown" => {
                 let deadline = match words.next() {
-                    None => DEFAULT_SHUTDOWN_DEADLINE,
-                    Some(ms) => ms
-                        .parse::<u64>()
-                        .map(Duration::from_millis)
-                        .map_err(|_| AdminError::BadDeadline(ms.chars().take(40).collect()))?,
+                    None => None,
+                    Some(text) => Some(
+                        text.parse::<u64>()
+                            .map(Duration::from_millis)
+                            .or_else(|_| crate::cli::parse_duration(text))
+                            .map_err(|_| {
+                                AdminError::BadDeadline(text.chars().take(40).collect())
+                            })?,
+                    ),
                 };
                 no_more(words, "shutdown")?;
                 Ok(AdminCommand::Shutdown { deadline })
+            }
+            "auth" => {
+                // The token is the rest of the line, so it may hold spaces.
+                let token = line.trim().strip_prefix("auth").unwrap_or("").trim();
+                if token.is_empty() {
+                    return Err(AdminError::MissingToken);
+                }
+                Ok(AdminCommand::Auth {
+                    token: token.to_owned(),
+                })
             }
             other => Err(AdminError::Unknown(other.chars().take(40).collect())),
         }
@@ -178,33 +206,13 @@ pub fn format_list<'a>(channels: impl IntoIterator<Item = &'a ChannelInfo>) -> S
     out
 }
 
-/// The answer to `stats`: `key=value` lines, then `.`.
-pub fn format_stats(stats: &Stats) -> String {
+/// The answer to `stats`: one `key=value` line per counter (in the
+/// order given: [`ServerStats::counters`](tether_adapter::ServerStats::counters)
+/// and then the chat server's own), then `.`.
+pub fn format_stats<K: fmt::Display>(counters: impl IntoIterator<Item = (K, u64)>) -> String {
     let mut out = String::new();
-    let mut kv = |key: &str, value: &dyn fmt::Display| {
+    for (key, value) in counters {
         let _ = writeln!(out, "{key}={value}");
-    };
-    kv("live", &stats.live);
-    kv("usable", &stats.usable);
-    kv("opened", &stats.opened);
-    kv("refused", &stats.refused);
-    kv("released", &stats.released);
-    kv("offline_depth", &stats.offline_depth);
-    kv("offline_peak", &stats.offline_peak);
-    let oldest = stats.offline_oldest.map_or(0, |d| d.as_millis());
-    kv("offline_oldest_ms", &oldest);
-    kv("accept_paused", &stats.accept_paused);
-    kv("bytes_queued", &stats.bytes_queued);
-    kv("bytes_written", &stats.bytes_written);
-    kv("bytes_dropped", &stats.bytes_dropped);
-    kv("bytes_received", &stats.bytes_received);
-    kv("bytes_discarded", &stats.bytes_discarded);
-    kv("sends_rejected", &stats.sends_rejected);
-    kv("stale_calls", &stats.stale_calls);
-    kv("holders_overdue", &stats.holders_overdue);
-    kv("time_regressions", &stats.time_regressions);
-    for (reason, count) in stats.disconnected.iter() {
-        kv(&format!("disconnected.{reason}"), &count);
     }
     out.push_str(".\n");
     out
@@ -220,14 +228,24 @@ mod tests {
         assert_eq!(AdminCommand::parse("stats"), Ok(AdminCommand::Stats));
         assert_eq!(
             AdminCommand::parse("shutdown"),
-            Ok(AdminCommand::Shutdown {
-                deadline: DEFAULT_SHUTDOWN_DEADLINE
-            })
+            Ok(AdminCommand::Shutdown { deadline: None })
         );
         assert_eq!(
             AdminCommand::parse("shutdown 250"),
             Ok(AdminCommand::Shutdown {
-                deadline: Duration::from_millis(250)
+                deadline: Some(Duration::from_millis(250))
+            })
+        );
+        assert_eq!(
+            AdminCommand::parse("shutdown 1.5s"),
+            Ok(AdminCommand::Shutdown {
+                deadline: Some(Duration::from_millis(1500))
+            })
+        );
+        assert_eq!(
+            AdminCommand::parse("auth  open sesame "),
+            Ok(AdminCommand::Auth {
+                token: "open sesame".into()
             })
         );
         let id: ChannelId = "#4.2".parse().unwrap();
@@ -271,6 +289,8 @@ mod tests {
             "stats now",
             "shutdown soon",
             "shutdown 5 6",
+            "auth",
+            "auth   ",
         ];
         for line in bad {
             let err = AdminCommand::parse(line).unwrap_err();
@@ -283,10 +303,12 @@ mod tests {
 
     #[test]
     fn stats_and_list_end_with_a_dot() {
-        let text = format_stats(&Stats::default());
-        assert!(text.contains("live=0\n"));
+        let stats = tether_adapter::ServerStats::default();
+        let text = format_stats(stats.counters());
+        assert!(text.starts_with("live=0\n"), "{text}");
         assert!(text.contains("disconnected.kicked=0\n"));
         assert!(text.ends_with("\n.\n"));
+        assert_eq!(format_stats([("a", 1), ("b.c", 2)]), "a=1\nb.c=2\n.\n");
         assert_eq!(format_list([]), ".\n");
         assert_eq!(kick_notice("spam"), Bytes::from_static(b"* kicked: spam\n"));
     }

@@ -1,24 +1,27 @@
 //! # tether-chat
 //!
-//! The runtime-neutral, sans-IO pieces of the `tether` chat server, shared by
-//! every adapter (async-std/smol and blocking threads). Nothing here touches
-//! a socket, a thread or a clock: an adapter feeds bytes and lines in and
-//! writes what comes out.
+//! The `tether` chat server, written once for every runtime. The protocol
+//! and the console grammar are sans-IO; [`server`] is the glue, on top of
+//! the runtime-neutral [`tether_adapter::Handle`] and
+//! [`tether_adapter::Events`] and plain std threads, that every runtime's
+//! `tether serve --runtime …` runs.
 //!
 //! * [`protocol`]: the chat line protocol. A client gets `hello <id>\n` on
 //!   connect; each line it sends is broadcast to every client as
-//!   `<id>: <line>\n`. [`LineBuffer`] splits a byte stream into bounded lines
-//!   and [`ChatRoom`] turns hub [`Event`](tether_core::Event)s into the sends
+//!   `<id>: <line>\n`, control characters replaced ([`chat_line`]).
+//!   [`LineBuffer`] splits a byte stream into bounded lines and
+//!   [`ChatRoom`] turns hub [`Event`](tether_core::Event)s into the sends
 //!   and broadcasts the server must make ([`ChatOutput`]).
-//! * [`admin`]: the admin console. [`AdminCommand::parse`] reads one line
-//!   (`list`, `kick <id> [graceful|abort] [reason words]`, `stats`,
-//!   `shutdown [deadline-ms]`); the `format_*` functions write the answers.
-//!   Every bad line gets one `error <why>` line and the console keeps serving.
-//! * [`duration`]: `500ms`, `30s`, `2m`, `1h` ([`parse_duration`]).
-//! * [`cli`]: the command line (`tether [serve|demo] --listen … --admin …
-//!   --max-channels … --idle-timeout … --queue-limit … --flush-timeout …
-//!   --login-timeout …`) into a [`tether_core::Config`] plus addresses
-//!   ([`Cli::parse`]).
+//! * [`admin`]: the admin console's grammar. [`AdminCommand::parse`] reads
+//!   one line (`list`, `kick <id> [graceful|abort] [reason words]`, `stats`,
+//!   `shutdown [deadline]`, `auth <token>`); the `format_*` functions write
+//!   the answers. Every bad line gets one `error <why>` line and the
+//!   console keeps serving.
+//! * [`cli`]: the command line (clap): `tether [serve|demo] …`, every flag
+//!   also from a `TETHER_*` environment variable ([`cli::parse_from`]).
+//! * [`server`]: the room, the admin console, signals and logging;
+//!   [`server::serve`] is what the binary runs, [`server::start`] what
+//!   tests run.
 //!
 //! ## An adapter's chat loop
 //!
@@ -52,10 +55,10 @@
 
 pub mod admin;
 pub mod cli;
-pub mod duration;
 pub mod protocol;
+pub mod server;
 
 pub use admin::{AdminCommand, AdminError};
-pub use cli::{Cli, CliError, Command, DemoOptions, ServeOptions};
-pub use duration::{DurationError, format_duration, parse_duration};
+pub use cli::{Cli, CliError, Command, DemoOptions, Runtime, ServeOptions};
 pub use protocol::{ChatOutput, ChatRoom, LineBuffer, LineError, chat_line, hello_line, log_line};
+pub use server::{ChatServer, Console, ServeError};

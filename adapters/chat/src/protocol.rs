@@ -22,28 +22,59 @@ pub fn hello_line(id: ChannelId) -> Bytes {
 
 /// The server log's line for a lifecycle event worth logging (connects,
 /// disconnects with their reason, overdue holders); `None` for the rest.
-/// Shared by every adapter's `serve` so their logs read the same.
+/// One function, so every server's log reads the same.
 pub fn log_line(event: &Event) -> Option<String> {
     match event {
-        Event::Opened { id, peer } => Some(format!("tether: {id} connected from {peer}")),
-        Event::Disconnected { id, reason } => Some(format!("tether: {id} disconnected: {reason}")),
+        Event::Opened { id, peer } => Some(format!("{id} connected from {peer}")),
+        Event::Disconnected { id, reason } => Some(format!("{id} disconnected: {reason}")),
         Event::HolderOverdue {
             id,
             holders,
             waited,
         } => Some(format!(
-            "tether: {id} still has {holders} holder(s) after {waited:?}"
+            "{id} still has {holders} holder(s) after {waited:?}"
         )),
         _ => None,
     }
 }
 
+/// What a control character in a relayed line becomes: U+FFFD, visible
+/// and not a control character anywhere.
+pub const REPLACEMENT: &str = "\u{FFFD}";
+
 /// One chat line as broadcast: `<id>: <line>\n`.
+///
+/// Relay hygiene: every control character of `line` — the C0 range below
+/// 0x20 except tab, DEL (0x7f), and the C1 range U+0080..=U+009F when
+/// written as UTF-8 — becomes [`REPLACEMENT`]. So no line can end early
+/// and fake another client's id (`\r`, `\n`, backspaces), nor drive a
+/// reader's terminal (escape sequences). Other bytes, valid UTF-8 or not,
+/// are relayed as they came.
+///
+/// ```
+/// use tether_chat::chat_line;
+/// let id = "#1.1".parse().unwrap();
+/// assert_eq!(&chat_line(id, b"hi\tthere")[..], b"#1.1: hi\tthere\n");
+/// assert_eq!(&chat_line(id, b"x\r#2.1: fake")[..], "#1.1: x\u{FFFD}#2.1: fake\n".as_bytes());
+/// ```
 pub fn chat_line(id: ChannelId, line: &[u8]) -> Bytes {
     let prefix = format!("{id}: ");
     let mut out = Vec::with_capacity(prefix.len() + line.len() + 1);
     out.extend_from_slice(prefix.as_bytes());
-    out.extend_from_slice(line);
+    let mut i = 0;
+    while i < line.len() {
+        let b = line[i];
+        let c1 = b == 0xc2 && line.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n));
+        if (b < 0x20 && b != b'\t') || b == 0x7f {
+            out.extend_from_slice(REPLACEMENT.as_bytes());
+        } else if c1 {
+            out.extend_from_slice(REPLACEMENT.as_bytes());
+            i += 1;
+        } else {
+            out.push(b);
+        }
+        i += 1;
+    }
     out.push(b'\n');
     Bytes::from(out)
 }
@@ -258,6 +289,56 @@ mod tests {
 
     fn id(s: &str) -> ChannelId {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn chat_lines_carry_no_control_characters() {
+        let a = id("#1.1");
+        let relayed = |line: &[u8]| chat_line(a, line).to_vec();
+        // Every single byte: only tab and printable bytes pass unchanged.
+        for b in 0..=u8::MAX {
+            let out = relayed(&[b]);
+            let body = &out[6..out.len() - 1];
+            if b == b'\t' || (0x20..0x7f).contains(&b) || b >= 0x80 {
+                assert_eq!(body, [b], "byte {b:#04x}");
+            } else {
+                assert_eq!(body, REPLACEMENT.as_bytes(), "byte {b:#04x}");
+            }
+        }
+        let hostile: [&[u8]; 7] = [
+            b"innocent\r#2.1: I am someone else",
+            b"one\ntwo",
+            b"\x1b[2J\x1b[31mred screen",
+            b"bell\x07back\x08\x08space\x7f",
+            "c1 \u{9b}31m csi".as_bytes(),
+            b"nul\0byte",
+            b"\xc2",
+        ];
+        for line in hostile {
+            let out = relayed(line);
+            assert!(out.starts_with(b"#1.1: "), "{out:?}");
+            assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1, "{out:?}");
+            assert_eq!(out.last(), Some(&b'\n'));
+            let body = &out[..out.len() - 1];
+            assert!(
+                !body.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f),
+                "{out:?}"
+            );
+            let text = String::from_utf8_lossy(body);
+            assert!(
+                !text.chars().any(|c| ('\u{80}'..='\u{9f}').contains(&c)),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            relayed(b"innocent\r#2.1: I am someone else"),
+            "#1.1: innocent\u{FFFD}#2.1: I am someone else\n".as_bytes()
+        );
+        // UTF-8 text and tabs pass through untouched.
+        assert_eq!(
+            relayed("héllo\twörld ✓".as_bytes()),
+            "#1.1: héllo\twörld ✓\n".as_bytes()
+        );
     }
 
     #[test]

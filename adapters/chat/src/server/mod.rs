@@ -1,0 +1,404 @@
+//! The chat server, written once for every runtime, on top of
+//! [`tether_adapter::Handle`] and [`tether_adapter::Events`] only.
+//!
+//! The binary picks a runtime and hands [`serve`] (or [`start`]) a function
+//! that starts that runtime's adapter on a bound listener. Everything else
+//! runs on plain std threads, which work under every runtime (the room and
+//! the admin console are low-volume):
+//!
+//! * **the room** (thread `tether-room`): takes events with
+//!   [`Events::next_blocking`], feeds the [`ChatRoom`](crate::ChatRoom), and
+//!   makes its sends, broadcasts and logins with the *blocking, posting*
+//!   forms ([`Blocking::post_send`](tether_adapter::Blocking::post_send)…).
+//!   Those wait for room in the adapter's bounded command queue, which is
+//!   the flow-control chain: a slow room leaves events unread, the driver
+//!   stops reading sockets, TCP pushes back on the senders. Nothing is
+//!   dropped: a post fails only once the server has stopped.
+//! * **the admin console** (thread `tether-admin` and one thread per
+//!   session): at most `--admin-max` sessions, each closed after
+//!   `--admin-idle` without a complete line, `auth TOKEN` first when
+//!   `--admin-token` is set. See [`Console`] for the commands.
+//! * **the watcher** (thread `tether-watch`): once a second, logs
+//!   connections refused because the server is full or out of resources,
+//!   and accept pauses, at warn/info.
+//! * **signals** ([`serve`] only, thread `tether-signals`): SIGTERM or
+//!   SIGINT runs the same drain as the console's `shutdown`, with grace
+//!   `--shutdown-grace`; the process then exits 0. A second signal exits at
+//!   once with status 128 + the signal's number (130 for SIGINT, 143 for
+//!   SIGTERM).
+//!
+//! Logging goes through `tracing`: per-connection lines
+//! ([`log_line`](crate::log_line)) at debug, the server's lifecycle at info
+//! and warn. The binary installs the subscriber.
+
+mod console;
+mod room;
+mod signals;
+mod stop;
+mod watch;
+
+use std::io::{self, Write as _};
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tether_adapter::{Error, Events, Handle, Options, StartError, listen};
+use tether_core::Config;
+
+use crate::cli::{HostPort, Runtime, ServeOptions};
+
+pub use console::{Console, MAX_ADMIN_LINE};
+
+/// Listen backlog of the admin console's port.
+pub const ADMIN_BACKLOG: u32 = 64;
+
+/// Why the chat server did not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// An address did not resolve or could not be bound. Displayed as
+    /// `--listen 127.0.0.1:7000: cannot listen on 127.0.0.1:7000: Address in use`.
+    #[error("{flag} {address}: {source}")]
+    Bind {
+        /// The flag that chose the address (`--listen`, `--admin`).
+        flag: &'static str,
+        /// The address as written.
+        address: HostPort,
+        /// What went wrong.
+        source: io::Error,
+    },
+    /// The admin console would be reachable from other hosts without a
+    /// token.
+    #[error(
+        "--admin {address}: refusing to expose the admin console on {resolved} (not a loopback address) \
+         without a password; set --admin-token TOKEN (or TETHER_ADMIN_TOKEN), or listen on 127.0.0.1"
+    )]
+    ExposedConsole {
+        /// The address as written.
+        address: HostPort,
+        /// The non-loopback address it resolved to.
+        resolved: SocketAddr,
+    },
+    /// The runtime's adapter did not start.
+    #[error("cannot start the {runtime} server: {source}")]
+    Start {
+        /// The runtime.
+        runtime: Runtime,
+        /// Why.
+        source: StartError,
+    },
+    /// A thread of the chat server could not be started.
+    #[error("cannot start the {what} thread: {source}")]
+    Thread {
+        /// Which thread.
+        what: &'static str,
+        /// Why.
+        source: io::Error,
+    },
+    /// The signal handlers could not be installed.
+    #[error("cannot handle SIGTERM/SIGINT: {0}")]
+    Signals(io::Error),
+}
+
+/// The chat server's own counters, printed by `stats` after the adapter's.
+#[derive(Debug, Default)]
+pub struct ChatCounters {
+    /// Channels in the room now.
+    pub members: AtomicU64,
+    /// Lines broadcast.
+    pub lines_relayed: AtomicU64,
+    /// Overlong lines dropped.
+    pub lines_dropped: AtomicU64,
+    /// Admin console sessions open now.
+    pub admin_sessions: AtomicU64,
+    /// Admin console connections refused (beyond `--admin-max`).
+    pub admin_refused: AtomicU64,
+    /// A drain was requested (console `shutdown`, a signal,
+    /// [`ChatServer::shutdown`]): accept pauses and refusals from now on
+    /// are the drain's, not a full server's.
+    pub draining: AtomicBool,
+}
+
+impl ChatCounters {
+    /// Every counter as `(key, value)`, in a fixed order.
+    pub fn snapshot(&self) -> [(&'static str, u64); 5] {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        [
+            ("chat.members", get(&self.members)),
+            ("chat.lines_relayed", get(&self.lines_relayed)),
+            ("chat.lines_dropped", get(&self.lines_dropped)),
+            ("admin.sessions", get(&self.admin_sessions)),
+            ("admin.refused", get(&self.admin_refused)),
+        ]
+    }
+}
+
+/// A running chat server (see [`start`]).
+#[derive(Debug)]
+pub struct ChatServer {
+    /// The server's handle (stats, shutdown…).
+    pub handle: Handle,
+    /// Where chat clients connect.
+    pub chat_addr: SocketAddr,
+    /// Where the admin console listens.
+    pub admin_addr: SocketAddr,
+    /// The runtime it runs on.
+    pub runtime: Runtime,
+    console: Console,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl ChatServer {
+    /// The admin console's command executor (what a session runs).
+    pub fn console(&self) -> &Console {
+        &self.console
+    }
+
+    /// Starts the drain: every channel is kicked with `ServerShutdown`,
+    /// what is still closing after `grace` is aborted.
+    pub fn shutdown(&self, grace: Duration) -> Result<(), Error> {
+        self.console.shutdown(grace)
+    }
+
+    /// Blocks until the server has stopped and the room, console and
+    /// watcher threads have ended (every event read, every console session
+    /// closed).
+    pub fn wait(self) {
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Starts the chat server: binds `--listen` and `--admin`, starts the
+/// runtime's adapter with `start_adapter` on the chat listener, then the
+/// room, console and watcher threads. Returns at once. No signal handling
+/// (that is [`serve`]'s).
+///
+/// ```no_run
+/// # fn adapter(_: std::net::TcpListener, _: tether_core::Config, _: tether_adapter::Options)
+/// #     -> Result<(tether_adapter::Handle, tether_adapter::Events), tether_adapter::StartError> { todo!() }
+/// use std::time::Duration;
+/// use tether_chat::cli::ServeOptions;
+/// let server = tether_chat::server::start(&ServeOptions::ephemeral(), adapter).unwrap();
+/// println!("chat on {}", server.chat_addr);
+/// server.shutdown(Duration::from_secs(1)).unwrap();
+/// server.wait();
+/// ```
+pub fn start<F>(options: &ServeOptions, start_adapter: F) -> Result<ChatServer, ServeError>
+where
+    F: FnOnce(TcpListener, Config, Options) -> Result<(Handle, Events), StartError>,
+{
+    check_console_exposure(options)?;
+    let chat = bind("--listen", &options.listen, options.options.backlog)?;
+    let admin = bind("--admin", &options.admin, ADMIN_BACKLOG)?;
+    let admin_addr = admin.local_addr().map_err(|source| ServeError::Bind {
+        flag: "--admin",
+        address: options.admin.clone(),
+        source,
+    })?;
+    let (handle, events) = start_adapter(chat, options.config.clone(), options.options.clone())
+        .map_err(|source| ServeError::Start {
+            runtime: options.runtime,
+            source,
+        })?;
+    let counters = Arc::new(ChatCounters::default());
+    let console = Console::new(handle.clone(), options.shutdown_grace, counters.clone());
+    let mut threads = Vec::with_capacity(3);
+    let spawned = (|| {
+        let (stopped, stop_writer) = stop::stop_pipe().map_err(|source| ServeError::Thread {
+            what: "room",
+            source,
+        })?;
+        threads.push(room::spawn(
+            handle.clone(),
+            events,
+            counters.clone(),
+            stop_writer,
+        )?);
+        threads.push(console::spawn(
+            admin,
+            console.clone(),
+            options,
+            stopped.clone(),
+        )?);
+        threads.push(watch::spawn(handle.clone(), counters.clone(), stopped)?);
+        Ok(())
+    })();
+    if let Err(e) = spawned {
+        // Do not leave a server running that nobody serves.
+        let _ = handle.blocking().shutdown(Duration::ZERO);
+        return Err(e);
+    }
+    Ok(ChatServer {
+        chat_addr: handle.local_addr(),
+        handle,
+        admin_addr,
+        runtime: options.runtime,
+        console,
+        threads,
+    })
+}
+
+/// `tether serve`: starts the server (see [`start`]), handles SIGTERM and
+/// SIGINT, prints the banner whose first line is exactly
+/// `tether: chat on <ADDR>, admin console on <ADDR> (<runtime>)`, and
+/// returns once the server has drained and stopped (after a signal or
+/// the console's `shutdown`). A second signal exits the process at once
+/// with status 128 + its number.
+pub fn serve<F>(options: &ServeOptions, start_adapter: F) -> Result<(), ServeError>
+where
+    F: FnOnce(TcpListener, Config, Options) -> Result<(Handle, Events), StartError>,
+{
+    let server = start(options, start_adapter)?;
+    let signals = match signals::spawn(server.console.clone(), options.shutdown_grace) {
+        Ok(signals) => signals,
+        Err(e) => {
+            let _ = server.shutdown(Duration::ZERO);
+            server.wait();
+            return Err(e);
+        }
+    };
+    let (chat, admin) = (server.chat_addr, server.admin_addr);
+    let mut out = io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "tether: chat on {chat}, admin console on {admin} ({})\n\
+         \x20 chat:    nc {} {}\n\
+         \x20 console: nc {} {}   then: {}list | kick <id> [graceful|abort] [reason] | stats | shutdown [deadline]",
+        server.runtime,
+        chat.ip(),
+        chat.port(),
+        admin.ip(),
+        admin.port(),
+        if options.admin_token.is_some() {
+            "auth <token>, "
+        } else {
+            ""
+        },
+    );
+    let _ = out.flush();
+    drop(out);
+    tracing::info!(
+        %chat,
+        %admin,
+        runtime = %server.runtime,
+        max_channels = options.config.max_channels,
+        "listening"
+    );
+    server.wait();
+    signals.close();
+    tracing::info!("shut down");
+    println!("tether: shut down");
+    Ok(())
+}
+
+/// Resolves an address as written (`localhost:7000`).
+fn resolve(flag: &'static str, address: &HostPort) -> Result<Vec<SocketAddr>, ServeError> {
+    let named = |source| ServeError::Bind {
+        flag,
+        address: address.clone(),
+        source,
+    };
+    let addrs: Vec<SocketAddr> = address
+        .as_str()
+        .to_socket_addrs()
+        .map_err(|e| named(io::Error::new(e.kind(), format!("cannot resolve it: {e}"))))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(named(io::Error::new(
+            io::ErrorKind::NotFound,
+            "it resolves to no address",
+        )));
+    }
+    Ok(addrs)
+}
+
+/// Binds the first address `address` resolves to that can be bound.
+fn bind(flag: &'static str, address: &HostPort, backlog: u32) -> Result<TcpListener, ServeError> {
+    let mut last = None;
+    for addr in resolve(flag, address)? {
+        match listen::bind(addr, backlog) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(ServeError::Bind {
+        flag,
+        address: address.clone(),
+        source: last.unwrap_or_else(|| io::Error::other("no address to bind")),
+    })
+}
+
+/// A console reachable from other hosts needs a token.
+fn check_console_exposure(options: &ServeOptions) -> Result<(), ServeError> {
+    if options.admin_token.is_some() {
+        return Ok(());
+    }
+    match resolve("--admin", &options.admin)?
+        .into_iter()
+        .find(|addr| !addr.ip().is_loopback())
+    {
+        Some(resolved) => Err(ServeError::ExposedConsole {
+            address: options.admin.clone(),
+            resolved,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Spawns a named thread, naming it in the error too.
+fn spawn_thread(
+    what: &'static str,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<JoinHandle<()>, ServeError> {
+    std::thread::Builder::new()
+        .name(format!("tether-{what}"))
+        .spawn(f)
+        .map_err(|source| ServeError::Thread { what, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Secret;
+
+    #[test]
+    fn bind_errors_name_the_flag_and_the_address() {
+        let taken = listen::bind("127.0.0.1:0".parse().unwrap(), 16).unwrap();
+        let addr = HostPort::from(taken.local_addr().unwrap());
+        let err = bind("--listen", &addr, 16).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("--listen {addr}: cannot listen on {addr}: ")),
+            "{err}"
+        );
+        let nowhere: HostPort = "nowhere.invalid:7000".parse().unwrap();
+        let err = bind("--admin", &nowhere, 16).unwrap_err().to_string();
+        assert!(
+            err.starts_with("--admin nowhere.invalid:7000: cannot resolve it"),
+            "{err}"
+        );
+        // Host names resolve.
+        let local: HostPort = "localhost:0".parse().unwrap();
+        let listener = bind("--listen", &local, 16).unwrap();
+        assert!(listener.local_addr().unwrap().ip().is_loopback());
+    }
+
+    #[test]
+    fn an_exposed_console_needs_a_token() {
+        let mut options = ServeOptions::ephemeral();
+        options.admin = "0.0.0.0:0".parse().unwrap();
+        let err = check_console_exposure(&options).unwrap_err();
+        assert!(matches!(err, ServeError::ExposedConsole { .. }), "{err}");
+        assert!(err.to_string().contains("--admin-token"), "{err}");
+        options.admin_token = Some(Secret::new("t"));
+        check_console_exposure(&options).unwrap();
+        options.admin_token = None;
+        options.admin = "localhost:0".parse().unwrap();
+        check_console_exposure(&options).unwrap();
+        options.admin = "[::1]:0".parse().unwrap();
+        check_console_exposure(&options).unwrap();
+    }
+}
