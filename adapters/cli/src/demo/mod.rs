@@ -2,9 +2,11 @@
 //! chatters, lurkers that miss the login deadline, dozers that idle out,
 //! leavers and vanishers, a firehose and one client that never reads — a
 //! moderator kicking chatters gracefully and abortively through the admin
-//! console's code path, a live table, and a summary.
+//! console's own executor, a live table (counters and the busiest
+//! channels), and a summary.
 
 mod clients;
+mod format;
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -12,14 +14,16 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tether_chat::DemoOptions;
 use tether_chat::admin::AdminCommand;
-use tether_core::{Config, KickMode, OverflowPolicy, Stats};
+use tether_chat::cli::{DemoOptions, ServeOptions};
+use tether_chat::server::{ChatServer, Console, ServeError};
+use tether_core::{ChannelInfo, Config, KickMode, OverflowPolicy, Stats};
 
-use crate::chat;
-use crate::runtime::Runtime;
-use crate::server::{Handle, Server, StartError};
 use clients::{Behaviour, Board, lock};
+pub use format::{DepthSeries, grouped};
+
+/// Rows of the live per-channel table.
+const TABLE_ROWS: usize = 8;
 
 /// The demo server's policies: short enough to see them act in 15 s.
 // `Config` is `#[non_exhaustive]`: assigned field by field.
@@ -29,35 +33,35 @@ fn demo_config() -> Config {
     config.overflow = OverflowPolicy::KickSlowConsumer;
     config.login_timeout = Some(Duration::from_millis(1500));
     config.idle_timeout = Some(Duration::from_secs(3));
+    config.stall_timeout = Some(Duration::from_secs(2));
     config.flush_timeout = Duration::from_secs(1);
     config.with_max_channels(1_000)
 }
 
-/// Runs the demo and prints its summary.
-pub fn run<R: Runtime>(runtime: R, options: &DemoOptions) -> Result<(), StartError> {
-    let addr = "127.0.0.1:0".parse().expect("loopback address");
-    let (handle, events) = Server::start(runtime.clone(), addr, demo_config())?;
-    runtime.spawn(chat::run_room(handle.clone(), events, false));
+/// Runs the demo on `options.runtime` and prints its summary.
+pub fn run(options: &DemoOptions) -> Result<(), ServeError> {
+    let mut serve = ServeOptions::ephemeral();
+    serve.runtime = options.runtime;
+    serve.config = demo_config();
+    serve.shutdown_grace = Duration::from_secs(1);
+    let server = crate::start(&serve)?;
     let board = Arc::new(Board::default());
     let started = Instant::now();
-    let spawner = spawn_clients(handle.local_addr(), options, board.clone());
-    let moderator = spawn_moderator(handle.clone(), options.duration, board.clone());
+    let spawner = spawn_clients(server.chat_addr, options, board.clone());
+    let moderator = spawn_moderator(server.console().clone(), options.duration, board.clone());
 
-    let ui = Ui::new(options.duration);
-    let mut depth_per_second: Vec<usize> = Vec::new();
+    let ui = Ui::new(options.duration, options.runtime.name());
+    let mut depth = DepthSeries::default();
     let mut last = Stats::default();
     while started.elapsed() < options.duration {
         std::thread::sleep(Duration::from_millis(100));
-        let Ok(stats) = handle.blocking().stats() else {
+        let Ok(stats) = server.handle.blocking().stats() else {
             break;
         };
-        let second = started.elapsed().as_secs() as usize;
-        if depth_per_second.len() <= second {
-            depth_per_second.resize(second + 1, 0);
-        }
-        depth_per_second[second] = depth_per_second[second].max(stats.offline_depth);
-        ui.update(started.elapsed(), &stats, &board);
-        last = stats;
+        let channels = server.handle.blocking().channels().unwrap_or_default();
+        depth.sample(started.elapsed(), &stats.core);
+        ui.update(started.elapsed(), &stats.core, &board, &channels);
+        last = stats.core;
     }
     ui.finish();
 
@@ -71,24 +75,29 @@ pub fn run<R: Runtime>(runtime: R, options: &DemoOptions) -> Result<(), StartErr
     }
     let drained = Instant::now();
     while drained.elapsed() < Duration::from_secs(5) {
-        match handle.blocking().stats() {
-            Ok(stats) if stats.live == 0 => break,
-            Ok(stats) => last = stats,
+        match server.handle.blocking().stats() {
+            Ok(stats) if stats.core.live == 0 => break,
+            Ok(stats) => last = stats.core,
             Err(_) => break,
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let final_stats = handle.blocking().stats().unwrap_or(last);
-    let _ = handle.blocking().shutdown(Duration::from_secs(1));
-    handle.blocking().wait_stopped(Duration::from_secs(5));
-    print_summary(
-        options,
-        started.elapsed(),
-        &final_stats,
-        &board,
-        &depth_per_second,
-    );
+    let final_stats = server
+        .handle
+        .blocking()
+        .stats()
+        .map(|s| s.core)
+        .unwrap_or(last);
+    depth.sample(started.elapsed(), &final_stats);
+    let took = started.elapsed();
+    stop(server);
+    print_summary(options, took, &final_stats, &board, &depth);
     Ok(())
+}
+
+fn stop(server: ChatServer) {
+    let _ = server.shutdown(Duration::from_secs(1));
+    server.wait();
 }
 
 fn spawn_clients(
@@ -112,18 +121,21 @@ fn spawn_clients(
             }
             let board = board.clone();
             let behaviour = Behaviour::for_index(i);
-            threads.push(std::thread::spawn(move || {
-                clients::run(addr, behaviour, i as u64, board)
-            }));
+            if let Ok(thread) = std::thread::Builder::new()
+                .name("demo-client".into())
+                .spawn(move || clients::run(addr, behaviour, i as u64, board))
+            {
+                threads.push(thread);
+            }
         }
         threads
     })
 }
 
 /// Kicks a connected chatter every 700 ms, alternating graceful and abort,
-/// through the admin console's command path.
+/// through the admin console's executor.
 fn spawn_moderator(
-    handle: Handle,
+    console: Console,
     duration: Duration,
     board: Arc<Board>,
 ) -> std::thread::JoinHandle<()> {
@@ -149,12 +161,11 @@ fn spawn_moderator(
             };
             graceful = !graceful;
             lock(&board.kicked_at).insert(id, Instant::now());
-            let command = AdminCommand::Kick {
+            let _answer = console.execute(AdminCommand::Kick {
                 id,
                 mode,
                 reason: "demo moderator".into(),
-            };
-            let _answer = futures_lite::future::block_on(chat::execute(&handle, command));
+            });
         }
     })
 }
@@ -169,7 +180,7 @@ struct Ui {
 }
 
 impl Ui {
-    fn new(duration: Duration) -> Ui {
+    fn new(duration: Duration, runtime: &str) -> Ui {
         let plain = !std::io::stderr().is_terminal();
         let multi = MultiProgress::with_draw_target(if plain {
             ProgressDrawTarget::hidden()
@@ -181,10 +192,11 @@ impl Ui {
             .progress_chars("=> ");
         let progress =
             multi.add(ProgressBar::new(duration.as_millis() as u64).with_style(bar_style));
-        progress.set_prefix("tether demo");
+        progress.set_prefix(format!("tether demo ({runtime})"));
         let row_style = ProgressStyle::with_template("  {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar());
-        let rows = (0..4)
+        // Four counter rows, a blank, the table's title and header, its rows.
+        let rows = (0..4 + 3 + TABLE_ROWS)
             .map(|_| multi.add(ProgressBar::new(1).with_style(row_style.clone())))
             .collect();
         Ui {
@@ -196,31 +208,42 @@ impl Ui {
         }
     }
 
-    fn update(&self, elapsed: Duration, s: &Stats, board: &Board) {
+    fn update(&self, elapsed: Duration, s: &Stats, board: &Board, channels: &[ChannelInfo]) {
         let d = &s.disconnected;
-        let lines = [
+        let g = |n: u64| grouped(n);
+        let gu = |n: usize| grouped(n as u64);
+        let mut lines = vec![
             format!(
-                "live {:>4}  usable {:>4}  offline queue {:>3}  opened {:>4}  released {:>4}  accept paused {}",
-                s.live, s.usable, s.offline_depth, s.opened, s.released, s.accept_paused
+                "live {:>5}  usable {:>5}  offline queue {:>4} (deepest {})  opened {:>6}  released {:>6}  accept paused {}",
+                gu(s.live),
+                gu(s.usable),
+                gu(s.offline_depth),
+                gu(s.offline_peak),
+                g(s.opened),
+                g(s.released),
+                s.accept_paused
             ),
             format!(
                 "disconnects: peer-closed {}  peer-reset {}  kicked {}  idle {}  login {}  slow-consumer {}  io-error {}",
-                d.peer_closed,
-                d.peer_reset,
-                d.kicked,
-                d.idle_timeout,
-                d.login_timeout,
-                d.slow_consumer,
-                d.io_error
+                g(d.peer_closed),
+                g(d.peer_reset),
+                g(d.kicked),
+                g(d.idle_timeout),
+                g(d.login_timeout),
+                g(d.slow_consumer),
+                g(d.io_error)
             ),
             format!(
                 "kicks seen by clients: graceful->EOF {}  abort->RST {}",
-                lock(&board.graceful).len(),
-                lock(&board.abortive).len()
+                gu(lock(&board.graceful).len()),
+                gu(lock(&board.abortive).len())
             ),
             format!(
                 "bytes queued {}  written {}  dropped {}  received {}",
-                s.bytes_queued, s.bytes_written, s.bytes_dropped, s.bytes_received
+                g(s.bytes_queued),
+                g(s.bytes_written),
+                g(s.bytes_dropped),
+                g(s.bytes_received)
             ),
         ];
         if self.plain {
@@ -236,14 +259,16 @@ impl Ui {
             }
             return;
         }
+        lines.push(String::new());
+        lines.extend(format::channel_table(channels, TABLE_ROWS));
         self.progress.set_position(elapsed.as_millis() as u64);
         self.progress.set_message(format!(
             "{:.1}s / {:.0}s",
             elapsed.as_secs_f64(),
             self.duration.as_secs_f64()
         ));
-        for (row, line) in self.rows.iter().zip(lines) {
-            row.set_message(line);
+        for (i, row) in self.rows.iter().enumerate() {
+            row.set_message(lines.get(i).cloned().unwrap_or_default());
         }
     }
 
@@ -256,61 +281,55 @@ impl Ui {
     }
 }
 
-fn percentiles(samples: &[Duration]) -> String {
-    if samples.is_empty() {
-        return "no samples".into();
-    }
-    let mut s = samples.to_vec();
-    s.sort();
-    let at = |q: f64| s[((s.len() as f64 * q) as usize).min(s.len() - 1)];
-    let us = |d: Duration| d.as_secs_f64() * 1e6;
-    format!(
-        "n={} p50={:.0}us p90={:.0}us p99={:.0}us max={:.0}us",
-        s.len(),
-        us(at(0.5)),
-        us(at(0.9)),
-        us(at(0.99)),
-        us(at(1.0))
-    )
-}
-
-fn print_summary(options: &DemoOptions, took: Duration, s: &Stats, board: &Board, depth: &[usize]) {
+fn print_summary(
+    options: &DemoOptions,
+    took: Duration,
+    s: &Stats,
+    board: &Board,
+    depth: &DepthSeries,
+) {
+    let g = |n: u64| grouped(n);
     println!(
-        "tether demo: {} clients over {:.1}s",
-        options.clients,
+        "tether demo ({}): {} clients over {:.1}s",
+        options.runtime,
+        grouped(options.clients as u64),
         took.as_secs_f64()
     );
     println!(
         "  channels opened {}, released {}, refused {}",
-        s.opened, s.released, s.refused
+        g(s.opened),
+        g(s.released),
+        g(s.refused)
     );
-    println!("  channels leaked: {}", s.live);
+    println!("  channels leaked: {}", grouped(s.live as u64));
     println!("  disconnects by reason (server side):");
     for (reason, count) in s.disconnected.iter().filter(|(_, n)| *n > 0) {
-        println!("    {reason:<16} {count}");
+        println!("    {reason:<16} {:>8}", g(count));
     }
     println!("  how clients saw their connection end:");
     let mut endings: Vec<_> = lock(&board.endings).iter().map(|(k, v)| (*k, *v)).collect();
     endings.sort();
     for (name, count) in endings {
-        println!("    {name:<20} {count}");
+        println!("    {name:<20} {:>8}", grouped(count as u64));
     }
     println!(
         "  kick -> EOF  (graceful, as clients saw it): {}",
-        percentiles(&lock(&board.graceful))
+        format::percentiles(&lock(&board.graceful))
     );
     println!(
         "  kick -> RST  (abort, as clients saw it):    {}",
-        percentiles(&lock(&board.abortive))
+        format::percentiles(&lock(&board.abortive))
     );
-    let series: Vec<String> = depth.iter().map(usize::to_string).collect();
     println!(
-        "  offline-queue depth, max sampled per second: [{}]; deepest ever: {}",
-        series.join(" "),
-        s.offline_peak
+        "  offline-queue depth, deepest per second: [{}]; deepest ever: {}",
+        depth.render(),
+        grouped(s.offline_peak as u64)
     );
     println!(
         "  bytes queued {} written {} dropped {}; stale calls {}",
-        s.bytes_queued, s.bytes_written, s.bytes_dropped, s.stale_calls
+        g(s.bytes_queued),
+        g(s.bytes_written),
+        g(s.bytes_dropped),
+        g(s.stale_calls)
     );
 }
