@@ -1,7 +1,9 @@
 //! The chat line protocol: framing bytes into lines, and the room that
 //! turns hub events into greetings and broadcasts.
 //!
-//! On connect a client gets `hello <id>\n`; every complete line it sends
+//! On connect a client gets `hello <id>\n` (chat lines broadcast while it
+//! was being accepted may reach it first: the hub's broadcast goes to every
+//! usable channel, greeted or not); every complete line it sends
 //! (`\n`-terminated, a trailing `\r` stripped) is broadcast to every client
 //! as `<id>: <line>\n`. A client's first complete line also logs it in
 //! (see [`ChatOutput::authenticate`]), which is what a `--login-timeout`

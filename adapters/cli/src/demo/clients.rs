@@ -144,20 +144,39 @@ fn connect_small_window(addr: SocketAddr) -> io::Result<TcpStream> {
     Ok(socket.into())
 }
 
-/// Reads `hello <id>\n` and returns the id.
+/// Reads up to `hello <id>\n` and returns the id. Chat lines broadcast
+/// while the client was being accepted may arrive before its greeting
+/// (the hub's broadcast reaches every usable channel, greeted or not):
+/// those are skipped, for at most 5 s.
 fn read_hello(stream: &mut TcpStream) -> Option<ChannelId> {
+    let deadline = Instant::now() + Duration::from_secs(5);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut line = Vec::new();
-    let mut byte = [0u8; 1];
-    while line.len() < 64 {
-        match stream.read(&mut byte) {
-            Ok(1) if byte[0] == b'\n' => break,
-            Ok(1) => line.push(byte[0]),
-            _ => return None,
+    let mut buf = vec![0u8; 64 << 10];
+    // The current line's first 64 bytes: all a greeting needs.
+    let mut line = Vec::with_capacity(64);
+    while Instant::now() < deadline {
+        let n = match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => n,
+        };
+        // Bytes after the greeting in the same read are chat lines: dropped,
+        // as the client would drop them anyway.
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                let greeting = std::str::from_utf8(&line)
+                    .ok()
+                    .and_then(|text| text.strip_prefix("hello "))
+                    .and_then(|id| id.parse().ok());
+                if greeting.is_some() {
+                    return greeting;
+                }
+                line.clear();
+            } else if line.len() < 64 {
+                line.push(b);
+            }
         }
     }
-    let text = String::from_utf8(line).ok()?;
-    text.strip_prefix("hello ")?.parse().ok()
+    None
 }
 
 /// Chats according to `behaviour`, reading whatever arrives, until the
