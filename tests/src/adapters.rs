@@ -1,13 +1,13 @@
-//! The conformance harness implemented for the async adapter, on each of
-//! its runtimes. (Another adapter implements [`Adapter`] in its own test
-//! file; see `HARNESS.md`.)
+//! The conformance harness for every runtime adapter. They all return the
+//! same `tether-adapter` [`Handle`] and [`Events`], so one
+//! [`ServerUnderTest`] serves them all; an [`Adapter`] only says how to
+//! start its runtime.
 
-use std::marker::PhantomData;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tether_async_std::{Error, Events, Handle, Runtime, Server};
+use tether_adapter::{Error, Events, Handle, Options};
 use tether_core::{
     BroadcastReport, ChannelError, ChannelId, ChannelInfo, Config, Event, KickError, KickMode,
     SendError, Stats,
@@ -15,24 +15,65 @@ use tether_core::{
 
 use crate::rig::{Adapter, ServerUnderTest};
 
-/// `tether-async-std` on runtime `R` ([`tether_async_std::AsyncStd`] or
-/// [`tether_async_std::Smol`]).
-pub struct AsyncAdapter<R>(PhantomData<R>);
+/// A loopback listener as every server binds it.
+fn loopback() -> TcpListener {
+    tether_adapter::listen::bind("127.0.0.1:0".parse().expect("address"), 1024)
+        .expect("bind loopback")
+}
 
-/// A running async server.
-pub struct AsyncServer {
+/// `tether-async-std` on async-std.
+pub struct AsyncStd;
+/// `tether-async-std` on smol.
+pub struct Smol;
+/// `tether-threads`.
+pub struct Threads;
+
+impl Adapter for AsyncStd {
+    const NAME: &'static str = "async-std";
+    type Server = LayerServer;
+    fn start(config: Config) -> LayerServer {
+        let started = tether_async_std::start(
+            tether_async_std::AsyncStd,
+            loopback(),
+            config,
+            Options::default(),
+        );
+        LayerServer::new(started.expect("server starts"))
+    }
+}
+
+impl Adapter for Smol {
+    const NAME: &'static str = "smol";
+    type Server = LayerServer;
+    fn start(config: Config) -> LayerServer {
+        let started = tether_async_std::start(
+            tether_async_std::Smol,
+            loopback(),
+            config,
+            Options::default(),
+        );
+        LayerServer::new(started.expect("server starts"))
+    }
+}
+
+impl Adapter for Threads {
+    const NAME: &'static str = "threads";
+    type Server = LayerServer;
+    fn start(config: Config) -> LayerServer {
+        let started = tether_threads::start(loopback(), config, Options::default());
+        LayerServer::new(started.expect("server starts"))
+    }
+}
+
+/// A running server of any adapter.
+pub struct LayerServer {
     handle: Handle,
     events: Events,
 }
 
-impl<R: Runtime + Default> Adapter for AsyncAdapter<R> {
-    const NAME: &'static str = R::NAME;
-    type Server = AsyncServer;
-
-    fn start(config: Config) -> AsyncServer {
-        let addr = "127.0.0.1:0".parse().expect("loopback address");
-        let (handle, events) = Server::start(R::default(), addr, config).expect("server starts");
-        AsyncServer { handle, events }
+impl LayerServer {
+    fn new((handle, events): (Handle, Events)) -> Self {
+        LayerServer { handle, events }
     }
 }
 
@@ -40,7 +81,7 @@ fn stopped<T>(e: Error) -> T {
     panic!("server call failed unexpectedly: {e}")
 }
 
-impl ServerUnderTest for AsyncServer {
+impl ServerUnderTest for LayerServer {
     fn addr(&self) -> SocketAddr {
         self.handle.local_addr()
     }
@@ -49,7 +90,7 @@ impl ServerUnderTest for AsyncServer {
         if timeout.is_zero() {
             return self.events.try_next();
         }
-        self.events.next_blocking(timeout)
+        self.events.next_timeout(timeout)
     }
 
     fn send(&self, id: ChannelId, data: Bytes) -> Result<(), SendError> {
@@ -84,7 +125,12 @@ impl ServerUnderTest for AsyncServer {
     }
 
     fn stats(&self) -> Stats {
-        self.handle.blocking().stats().unwrap_or_else(stopped)
+        self.handle.blocking().stats().unwrap_or_else(stopped).core
+    }
+
+    fn refused(&self) -> u64 {
+        let stats = self.handle.blocking().stats().unwrap_or_else(stopped);
+        stats.core.refused + stats.adapter("adapter.refused_full")
     }
 
     fn channels(&self) -> Vec<ChannelInfo> {

@@ -50,6 +50,11 @@ pub trait ServerUnderTest: Send + Sync + 'static {
     /// Waits until the server stopped (shutdown complete, listener closed,
     /// every socket closed); `false` after `timeout`.
     fn wait_stopped(&self, timeout: Duration) -> bool;
+    /// Connections refused so far, by the hub or by the listener itself
+    /// (while paused at the channel limit).
+    fn refused(&self) -> u64 {
+        self.stats().refused
+    }
 }
 
 /// Everything the recorder saw, with indexes scenarios wait on.

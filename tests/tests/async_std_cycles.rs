@@ -3,5 +3,5 @@
 
 tether_conformance::fd_cycles_test!(
     async_std_cycles_leave_nothing,
-    tether_conformance::adapters::AsyncAdapter<tether_async_std::AsyncStd>
+    tether_conformance::adapters::AsyncStd
 );

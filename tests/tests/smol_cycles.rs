@@ -3,5 +3,5 @@
 
 tether_conformance::fd_cycles_test!(
     smol_cycles_leave_nothing,
-    tether_conformance::adapters::AsyncAdapter<tether_async_std::Smol>
+    tether_conformance::adapters::Smol
 );

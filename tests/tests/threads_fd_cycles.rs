@@ -2,6 +2,7 @@
 //! file descriptors and zero channels. Alone in its test binary: it counts
 //! `/proc/self/fd` for the whole process.
 
-mod threads_adapter;
-
-tether_conformance::fd_cycles_test!(threads_connect_kick_close_cycles, threads_adapter::Threads);
+tether_conformance::fd_cycles_test!(
+    threads_connect_kick_close_cycles,
+    tether_conformance::adapters::Threads
+);

@@ -1,39 +1,33 @@
 //! # tether-async-std
 //!
 //! Drives a [`tether_core::Hub`] over real TCP from async tasks, on
-//! async-std or smol (see [`Runtime`]).
+//! async-std or smol (see [`Runtime`]). This crate is only I/O glue: the
+//! hub's owner loop, write accounting, flow control, commands and the
+//! [`Handle`]/[`Events`] API are the runtime-neutral `tether-adapter`'s,
+//! shared with every other adapter.
 //!
 //! ## Tasks
 //!
-//! * **the driver** owns the hub — no lock anywhere: every other task talks
-//!   to it through channels (a bounded one from the socket tasks, so a
-//!   flood of received bytes pushes back through TCP; an unbounded one
-//!   from handles). It executes the hub's
-//!   actions (transmit, shutdown, abort with `SO_LINGER` 0, close,
-//!   pause/resume accepting), sleeps until the next input or the hub's
-//!   `poll_timeout`, and forwards events to the application.
-//! * **the listener** accepts connections and hands them to the driver; it
-//!   stops accepting while the hub asks it to pause.
-//! * **a reader and a writer per connection**, both attached to the channel
-//!   as holders. The writer has its own queue (bounded in bytes by the
-//!   core's queue limit), so a peer that never reads blocks only its own
-//!   writer. Each detaches after dropping its socket handle, so the driver's
-//!   `Close` drops the last one and the fd is closed at once.
-//!
-//! ## Application API
-//!
-//! [`Server::start`] binds and spawns everything and returns a cloneable
-//! [`Handle`] (send, broadcast, kick, authenticate, stats, channels,
-//! offline queue, shutdown — usable from any task or, through
-//! [`Handle::blocking`], any thread) and an [`Events`] stream.
+//! * **the driver** (from `tether-adapter`) owns the hub — no lock: it
+//!   feeds inputs in batches, executes actions, writes every socket itself
+//!   with one vectored non-blocking write per drain, delivers events, and
+//!   sleeps on the hub's `poll_timeout`.
+//! * **the listener** accepts connections; while the hub has paused
+//!   accepting it refuses them itself with the refusal line.
+//! * **a reader per connection**, a holder of the channel: reads, posts the
+//!   bytes (waiting while the driver's reader queue is full, so TCP pushes
+//!   back on a flooder), and detaches after dropping its socket.
+//! * **a waiter** only while a peer's send buffer is full: waits for
+//!   writability, then lets go.
 //!
 //! ```no_run
-//! use tether_async_std::{AsyncStd, Runtime, Server};
+//! use tether_async_std::{AsyncStd, Runtime};
 //! use tether_core::{Config, Event};
 //!
+//! let listener = tether_adapter::listen::bind("127.0.0.1:0".parse().unwrap(), 1024).unwrap();
+//! let (handle, events) =
+//!     tether_async_std::start(AsyncStd, listener, Config::default(), Default::default()).unwrap();
 //! AsyncStd.block_on(async {
-//!     let (handle, events) =
-//!         Server::start(AsyncStd, "127.0.0.1:0".parse().unwrap(), Config::default()).unwrap();
 //!     while let Some(event) = events.next().await {
 //!         if let Event::Received { id, data } = event {
 //!             let _ = handle.send(id, data).await; // echo
@@ -41,18 +35,37 @@
 //!     }
 //! });
 //! ```
-//!
-//! The `tether` binary's chat server ([`chat`]) and demo ([`demo`]) are
-//! built on this API.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod chat;
-mod conn;
-pub mod demo;
-mod driver;
+mod glue;
 mod runtime;
-mod server;
 
+use std::net::TcpListener;
+
+use async_io::Async;
+use tether_core::Config;
+
+pub use glue::{AsyncGlue, AsyncIoSleep, AsyncSocket};
 pub use runtime::{AsyncStd, Runtime, Smol};
-pub use server::{Blocking, Error, Events, Handle, Server, StartError};
+pub use tether_adapter::{Blocking, Error, Events, Handle, Options, ServerStats, StartError};
+
+/// Starts a server on `listener` (see `tether_adapter::listen::bind` for
+/// one with a deep backlog): spawns the driver and the listener on
+/// `runtime` and returns the handle and the event stream. Runs until
+/// [`Handle::shutdown`] completes, or every handle is dropped.
+pub fn start<R: Runtime>(
+    runtime: R,
+    listener: TcpListener,
+    config: Config,
+    options: Options,
+) -> Result<(Handle, Events), StartError> {
+    let listener = Async::new(listener)?;
+    let local_addr = listener.get_ref().local_addr()?;
+    let prepared =
+        tether_adapter::prepare(config, options, local_addr, R::NAME, None, |context| {
+            Ok(AsyncGlue::start(runtime.clone(), listener, context))
+        })?;
+    runtime.spawn(prepared.driver.run(AsyncIoSleep));
+    Ok((prepared.handle, prepared.events))
+}

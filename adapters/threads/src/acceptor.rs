@@ -1,60 +1,25 @@
-//! The acceptor thread and the gate the owner uses to pause, resume and stop
-//! it.
+//! The acceptor thread, and the switch the driver uses to pause and stop it.
 
 use std::io;
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::conn;
-use crate::owner::Input;
-use crate::server::Options;
+use tether_adapter::listen::{AcceptErrors, refuse_std};
+use tether_adapter::{AdapterCounters, GlueContext, Input};
 
-#[derive(Debug, Default)]
-struct GateState {
-    paused: bool,
-    stopping: bool,
-}
+use crate::ThreadOptions;
+use crate::conn::{self, Accepted, ThreadSocket};
 
-/// Shared between the owner (which decides) and the acceptor (which obeys).
-#[derive(Debug, Default)]
-pub(crate) struct Gate {
-    state: Mutex<GateState>,
-    changed: Condvar,
-}
-
-impl Gate {
-    fn update(&self, f: impl FnOnce(&mut GateState)) {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        f(&mut state);
-        self.changed.notify_all();
-    }
-
-    /// Blocks while paused; `false` once stopping.
-    fn wait_open(&self) -> bool {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        while state.paused && !state.stopping {
-            state = self
-                .changed
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-        !state.stopping
-    }
-
-    fn is_stopping(&self) -> bool {
-        self.state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .stopping
-    }
-}
-
-/// The running acceptor: its gate, its listener and its thread.
+/// The running acceptor.
+#[derive(Debug)]
 pub(crate) struct Acceptor {
-    gate: Arc<Gate>,
+    /// `false` while the hub has paused accepting: the acceptor then
+    /// refuses each new connection itself, with the refusal line.
+    accepting: Arc<AtomicBool>,
+    stopping: Arc<AtomicBool>,
     listener: Arc<TcpListener>,
     thread: Option<JoinHandle<()>>,
 }
@@ -62,43 +27,37 @@ pub(crate) struct Acceptor {
 impl Acceptor {
     pub fn start(
         listener: TcpListener,
-        tx: Sender<Input>,
-        options: &Options,
+        context: GlueContext<ThreadSocket, Accepted>,
+        options: ThreadOptions,
     ) -> io::Result<Acceptor> {
-        let gate = Arc::new(Gate::default());
+        let accepting = Arc::new(AtomicBool::new(true));
+        let stopping = Arc::new(AtomicBool::new(false));
         let listener = Arc::new(listener);
         let thread = std::thread::Builder::new()
             .name("tether-accept".into())
             .stack_size(options.stack_size)
             .spawn({
-                let gate = gate.clone();
+                let (accepting, stopping) = (accepting.clone(), stopping.clone());
                 let listener = listener.clone();
-                let options = options.clone();
-                move || run(&listener, &gate, &tx, &options)
+                move || run(&listener, &accepting, &stopping, context, options)
             })?;
         Ok(Acceptor {
-            gate,
+            accepting,
+            stopping,
             listener,
             thread: Some(thread),
         })
     }
 
-    /// Stop calling `accept` until resumed. A call already blocked in
-    /// `accept` may still hand over one connection, which the hub refuses.
-    pub fn pause(&self) {
-        self.gate.update(|s| s.paused = true);
-    }
-
-    /// Call `accept` again.
-    pub fn resume(&self) {
-        self.gate.update(|s| s.paused = false);
+    pub fn set_accepting(&self, accepting: bool) {
+        self.accepting.store(accepting, Ordering::Release);
     }
 
     /// Stops the thread and waits for it. `shutdown` on a listening socket
     /// wakes a blocked `accept` on Linux; a connection to ourselves is the
     /// portable fallback.
     pub fn stop(&mut self) {
-        self.gate.update(|s| s.stopping = true);
+        self.stopping.store(true, Ordering::Release);
         let _ = socket2::SockRef::from(&*self.listener).shutdown(Shutdown::Both);
         if let Some(thread) = self.thread.take() {
             if !thread.is_finished()
@@ -117,74 +76,105 @@ impl Drop for Acceptor {
     }
 }
 
-fn run(listener: &TcpListener, gate: &Gate, tx: &Sender<Input>, options: &Options) {
-    // Backoff after an accept error (e.g. EMFILE), so a full fd table does
-    // not spin this thread; reset by the next success.
-    let mut backoff = Duration::from_millis(1);
-    while gate.wait_open() {
-        match listener.accept() {
-            Ok((stream, peer)) => {
-                backoff = Duration::from_millis(1);
-                if gate.is_stopping() {
+fn run(
+    listener: &TcpListener,
+    accepting: &AtomicBool,
+    stopping: &AtomicBool,
+    context: GlueContext<ThreadSocket, Accepted>,
+    options: ThreadOptions,
+) {
+    let GlueContext {
+        inputs,
+        counters,
+        stopped,
+        options: adapter,
+    } = context;
+    let refuse_line = adapter.refuse_line.as_deref().unwrap_or_default();
+    let mut errors = AcceptErrors::new("chat");
+    let mut last_spawn_log: Option<Instant> = None;
+    while !stopping.load(Ordering::Acquire) {
+        let (stream, peer) = match listener.accept() {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                if stopping.load(Ordering::Acquire) {
                     break;
                 }
-                match spawn_reader(stream, peer, tx, options) {
-                    Ok(input) => {
-                        if tx.send(input).is_err() {
-                            break;
-                        }
+                AdapterCounters::bump(&counters.accept_errors);
+                std::thread::sleep(errors.failed(&e));
+                continue;
+            }
+        };
+        errors.success();
+        if stopping.load(Ordering::Acquire) {
+            break;
+        }
+        AdapterCounters::bump(&counters.accepted);
+        if !accepting.load(Ordering::Acquire) {
+            refuse_std(stream, refuse_line);
+            AdapterCounters::bump(&counters.refused_full);
+            continue;
+        }
+        if options.nodelay {
+            let _ = stream.set_nodelay(true);
+        }
+        match spawn_reader(stream, peer, &inputs, &options, adapter.read_buffer) {
+            Ok(input) => {
+                if let Err(gone) = inputs.send_blocking(input) {
+                    // The driver has stopped: end the reader we started.
+                    if let Input::Accepted { socket, .. } = gone.0 {
+                        let _ = socket.stream().shutdown(Shutdown::Both);
                     }
-                    // No thread for it: closing it is all we can do.
-                    Err(_) => {
-                        if tx.send(Input::AcceptFailed).is_err() {
-                            break;
-                        }
-                    }
+                    break;
                 }
             }
-            Err(e) => {
-                if gate.is_stopping() {
-                    break;
+            Err((e, stream)) => {
+                // No thread for it: a resource limit is an input, not a
+                // crash. Refuse this one, keep serving the rest.
+                if let Some(stream) = stream {
+                    refuse_std(stream, refuse_line);
                 }
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
+                AdapterCounters::bump(&counters.refused_resources);
+                let now = Instant::now();
+                if last_spawn_log.is_none_or(|at| now - at >= Duration::from_secs(1)) {
+                    tracing::warn!("cannot start a reader thread: {e}; refusing connections");
+                    last_spawn_log = Some(now);
                 }
-                if tx.send(Input::AcceptFailed).is_err() {
-                    break;
-                }
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_millis(100));
             }
         }
     }
+    drop(stopped);
 }
 
-/// Starts the connection's reader here, off the owner thread (a thread
-/// start costs tens of microseconds the owner would otherwise spend not
-/// deciding). The reader learns the id the hub gives the connection from
-/// `start` (see [`conn::run_reader`]).
+/// Starts the connection's reader here, off the driver's thread (a thread
+/// start costs tens of microseconds the driver would otherwise not spend
+/// deciding). The reader learns its id from `start` (see
+/// [`conn::run_reader`]).
 fn spawn_reader(
     stream: TcpStream,
-    peer: std::net::SocketAddr,
-    tx: &Sender<Input>,
-    options: &Options,
-) -> io::Result<Input> {
-    if options.nodelay {
-        let _ = stream.set_nodelay(true);
-    }
-    let stream = conn::Sock::new(stream);
+    peer: SocketAddr,
+    inputs: &conn::ThreadInputs,
+    options: &ThreadOptions,
+    read_buffer: usize,
+) -> Result<Input<ThreadSocket, Accepted>, (io::Error, Option<TcpStream>)> {
+    let socket = ThreadSocket::new(stream);
     let (start, started) = mpsc::sync_channel(1);
-    let thread = std::thread::Builder::new()
+    let spawned = std::thread::Builder::new()
         .name("tether-read".into())
         .stack_size(options.stack_size)
         .spawn({
-            let (stream, tx, buffer) = (stream.clone(), tx.clone(), options.read_buffer);
-            move || conn::run_reader(stream, started, tx, buffer)
-        })?;
-    Ok(Input::Accepted {
-        stream,
-        peer,
-        start,
-        thread,
-    })
+            let (socket, inputs) = (socket.clone(), inputs.clone());
+            move || conn::run_reader(socket, started, inputs, read_buffer)
+        });
+    match spawned {
+        Ok(thread) => Ok(Input::Accepted {
+            socket,
+            peer,
+            accepted: Accepted { start, thread },
+        }),
+        // A failed spawn drops the closure and its clone: ours is the last.
+        Err(e) => Err((
+            e,
+            Arc::try_unwrap(socket).ok().map(ThreadSocket::into_stream),
+        )),
+    }
 }

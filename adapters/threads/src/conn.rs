@@ -1,200 +1,191 @@
-//! The per-connection threads: a blocking reader for every channel, and a
-//! writer only for a channel whose peer did not take a write at once.
+//! One connection's socket and the threads that hold it: a blocking reader
+//! for every channel, and a waiter only while the peer's send buffer is
+//! full.
 //!
-//! Both are *holders* of the socket (the owner attached them before they
-//! started). Each drops its `Arc<Sock>` **before** posting its detach,
-//! so when the hub emits `Close` the owner holds the last reference and the
-//! close really closes the descriptor (see the crate docs).
+//! Both are *holders* of the socket (the driver attached them before they
+//! started). Each drops its `Arc<ThreadSocket>` **before** posting the
+//! input that detaches it, so when the hub emits `Close` the driver holds
+//! the last reference and dropping it really closes the descriptor.
 
-use std::io::{self, Read, Write};
-use std::net::TcpStream;
-use std::sync::Arc;
-
-use socket2::SockRef;
+use std::io::{self, IoSlice, Read};
+use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
+use socket2::SockRef;
+use tether_adapter::{Input, Inputs, ReadEnd};
 use tether_core::{Bytes, ChannelId};
 
-use crate::owner::Input;
+/// `send(2)` flags for the driver's writes: never block (the socket itself
+/// stays blocking for its reader), never raise SIGPIPE.
+#[cfg(unix)]
+const SEND_FLAGS: libc::c_int = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
 
-/// One connection's socket, shared by the owner and the holders.
+/// How often a waiter checks whether it was told to let go.
+const WAITER_TICK: Duration = Duration::from_millis(20);
+
+/// One connection's socket, shared by the driver and the holders.
 #[derive(Debug)]
-pub(crate) struct Sock {
-    pub stream: TcpStream,
-    /// Set by the owner before it shuts down our sending side (or aborts):
-    /// from then on a failed send says nothing about the peer.
-    pub shut_by_us: AtomicBool,
+pub struct ThreadSocket {
+    stream: TcpStream,
+    /// Set before we shut our own sending side (or abort): from then on a
+    /// failed zero-length send says nothing about the peer.
+    shut_by_us: AtomicBool,
 }
 
-impl Sock {
-    pub fn new(stream: TcpStream) -> Arc<Sock> {
-        Arc::new(Sock {
+impl ThreadSocket {
+    pub(crate) fn new(stream: TcpStream) -> Arc<ThreadSocket> {
+        Arc::new(ThreadSocket {
             stream,
             shut_by_us: AtomicBool::new(false),
         })
     }
 
+    pub(crate) fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    pub(crate) fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
     /// After `read` returned 0: was that the peer's FIN, or its RST?
     ///
-    /// A reset wakes a reader with 0 rather than `ECONNRESET` when another
-    /// thread's blocked `send` took the socket's pending error first (the
-    /// kernel hands it to one caller only). A zero-length send tells them
-    /// apart without sending anything: after a FIN it succeeds, on a reset
-    /// socket it fails — unless we shut our own sending side, which the
-    /// owner flags first.
+    /// A reset can reach a reader as 0 rather than `ECONNRESET` when a
+    /// driver write took the socket's pending error first (the kernel hands
+    /// it to one caller only). A zero-length send tells them apart without
+    /// sending anything: after a FIN it succeeds, on a reset socket it
+    /// fails — unless we shut our own sending side, flagged first.
     fn was_reset(&self) -> bool {
         !self.shut_by_us.load(Ordering::SeqCst)
             && SockRef::from(&self.stream)
-                .send_with_flags(&[], libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+                .send_with_flags(&[], SEND_FLAGS)
                 .is_err()
+    }
+
+    /// Wakes a reader blocked in `read` without sending FIN (abort).
+    pub(crate) fn wake_reader(&self) {
+        self.shut_by_us.store(true, Ordering::SeqCst);
+        let _ = self.stream.shutdown(Shutdown::Read);
     }
 }
 
-/// Reads until EOF or an error, posting what it reads; then lets go.
+impl tether_adapter::Socket for ThreadSocket {
+    fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        SockRef::from(&self.stream).send_vectored_with_flags(bufs, SEND_FLAGS)
+    }
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.shut_by_us.store(true, Ordering::SeqCst);
+        self.stream.shutdown(how)
+    }
+    fn set_linger_zero(&self) -> io::Result<()> {
+        SockRef::from(&self.stream).set_linger(Some(Duration::ZERO))
+    }
+}
+
+pub(crate) type ThreadInputs = Inputs<ThreadSocket, Accepted>;
+
+/// What the acceptor hands over: the reader thread, already started and
+/// blocked in its first `read`, waiting for its id on `start`.
+#[derive(Debug)]
+pub struct Accepted {
+    pub(crate) start: std::sync::mpsc::SyncSender<ChannelId>,
+    pub(crate) thread: JoinHandle<()>,
+}
+
+/// Threads of closed connections, joined at the end (or reaped as they
+/// finish), so no thread outlives the server.
+pub(crate) type Graveyard = Arc<Mutex<Vec<JoinHandle<()>>>>;
+
+pub(crate) fn bury(graveyard: &Graveyard, threads: impl IntoIterator<Item = JoinHandle<()>>) {
+    graveyard
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .extend(threads);
+}
+
+/// The threads adapter's per-connection state.
+#[derive(Debug)]
+pub struct ThreadConn {
+    pub(crate) threads: Vec<JoinHandle<()>>,
+    /// Set when the connection is released: waiters exit at their next tick.
+    pub(crate) stop: Arc<AtomicBool>,
+    pub(crate) graveyard: Graveyard,
+}
+
+impl Drop for ThreadConn {
+    fn drop(&mut self) {
+        // The driver drops this at `Close`: every holder has detached, so
+        // these threads are exiting; the glue joins them.
+        bury(&self.graveyard, self.threads.drain(..));
+    }
+}
+
+/// Reads until EOF or an error, posting what it reads (blocking while the
+/// driver's reader queue is full, so TCP pushes back on the peer); then
+/// lets go.
 ///
-/// The first `read` starts before the id is known: the owner attached this
-/// reader in the same step as it accepted the connection, so the hub
-/// already counts it as a holder, and waiting for the id only after the
-/// first bytes (or EOF) saves a wake-up per connection. If the hub refused
-/// the connection, the owner shuts the socket down, which ends that read,
-/// and drops `started`, which ends this thread.
-///
-/// Woken from a blocked `read` by the owner: `shutdown(Both)` when the
-/// channel goes offline, `shutdown(Read)` for an abort. Either makes `read`
-/// return 0; the reader cannot tell that from the peer's FIN and need not:
-/// the hub ignores an EOF on a channel that is already offline.
+/// The first `read` starts before the id is known: the driver attaches this
+/// reader in the same step as the hub accepts the connection. If the hub
+/// refuses it, the socket is shut down, which ends that read, and `started`
+/// is dropped, which ends this thread.
 pub(crate) fn run_reader(
-    stream: Arc<Sock>,
+    socket: Arc<ThreadSocket>,
     started: Receiver<ChannelId>,
-    tx: Sender<Input>,
+    inputs: ThreadInputs,
     buffer_size: usize,
 ) {
     let mut buf = vec![0u8; buffer_size.max(1)];
-    let mut result = (&stream.stream).read(&mut buf);
+    let mut result = (&socket.stream).read(&mut buf);
     let Ok(id) = started.recv() else {
         return; // refused: no channel, nothing to report
     };
-    loop {
+    let end = loop {
         match result {
-            Ok(0) => {
-                let _ = tx.send(if stream.was_reset() {
-                    Input::ReadError {
-                        id,
-                        kind: io::ErrorKind::ConnectionReset,
-                    }
-                } else {
-                    Input::PeerEof { id }
-                });
-                break;
+            Ok(0) if socket.was_reset() => {
+                break ReadEnd::Error(io::ErrorKind::ConnectionReset);
             }
+            Ok(0) => break ReadEnd::Eof,
             Ok(n) => {
                 let data = Bytes::copy_from_slice(&buf[..n]);
-                if tx.send(Input::Received { id, data }).is_err() {
-                    break; // the owner is gone: nobody to tell
+                if inputs.send_blocking(Input::Received(id, data)).is_err() {
+                    break ReadEnd::Released; // the driver is gone
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                let _ = tx.send(Input::ReadError { id, kind: e.kind() });
-                break;
-            }
+            Err(e) => break ReadEnd::Error(e.kind()),
         }
-        result = (&stream.stream).read(&mut buf);
-    }
-    drop(stream); // before the detach: the owner must hold the last reference
-    let _ = tx.send(Input::Detach { id });
+        result = (&socket.stream).read(&mut buf);
+    };
+    drop(socket); // before the detach: the driver must hold the last reference
+    let _ = inputs.send_blocking(Input::ReaderDone(id, end));
 }
 
-/// What the owner posts to a channel's writer thread.
-pub(crate) enum WriterJob {
-    /// Write these bytes after everything before.
-    Write(Bytes),
-    /// Let go: the channel is offline (its queue is flushed or dropped).
-    Stop,
-}
-
-/// The writer's side of its channel: the job queue and the stop flag.
-pub(crate) struct WriterLink {
-    pub jobs: Sender<WriterJob>,
-    /// Set by the owner on abort or offline: drop what is left and exit. A
-    /// writer blocked in `write` on a peer that does not read sees it at its
-    /// next write-timeout tick.
-    pub stop: Arc<AtomicBool>,
-}
-
-/// Writes each job in order, reporting progress after every partial write,
-/// until stopped or the socket fails; then lets go.
-///
-/// The socket has a write timeout of `tick`: a write that makes no progress
-/// for that long returns, so the writer checks `stop` at least once per tick
-/// even when the peer never reads (the abort path, which must not send FIN
-/// and so cannot use `shutdown(Write)` to wake it).
-pub(crate) fn run_writer(
+/// Waits (in `poll(2)` ticks) until the socket takes bytes again or the
+/// connection is released; then lets go.
+pub(crate) fn run_waiter(
     id: ChannelId,
-    stream: Arc<Sock>,
-    jobs: Receiver<WriterJob>,
+    socket: Arc<ThreadSocket>,
     stop: Arc<AtomicBool>,
-    tx: Sender<Input>,
-    first: Bytes,
+    inputs: ThreadInputs,
 ) {
-    let mut next = Some(WriterJob::Write(first));
-    'jobs: loop {
-        let job = match next.take() {
-            Some(job) => job,
-            None => match jobs.recv() {
-                Ok(job) => job,
-                Err(_) => break, // the owner dropped the channel's record
-            },
-        };
-        let WriterJob::Write(data) = job else {
-            break;
-        };
-        let mut off = 0;
-        while off < data.len() {
-            if stop.load(Ordering::Acquire) {
-                break 'jobs;
-            }
-            match (&stream.stream).write(&data[off..]) {
-                Ok(0) => {
-                    let _ = tx.send(Input::WriteError {
-                        id,
-                        kind: io::ErrorKind::WriteZero,
-                    });
-                    break 'jobs;
-                }
-                Ok(n) => {
-                    off += n;
-                    if tx.send(Input::Written { id, n }).is_err() {
-                        break 'jobs;
-                    }
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) =>
-                {
-                    continue; // a tick without progress: check `stop`, retry
-                }
-                Err(e) => {
-                    if !stop.load(Ordering::Acquire) {
-                        let _ = tx.send(Input::WriteError { id, kind: e.kind() });
-                    }
-                    break 'jobs;
-                }
-            }
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    let tick = Timespec {
+        tv_sec: 0,
+        tv_nsec: i64::try_from(WAITER_TICK.as_nanos()).unwrap_or(20_000_000),
+    };
+    while !stop.load(Ordering::Acquire) {
+        let mut fds = [PollFd::new(&socket.stream, PollFlags::OUT)];
+        match rustix::event::poll(&mut fds, Some(&tick)) {
+            // Writable, or an error/hangup the next write will report.
+            Ok(n) if n > 0 => break,
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(_) => break,
         }
     }
-    drop(stream); // before the detach, as for the reader
-    let _ = tx.send(Input::Detach { id });
-}
-
-/// The write timeout a writer thread puts on its socket.
-pub(crate) fn set_write_tick(sock: &Sock, tick: Duration) -> io::Result<()> {
-    sock.stream
-        .set_write_timeout(Some(tick.max(Duration::from_millis(1))))
+    drop(socket);
+    let _ = inputs.send_blocking(Input::WaiterDone(id));
 }

@@ -2,108 +2,76 @@
 //!
 //! Drives [`tether_core`] from blocking `std::net` sockets and std threads:
 //! the seed's architecture (workers read, one thread decides and writes),
-//! with no guesswork about when a socket may be closed.
+//! with no guesswork about when a socket may be closed. Like every adapter
+//! it is only I/O glue: the hub's owner loop, write accounting, flow
+//! control, commands and the [`Handle`]/[`Events`] API are
+//! `tether-adapter`'s, the same for every runtime.
 //!
 //! ## Threads
 //!
-//! * **owner** — the only thread that touches the [`Hub`](tether_core::Hub).
-//!   It waits on one `mpsc` channel with `recv_timeout` set to the hub's
-//!   [`poll_timeout`](tether_core::Hub::poll_timeout), feeds every input,
-//!   executes every action and sends every event to the application's
-//!   [`Events`] receiver. It is also the only thread that calls `shutdown`
-//!   or closes a socket.
-//! * **acceptor** — blocks in `accept`, starts the connection's reader
-//!   thread (so the owner never spends a thread start's tens of
-//!   microseconds) and hands both to the owner. On `PauseAccept` it stops
-//!   calling `accept` (it waits on a condition variable) until
-//!   `ResumeAccept`; the kernel backlog holds new connections meanwhile. A
-//!   call already blocked in `accept` when the pause comes may still take
-//!   one connection, which the hub refuses and the owner closes.
-//! * **reader**, one per channel — blocks in `read`, posts what it reads
-//!   (tagged with the id the hub gave its connection, which the owner sends
-//!   it), and at EOF or error lets go (detaches).
-//! * **writer**, one per channel *only while its peer lags* — see below.
-//! * the application's own threads, which command the server through a
-//!   cloneable [`Handle`]: it posts a command to the owner and, for calls
-//!   with a verdict, waits on a one-shot reply. No lock is shared with the
-//!   owner, so 8 threads kicking one id at once get exactly one `Ok`.
-//!
-//! ## Writes: never blocked by a slow peer
-//!
-//! The owner writes a transmit itself with a non-blocking send
-//! (`MSG_DONTWAIT`): a peer that reads keeps up, and the common case costs
-//! no thread and no hand-off. When the kernel's send buffer is full, the
-//! rest goes to a **writer thread started for that channel**, which writes
-//! with blocking calls and reports progress
-//! ([`handle_written`](tether_core::Hub::handle_written)); every later
-//! transmit of the channel queues behind it, so bytes stay in order. The
-//! writer's queue is bounded by the hub: a transmit exists only for bytes
-//! the hub accepted under [`Config::queue_limit`](tether_core::Config),
-//! so a peer that never reads costs at most that much memory, and then is
-//! rejected or evicted by the overflow policy.
-//!
-//! Why not write timeouts on the owner thread alone? A timeout of `t` would
-//! stall *every* channel for `t` whenever one peer lags. Why not a writer
-//! thread for every channel from the start? It doubles threads and
-//! hand-offs per connection for peers that never need it.
-//!
-//! A writer blocked on a full buffer is woken by `shutdown(Both)` (EPIPE)
-//! when its channel goes offline. An abort must not send FIN, so it cannot
-//! use that: the writer's socket carries a short write timeout
-//! ([`Options::write_tick`]) so it checks a stop flag at least once per tick.
-//!
-//! A peer's reset can reach a reader as a plain EOF (`read` returns 0) when
-//! a writer blocked in `send` took the socket's pending `ECONNRESET` first;
-//! the reader then tells FIN from RST with a zero-length non-blocking send,
-//! which fails only on a reset socket (or one whose sending side we shut,
-//! which the owner flags before it does so). So a reset is reported as
-//! `PeerReset` whichever thread woke first.
+//! * **the driver** — the only thread that touches the hub. It runs the
+//!   adapter layer's loop with [`tether_adapter::block_on`] (parking until
+//!   an input or the hub's next deadline), and writes every socket itself
+//!   with a non-blocking vectored `send` (`MSG_DONTWAIT`), one per socket
+//!   per drain. It is also the only thread that shuts down or closes a
+//!   socket.
+//! * **the acceptor** — blocks in `accept`, starts the connection's reader
+//!   (so the driver never spends a thread start) and hands both over.
+//!   While the hub has paused accepting (at its channel limit), it refuses
+//!   new connections itself with the refusal line. If a thread cannot be
+//!   started (thread or memory-map limits), that connection is refused,
+//!   counted and logged — the server keeps serving the rest.
+//! * **a reader per channel** — blocks in `read`, posts what it reads
+//!   (blocking while the driver's reader queue is full, so TCP pushes back
+//!   on a flooder) and, at EOF or error, lets go.
+//! * **a waiter per channel only while its peer's send buffer is full** —
+//!   `poll(2)` for writability in 20 ms ticks, then lets go; the driver
+//!   writes again.
 //!
 //! ## When the socket is closed, and why that is safe
 //!
 //! The seed closed a kicked socket 60 s after the kick, *hoping* its worker
 //! threads were done with it by then. Here every thread that uses a socket
-//! is a *holder*: the owner [`attach`](tether_core::Hub::attach)es it before
-//! anything could close the socket (the reader in the same step as the hub
-//! accepts the connection; a writer before it is started), and it
+//! is a *holder*: the driver [`attach`](tether_core::Hub::attach)es it
+//! before anything could close the socket, and it
 //! [`detach`](tether_core::Hub::detach)es as the last thing it does. A kick
 //! wakes holders at once: a graceful kick's FIN leads to the peer's EOF and
-//! then `Shutdown(Both)` (or, if the peer never answers, the flush deadline
-//! escalates to an abort), an abort does `shutdown(Read)`; either makes a
-//! reader blocked in `read` return 0. The
-//! reader drops its reference to the socket, *then* posts its detach. The
-//! hub emits `Close` only when no holder is attached (invariant 5), so when
-//! the owner executes it, its own reference to the socket is the last one and
-//! dropping it closes the descriptor. No thread can be inside a call on that
+//! then `Shutdown(Both)` (or the flush deadline escalates to an abort), an
+//! abort does `shutdown(Read)`; either makes a reader blocked in `read`
+//! return 0. The reader drops its reference to the socket, *then* posts its
+//! detach. The hub emits `Close` only when no holder is attached
+//! (invariant 5), so the driver's reference is the last one and dropping
+//! it closes the descriptor. No thread can be inside a call on that
 //! descriptor, so it cannot be closed under a reader — the seed's race —
 //! nor reused by the kernel for a new connection while an old reader still
-//! uses the number. The delay is exactly as long as the holders need, in
-//! practice microseconds after the peer's EOF, not 60 s.
+//! uses the number.
 //!
 //! ## Limits
 //!
-//! * Inbound data is not flow-controlled: a reader reads as fast as its peer
-//!   sends, and [`Events`] is unbounded (see there for why). An application
-//!   that cannot keep up with a flooding peer should kick it.
-//! * Linux semantics are relied on: `shutdown(Read)` wakes a blocked
-//!   `read`, `shutdown` on a listening socket wakes a blocked `accept` (a
-//!   self-connection is the fallback), `MSG_DONTWAIT` for the owner's sends.
+//! * Each channel costs a thread; the channel budget is lowered to what
+//!   `vm.max_map_count`, `kernel.threads-max` and the fd limit allow
+//!   ([`thread_budget`]), so the process refuses clients instead of
+//!   aborting when the kernel runs out of maps (about 16,400 threads at the
+//!   default 65,530).
+//! * Unix only: `MSG_DONTWAIT`/`MSG_NOSIGNAL` for the driver's writes,
+//!   `shutdown(Read)` waking a blocked `read`, `shutdown` on a listener
+//!   waking `accept` (Linux semantics).
 //!
 //! ## Example
 //!
 //! ```no_run
 //! use tether_core::{Config, Event, KickMode};
-//! use tether_threads::Server;
 //!
-//! let (server, events) = Server::bind("127.0.0.1:7000", Config::default())?;
-//! let handle = server.handle();
+//! let listener = tether_adapter::listen::bind("127.0.0.1:7000".parse()?, 1024)?;
+//! let (handle, events) = tether_threads::start(listener, Config::default(), Default::default())?;
+//! let blocking = handle.blocking();
 //! for event in events {
 //!     match event {
-//!         Event::Opened { id, .. } => handle.send(id, format!("hello {id}\n"))?,
+//!         Event::Opened { id, .. } => blocking.send(id, format!("hello {id}\n"))?,
 //!         Event::Received { id, data } if data.starts_with(b"bye") => {
-//!             handle.kick(id, KickMode::Graceful, 0)?
+//!             blocking.kick(id, KickMode::Graceful, 0)?
 //!         }
-//!         Event::Received { id, data } => handle.send(id, data)?,
+//!         Event::Received { id, data } => blocking.send(id, data)?,
 //!         _ => {}
 //!     }
 //! }
@@ -111,14 +79,209 @@
 //! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg(unix)]
 
 mod acceptor;
 mod conn;
-mod handle;
-mod owner;
-mod server;
 
-pub use handle::{AdapterStats, CallError, Handle, Stopped};
-pub use server::{Events, Options, Server, StartError};
+use std::io;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use tether_adapter::{Glue, GlueContext, Release, ThreadSleep};
+use tether_core::{ChannelId, Config};
+
+pub use conn::{Accepted, ThreadConn, ThreadSocket};
+pub use tether_adapter::{Blocking, Error, Events, Handle, Options, ServerStats, StartError};
 pub use tether_core;
+
+use acceptor::Acceptor;
+use conn::{Graveyard, ThreadInputs, bury};
+
+/// Settings of the threads themselves (the rest is [`Options`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadOptions {
+    /// Stack size of every connection thread. Small on purpose: a reader
+    /// keeps its buffer on the heap, so most of a default 2 MiB stack would
+    /// only reserve address space.
+    pub stack_size: usize,
+    /// Set `TCP_NODELAY` on accepted sockets (line protocols want it).
+    pub nodelay: bool,
+}
+
+impl Default for ThreadOptions {
+    fn default() -> Self {
+        ThreadOptions {
+            stack_size: 128 << 10,
+            nodelay: true,
+        }
+    }
+}
+
+/// Memory maps one thread costs: its stack and guard page, and the
+/// signal stack and its guard page std sets up.
+const MAPS_PER_THREAD: u64 = 4;
+/// Maps and threads kept for everything else (the heap, libraries, the
+/// driver, acceptor and console threads, waiters).
+const RESERVE: u64 = 4096;
+
+/// How many channels this machine's thread limits allow, one reader thread
+/// each: the least of `vm.max_map_count` / [`MAPS_PER_THREAD`] and
+/// `kernel.threads-max` / 2 (a waiter may join a reader), minus a reserve.
+/// `None` if neither can be read.
+pub fn thread_budget() -> Option<usize> {
+    let read =
+        |path: &str| -> Option<u64> { std::fs::read_to_string(path).ok()?.trim().parse().ok() };
+    let maps =
+        read("/proc/sys/vm/max_map_count").map(|n| n.saturating_sub(RESERVE) / MAPS_PER_THREAD);
+    let threads = read("/proc/sys/kernel/threads-max").map(|n| n.saturating_sub(RESERVE) / 2);
+    let budget = [maps, threads].into_iter().flatten().min()?;
+    usize::try_from(budget.max(1)).ok()
+}
+
+/// Starts a server on `listener` with default [`ThreadOptions`]: a driver
+/// thread, an acceptor thread, and a reader thread per channel. Runs until
+/// [`Handle::shutdown`] completes (or every handle is dropped); every
+/// thread has ended by the time [`Handle::stopped`] resolves.
+pub fn start(
+    listener: TcpListener,
+    config: Config,
+    options: Options,
+) -> Result<(Handle, Events), StartError> {
+    start_with(listener, config, options, ThreadOptions::default())
+}
+
+/// [`start`] with explicit [`ThreadOptions`].
+pub fn start_with(
+    listener: TcpListener,
+    config: Config,
+    options: Options,
+    threads: ThreadOptions,
+) -> Result<(Handle, Events), StartError> {
+    listener.set_nonblocking(false)?;
+    let local_addr = listener.local_addr()?;
+    let stack_size = threads.stack_size;
+    let prepared = tether_adapter::prepare(
+        config,
+        options,
+        local_addr,
+        "threads",
+        thread_budget(),
+        |context| ThreadGlue::start(listener, context, threads),
+    )?;
+    let driver = prepared.driver;
+    std::thread::Builder::new()
+        .name("tether-driver".into())
+        .stack_size(stack_size.max(512 << 10))
+        .spawn(move || tether_adapter::block_on(driver.run(ThreadSleep)))?;
+    Ok((prepared.handle, prepared.events))
+}
+
+/// [`Glue`] for blocking sockets and std threads.
+#[derive(Debug)]
+pub struct ThreadGlue {
+    acceptor: Acceptor,
+    graveyard: Graveyard,
+    options: ThreadOptions,
+}
+
+impl ThreadGlue {
+    fn start(
+        listener: TcpListener,
+        context: GlueContext<ThreadSocket, Accepted>,
+        options: ThreadOptions,
+    ) -> io::Result<ThreadGlue> {
+        Ok(ThreadGlue {
+            acceptor: Acceptor::start(listener, context, options.clone())?,
+            graveyard: Graveyard::default(),
+            options,
+        })
+    }
+
+    /// Joins finished threads of closed connections (all, if `all`).
+    fn reap(&mut self, all: bool) {
+        let threads = std::mem::take(
+            &mut *self
+                .graveyard
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let mut alive = Vec::new();
+        for thread in threads {
+            if all || thread.is_finished() {
+                let _ = thread.join();
+            } else {
+                alive.push(thread);
+            }
+        }
+        bury(&self.graveyard, alive);
+    }
+}
+
+impl Glue for ThreadGlue {
+    type Socket = ThreadSocket;
+    type Accepted = Accepted;
+    type Conn = ThreadConn;
+
+    fn open(
+        &mut self,
+        id: ChannelId,
+        _socket: &Arc<ThreadSocket>,
+        accepted: Accepted,
+        _inputs: &ThreadInputs,
+    ) -> io::Result<ThreadConn> {
+        self.reap(false);
+        let conn = ThreadConn {
+            threads: vec![accepted.thread],
+            stop: Arc::new(AtomicBool::new(false)),
+            graveyard: self.graveyard.clone(),
+        };
+        // The reader waits for its id; it cannot be gone before this.
+        accepted
+            .start
+            .send(id)
+            .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))?;
+        Ok(conn)
+    }
+
+    fn refuse(&mut self, socket: &Arc<ThreadSocket>, accepted: Accepted) {
+        // The shutdown ends the reader's first read; dropping `start` ends
+        // the reader, and with it its reference to the socket.
+        let _ = socket.stream().shutdown(std::net::Shutdown::Both);
+        drop(accepted.start);
+        bury(&self.graveyard, [accepted.thread]);
+    }
+
+    fn wait_writable(
+        &mut self,
+        id: ChannelId,
+        socket: &Arc<ThreadSocket>,
+        conn: &mut ThreadConn,
+        inputs: &ThreadInputs,
+    ) -> io::Result<()> {
+        let (socket, stop, inputs) = (socket.clone(), conn.stop.clone(), inputs.clone());
+        let thread = std::thread::Builder::new()
+            .name("tether-wait".into())
+            .stack_size(self.options.stack_size)
+            .spawn(move || conn::run_waiter(id, socket, stop, inputs))?;
+        conn.threads.push(thread);
+        Ok(())
+    }
+
+    fn release(&mut self, socket: &Arc<ThreadSocket>, conn: &mut ThreadConn, how: Release) {
+        conn.stop.store(true, Ordering::Release);
+        if how == Release::Abort {
+            socket.wake_reader();
+        }
+    }
+
+    fn set_accepting(&mut self, accepting: bool) {
+        self.acceptor.set_accepting(accepting);
+    }
+
+    fn finish(&mut self) {
+        self.acceptor.stop();
+        self.reap(true);
+    }
+}

@@ -127,21 +127,23 @@ pub fn channel_limit<A: Adapter>() {
     };
     let stats = rig.server().stats();
     assert!(stats.live <= 4, "{}", A::NAME);
-    assert!(served || stats.refused >= 1, "{}", A::NAME);
+    assert!(served || rig.server().refused() >= 1, "{}", A::NAME);
     drop((clients, fifth));
     rig.finish();
 }
 
-/// A client that never reads is kicked as a slow consumer once its queue
-/// overflows, while three readers get every byte, unslowed.
+/// A client that never reads is evicted as a slow consumer once its send
+/// buffer stays full for the stall timeout, while three prompt readers get
+/// every byte of an unpaced burst far past the queue limit and are never
+/// evicted (DESIGN §5.1: slow means the kernel refused the bytes).
 pub fn slow_consumer<A: Adapter>() {
     let mut config = Config::default().with_queue_limit(256 << 10);
-    config.overflow = OverflowPolicy::KickSlowConsumer;
+    config.stall_timeout = Some(Duration::from_secs(1));
     let rig = Rig::<A>::start(config);
     let slow = client::connect_small_window(rig.addr());
     let slow_id = rig.opened_id(&slow, SOON).expect("opened");
     const CHUNK: usize = 16 << 10;
-    const CHUNKS: usize = 2_000; // 32 MiB per reader: far past any socket buffer
+    const CHUNKS: usize = 2_000; // 32 MiB per reader: 128× the queue limit
     let stop = Arc::new(AtomicBool::new(false));
     let mut readers = Vec::new();
     let mut fast_ids = Vec::new();
@@ -165,41 +167,24 @@ pub fn slow_consumer<A: Adapter>() {
     }
     let chunk = Bytes::from(vec![b'z'; CHUNK]);
     let started = Instant::now();
-    let mut slow_kicked = false;
+    // No pacing: each broadcast waits inside the server only while some
+    // channel is backpressured.
     for _ in 0..CHUNKS {
-        // Pace on the readers only: they must never overflow.
-        while rig
-            .server()
-            .channels()
-            .iter()
-            .any(|c| fast_ids.contains(&c.id) && c.queued > (128 << 10))
-        {
+        let report = rig.server().broadcast(chunk.clone());
+        for (id, e) in &report.refused {
             assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "{}: readers stalled",
+                !fast_ids.contains(id),
+                "{}: a prompt reader refused a send: {e}",
                 A::NAME
             );
-            std::thread::sleep(Duration::from_micros(200));
-        }
-        for &id in &fast_ids {
-            rig.server()
-                .send(id, chunk.clone())
-                .expect("readers never overflow");
-        }
-        if !slow_kicked {
-            match rig.server().send(slow_id, chunk.clone()) {
-                Ok(()) => {}
-                Err(SendError::QueueFull { kicked: true, .. }) => slow_kicked = true,
-                Err(e) => panic!("{}: unexpected refusal {e}", A::NAME),
-            }
         }
     }
-    assert!(
-        slow_kicked,
-        "{}: the slow consumer was never kicked",
+    assert_eq!(
+        rig.disconnected(slow_id),
+        DisconnectReason::SlowConsumer,
+        "{}",
         A::NAME
     );
-    assert_eq!(rig.disconnected(slow_id), DisconnectReason::SlowConsumer);
     let ended: Vec<(usize, TcpStream)> = readers
         .into_iter()
         .map(|r| r.join().expect("reader"))
@@ -212,7 +197,7 @@ pub fn slow_consumer<A: Adapter>() {
         "{}: readers got every byte",
         A::NAME
     );
-    assert!(started.elapsed() < Duration::from_secs(60));
+    assert!(started.elapsed() < Duration::from_secs(120));
     for id in fast_ids {
         assert!(
             !rig.log().disconnected.contains_key(&id),

@@ -1,0 +1,106 @@
+//! What a runtime adapter provides: the I/O glue. Everything else — the
+//! hub, write accounting, flow control, batching, commands, events — is the
+//! [driver](crate::driver)'s, written once.
+//!
+//! A runtime implements three small traits:
+//!
+//! * [`Socket`]: the operations the driver performs on a connected socket
+//!   from its own task or thread. All of them return at once; the driver
+//!   never blocks on a socket.
+//! * [`Glue`]: starting a connection's reader, waiting for a socket to become
+//!   writable again, waking a connection's holders, pausing the listener.
+//! * [`Sleep`]: sleeping until an instant (the hub's next deadline).
+
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::net::Shutdown;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tether_core::ChannelId;
+
+use crate::input::Inputs;
+
+/// A connected socket, as the driver uses it.
+pub trait Socket: Send + Sync + 'static {
+    /// Writes as much of `bufs` as the kernel takes **without blocking**:
+    /// `Err(WouldBlock)` when its send buffer is full.
+    fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+    /// `shutdown(2)`.
+    fn shutdown(&self, how: Shutdown) -> io::Result<()>;
+    /// `SO_LINGER` 0: the coming close sends RST.
+    fn set_linger_zero(&self) -> io::Result<()>;
+}
+
+/// How a connection's holders are told to let go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// The channel is offline and its socket was shut down both ways: a
+    /// reader blocked in `read` wakes with 0 by itself; cancel the rest.
+    Offline,
+    /// Abort: no FIN may be sent. Wake the reader without one (on Linux,
+    /// `shutdown(Read)`, or cancel its task) and cancel every waiter.
+    Abort,
+}
+
+/// The runtime's part of the adapter. Called only from the driver.
+pub trait Glue: Send + 'static {
+    /// The socket type.
+    type Socket: Socket;
+    /// What the acceptor hands over with a socket besides its address (for
+    /// the threads adapter: a reader thread already started, waiting for
+    /// its id).
+    type Accepted: Send + 'static;
+    /// The runtime's per-connection state (cancellation handles, threads).
+    type Conn: Send + 'static;
+
+    /// Starts the connection's reader, which the driver already attached as
+    /// the channel's first holder. The reader posts
+    /// [`Input::Received`](crate::Input::Received) for what it reads and, as
+    /// its last act after dropping its socket reference,
+    /// [`Input::ReaderDone`](crate::Input::ReaderDone) (which detaches it).
+    /// An error refuses the connection (it is counted and closed).
+    fn open(
+        &mut self,
+        id: ChannelId,
+        socket: &Arc<Self::Socket>,
+        accepted: Self::Accepted,
+        inputs: &Inputs<Self::Socket, Self::Accepted>,
+    ) -> io::Result<Self::Conn>;
+
+    /// The hub refused the connection: make whatever `accepted` started end
+    /// (the socket closes when the driver drops its reference).
+    fn refuse(&mut self, socket: &Arc<Self::Socket>, accepted: Self::Accepted);
+
+    /// Starts a waiter that posts [`Input::Writable`](crate::Input::Writable)
+    /// once the socket's send buffer has room again (or the connection is
+    /// released), then [`Input::WaiterDone`](crate::Input::WaiterDone) after
+    /// dropping its socket reference. The driver attached it as a holder
+    /// before this call; an error detaches it again.
+    fn wait_writable(
+        &mut self,
+        id: ChannelId,
+        socket: &Arc<Self::Socket>,
+        conn: &mut Self::Conn,
+        inputs: &Inputs<Self::Socket, Self::Accepted>,
+    ) -> io::Result<()>;
+
+    /// Wakes every holder of the connection so it lets go.
+    fn release(&mut self, socket: &Arc<Self::Socket>, conn: &mut Self::Conn, how: Release);
+
+    /// Stops (`false`) or resumes (`true`) accepting new connections into
+    /// the hub. While stopped, the listener keeps refusing new connections
+    /// itself with the server's refusal line (see
+    /// [`Listening`](crate::Listening)), so a full server says so.
+    fn set_accepting(&mut self, accepting: bool);
+
+    /// The hub's shutdown is complete and every socket is closed: stop the
+    /// listener and end whatever the runtime still runs (join threads).
+    fn finish(&mut self);
+}
+
+/// Sleeping until an instant, the runtime's way.
+pub trait Sleep: Send + 'static {
+    /// A future that completes at `at` (or at once if it is past).
+    fn sleep_until(&mut self, at: Instant) -> impl Future<Output = ()> + Send;
+}

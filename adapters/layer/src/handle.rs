@@ -1,0 +1,440 @@
+//! The application's side: one [`Handle`] and one [`Events`] stream for
+//! every runtime adapter. Each call has an async form and, through
+//! [`Handle::blocking`], a blocking one for plain threads.
+//!
+//! Every queue here is bounded or gated: commands wait for room in a
+//! bounded queue, and a send waits (inside the driver) while its channel is
+//! backpressured, so an application that produces faster than peers read
+//! is slowed down instead of growing memory.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_channel::{Receiver, Sender};
+use bytes::Bytes;
+use futures_lite::future;
+use tether_core::{
+    BroadcastReport, ChannelError, ChannelId, ChannelInfo, Event, KickError, KickMode,
+    OfflineEntry, SendError,
+};
+
+use crate::stats::ServerStats;
+
+/// Why a [`Handle`] call failed: the hub refused it, or the server stopped.
+/// The same type on every adapter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// `send` refused by the hub (stale id, closing channel, queue full…).
+    #[error(transparent)]
+    Send(#[from] SendError),
+    /// `kick` refused by the hub (stale id, already closing).
+    #[error(transparent)]
+    Kick(#[from] KickError),
+    /// `authenticate` refused by the hub.
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+    /// The server has stopped; this handle no longer reaches a hub.
+    #[error("the server has stopped")]
+    Stopped,
+}
+
+/// A reply slot: the driver answers once.
+pub(crate) type Reply<T> = Sender<T>;
+
+/// An application command that changes channels. Executed in the order
+/// posted; a send or broadcast waits at the head of the queue while its
+/// target is backpressured.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Send {
+        id: ChannelId,
+        data: Bytes,
+        reply: Option<Reply<Result<(), SendError>>>,
+    },
+    Broadcast {
+        data: Bytes,
+        reply: Option<Reply<BroadcastReport>>,
+    },
+    Kick {
+        id: ChannelId,
+        mode: KickMode,
+        code: u32,
+        reply: Option<Reply<Result<(), KickError>>>,
+    },
+    Authenticate {
+        id: ChannelId,
+        reply: Option<Reply<Result<(), ChannelError>>>,
+    },
+}
+
+/// A call answered at once, even while sends wait for room.
+#[derive(Debug)]
+pub(crate) enum Query {
+    Stats(Reply<ServerStats>),
+    Channels(Reply<Vec<ChannelInfo>>),
+    Offline(Reply<Vec<OfflineEntry>>),
+    Shutdown { grace: Duration, reply: Reply<()> },
+}
+
+#[derive(Debug)]
+struct Inner {
+    commands: Sender<Command>,
+    queries: Sender<Query>,
+    local_addr: SocketAddr,
+    /// Closed once the server has stopped (every sender dropped).
+    stopped: Receiver<()>,
+}
+
+/// A cloneable handle to a running server, usable from any task or thread.
+/// Each call is one message to the driver (and, where it answers, one
+/// reply); none touches a socket.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    inner: Arc<Inner>,
+}
+
+/// The driver's ends of a handle's queues.
+pub(crate) struct HandleQueues {
+    pub commands: Receiver<Command>,
+    pub queries: Receiver<Query>,
+}
+
+impl Handle {
+    pub(crate) fn new(
+        local_addr: SocketAddr,
+        command_cap: usize,
+        stopped: Receiver<()>,
+    ) -> (Handle, HandleQueues) {
+        let (commands, command_rx) = async_channel::bounded(command_cap.max(1));
+        let (queries, query_rx) = async_channel::bounded(64);
+        let handle = Handle {
+            inner: Arc::new(Inner {
+                commands,
+                queries,
+                local_addr,
+                stopped,
+            }),
+        };
+        let queues = HandleQueues {
+            commands: command_rx,
+            queries: query_rx,
+        };
+        (handle, queues)
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    async fn command<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, Error> {
+        let (reply, answer) = async_channel::bounded(1);
+        self.post(make(reply)).await?;
+        answer.recv().await.map_err(|_| Error::Stopped)
+    }
+
+    async fn post(&self, command: Command) -> Result<(), Error> {
+        self.inner
+            .commands
+            .send(command)
+            .await
+            .map_err(|_| Error::Stopped)
+    }
+
+    async fn query<T>(&self, make: impl FnOnce(Reply<T>) -> Query) -> Result<T, Error> {
+        let (reply, answer) = async_channel::bounded(1);
+        self.inner
+            .queries
+            .send(make(reply))
+            .await
+            .map_err(|_| Error::Stopped)?;
+        answer.recv().await.map_err(|_| Error::Stopped)
+    }
+
+    /// Queues `data` on a channel and returns the hub's verdict. Waits while
+    /// the channel is backpressured (its queue above the high watermark)
+    /// until it drains, ends, or is evicted as a slow consumer.
+    pub async fn send(&self, id: ChannelId, data: impl Into<Bytes>) -> Result<(), Error> {
+        let data = data.into();
+        Ok(self
+            .command(|reply| Command::Send {
+                id,
+                data,
+                reply: Some(reply),
+            })
+            .await??)
+    }
+
+    /// Like [`send`](Handle::send), without waiting for the verdict: only for
+    /// room in the command queue. A refusal is counted in the hub's stats
+    /// (`sends_rejected`).
+    pub async fn post_send(&self, id: ChannelId, data: impl Into<Bytes>) -> Result<(), Error> {
+        self.post(Command::Send {
+            id,
+            data: data.into(),
+            reply: None,
+        })
+        .await
+    }
+
+    /// Sends `data` to every usable channel (the bytes are shared, not
+    /// copied). Waits while any usable channel is backpressured.
+    pub async fn broadcast(&self, data: impl Into<Bytes>) -> Result<BroadcastReport, Error> {
+        let data = data.into();
+        self.command(|reply| Command::Broadcast {
+            data,
+            reply: Some(reply),
+        })
+        .await
+    }
+
+    /// Like [`broadcast`](Handle::broadcast), without waiting for the report.
+    pub async fn post_broadcast(&self, data: impl Into<Bytes>) -> Result<(), Error> {
+        self.post(Command::Broadcast {
+            data: data.into(),
+            reply: None,
+        })
+        .await
+    }
+
+    /// Kicks a channel: `Disconnected(Kicked{code})` at once; FIN once its
+    /// queue is written (graceful) or RST now (abort). Ordered after every
+    /// send posted before it, so a farewell line sent first is delivered.
+    pub async fn kick(&self, id: ChannelId, mode: KickMode, code: u32) -> Result<(), Error> {
+        Ok(self
+            .command(|reply| Command::Kick {
+                id,
+                mode,
+                code,
+                reply: Some(reply),
+            })
+            .await??)
+    }
+
+    /// Marks a channel logged in: its login deadline no longer applies.
+    pub async fn authenticate(&self, id: ChannelId) -> Result<(), Error> {
+        Ok(self
+            .command(|reply| Command::Authenticate {
+                id,
+                reply: Some(reply),
+            })
+            .await??)
+    }
+
+    /// Like [`authenticate`](Handle::authenticate), without waiting for the
+    /// verdict.
+    pub async fn post_authenticate(&self, id: ChannelId) -> Result<(), Error> {
+        self.post(Command::Authenticate { id, reply: None }).await
+    }
+
+    /// The hub's counters and the adapter's own (see
+    /// [`ServerStats::counters`]).
+    pub async fn stats(&self) -> Result<ServerStats, Error> {
+        self.query(Query::Stats).await
+    }
+
+    /// Every live channel, in slot order.
+    pub async fn channels(&self) -> Result<Vec<ChannelInfo>, Error> {
+        self.query(Query::Channels).await
+    }
+
+    /// The offline queue, oldest first.
+    pub async fn offline(&self) -> Result<Vec<OfflineEntry>, Error> {
+        self.query(Query::Offline).await
+    }
+
+    /// Starts a graceful shutdown: stop accepting, kick every channel with
+    /// `ServerShutdown` (queued bytes are flushed, then FIN), abort what is
+    /// still closing after `grace`. Idempotent. Await
+    /// [`stopped`](Handle::stopped) for its end.
+    pub async fn shutdown(&self, grace: Duration) -> Result<(), Error> {
+        self.query(|reply| Query::Shutdown { grace, reply }).await
+    }
+
+    /// Resolves once the server has stopped: shutdown complete, every
+    /// socket and the listener closed.
+    pub async fn stopped(&self) {
+        let _closed = self.inner.stopped.recv().await;
+    }
+
+    /// Whether the server has stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.inner.stopped.is_closed()
+    }
+
+    /// The same calls for blocking code (threads, tests, a console).
+    pub fn blocking(&self) -> Blocking<'_> {
+        Blocking(self)
+    }
+}
+
+/// Blocking forms of the [`Handle`] calls, for code outside any runtime.
+/// Each blocks the calling thread until the driver answers (or, for the
+/// `post_*` forms, until the command is queued).
+#[derive(Debug, Clone, Copy)]
+pub struct Blocking<'a>(&'a Handle);
+
+impl Blocking<'_> {
+    /// See [`Handle::send`].
+    pub fn send(&self, id: ChannelId, data: impl Into<Bytes>) -> Result<(), Error> {
+        future::block_on(self.0.send(id, data))
+    }
+    /// See [`Handle::post_send`].
+    pub fn post_send(&self, id: ChannelId, data: impl Into<Bytes>) -> Result<(), Error> {
+        future::block_on(self.0.post_send(id, data))
+    }
+    /// See [`Handle::broadcast`].
+    pub fn broadcast(&self, data: impl Into<Bytes>) -> Result<BroadcastReport, Error> {
+        future::block_on(self.0.broadcast(data))
+    }
+    /// See [`Handle::post_broadcast`].
+    pub fn post_broadcast(&self, data: impl Into<Bytes>) -> Result<(), Error> {
+        future::block_on(self.0.post_broadcast(data))
+    }
+    /// See [`Handle::kick`].
+    pub fn kick(&self, id: ChannelId, mode: KickMode, code: u32) -> Result<(), Error> {
+        future::block_on(self.0.kick(id, mode, code))
+    }
+    /// See [`Handle::authenticate`].
+    pub fn authenticate(&self, id: ChannelId) -> Result<(), Error> {
+        future::block_on(self.0.authenticate(id))
+    }
+    /// See [`Handle::post_authenticate`].
+    pub fn post_authenticate(&self, id: ChannelId) -> Result<(), Error> {
+        future::block_on(self.0.post_authenticate(id))
+    }
+    /// See [`Handle::stats`].
+    pub fn stats(&self) -> Result<ServerStats, Error> {
+        future::block_on(self.0.stats())
+    }
+    /// See [`Handle::channels`].
+    pub fn channels(&self) -> Result<Vec<ChannelInfo>, Error> {
+        future::block_on(self.0.channels())
+    }
+    /// See [`Handle::offline`].
+    pub fn offline(&self) -> Result<Vec<OfflineEntry>, Error> {
+        future::block_on(self.0.offline())
+    }
+    /// See [`Handle::shutdown`].
+    pub fn shutdown(&self, grace: Duration) -> Result<(), Error> {
+        future::block_on(self.0.shutdown(grace))
+    }
+    /// Blocks until the server has stopped (see [`Handle::stopped`]).
+    pub fn stopped(&self) {
+        future::block_on(self.0.stopped());
+    }
+    /// Waits at most `timeout` for the server to stop; whether it did.
+    pub fn wait_stopped(&self, timeout: Duration) -> bool {
+        let (tick, ticks) = async_channel::bounded::<()>(1);
+        // A timer without a runtime: a short-lived thread closes `tick`.
+        let _ = std::thread::Builder::new()
+            .name("tether-wait".into())
+            .spawn(move || {
+                std::thread::sleep(timeout);
+                drop(tick);
+            });
+        future::block_on(future::or(
+            async {
+                self.0.stopped().await;
+                true
+            },
+            async {
+                let _ = ticks.recv().await;
+                self.0.is_stopped()
+            },
+        ))
+    }
+}
+
+/// The server's events, in order: `Opened`, `Received`, `Writable`,
+/// `ReadClosed`, `Disconnected` (exactly once per channel),
+/// `HolderOverdue`, `Released`, `ShutdownComplete`. Ends after
+/// `ShutdownComplete`.
+///
+/// Flow control: while more than
+/// [`Options::event_backlog`](crate::Options::event_backlog) received bytes
+/// wait here unread, the driver stops taking received data from sockets,
+/// so a peer that floods a slow application is pushed back by TCP.
+/// Lifecycle events are never held back (there are a handful per channel).
+/// Dropping every `Events` discards events instead.
+#[derive(Debug, Clone)]
+pub struct Events {
+    rx: Receiver<Event>,
+    unread: Arc<AtomicUsize>,
+}
+
+impl Events {
+    pub(crate) fn new() -> (Sender<Event>, Events, Arc<AtomicUsize>) {
+        let (tx, rx) = async_channel::unbounded();
+        let unread = Arc::new(AtomicUsize::new(0));
+        (
+            tx,
+            Events {
+                rx,
+                unread: unread.clone(),
+            },
+            unread,
+        )
+    }
+
+    fn taken(&self, event: Event) -> Event {
+        if let Event::Received { data, .. } = &event {
+            self.unread.fetch_sub(data.len(), Ordering::AcqRel);
+        }
+        event
+    }
+
+    /// The next event; `None` once the server stopped and every event was
+    /// read.
+    pub async fn next(&self) -> Option<Event> {
+        self.rx.recv().await.ok().map(|e| self.taken(e))
+    }
+
+    /// The next event if one is ready.
+    #[must_use]
+    pub fn try_next(&self) -> Option<Event> {
+        self.rx.try_recv().ok().map(|e| self.taken(e))
+    }
+
+    /// The next event, blocking the thread; `None` once the server stopped.
+    #[must_use]
+    pub fn next_blocking(&self) -> Option<Event> {
+        self.rx.recv_blocking().ok().map(|e| self.taken(e))
+    }
+
+    /// The next event, blocking the thread for at most `timeout`.
+    #[must_use]
+    pub fn next_timeout(&self, timeout: Duration) -> Option<Event> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(event) = self.try_next() {
+                return Some(event);
+            }
+            if self.rx.is_closed() && self.rx.is_empty() {
+                return None;
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            // Polling in short naps keeps this free of any runtime's timer;
+            // it serves tests and consoles, not the data path.
+            std::thread::sleep((deadline - now).min(Duration::from_millis(1)));
+        }
+    }
+
+    /// Events not read yet.
+    pub fn backlog(&self) -> usize {
+        self.rx.len()
+    }
+}
+
+impl Iterator for Events {
+    type Item = Event;
+    fn next(&mut self) -> Option<Event> {
+        self.next_blocking()
+    }
+}

@@ -1,0 +1,192 @@
+//! One connection's transmits not yet taken by the kernel, written with one
+//! vectored, non-blocking write per drain.
+//!
+//! The hub counts these bytes as queued until the driver reports them
+//! written, which it does right after each write: so the hub's queue is
+//! exactly what the kernel refused, and a channel is slow only when its
+//! peer does not read (DESIGN §5.1), never because the server lagged.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+
+use bytes::Bytes;
+
+use crate::glue::Socket;
+
+/// Most buffers handed to one `writev` (Linux's IOV_MAX is 1024; 64 covers
+/// a drain's fan-out batch without a large stack array).
+pub(crate) const MAX_IOV: usize = 64;
+
+/// The result of one flush.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flushed {
+    /// Everything queued was written.
+    Drained,
+    /// The kernel took part (or nothing): wait for writability.
+    Full,
+    /// The socket failed.
+    Failed(io::ErrorKind),
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Outbound {
+    queue: VecDeque<Bytes>,
+    /// Bytes of the front buffer already written.
+    head_written: usize,
+}
+
+/// What one flush did, for the hub and the counters.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FlushReport {
+    pub outcome: Flushed,
+    pub bytes: usize,
+    pub messages: u64,
+    pub calls: u64,
+}
+
+impl Outbound {
+    pub fn push(&mut self, data: Bytes) {
+        if !data.is_empty() {
+            self.queue.push_back(data);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Drops everything (abort, or the socket failed): the hub already
+    /// counted the bytes dropped (invariant 5).
+    pub fn clear(&mut self) {
+        self.queue.clear();
+        self.head_written = 0;
+    }
+
+    /// Writes until drained or the kernel refuses more: one `writev` of up
+    /// to [`MAX_IOV`] buffers, repeated only while every byte offered was
+    /// taken and more is queued.
+    pub fn flush(&mut self, socket: &impl Socket) -> FlushReport {
+        let mut report = FlushReport {
+            outcome: Flushed::Drained,
+            bytes: 0,
+            messages: 0,
+            calls: 0,
+        };
+        while !self.queue.is_empty() {
+            let mut slices = [IoSlice::new(&[]); MAX_IOV];
+            let mut count = 0;
+            let mut offered = 0;
+            for (i, buf) in self.queue.iter().take(MAX_IOV).enumerate() {
+                let part = if i == 0 {
+                    &buf[self.head_written..]
+                } else {
+                    &buf[..]
+                };
+                slices[i] = IoSlice::new(part);
+                offered += part.len();
+                count += 1;
+            }
+            report.calls += 1;
+            let written = match socket.write_vectored(&slices[..count]) {
+                Ok(0) => {
+                    report.outcome = Flushed::Failed(io::ErrorKind::WriteZero);
+                    return report;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    report.outcome = Flushed::Full;
+                    return report;
+                }
+                Err(e) => {
+                    report.outcome = Flushed::Failed(e.kind());
+                    return report;
+                }
+            };
+            report.bytes += written;
+            report.messages += self.consume(written);
+            if written < offered {
+                report.outcome = Flushed::Full;
+                return report;
+            }
+        }
+        report
+    }
+
+    /// Advances past `n` written bytes; the number of buffers completed.
+    fn consume(&mut self, mut n: usize) -> u64 {
+        let mut done = 0;
+        while n > 0 {
+            let Some(front) = self.queue.front() else {
+                break;
+            };
+            let left = front.len() - self.head_written;
+            if n >= left {
+                n -= left;
+                self.queue.pop_front();
+                self.head_written = 0;
+                done += 1;
+            } else {
+                self.head_written += n;
+                n = 0;
+            }
+        }
+        done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Shutdown;
+    use std::sync::Mutex;
+
+    /// A socket that takes at most `room` bytes per call, recording calls.
+    struct Fake {
+        room: Mutex<Vec<usize>>,
+        taken: Mutex<Vec<u8>>,
+    }
+
+    impl Socket for Fake {
+        fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            let mut room = self.room.lock().unwrap();
+            let Some(mut left) = room.pop() else {
+                return Err(io::ErrorKind::WouldBlock.into());
+            };
+            let mut n = 0;
+            for b in bufs {
+                let take = b.len().min(left);
+                self.taken.lock().unwrap().extend_from_slice(&b[..take]);
+                left -= take;
+                n += take;
+            }
+            Ok(n)
+        }
+        fn shutdown(&self, _: Shutdown) -> io::Result<()> {
+            Ok(())
+        }
+        fn set_linger_zero(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn one_call_per_drain_and_partial_writes_resume_in_order() {
+        let fake = Fake {
+            room: Mutex::new(vec![usize::MAX, 5]),
+            taken: Mutex::default(),
+        };
+        let mut out = Outbound::default();
+        for word in ["abc", "defg", "", "hi"] {
+            out.push(Bytes::from(word));
+        }
+        let first = out.flush(&fake);
+        assert_eq!(first.outcome, Flushed::Full);
+        assert_eq!((first.bytes, first.messages, first.calls), (5, 1, 1));
+        let second = out.flush(&fake);
+        assert_eq!(second.outcome, Flushed::Drained);
+        assert_eq!((second.bytes, second.messages, second.calls), (4, 2, 1));
+        assert_eq!(&fake.taken.lock().unwrap()[..], b"abcdefghi");
+        assert!(out.is_empty());
+    }
+}
