@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::output::{ChannelState, DisconnectReason};
+use crate::timers::Kind;
 
 /// Everything the hub knows about one live channel. Private: the app sees
 /// it through [`ChannelInfo`].
@@ -19,10 +20,24 @@ pub(crate) struct Channel {
     pub closing_deadline: Instant,
     /// While `Offline`: when it went offline.
     pub offline_since: Instant,
-    /// The deadline this channel has an entry for in the timer heap.
+    /// The lifecycle deadline (idle, login, flush, overdue holder) this
+    /// channel has an entry for in the timer heap.
     pub armed: Option<Instant>,
+    /// The stall deadline this channel has an entry for in the timer heap
+    /// (a separate entry, so traffic on the queue never disturbs the idle
+    /// entry: see `transitions::rearm`).
+    pub stall_armed: Option<Instant>,
     /// Bytes sent by the app and not yet reported written.
     pub queued: usize,
+    /// `queued` plus `message_overhead` per message queued since the queue
+    /// was last empty; what the queue limit and watermarks compare against
+    /// (invariant 8: `charged <= queue_limit`). Reset to 0 when `queued`
+    /// reaches 0.
+    pub charged: usize,
+    /// Set exactly while the channel is usable with bytes queued: when its
+    /// stall clock last (re)started — the queue went from empty to
+    /// non-empty, or a write made progress.
+    pub stall_since: Option<Instant>,
     pub holders: u32,
     /// Set when `Disconnected` was emitted (invariant 1: once).
     pub reason: Option<DisconnectReason>,
@@ -45,7 +60,10 @@ impl Channel {
             closing_deadline: now,
             offline_since: now,
             armed: None,
+            stall_armed: None,
             queued: 0,
+            charged: 0,
+            stall_since: None,
             holders: 0,
             reason: None,
             authenticated: false,
@@ -58,9 +76,10 @@ impl Channel {
         }
     }
 
-    /// The earliest instant at which a timer of this channel may be due.
-    /// Lazy for the idle timer: activity only moves it later, so an early
-    /// wake-up just re-arms (see `Hub::fire`).
+    /// The earliest instant at which a lifecycle timer (idle, login, flush,
+    /// overdue holder) of this channel may be due. Lazy for the idle timer:
+    /// activity only moves it later, so an early wake-up just re-arms (see
+    /// `Hub::handle_timeout`). The stall timer is [`stall_deadline`](Channel::stall_deadline).
     pub fn next_deadline(&self, config: &Config) -> Option<Instant> {
         match self.state {
             ChannelState::Open | ChannelState::HalfClosed => {
@@ -78,6 +97,33 @@ impl Channel {
                 self.offline_since.checked_add(config.holder_overdue_after)
             }
             ChannelState::Offline => None,
+        }
+    }
+}
+
+impl Channel {
+    /// When the channel's non-empty queue counts as stalled:
+    /// `stall_since + stall_timeout`, only while it is usable with bytes
+    /// queued. Lazy like the idle timer: write progress only moves it
+    /// later, and a drained queue has none.
+    pub fn stall_deadline(&self, config: &Config) -> Option<Instant> {
+        let since = self.stall_since?;
+        since.checked_add(config.stall_timeout?)
+    }
+
+    /// The exact deadline of this kind, if any.
+    pub fn deadline_of(&self, kind: Kind, config: &Config) -> Option<Instant> {
+        match kind {
+            Kind::Lifecycle => self.next_deadline(config),
+            Kind::Stall => self.stall_deadline(config),
+        }
+    }
+
+    /// The deadline of this kind the channel has a heap entry for.
+    pub fn armed_mut(&mut self, kind: Kind) -> &mut Option<Instant> {
+        match kind {
+            Kind::Lifecycle => &mut self.armed,
+            Kind::Stall => &mut self.stall_armed,
         }
     }
 }
@@ -107,11 +153,15 @@ pub struct ChannelInfo {
     pub idle: Duration,
     /// Bytes queued, not yet written.
     pub queued: usize,
+    /// What the queue is charged against `queue_limit`: `queued` plus
+    /// `message_overhead` per message queued since it was last empty.
+    pub charged: usize,
     /// Holders attached.
     pub holders: u32,
     /// Whether it was authenticated.
     pub authenticated: bool,
-    /// Whether its queue is over the high watermark.
+    /// Whether it is backpressured: usable, and its charge reached the high
+    /// watermark and has not yet fallen to the low one.
     pub backpressured: bool,
     /// Why it ended, once it has.
     pub reason: Option<DisconnectReason>,
@@ -126,6 +176,7 @@ impl ChannelInfo {
             age: now.saturating_duration_since(ch.opened_at),
             idle: now.saturating_duration_since(ch.last_activity),
             queued: ch.queued,
+            charged: ch.charged,
             holders: ch.holders,
             authenticated: ch.authenticated,
             backpressured: ch.backpressured,

@@ -72,16 +72,38 @@ pub struct Config {
     /// A channel not [authenticated](crate::Hub::authenticate) this long after
     /// it opened is kicked with `LoginTimeout`. `None`: no login needed.
     pub login_timeout: Option<Duration>,
-    /// Most bytes queued (sent by the app, not yet reported written) per
-    /// channel. A single send larger than this is always rejected.
+    /// Most a channel's outbound queue may be *charged*: the payload bytes
+    /// queued (sent by the app, not yet reported written) plus
+    /// [`message_overhead`](Config::message_overhead) for every message
+    /// queued since the queue was last empty (invariant 8). A single send
+    /// with `len + message_overhead` above this is always rejected
+    /// ([`SendError::TooLarge`](crate::SendError::TooLarge)).
     pub queue_limit: usize,
-    /// Queued bytes at or above this make the channel backpressured.
+    /// Bytes charged per queued message on top of its payload (Netty charges
+    /// 96 per outbound entry): a million 2-byte messages are not 2 MB of
+    /// memory. The core does not know where the adapter's writes split
+    /// messages, so the overhead is released only when the queue drains
+    /// empty — conservative, never an undercount. Must be below
+    /// `queue_limit`; 0 counts payload bytes only.
+    pub message_overhead: usize,
+    /// A charge at or above this makes the channel backpressured
+    /// ([`Hub::is_backpressured`](crate::Hub::is_backpressured)).
     pub high_watermark: usize,
-    /// A backpressured channel whose queue drains to this gets
+    /// A backpressured channel whose charge falls to this gets
     /// [`Event::Writable`](crate::Event::Writable).
     pub low_watermark: usize,
     /// What a send past `queue_limit` does.
     pub overflow: OverflowPolicy,
+    /// A usable (open or half-closed) channel whose queue stays non-empty
+    /// with no write progress ([`Hub::handle_written`](crate::Hub::handle_written)
+    /// with `n > 0`) for this long is aborted with
+    /// [`DisconnectReason::SlowConsumer`](crate::DisconnectReason::SlowConsumer):
+    /// slow means the kernel refused the peer's bytes for too long, not
+    /// that the server lags. The clock starts when the queue goes from empty
+    /// to non-empty and restarts on every progress; a drained queue has no
+    /// stall deadline. A closing channel is bounded by `flush_timeout`
+    /// instead. `None`: never.
+    pub stall_timeout: Option<Duration>,
     /// What a peer's EOF means.
     pub half_close: HalfClosePolicy,
     /// Mode of kicks that do not name one: [`Hub::close`](crate::Hub::close),
@@ -105,9 +127,11 @@ impl Default for Config {
             idle_timeout: None,
             login_timeout: None,
             queue_limit: 1 << 20,
+            message_overhead: 96,
             high_watermark: 256 << 10,
             low_watermark: 64 << 10,
             overflow: OverflowPolicy::Reject,
+            stall_timeout: Some(Duration::from_secs(10)),
             half_close: HalfClosePolicy::Disallow,
             default_kick: KickMode::Graceful,
             flush_timeout: Duration::from_secs(5),
@@ -144,6 +168,15 @@ pub enum ConfigError {
         /// `queue_limit`.
         limit: usize,
     },
+    /// `message_overhead` leaves no room for a 1-byte message: it must be
+    /// below `queue_limit`.
+    #[error("message_overhead ({overhead}) must be below queue_limit ({limit})")]
+    MessageOverhead {
+        /// `message_overhead`.
+        overhead: usize,
+        /// `queue_limit`.
+        limit: usize,
+    },
     /// A timeout of zero, which would fire before anything could happen.
     #[error("{0} must be greater than zero")]
     ZeroTimeout(&'static str),
@@ -173,10 +206,17 @@ impl Config {
                 limit: self.queue_limit,
             });
         }
+        if self.message_overhead >= self.queue_limit {
+            return Err(ConfigError::MessageOverhead {
+                overhead: self.message_overhead,
+                limit: self.queue_limit,
+            });
+        }
         let zero = Duration::ZERO;
         for (name, value) in [
             ("idle_timeout", self.idle_timeout),
             ("login_timeout", self.login_timeout),
+            ("stall_timeout", self.stall_timeout),
             ("flush_timeout", Some(self.flush_timeout)),
             ("holder_overdue_after", Some(self.holder_overdue_after)),
         ] {
@@ -204,7 +244,9 @@ impl Config {
     }
 
     /// `queue_limit` set to `limit`, with the high watermark at a quarter and
-    /// the low watermark at a sixteenth of it.
+    /// the low watermark at a sixteenth of it. `message_overhead` is left as
+    /// it is: below a limit of 97 the default overhead does not fit, and
+    /// [`validate`](Config::validate) says so.
     pub fn with_queue_limit(mut self, limit: usize) -> Self {
         self.queue_limit = limit;
         self.high_watermark = (limit / 4).max(1).min(limit);
@@ -221,7 +263,11 @@ mod tests {
     fn default_is_valid() {
         Config::default().validate().unwrap();
         Config::default().with_max_channels(1).validate().unwrap();
-        Config::default().with_queue_limit(1).validate().unwrap();
+        let tiny = Config {
+            message_overhead: 0,
+            ..Config::default().with_queue_limit(1)
+        };
+        tiny.validate().unwrap();
         assert_eq!(Config::default().resume_mark(), 9_000);
         assert_eq!(Config::default().with_max_channels(1).resume_mark(), 0);
         assert_eq!(Config::default().with_max_channels(15).resume_mark(), 13);
@@ -252,5 +298,37 @@ mod tests {
         let err = c.validate().unwrap_err();
         assert_eq!(err, ConfigError::ZeroTimeout("idle_timeout"));
         assert!(err.to_string().contains("idle_timeout"));
+        let c = Config {
+            stall_timeout: Some(Duration::ZERO),
+            ..Config::default()
+        };
+        assert_eq!(c.validate(), Err(ConfigError::ZeroTimeout("stall_timeout")));
+    }
+
+    #[test]
+    fn an_overhead_that_leaves_no_room_is_rejected() {
+        let c = Config::default().with_queue_limit(96);
+        let err = c.validate().unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::MessageOverhead {
+                overhead: 96,
+                limit: 96
+            }
+        );
+        assert!(err.to_string().contains("message_overhead"));
+        let c = Config {
+            message_overhead: 96,
+            ..Config::default().with_queue_limit(97)
+        };
+        c.validate().unwrap(); // room for exactly one 1-byte message
+        let c = Config {
+            message_overhead: usize::MAX,
+            ..Config::default()
+        };
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::MessageOverhead { .. })
+        ));
     }
 }

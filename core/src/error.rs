@@ -49,15 +49,19 @@ pub enum SendError {
         /// Its state.
         state: ChannelState,
     },
-    /// The outbound queue would exceed its limit. With
+    /// The outbound queue's charge would exceed its limit: `charged + len +`
+    /// [`message_overhead`](crate::Config::message_overhead) `> limit`. With
     /// [`OverflowPolicy::KickSlowConsumer`](crate::OverflowPolicy::KickSlowConsumer)
     /// the channel was also aborted (`kicked`).
-    #[error("channel {id} queue full: {queued} bytes queued + {len} > limit {limit}{}", if *kicked { "; kicked as slow consumer" } else { "" })]
+    #[error("channel {id} queue full: {queued} bytes queued, charged {charged}, + {len} (and per-message overhead) > limit {limit}{}", if *kicked { "; kicked as slow consumer" } else { "" })]
     QueueFull {
         /// The channel.
         id: ChannelId,
         /// Bytes queued before this send.
         queued: usize,
+        /// The queue's charge before this send: `queued` plus the
+        /// per-message overhead of what is queued.
+        charged: usize,
         /// Size of the rejected send.
         len: usize,
         /// The configured limit.
@@ -65,8 +69,11 @@ pub enum SendError {
         /// Whether the channel was kicked for it.
         kicked: bool,
     },
-    /// One send larger than the whole queue limit: it could never fit.
-    #[error("channel {id}: send of {len} bytes exceeds queue limit {limit}")]
+    /// One send whose length plus the per-message overhead is larger than
+    /// the whole queue limit: it could never fit.
+    #[error(
+        "channel {id}: send of {len} bytes (plus per-message overhead) exceeds queue limit {limit}"
+    )]
     TooLarge {
         /// The channel.
         id: ChannelId,

@@ -15,7 +15,7 @@ use crate::error::{
 use crate::id::{ChannelId, IdError, IdTable};
 use crate::output::{Action, ChannelState, DisconnectReason, Event};
 use crate::stats::Stats;
-use crate::timers::Timers;
+use crate::timers::{Kind, Timers};
 use crate::transitions::{self as t, Books};
 
 /// The outcome of a broadcast: how many channels queued the bytes, and which
@@ -175,12 +175,24 @@ impl Hub {
         id: ChannelId,
         data: Bytes,
     ) -> Result<(), InputError> {
-        self.with_channel(now, id, |ch, b, _, now| t::received(ch, id, data, b, now))
+        let r = self.with_channel(now, id, |ch, b, _, now| t::received(ch, id, data, b, now));
+        self.count_rejected_input(r)
     }
 
     /// The peer shut down its sending side (a read returned 0).
     pub fn handle_peer_eof(&mut self, now: Instant, id: ChannelId) -> Result<(), InputError> {
-        self.with_channel(now, id, |ch, b, c, now| t::peer_eof(ch, id, b, c, now))
+        let r = self.with_channel(now, id, |ch, b, c, now| t::peer_eof(ch, id, b, c, now));
+        self.count_rejected_input(r)
+    }
+
+    /// Counts a contradictory adapter input in [`Stats::rejected_input`]
+    /// (stale ids are counted in `stale_calls` by `lookup`).
+    fn count_rejected_input(&mut self, r: Result<(), InputError>) -> Result<(), InputError> {
+        r.inspect_err(|e| self.books.stats.rejected_input.input(e))
+    }
+
+    fn count_rejected_holder(&mut self, r: Result<(), HolderError>) -> Result<(), HolderError> {
+        r.inspect_err(|e| self.books.stats.rejected_input.holder(e))
     }
 
     /// An I/O error on the socket ends the channel (reason from its kind).
@@ -191,33 +203,40 @@ impl Hub {
         id: ChannelId,
         kind: io::ErrorKind,
     ) -> Result<(), InputError> {
-        self.with_channel(now, id, |ch, b, _, now| {
+        let r = self.with_channel(now, id, |ch, b, _, now| {
             t::io_error(ch, id, kind, b, now);
             Ok(())
-        })
+        });
+        self.count_rejected_input(r)
     }
 
-    /// The adapter wrote `n` more bytes of this channel's transmits.
+    /// The adapter wrote `n` more bytes of this channel's transmits. The
+    /// queue's bytes and charge drop by `n` (the charge to 0 once nothing is
+    /// queued), and `n > 0` is write progress: it pushes the channel's stall
+    /// deadline ([`Config::stall_timeout`]) back.
     pub fn handle_written(
         &mut self,
         now: Instant,
         id: ChannelId,
         n: usize,
     ) -> Result<(), InputError> {
-        self.with_channel(now, id, |ch, b, c, now| t::written(ch, id, n, b, c, now))
+        let r = self.with_channel(now, id, |ch, b, c, now| t::written(ch, id, n, b, c, now));
+        self.count_rejected_input(r)
     }
 
     /// A holder (reader task, writer thread…) now uses the channel's socket;
     /// the socket is not closed while any holder is attached.
     pub fn attach(&mut self, id: ChannelId) -> Result<(), HolderError> {
         let ch = Self::lookup(&mut self.table, &mut self.books.stats, id)?;
-        t::attach(ch, id)
+        let r = t::attach(ch, id);
+        self.count_rejected_holder(r)
     }
 
     /// A holder let go of the socket. When the last one of an offline channel
     /// detaches, `Close` is emitted in this call (invariant 5, 11).
     pub fn detach(&mut self, now: Instant, id: ChannelId) -> Result<(), HolderError> {
-        self.with_channel(now, id, |ch, b, _, _| t::detach(ch, id, b))
+        let r = self.with_channel(now, id, |ch, b, _, _| t::detach(ch, id, b));
+        self.count_rejected_holder(r)
     }
 
     /// The adapter closed the socket after `Close`: the channel is released,
@@ -227,10 +246,12 @@ impl Hub {
         let _now = self.clock(now);
         let ch = Self::lookup(&mut self.table, &mut self.books.stats, id)?;
         if !ch.close_requested {
-            return Err(CloseError::NotRequested {
+            let err = CloseError::NotRequested {
                 id,
                 state: ch.state,
-            });
+            };
+            self.books.stats.rejected_input.close(&err);
+            return Err(err);
         }
         self.table.remove(id).map_err(CloseError::Id)?;
         let table = &self.table;
@@ -253,7 +274,7 @@ impl Hub {
     /// in work proportional to what is due.
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.clock(now);
-        while let Some((at, id)) = self.timers.peek() {
+        while let Some((at, id, kind)) = self.timers.peek() {
             if at > now {
                 break;
             }
@@ -261,10 +282,13 @@ impl Hub {
             let Ok(ch) = self.table.get_mut(id) else {
                 continue; // released since it was armed
             };
-            if ch.armed != Some(at) {
+            if *ch.armed_mut(kind) != Some(at) {
                 continue; // re-armed since: a stale entry
             }
-            ch.armed = None;
+            *ch.armed_mut(kind) = None;
+            // Whichever entry fired, every deadline of the channel that is
+            // due is acted on (invariant 7); the other entry, if also due,
+            // then finds nothing left to do.
             t::deadline(ch, id, &mut self.books, &self.config, now);
             t::rearm(ch, id, &self.config, &mut self.timers);
         }
@@ -291,8 +315,12 @@ impl Hub {
     fn compact_timers_if_sparse(&mut self) {
         if self.timers.len() > 2 * self.table.len() + 64 {
             let table = &self.table;
-            self.timers
-                .compact(|at, id| table.get(id).is_ok_and(|ch| ch.armed == Some(at)));
+            self.timers.compact(|at, id, kind| {
+                table.get(id).is_ok_and(|ch| match kind {
+                    Kind::Lifecycle => ch.armed == Some(at),
+                    Kind::Stall => ch.stall_armed == Some(at),
+                })
+            });
         }
     }
 
@@ -439,27 +467,28 @@ impl Hub {
     #[must_use]
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         // The top entry may be stale (channel released or re-armed) or early
-        // (armed before activity moved the real deadline later, see
-        // `transitions::rearm`). Settle it here so the answer is a real
-        // deadline: each pass pops one entry and pushes at most one, and a
-        // settled channel's entry is exact, so this ends.
-        while let Some((at, id)) = self.timers.peek() {
+        // (armed before activity or write progress moved the real deadline
+        // later, or before the queue drained, see `transitions::rearm`).
+        // Settle it here so the answer is a real deadline: each pass pops
+        // one entry and pushes at most one, and a settled entry is exact, so
+        // this ends.
+        while let Some((at, id, kind)) = self.timers.peek() {
             let Ok(ch) = self.table.get_mut(id) else {
                 let _ = self.timers.pop(); // released
                 continue;
             };
-            if ch.armed != Some(at) {
+            if *ch.armed_mut(kind) != Some(at) {
                 let _ = self.timers.pop(); // superseded by an earlier entry
                 continue;
             }
-            if ch.next_deadline(&self.config) == Some(at) {
+            if ch.deadline_of(kind, &self.config) == Some(at) {
                 break;
             }
             let _ = self.timers.pop();
-            ch.armed = None;
+            *ch.armed_mut(kind) = None;
             t::rearm(ch, id, &self.config, &mut self.timers);
         }
-        let channel = self.timers.peek().map(|(at, _)| at);
+        let channel = self.timers.peek().map(|(at, _, _)| at);
         let shutdown = self
             .shutdown
             .filter(|s| !s.deadline_done)
@@ -514,6 +543,24 @@ impl Hub {
         self.table.len()
     }
 
+    /// Whether sends to this channel should be held back: it is usable and
+    /// its queue's charge reached [`Config::high_watermark`] (or a send
+    /// overflowed it) and has not yet fallen to [`Config::low_watermark`];
+    /// [`Event::Writable`] says when it has. A closing or offline channel is
+    /// never backpressured (sends to it fail `NotUsable`).
+    pub fn is_backpressured(&self, id: ChannelId) -> Result<bool, IdError> {
+        self.table.get(id).map(|ch| ch.backpressured)
+    }
+
+    /// How many usable channels are backpressured now, in O(1) (a counter
+    /// kept by every transition that sets or clears the flag, and by every
+    /// way a channel stops being usable: kick, abort, error, timeout,
+    /// shutdown).
+    pub fn backpressured(&self) -> usize {
+        debug_assert!(self.books.backpressured <= self.books.usable);
+        self.books.backpressured
+    }
+
     /// Whether the hub asked the adapter to pause accepting.
     pub fn is_accept_paused(&self) -> bool {
         self.accept_paused
@@ -540,6 +587,7 @@ impl Hub {
         let mut stats = self.books.stats.clone();
         stats.live = self.table.len();
         stats.usable = self.books.usable;
+        stats.backpressured = self.backpressured();
         stats.offline_depth = self.books.offline.depth();
         stats.offline_peak = self.books.offline.peak();
         stats.accept_paused = self.accept_paused;

@@ -107,7 +107,7 @@ pub use error::{
 pub use hub::{BroadcastReport, Hub};
 pub use id::{ChannelId, IdError, IdTable, MAX_SLOTS, ParseIdError, TableFull};
 pub use output::{Action, ChannelState, DisconnectReason, Event, ShutdownHow};
-pub use stats::{DisconnectCounts, Stats};
+pub use stats::{DisconnectCounts, RejectedInputs, Stats};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::error::{CloseError, HolderError, InputError};
 use crate::output::DisconnectReason;
 
 /// Disconnects counted by reason.
@@ -65,6 +66,80 @@ impl DisconnectCounts {
     }
 }
 
+/// Adapter inputs the hub rejected because they contradict what it knows,
+/// counted by kind. An adapter that reports bytes after EOF, more written
+/// than was queued, a detach without an attach or a close never requested
+/// has a bug; these make it visible even when the adapter ignores the error.
+/// Calls with a stale or unknown id are counted in
+/// [`Stats::stale_calls`] instead.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RejectedInputs {
+    /// [`InputError::AfterEof`]: bytes or a second EOF after the peer's EOF
+    /// (`handle_received`, `handle_peer_eof`).
+    pub after_eof: u64,
+    /// [`InputError::OverWritten`]: more reported written than was queued
+    /// (`handle_written`).
+    pub over_written: u64,
+    /// [`HolderError::Offline`]: `attach` to an offline channel.
+    pub attach_offline: u64,
+    /// [`HolderError::NotAttached`]: `detach` with no holder attached.
+    pub not_attached: u64,
+    /// [`HolderError::TooMany`]: more than `u32::MAX` holders.
+    pub too_many_holders: u64,
+    /// [`CloseError::NotRequested`]: `handle_closed` before the hub asked
+    /// for the close.
+    pub not_requested: u64,
+}
+
+impl RejectedInputs {
+    /// Counts a rejected `handle_received` / `handle_peer_eof` /
+    /// `handle_io_error` / `handle_written` (id errors excepted).
+    pub(crate) fn input(&mut self, e: &InputError) {
+        match e {
+            InputError::Id(_) => {}
+            InputError::AfterEof { .. } => self.after_eof += 1,
+            InputError::OverWritten { .. } => self.over_written += 1,
+        }
+    }
+
+    /// Counts a rejected `attach` / `detach` (id errors excepted).
+    pub(crate) fn holder(&mut self, e: &HolderError) {
+        match e {
+            HolderError::Id(_) => {}
+            HolderError::Offline { .. } => self.attach_offline += 1,
+            HolderError::NotAttached { .. } => self.not_attached += 1,
+            HolderError::TooMany { .. } => self.too_many_holders += 1,
+        }
+    }
+
+    /// Counts a rejected `handle_closed` (id errors excepted).
+    pub(crate) fn close(&mut self, e: &CloseError) {
+        match e {
+            CloseError::Id(_) => {}
+            CloseError::NotRequested { .. } => self.not_requested += 1,
+        }
+    }
+
+    /// Every count with its kind's name (`after-eof`, `over-written`, …).
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> {
+        [
+            ("after-eof", self.after_eof),
+            ("over-written", self.over_written),
+            ("attach-offline", self.attach_offline),
+            ("not-attached", self.not_attached),
+            ("too-many-holders", self.too_many_holders),
+            ("not-requested", self.not_requested),
+        ]
+        .into_iter()
+    }
+
+    /// All rejected adapter inputs.
+    pub fn total(&self) -> u64 {
+        self.iter().map(|(_, n)| n).sum()
+    }
+}
+
 /// A snapshot of the hub's counters and gauges.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -91,6 +166,9 @@ pub struct Stats {
     pub sends_rejected: u64,
     /// Calls with a stale or unknown id.
     pub stale_calls: u64,
+    /// Adapter inputs rejected as contradictory, by kind (not counting
+    /// stale ids).
+    pub rejected_input: RejectedInputs,
     /// Calls whose `now` was earlier than a previous one (clamped).
     pub time_regressions: u64,
     /// Holders reported overdue.
@@ -99,6 +177,10 @@ pub struct Stats {
     pub live: usize,
     /// Channels open or half-closed now.
     pub usable: usize,
+    /// Usable channels backpressured now: their queue's charge reached the
+    /// high watermark and has not fallen to the low one
+    /// ([`Hub::backpressured`](crate::Hub::backpressured)).
+    pub backpressured: usize,
     /// Channels in the offline queue now.
     pub offline_depth: usize,
     /// The deepest the offline queue has ever been: a sampled depth misses
@@ -112,4 +194,120 @@ pub struct Stats {
     /// channels (a few per channel plus a constant), never by traffic
     /// (invariant 8).
     pub timer_entries: usize,
+}
+
+impl Stats {
+    /// Every counter and gauge as a `(key, value)` pair, in a fixed order
+    /// with stable keys, so every server, adapter and admin console prints
+    /// the same list: `live`, `usable`, `backpressured`, `opened`, …,
+    /// `disconnected.<reason>` for each [`DisconnectCounts`] entry and
+    /// `rejected_input.<kind>` for each [`RejectedInputs`] entry. Booleans
+    /// are 0 or 1; `offline_oldest_ms` is 0 with nothing offline.
+    pub fn counters(&self) -> impl Iterator<Item = (&'static str, u64)> {
+        let n = |v: usize| v as u64;
+        let oldest = self
+            .offline_oldest
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let d = &self.disconnected;
+        let r = &self.rejected_input;
+        [
+            ("live", n(self.live)),
+            ("usable", n(self.usable)),
+            ("backpressured", n(self.backpressured)),
+            ("opened", self.opened),
+            ("refused", self.refused),
+            ("released", self.released),
+            ("offline_depth", n(self.offline_depth)),
+            ("offline_peak", n(self.offline_peak)),
+            ("offline_oldest_ms", oldest),
+            ("accept_paused", u64::from(self.accept_paused)),
+            ("bytes_queued", self.bytes_queued),
+            ("bytes_written", self.bytes_written),
+            ("bytes_dropped", self.bytes_dropped),
+            ("bytes_received", self.bytes_received),
+            ("bytes_discarded", self.bytes_discarded),
+            ("sends_rejected", self.sends_rejected),
+            ("stale_calls", self.stale_calls),
+            ("holders_overdue", self.holders_overdue),
+            ("time_regressions", self.time_regressions),
+            ("timer_entries", n(self.timer_entries)),
+            ("disconnected.peer-closed", d.peer_closed),
+            ("disconnected.peer-reset", d.peer_reset),
+            ("disconnected.io-error", d.io_error),
+            ("disconnected.kicked", d.kicked),
+            ("disconnected.idle-timeout", d.idle_timeout),
+            ("disconnected.login-timeout", d.login_timeout),
+            ("disconnected.slow-consumer", d.slow_consumer),
+            ("disconnected.server-shutdown", d.server_shutdown),
+            ("rejected_input.after-eof", r.after_eof),
+            ("rejected_input.over-written", r.over_written),
+            ("rejected_input.attach-offline", r.attach_offline),
+            ("rejected_input.not-attached", r.not_attached),
+            ("rejected_input.too-many-holders", r.too_many_holders),
+            ("rejected_input.not-requested", r.not_requested),
+        ]
+        .into_iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_name_every_field_once_with_the_sub_lists_keys() {
+        let stats = Stats::default();
+        let keys: Vec<&str> = stats.counters().map(|(k, _)| k).collect();
+        let mut unique = keys.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), keys.len(), "duplicate keys in {keys:?}");
+        // The per-reason and per-kind keys are exactly the sub-lists' names.
+        let prefixed = |prefix: &str| -> Vec<String> {
+            keys.iter()
+                .filter_map(|k| k.strip_prefix(prefix))
+                .map(str::to_string)
+                .collect()
+        };
+        let reasons: Vec<String> = stats
+            .disconnected
+            .iter()
+            .map(|(k, _)| k.to_string())
+            .collect();
+        assert_eq!(prefixed("disconnected."), reasons);
+        let kinds: Vec<String> = stats
+            .rejected_input
+            .iter()
+            .map(|(k, _)| k.to_string())
+            .collect();
+        assert_eq!(prefixed("rejected_input."), kinds);
+        // Top-level keys are snake_case.
+        for key in keys.iter().filter(|k| !k.contains('.')) {
+            assert!(
+                key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{key}"
+            );
+        }
+    }
+
+    #[test]
+    fn counters_carry_the_values() {
+        let mut stats = Stats {
+            live: 3,
+            accept_paused: true,
+            offline_oldest: Some(Duration::from_millis(1_500)),
+            backpressured: 2,
+            ..Stats::default()
+        };
+        stats.disconnected.count(DisconnectReason::SlowConsumer);
+        stats.rejected_input.over_written = 4;
+        let get = |k: &str| stats.counters().find(|(key, _)| *key == k).map(|(_, v)| v);
+        assert_eq!(get("live"), Some(3));
+        assert_eq!(get("accept_paused"), Some(1));
+        assert_eq!(get("offline_oldest_ms"), Some(1_500));
+        assert_eq!(get("backpressured"), Some(2));
+        assert_eq!(get("disconnected.slow-consumer"), Some(1));
+        assert_eq!(get("rejected_input.over-written"), Some(4));
+        assert_eq!(get("nonsense"), None);
+    }
 }

@@ -1,11 +1,12 @@
 //! Channel deadlines: a min-heap with lazy deletion.
 //!
-//! Each channel has at most one *armed* deadline (its earliest possible
-//! one). Re-arming pushes a new entry and leaves the old one in the heap;
-//! an entry is valid only while the channel is alive and still armed at that
-//! instant, so stale entries are skipped when they surface. The heap is
-//! compacted when stale entries outnumber live channels, which keeps memory
-//! bounded by the channel limit (invariant 8) at amortized O(1) per entry.
+//! Each channel has at most one *armed* deadline of each [`Kind`] (its
+//! earliest possible one). Re-arming pushes a new entry and leaves the old
+//! one in the heap; an entry is valid only while the channel is alive and
+//! still armed at that instant for that kind, so stale entries are skipped
+//! when they surface. The heap is compacted when stale entries outnumber
+//! live channels, which keeps memory bounded by the channel limit
+//! (invariant 8) at amortized O(1) per entry.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -13,26 +14,35 @@ use std::time::Instant;
 
 use crate::id::ChannelId;
 
+/// Which deadline of a channel an entry stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Kind {
+    /// Idle, login, flush or overdue holder: `Channel::armed`.
+    Lifecycle,
+    /// The stall deadline of a usable channel's queue: `Channel::stall_armed`.
+    Stall,
+}
+
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Timers {
-    heap: BinaryHeap<Reverse<(Instant, u64)>>,
+    heap: BinaryHeap<Reverse<(Instant, u64, Kind)>>,
 }
 
 impl Timers {
-    pub fn push(&mut self, at: Instant, id: ChannelId) {
-        self.heap.push(Reverse((at, id.to_raw())));
+    pub fn push(&mut self, at: Instant, id: ChannelId, kind: Kind) {
+        self.heap.push(Reverse((at, id.to_raw(), kind)));
     }
 
-    pub fn peek(&self) -> Option<(Instant, ChannelId)> {
+    pub fn peek(&self) -> Option<(Instant, ChannelId, Kind)> {
         self.heap
             .peek()
-            .map(|Reverse((at, raw))| (*at, ChannelId::from_raw(*raw)))
+            .map(|Reverse((at, raw, kind))| (*at, ChannelId::from_raw(*raw), *kind))
     }
 
-    pub fn pop(&mut self) -> Option<(Instant, ChannelId)> {
+    pub fn pop(&mut self) -> Option<(Instant, ChannelId, Kind)> {
         self.heap
             .pop()
-            .map(|Reverse((at, raw))| (at, ChannelId::from_raw(raw)))
+            .map(|Reverse((at, raw, kind))| (at, ChannelId::from_raw(raw), kind))
     }
 
     pub fn len(&self) -> usize {
@@ -40,8 +50,8 @@ impl Timers {
     }
 
     /// Drops every entry `valid` rejects.
-    pub fn compact(&mut self, mut valid: impl FnMut(Instant, ChannelId) -> bool) {
+    pub fn compact(&mut self, mut valid: impl FnMut(Instant, ChannelId, Kind) -> bool) {
         self.heap
-            .retain(|Reverse((at, raw))| valid(*at, ChannelId::from_raw(*raw)));
+            .retain(|Reverse((at, raw, kind))| valid(*at, ChannelId::from_raw(*raw), *kind));
     }
 }

@@ -9,16 +9,27 @@
 //! | received         | `Received`, idle timer reset           | error `AfterEof`            | discarded, counted (inv. 2)              | discarded, counted              |
 //! | peer EOF         | Allow: → HalfClosed, `ReadClosed`; Disallow: `D(PeerClosed)`, → Closing | error `AfterEof` | FIN sent: → Offline; else noted | noted                   |
 //! | I/O error        | `D(from_io)`, drop queue, → Offline    | same                        | drop queue, → Offline                    | ignored                         |
-//! | send             | `Transmit`; over limit: overflow policy| same                        | error `NotUsable` (inv. 4)               | error `NotUsable`               |
-//! | written(n)       | queue −= n; `Writable` at low mark     | same                        | queue −= n; flushed: FIN / → Offline     | error if n > 0                  |
+//! | send             | `Transmit`, charge += len + overhead; over limit: overflow policy (inv. 8) | same | error `NotUsable` (inv. 4)   | error `NotUsable`               |
+//! | written(n)       | queue, charge −= n; n > 0 pushes the stall deadline back; `Writable` at low mark | same | queue −= n; flushed: FIN / → Offline | error if n > 0   |
 //! | kick graceful    | `D(r)`, → Closing, FIN if flushed (inv. 3) | same                    | error `AlreadyClosing`                   | error `AlreadyClosing`          |
 //! | kick abort       | `D(r)`, `Abort`, → Offline (inv. 3)    | same                        | `Abort`, → Offline (escalation)          | error `AlreadyClosing`          |
 //! | idle/login due   | kick (default mode), `D(IdleTimeout/LoginTimeout)` | same            | —                                        | —                               |
+//! | stall deadline   | `D(SlowConsumer)`, `Abort`, queue dropped and counted, → Offline (inv. 5, 7) | same | — (flush deadline governs) | —                      |
 //! | flush deadline   | —                                      | —                           | `Abort`, → Offline (inv. 3)              | —                               |
 //! | attach           | holders + 1                            | same                        | same                                     | error `Offline`                 |
 //! | detach           | holders − 1                            | same                        | same                                     | holders − 1; at 0: `Close` (inv. 5) |
 //! | overdue deadline | —                                      | —                           | —                                        | `HolderOverdue` once            |
 //! | closed confirmed | error `NotRequested`                   | same                        | same                                     | after `Close`: → Released (inv. 6) |
+//!
+//! The *charge* of a queue is its payload bytes plus `message_overhead` per
+//! message queued since it was last empty; it drops by `n` on `written(n)`
+//! and to 0 when the queue drains (message boundaries are unknown here, so
+//! overhead is released only then). The limit and both watermarks compare
+//! against it. The *stall deadline* of a usable channel is armed when its
+//! queue goes from empty to non-empty, pushed back by every `written(n > 0)`
+//! and disarmed when the queue drains or the channel stops being usable. When
+//! several deadlines of a usable channel are due at once, the stall abort
+//! wins over the login and idle kicks: it is the one that frees the queue now.
 //!
 //! Entering Offline emits `Shutdown(Both)` (unless aborted): it finishes the
 //! wire and tells every holder to let go. `Close` follows as soon as no
@@ -36,7 +47,7 @@ use crate::id::ChannelId;
 use crate::offline::OfflineQueue;
 use crate::output::{Action, ChannelState, DisconnectReason, Event, ShutdownHow};
 use crate::stats::Stats;
-use crate::timers::Timers;
+use crate::timers::{Kind, Timers};
 
 /// Everything a transition may write to besides the channel itself.
 #[derive(Debug, Default)]
@@ -47,6 +58,10 @@ pub(crate) struct Books {
     pub offline: OfflineQueue,
     /// Channels Open or HalfClosed.
     pub usable: usize,
+    /// Usable channels with `backpressured` set (only usable channels ever
+    /// have it set: `disconnect` clears it). Kept by `set_backpressured`
+    /// and `disconnect` only; the checker compares it with a recount.
+    pub backpressured: usize,
 }
 
 /// `t + d`, or `None` if that is past what `Instant` can hold (never due).
@@ -64,20 +79,30 @@ pub(crate) fn after_or_far(t: Instant, d: Duration) -> Instant {
         .unwrap_or(t)
 }
 
-/// Arms the channel's next deadline in the timer heap, but only when it is
-/// *earlier* than the one already armed (or none is). A later deadline —
-/// received bytes moving the idle deadline, a state change that needs none —
-/// leaves the armed entry in place: it fires early, finds nothing due and
-/// re-arms then (see `Hub::handle_timeout`). So receiving costs no heap
+/// Arms the channel's next deadline of each kind in the timer heap, but
+/// only when it is *earlier* than the one already armed (or none is). A
+/// later deadline — received bytes moving the idle deadline, write progress
+/// moving the stall deadline, a drained queue or a state change that needs
+/// none — leaves the armed entry in place: it fires early, finds nothing due
+/// and re-arms then (see `Hub::handle_timeout`). So receiving costs no heap
 /// push, and a channel adds O(1) entries per state change, never per message
-/// (invariant 8).
+/// (invariants 8, 11).
+///
+/// The stall deadline has its own entry (`Kind::Stall`): since the stall
+/// clock only restarts at `now`, a new stall deadline is never earlier than
+/// an armed one, so a channel pushes a stall entry only when it has none —
+/// after the previous one fired or was settled — and keeps at most one in
+/// the heap. The idle entry is never disturbed by the queue's traffic.
 pub(crate) fn rearm(ch: &mut Channel, id: ChannelId, config: &Config, timers: &mut Timers) {
-    let Some(next) = ch.next_deadline(config) else {
-        return;
-    };
-    if ch.armed.is_none_or(|armed| next < armed) {
-        ch.armed = Some(next);
-        timers.push(next, id);
+    for kind in [Kind::Lifecycle, Kind::Stall] {
+        let Some(next) = ch.deadline_of(kind, config) else {
+            continue;
+        };
+        let armed = ch.armed_mut(kind);
+        if armed.is_none_or(|armed| next < armed) {
+            *armed = Some(next);
+            timers.push(next, id, kind);
+        }
     }
 }
 
@@ -166,32 +191,36 @@ pub(crate) fn send(
     now: Instant,
 ) -> Result<(), SendError> {
     let len = data.len();
+    let limit = config.queue_limit;
+    // What this message adds to the charge (saturating: a `len` near
+    // `usize::MAX` is just too large, never an overflow: invariant 10).
+    let cost = len.saturating_add(config.message_overhead);
     let rejected = if !ch.state.is_usable() {
         // Invariant 4: nothing is transmitted after a kick.
         Some(SendError::NotUsable {
             id,
             state: ch.state,
         })
-    } else if len > config.queue_limit {
-        Some(SendError::TooLarge {
-            id,
-            len,
-            limit: config.queue_limit,
-        })
-    } else if ch.queued + len > config.queue_limit {
+    } else if len == 0 {
+        // Nothing to queue, nothing to charge.
+        return Ok(());
+    } else if cost > limit {
+        Some(SendError::TooLarge { id, len, limit })
+    } else if ch.charged + cost > limit {
         let kicked = config.overflow == OverflowPolicy::KickSlowConsumer;
         let err = SendError::QueueFull {
             id,
             queued: ch.queued,
+            charged: ch.charged,
             len,
-            limit: config.queue_limit,
+            limit,
             kicked,
         };
         if kicked {
             disconnect(ch, id, DisconnectReason::SlowConsumer, b);
             abort(ch, id, b, now);
         } else {
-            ch.backpressured = true;
+            set_backpressured(ch, b, true);
         }
         Some(err)
     } else {
@@ -201,14 +230,18 @@ pub(crate) fn send(
         b.stats.sends_rejected += 1;
         return Err(err);
     }
-    if len == 0 {
-        return Ok(());
+    if ch.queued == 0 {
+        // The queue goes from empty to non-empty: the stall clock starts
+        // (invariant 7: its deadline is armed by `rearm` after this call).
+        ch.stall_since = Some(now);
     }
-    // Invariant 8: queued bytes never exceed the per-channel limit.
+    // Invariant 8: the charge (payload + overhead) never exceeds the limit,
+    // so neither do the queued bytes.
     ch.queued += len;
+    ch.charged += cost;
     b.stats.bytes_queued += len as u64;
-    if ch.queued >= config.high_watermark {
-        ch.backpressured = true;
+    if ch.charged >= config.high_watermark {
+        set_backpressured(ch, b, true);
     }
     b.actions.push_back(Action::Transmit {
         id,
@@ -234,12 +267,28 @@ pub(crate) fn written(
         });
     }
     ch.queued -= n;
+    // Message boundaries are unknown here: overhead is released only when
+    // the queue drains empty (conservative: the charge never undercounts).
+    ch.charged = if ch.queued == 0 {
+        0
+    } else {
+        ch.charged.saturating_sub(n)
+    };
     b.stats.bytes_written += n as u64;
-    if ch.backpressured && ch.queued <= config.low_watermark {
-        ch.backpressured = false;
-        if ch.state.is_usable() {
-            b.events.push_back(Event::Writable { id });
-        }
+    if ch.queued == 0 {
+        // Drained: no stall deadline (its heap entry, if any, is left to
+        // fire early or be settled: see `rearm`).
+        ch.stall_since = None;
+    } else if n > 0 && ch.state.is_usable() {
+        // Progress: the kernel took bytes, so the peer reads. The stall
+        // deadline moves later (lazily: no heap push, see `rearm`).
+        ch.stall_since = Some(now);
+    }
+    if ch.backpressured && ch.charged <= config.low_watermark {
+        set_backpressured(ch, b, false);
+        // Invariant 2: only usable channels are backpressured, so this is
+        // never after `Disconnected`.
+        b.events.push_back(Event::Writable { id });
     }
     if ch.state == ChannelState::Closing {
         progress_close(ch, id, b, now);
@@ -314,7 +363,8 @@ pub(crate) fn detach(ch: &mut Channel, id: ChannelId, b: &mut Books) -> Result<(
     Ok(())
 }
 
-/// A due deadline of this channel (idle, login, flush, overdue holder).
+/// A due deadline of this channel (stall, login, idle, flush, overdue
+/// holder), or an early wake-up that finds nothing due and re-arms.
 pub(crate) fn deadline(
     ch: &mut Channel,
     id: ChannelId,
@@ -325,6 +375,16 @@ pub(crate) fn deadline(
     let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
     match ch.state {
         ChannelState::Open | ChannelState::HalfClosed => {
+            // Invariant 7: a non-empty queue with no write progress for
+            // `stall_timeout` is a slow consumer. Abort, exactly like the
+            // `KickSlowConsumer` overflow: RST now, the queue dropped and
+            // counted (invariant 5). It wins over login and idle when due
+            // together: it frees the queue now, a graceful kick would not.
+            if ch.queued > 0 && due(ch.stall_deadline(config)) {
+                disconnect(ch, id, DisconnectReason::SlowConsumer, b);
+                abort(ch, id, b, now);
+                return;
+            }
             let login = config
                 .login_timeout
                 .filter(|_| !ch.authenticated)
@@ -335,7 +395,7 @@ pub(crate) fn deadline(
             } else if due(idle) {
                 DisconnectReason::IdleTimeout
             } else {
-                return; // activity moved the idle deadline: just re-arm
+                return; // activity or progress moved the deadline: re-arm
             };
             disconnect(ch, id, reason, b);
             match config.default_kick {
@@ -373,6 +433,10 @@ fn disconnect(ch: &mut Channel, id: ChannelId, reason: DisconnectReason, b: &mut
     if ch.reason.is_some() {
         return; // invariant 1: exactly once
     }
+    // Only usable channels are backpressured (`Hub::backpressured` counts
+    // them) and have a stall deadline: both end here, whatever ended it.
+    set_backpressured(ch, b, false);
+    ch.stall_since = None;
     ch.reason = Some(reason);
     b.usable -= 1;
     b.stats.disconnected.count(reason);
@@ -406,7 +470,23 @@ fn drop_queue(ch: &mut Channel, b: &mut Books) {
     // Invariant 5: dropped bytes are counted, never silently lost.
     b.stats.bytes_dropped += ch.queued as u64;
     ch.queued = 0;
-    ch.backpressured = false;
+    ch.charged = 0;
+    ch.stall_since = None;
+    set_backpressured(ch, b, false);
+}
+
+/// Sets or clears `backpressured`, keeping `Books::backpressured` equal to
+/// the number of channels with it set. Only a usable channel may gain it.
+fn set_backpressured(ch: &mut Channel, b: &mut Books, on: bool) {
+    if ch.backpressured == on || (on && ch.reason.is_some()) {
+        return;
+    }
+    ch.backpressured = on;
+    if on {
+        b.backpressured += 1;
+    } else {
+        b.backpressured -= 1;
+    }
 }
 
 fn abort(ch: &mut Channel, id: ChannelId, b: &mut Books, now: Instant) {

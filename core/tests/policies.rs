@@ -229,7 +229,7 @@ fn shutdown_waits_for_holders_without_closing_under_them() {
 
 #[test]
 fn broadcast_shares_one_buffer_and_skips_closing_channels() {
-    let mut d = driver_with(Config::default().with_queue_limit(8));
+    let mut d = driver_with(payload_only(8));
     d.set_auto_write(false).set_peer_answers_fin(false);
     let a = d.open();
     let b = d.open();
@@ -340,4 +340,13 @@ fn activity_costs_no_timer_entries_and_poll_timeout_stays_exact() {
     // The busy channel's real deadline, not the one armed before its traffic.
     assert_eq!(d.hub().poll_timeout(), Some(d.now() + secs(20)));
     assert_eq!(d.hub().state(busy), Ok(ChannelState::Open));
+}
+
+/// A queue limit of `limit` payload bytes (no per-message overhead), with
+/// the default watermarks for it.
+fn payload_only(limit: usize) -> Config {
+    Config {
+        message_overhead: 0,
+        ..Config::default().with_queue_limit(limit)
+    }
 }

@@ -2,7 +2,8 @@
 //! included (stale and forged ids, double kicks, detach without attach,
 //! closes confirmed twice or never requested, time running backwards, sends
 //! to closing channels, oversized sends, accept floods) — under several
-//! configurations, each step checked by `tether_core::testing::Checker`
+//! configurations (per-message overheads from none to most of the limit,
+//! stall timeouts from 1 ms to never), each step checked by `tether_core::testing::Checker`
 //! against its reference model (invariants 1–12 of DESIGN.md §4). No
 //! sequence may break an invariant or panic, and the same sequence must give
 //! the same outputs twice (invariant 9).
@@ -32,6 +33,8 @@ enum Pick {
 enum Size {
     Empty,
     Small(u8),
+    /// The largest single send that fits: `queue_limit - message_overhead`.
+    Fits,
     AtLimit,
     OverLimit,
     Huge,
@@ -78,12 +81,13 @@ impl Arbitrary for Pick {
 impl Arbitrary for Size {
     fn arbitrary(g: &mut Gen) -> Size {
         let n = u8::arbitrary(g);
-        match u8::arbitrary(g) % 6 {
+        match u8::arbitrary(g) % 7 {
             0 => Size::Empty,
             1 => Size::Small(n),
             2 => Size::Small(n % 8),
             3 => Size::AtLimit,
             4 => Size::OverLimit,
+            5 => Size::Fits,
             _ => Size::Huge,
         }
     }
@@ -149,16 +153,22 @@ impl Arbitrary for Steps {
 fn configs() -> Vec<Config> {
     let ms = Duration::from_millis;
     vec![
+        // Defaults: 96 bytes of overhead per message, 10 s stall timeout.
         Config::default(),
         Config {
             half_close: HalfClosePolicy::Allow,
             idle_timeout: Some(ms(1_000)),
+            message_overhead: 3,
+            stall_timeout: Some(ms(200)),
             ..Config::default().with_max_channels(3).with_queue_limit(16)
         },
         Config {
             overflow: OverflowPolicy::KickSlowConsumer,
             login_timeout: Some(ms(700)),
             default_kick: KickMode::Abort,
+            message_overhead: 0,
+            // Fires on the first wait after a send not written at once.
+            stall_timeout: Some(ms(1)),
             ..Config::default().with_max_channels(2).with_queue_limit(8)
         },
         Config {
@@ -166,6 +176,8 @@ fn configs() -> Vec<Config> {
             holder_overdue_after: ms(100),
             idle_timeout: Some(ms(300)),
             login_timeout: Some(Duration::MAX),
+            message_overhead: 0,
+            stall_timeout: None,
             ..Config::default().with_max_channels(1).with_queue_limit(1)
         },
         Config {
@@ -174,7 +186,18 @@ fn configs() -> Vec<Config> {
             idle_timeout: Some(Duration::MAX),
             flush_timeout: Duration::MAX,
             holder_overdue_after: Duration::MAX,
+            message_overhead: 4,
+            stall_timeout: Some(Duration::MAX),
             ..Config::default().with_max_channels(4).with_queue_limit(5)
+        },
+        Config {
+            // The stall deadline racing the idle and flush deadlines, and
+            // an overhead that makes every small send count many times over.
+            idle_timeout: Some(ms(400)),
+            flush_timeout: ms(300),
+            message_overhead: 96,
+            stall_timeout: Some(ms(150)),
+            ..Config::default().with_max_channels(3).with_queue_limit(400)
         },
     ]
 }
@@ -196,6 +219,7 @@ fn run(config: &Config, steps: &[Step], start: Instant) -> Result<Record, String
         let len = match size {
             Size::Empty => 0,
             Size::Small(n) => usize::from(n),
+            Size::Fits => config.queue_limit - config.message_overhead,
             Size::AtLimit => config.queue_limit,
             Size::OverLimit => config.queue_limit + 1,
             Size::Huge => 1 << 20,

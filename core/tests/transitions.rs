@@ -205,7 +205,7 @@ fn send_to_a_closing_channel_is_refused() {
 
 #[test]
 fn oversized_send_is_too_large_and_leaves_the_channel_open() {
-    let mut d = Driver::new(Config::default().with_queue_limit(8)).unwrap();
+    let mut d = Driver::new(payload_only(8)).unwrap();
     let id = d.open();
     assert_eq!(
         d.send(id, &[0; 9]),
@@ -221,7 +221,7 @@ fn oversized_send_is_too_large_and_leaves_the_channel_open() {
 
 #[test]
 fn queue_full_rejects_then_writable_follows_the_drain() {
-    let mut d = Driver::new(Config::default().with_queue_limit(16)).unwrap();
+    let mut d = Driver::new(payload_only(16)).unwrap();
     d.set_auto_write(false);
     let id = d.open();
     d.send(id, &[1; 10]).unwrap();
@@ -246,7 +246,7 @@ fn queue_full_rejects_then_writable_follows_the_drain() {
 fn queue_full_kicks_a_slow_consumer_when_configured() {
     let mut d = Driver::new(Config {
         overflow: tether_core::OverflowPolicy::KickSlowConsumer,
-        ..Config::default().with_queue_limit(16)
+        ..payload_only(16)
     })
     .unwrap();
     d.set_auto_write(false);
@@ -267,7 +267,7 @@ fn queue_full_kicks_a_slow_consumer_when_configured() {
 
 #[test]
 fn high_watermark_backpressure_clears_at_low_watermark() {
-    let mut d = Driver::new(Config::default().with_queue_limit(64)).unwrap(); // high 16, low 4
+    let mut d = Driver::new(payload_only(64)).unwrap(); // high 16, low 4
     d.set_auto_write(false);
     let id = d.open();
     d.send(id, &[0; 16]).unwrap();
@@ -679,4 +679,13 @@ fn poll_timeout_is_never_in_the_past_after_handle_timeout() {
     }
     assert!(ids.iter().all(|id| d.is_released(*id)));
     assert_eq!(d.hub().poll_timeout(), None);
+}
+
+/// A queue limit of `limit` payload bytes (no per-message overhead), with
+/// the default watermarks for it.
+fn payload_only(limit: usize) -> Config {
+    Config {
+        message_overhead: 0,
+        ..Config::default().with_queue_limit(limit)
+    }
 }

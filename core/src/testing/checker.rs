@@ -173,10 +173,17 @@ impl Checker {
     }
 
     /// Cross-checks the hub's counters with the model: live channels,
-    /// offline depth and timer entries (invariant 8), and that every queued byte is written,
-    /// dropped-and-counted or still queued (invariant 5).
+    /// offline depth and timer entries (invariant 8), every channel's queued
+    /// bytes and charge (within the limit and as the model has them:
+    /// invariant 8), the backpressured count (against the model and against a
+    /// recount of the hub's own channels), that every queued byte is
+    /// written, dropped-and-counted or still queued, and that every
+    /// contradictory adapter input was counted (invariant 5). `O(live)`.
     pub fn check_stats(&mut self, hub: &Hub) {
         let stats = hub.stats();
+        if let Some((invariant, msg)) = self.check_channels(hub, stats.backpressured) {
+            self.fail(invariant, msg);
+        }
         let m = &self.model;
         let problem = if stats.live != m.live {
             Some((
@@ -210,12 +217,72 @@ impl Checker {
                     m.bytes_dropped
                 ),
             ))
+        } else if stats.rejected_input != m.rejected {
+            let msg = format!(
+                "rejected adapter inputs counted {:?}, model {:?}",
+                stats.rejected_input, m.rejected
+            );
+            Some((5, msg))
         } else {
             None
         };
         if let Some((invariant, msg)) = problem {
             self.fail(invariant, msg);
         }
+    }
+
+    /// Per channel: queued bytes and charge as the model has them, the
+    /// charge within `queue_limit`, the backpressured flag; and the hub's
+    /// O(1) backpressured counter equal to a recount (invariant 8).
+    fn check_channels(&self, hub: &Hub, counted: usize) -> Option<(u8, String)> {
+        let m = &self.model;
+        let limit = m.config.queue_limit;
+        let mut recount = 0;
+        for info in hub.channels() {
+            let id = info.id;
+            if info.charged > limit || info.queued > info.charged {
+                let (q, c) = (info.queued, info.charged);
+                return Some((
+                    8,
+                    format!("{id}: {q} bytes queued, charged {c}, limit {limit}"),
+                ));
+            }
+            if hub.is_backpressured(id) != Ok(info.backpressured) {
+                return Some((8, format!("{id}: is_backpressured disagrees with its info")));
+            }
+            recount += usize::from(info.backpressured);
+            let model_channel = m.slots.get(id.slot() as usize);
+            let Some(ch) = model_channel.and_then(|s| s.channel.as_ref().filter(|c| c.id == id))
+            else {
+                continue; // a live-count mismatch, reported by the caller
+            };
+            if (info.queued, info.charged, info.backpressured)
+                != (ch.queued, ch.charged, ch.backpressured)
+            {
+                return Some((
+                    8,
+                    format!(
+                        "{id}: queued/charged/backpressured {}/{}/{}, model {}/{}/{}",
+                        info.queued,
+                        info.charged,
+                        info.backpressured,
+                        ch.queued,
+                        ch.charged,
+                        ch.backpressured
+                    ),
+                ));
+            }
+        }
+        let model = m.backpressured();
+        if counted != recount || counted != model || hub.backpressured() != counted {
+            return Some((
+                8,
+                format!(
+                    "backpressured() says {counted}, the hub's channels {recount}, model {model}"
+                ),
+            ));
+        }
+        None
     }
 
     /// Starts a step: the input call made at `now` and its outcome.
@@ -232,6 +299,9 @@ impl Checker {
         self.seen_actions.clear();
         self.seen_events.clear();
         let expected = self.predict(now, input, outcome);
+        if let Ok(Outcome::Rejected(r)) = expected {
+            self.model.count_rejection(r);
+        }
         if let Err((invariant, msg)) = expected {
             self.fail(invariant, msg);
         } else if let Ok(expected) = expected

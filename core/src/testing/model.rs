@@ -6,6 +6,12 @@
 //!
 //! Deadlines are computed exactly from the channel's fields on every check,
 //! so a deadline the hub forgets to arm is caught (invariant 7).
+//!
+//! Flow control as DESIGN.md §5.1 states it: a queue is *charged* its
+//! payload plus `message_overhead` per message queued since it was last
+//! empty (all released when it drains), the limit and watermarks compare
+//! against the charge, and a usable channel whose non-empty queue makes no
+//! write progress for `stall_timeout` is aborted as a slow consumer.
 
 use std::io;
 use std::net::SocketAddr;
@@ -16,7 +22,7 @@ use bytes::Bytes;
 use super::checker::{Outcome, Rejection};
 use crate::{
     Action, ChannelId, ChannelState, Config, DisconnectReason, Event, HalfClosePolicy, KickMode,
-    OverflowPolicy, ShutdownHow,
+    OverflowPolicy, RejectedInputs, ShutdownHow,
 };
 
 /// One live channel as the model sees it.
@@ -26,6 +32,11 @@ pub(crate) struct ModelChannel {
     pub state: ChannelState,
     pub holders: u32,
     pub queued: usize,
+    /// `queued` + `message_overhead` per message since the queue was empty.
+    pub charged: usize,
+    /// When the stall clock last (re)started: the queue went non-empty or a
+    /// write made progress. Only meaningful while usable with bytes queued.
+    pub stall_since: Instant,
     pub peer_eof: bool,
     pub write_shut: bool,
     pub aborted: bool,
@@ -71,6 +82,8 @@ pub(crate) struct Model {
     pub bytes_queued: u64,
     pub bytes_written: u64,
     pub bytes_dropped: u64,
+    /// Contradictory adapter inputs the hub must have counted.
+    pub rejected: RejectedInputs,
     pub actions: Vec<Action>,
     pub events: Vec<Event>,
 }
@@ -97,6 +110,7 @@ impl Model {
             bytes_queued: 0,
             bytes_written: 0,
             bytes_dropped: 0,
+            rejected: RejectedInputs::default(),
             actions: Vec::new(),
             events: Vec::new(),
         }
@@ -187,6 +201,8 @@ impl Model {
             state: ChannelState::Open,
             holders: 0,
             queued: 0,
+            charged: 0,
+            stall_since: now,
             peer_eof: false,
             write_shut: false,
             aborted: false,
@@ -272,16 +288,22 @@ impl Model {
     pub fn send(&mut self, now: Instant, slot: usize, data: &Bytes) -> Outcome {
         let now = self.clock(now);
         let limit = self.config.queue_limit;
+        let overhead = self.config.message_overhead;
         let (high, overflow) = (self.config.high_watermark, self.config.overflow);
         let ch = self.channel(slot);
         let len = data.len();
         if !ch.state.is_usable() {
             return Outcome::Rejected(Rejection::NotUsable);
         }
-        if len > limit {
+        if len == 0 {
+            return Outcome::Ok; // nothing queued, nothing charged
+        }
+        // u128: the model's arithmetic cannot overflow, whatever the sizes.
+        let cost = len as u128 + overhead as u128;
+        if cost > limit as u128 {
             return Outcome::Rejected(Rejection::TooLarge);
         }
-        if ch.queued + len > limit {
+        if ch.charged as u128 + cost > limit as u128 {
             let kicked = overflow == OverflowPolicy::KickSlowConsumer;
             if kicked {
                 self.disconnect(slot, DisconnectReason::SlowConsumer);
@@ -291,18 +313,20 @@ impl Model {
             }
             return Outcome::Rejected(Rejection::QueueFull { kicked });
         }
-        if len > 0 {
-            ch.queued += len;
-            if ch.queued >= high {
-                ch.backpressured = true;
-            }
-            let id = ch.id;
-            self.bytes_queued += len as u64;
-            self.actions.push(Action::Transmit {
-                id,
-                data: data.clone(),
-            });
+        if ch.queued == 0 {
+            ch.stall_since = now;
         }
+        ch.queued += len;
+        ch.charged += len + overhead;
+        if ch.charged >= high {
+            ch.backpressured = true;
+        }
+        let id = ch.id;
+        self.bytes_queued += len as u64;
+        self.actions.push(Action::Transmit {
+            id,
+            data: data.clone(),
+        });
         Outcome::Ok
     }
 
@@ -328,7 +352,11 @@ impl Model {
             return Outcome::Rejected(Rejection::OverWritten);
         }
         ch.queued -= n;
-        if ch.backpressured && ch.queued <= low {
+        ch.charged = if ch.queued == 0 { 0 } else { ch.charged - n };
+        if n > 0 {
+            ch.stall_since = now;
+        }
+        if ch.backpressured && ch.charged <= low {
             ch.backpressured = false;
             if ch.state.is_usable() {
                 let id = ch.id;
@@ -456,16 +484,46 @@ impl Model {
                     .filter(|_| !ch.authenticated)
                     .and_then(|d| after(ch.opened_at, d));
                 let idle = c.idle_timeout.and_then(|d| after(ch.last_activity, d));
-                match (login, idle) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                }
+                [login, idle, self.stall_deadline(ch)]
+                    .into_iter()
+                    .flatten()
+                    .min()
             }
             ChannelState::Closing => Some(ch.closing_deadline),
             ChannelState::Offline if ch.holders > 0 && !ch.overdue_reported => {
                 after(ch.offline_since, c.holder_overdue_after)
             }
             ChannelState::Offline => None,
+        }
+    }
+
+    /// When a usable channel's non-empty queue counts as stalled.
+    fn stall_deadline(&self, ch: &ModelChannel) -> Option<Instant> {
+        if ch.queued == 0 || !ch.state.is_usable() {
+            return None;
+        }
+        after(ch.stall_since, self.config.stall_timeout?)
+    }
+
+    /// Usable channels backpressured now (what `Hub::backpressured` must say).
+    pub fn backpressured(&self) -> usize {
+        (self.slots.iter())
+            .filter_map(|s| s.channel.as_ref())
+            .filter(|ch| ch.backpressured)
+            .count()
+    }
+
+    /// A rejection the hub must count in `Stats::rejected_input`.
+    pub fn count_rejection(&mut self, r: Rejection) {
+        let c = &mut self.rejected;
+        match r {
+            Rejection::AfterEof => c.after_eof += 1,
+            Rejection::OverWritten => c.over_written += 1,
+            Rejection::AttachOffline => c.attach_offline += 1,
+            Rejection::NotAttached => c.not_attached += 1,
+            Rejection::TooManyHolders => c.too_many_holders += 1,
+            Rejection::NotRequested => c.not_requested += 1,
+            _ => {}
         }
     }
 
@@ -511,6 +569,17 @@ impl Model {
     /// One channel's due deadline (the caller checked it is due).
     fn deadline(&mut self, slot: usize, now: Instant) {
         let (login, kick) = (self.config.login_timeout, self.config.default_kick);
+        let stalled = {
+            let ch = self.slots[slot].channel.as_ref().expect("live slot");
+            self.stall_deadline(ch).is_some_and(|t| t <= now)
+        };
+        if stalled {
+            // Slow consumer: abort, the queue dropped and counted. Wins over
+            // login and idle when they are due at the same time.
+            self.disconnect(slot, DisconnectReason::SlowConsumer);
+            self.abort(slot, now);
+            return;
+        }
         let ch = self.channel(slot);
         match ch.state {
             ChannelState::Open | ChannelState::HalfClosed => {
@@ -547,6 +616,8 @@ impl Model {
         let ch = self.channel(slot);
         if !ch.disconnected {
             ch.disconnected = true;
+            // Only usable channels are backpressured.
+            ch.backpressured = false;
             let id = ch.id;
             self.events.push(Event::Disconnected { id, reason });
         }
@@ -581,6 +652,7 @@ impl Model {
         let ch = self.channel(slot);
         let dropped = ch.queued as u64;
         ch.queued = 0;
+        ch.charged = 0;
         ch.backpressured = false;
         self.bytes_dropped += dropped;
     }

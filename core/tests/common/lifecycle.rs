@@ -114,8 +114,9 @@ pub fn graceful_lifecycle(
 
 /// What one graceful lifecycle emits: Transmit, Shutdown(Write),
 /// Shutdown(Both), Close; Opened, Received, Disconnected, Released; a
-/// deadline (flush, then overdue holder) pending after the kick and after
-/// the peer's EOF only — with the default config, which has no idle timer.
+/// deadline pending after the send (the stall deadline of the unwritten
+/// queue), after the kick (flush) and after the peer's EOF (overdue holder)
+/// only — with the default config, which has no idle timer.
 pub fn graceful_once(payload: &Bytes) -> Outputs {
     Outputs {
         transmitted: payload.len(),
@@ -125,7 +126,7 @@ pub fn graceful_once(payload: &Bytes) -> Outputs {
         received: payload.len(),
         kicked_code_7: 1,
         released: 1,
-        deadlines: 2,
+        deadlines: 3,
         ..Outputs::default()
     }
 }
