@@ -1,6 +1,15 @@
 //! The simulated server's configuration: the hub's policies at small sizes
 //! (so limits are hit), and how the simulated adapter confirms closes.
 //! Written as one `config key=value …` line at the top of a trace.
+//!
+//! **Older traces.** A key missing from the line keeps its
+//! [`SimConfig::default`] value. The keys added with the flow-control
+//! policies — `overhead` (`Config::message_overhead`) and `stall`
+//! (`Config::stall_timeout`) — default to what the hub did before they
+//! existed: no per-message overhead (`overhead=0`) and no stall eviction
+//! (`stall=off`). So a trace recorded before them replays exactly as it was
+//! recorded. (The same holds for fuzz inputs: see
+//! [`decode_fuzz_input`](crate::decode_fuzz_input).)
 
 use std::fmt;
 use std::time::Duration;
@@ -73,6 +82,9 @@ pub struct SimConfig {
     pub high: usize,
     /// `Config::low_watermark`.
     pub low: usize,
+    /// `Config::message_overhead` (clamped below `queue_limit`). Trace key
+    /// `overhead`; 0 when absent.
+    pub overhead: usize,
     /// `Config::overflow`.
     pub overflow: OverflowPolicy,
     /// `Config::half_close`.
@@ -87,6 +99,8 @@ pub struct SimConfig {
     pub flush: Timeout,
     /// `Config::holder_overdue_after` (never off).
     pub overdue: Timeout,
+    /// `Config::stall_timeout`. Trace key `stall`; `off` when absent.
+    pub stall: Timeout,
     /// The adapter confirms a close at once (`true`), or only on the next
     /// `wait` or `confirm` op.
     pub confirm_at_once: bool,
@@ -100,6 +114,7 @@ impl Default for SimConfig {
             queue_limit: 4096,
             high: 1024,
             low: 256,
+            overhead: 0,
             overflow: OverflowPolicy::Reject,
             half_close: HalfClosePolicy::Disallow,
             default_kick: KickMode::Graceful,
@@ -107,13 +122,32 @@ impl Default for SimConfig {
             login: Timeout::Off,
             flush: Timeout::Ms(500),
             overdue: Timeout::Ms(2_000),
+            stall: Timeout::Off,
             confirm_at_once: true,
         }
     }
 }
 
 impl<'a> Arbitrary<'a> for SimConfig {
+    /// Every policy, the per-message overhead and stall timeout included.
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let mut c = SimConfig::arbitrary_v1(u)?;
+        c.overhead = match u.int_in_range(0..=3u8)? {
+            0 => 0,
+            1 => usize::from(u.int_in_range(1..=8u8)?),
+            2 => 96,
+            _ => usize::from(u.int_in_range(1..=512u16)?),
+        };
+        c.stall = Timeout::arbitrary_ms(u, true)?;
+        Ok(c)
+    }
+}
+
+impl SimConfig {
+    /// A configuration decoded the way it was before `overhead` and `stall`
+    /// existed (both off, the same bytes consumed), so fuzz inputs from
+    /// then still mean what they meant.
+    pub fn arbitrary_v1(u: &mut Unstructured<'_>) -> arbitrary::Result<SimConfig> {
         let max_channels = usize::from(u.int_in_range(1..=16u8)?);
         let resume_at = usize::from(u.int_in_range(0..=15u8)?) % max_channels;
         let queue_limit = match u.int_in_range(0..=3u8)? {
@@ -129,6 +163,7 @@ impl<'a> Arbitrary<'a> for SimConfig {
             queue_limit,
             high,
             low,
+            overhead: 0,
             overflow: OverflowPolicy::arbitrary(u)?,
             half_close: HalfClosePolicy::arbitrary(u)?,
             default_kick: KickMode::arbitrary(u)?,
@@ -136,6 +171,7 @@ impl<'a> Arbitrary<'a> for SimConfig {
             login: Timeout::arbitrary_ms(u, true)?,
             flush: Timeout::arbitrary_ms(u, false)?,
             overdue: Timeout::arbitrary_ms(u, false)?,
+            stall: Timeout::Off,
             confirm_at_once: bool::arbitrary(u)?,
         })
     }
@@ -153,6 +189,9 @@ impl SimConfig {
             queue_limit,
             high_watermark: high,
             low_watermark: self.low.min(high),
+            // Always valid: at most `queue_limit - 1`.
+            message_overhead: self.overhead.min(queue_limit - 1),
+            stall_timeout: self.stall.duration(),
             overflow: self.overflow,
             half_close: self.half_close,
             default_kick: self.default_kick,
@@ -178,6 +217,7 @@ impl SimConfig {
                 "limit" => c.queue_limit = num()?,
                 "high" => c.high = num()?,
                 "low" => c.low = num()?,
+                "overhead" => c.overhead = num()?,
                 "overflow" => {
                     c.overflow = match value {
                         "reject" => OverflowPolicy::Reject,
@@ -203,6 +243,7 @@ impl SimConfig {
                 "login" => c.login = timeout()?,
                 "flush" => c.flush = timeout()?,
                 "overdue" => c.overdue = timeout()?,
+                "stall" => c.stall = timeout()?,
                 "confirm" => {
                     c.confirm_at_once = match value {
                         "at-once" => true,
@@ -239,17 +280,58 @@ impl fmt::Display for SimConfig {
         };
         write!(
             f,
-            "max={} resume={} limit={} high={} low={} overflow={overflow} half-close={half} \
-             kick={kick} idle={} login={} flush={} overdue={} confirm={confirm}",
+            "max={} resume={} limit={} high={} low={} overhead={} overflow={overflow} \
+             half-close={half} kick={kick} idle={} login={} flush={} overdue={} stall={} \
+             confirm={confirm}",
             self.max_channels,
             self.resume_at,
             self.queue_limit,
             self.high,
             self.low,
+            self.overhead,
             self.idle,
             self.login,
             self.flush,
-            self.overdue
+            self.overdue,
+            self.stall
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_without_the_new_keys_means_the_old_behaviour() {
+        let old = "max=2 resume=1 limit=4096 high=1024 low=256 overflow=reject \
+                   half-close=disallow kick=graceful idle=30000 login=off flush=500 \
+                   overdue=2000 confirm=at-once";
+        let c = SimConfig::parse(old).unwrap();
+        assert_eq!((c.overhead, c.stall), (0, Timeout::Off));
+        let hub = c.hub_config();
+        assert_eq!((hub.message_overhead, hub.stall_timeout), (0, None));
+    }
+
+    #[test]
+    fn the_new_keys_round_trip_and_are_clamped_to_a_valid_config() {
+        let c = SimConfig {
+            overhead: 96,
+            stall: Timeout::Ms(250),
+            queue_limit: 64,
+            ..SimConfig::default()
+        };
+        let line = c.to_string();
+        assert!(
+            line.contains("overhead=96") && line.contains("stall=250"),
+            "{line}"
+        );
+        assert_eq!(SimConfig::parse(&line).unwrap(), c);
+        let hub = c.hub_config();
+        assert_eq!(hub.message_overhead, 63);
+        assert_eq!(hub.stall_timeout, Some(Duration::from_millis(250)));
+        hub.validate().unwrap();
+        assert!(SimConfig::parse("stall=soon").is_err());
+        assert!(SimConfig::parse("overhead=-1").is_err());
     }
 }

@@ -86,11 +86,25 @@ pub fn fuzz_lifecycle(data: &[u8]) -> Result<RunReport, Box<Failure>> {
     run_ops(&config, ops, true)
 }
 
+/// A `lifecycle` fuzz input starting with these bytes decodes a
+/// configuration with every policy, the per-message overhead and the stall
+/// timeout included ([`SimConfig`]'s `Arbitrary`). An input without it
+/// decodes its configuration as inputs did before those policies existed
+/// ([`SimConfig::arbitrary_v1`]: both off, the same bytes consumed), so the
+/// committed corpus replays the runs it was minimised for.
+pub const FUZZ_TAG_V2: &[u8; 2] = b"T2";
+
 /// What the `lifecycle` target makes of `data`: a configuration and ops
-/// (ending with [`Op::Drain`]).
+/// (ending with [`Op::Drain`]). See [`FUZZ_TAG_V2`].
 pub fn decode_fuzz_input(data: &[u8]) -> (SimConfig, Vec<Op>) {
-    let mut u = Unstructured::new(data);
-    let config = SimConfig::arbitrary(&mut u).unwrap_or_default();
+    let tagged = data.strip_prefix(FUZZ_TAG_V2);
+    let mut u = Unstructured::new(tagged.unwrap_or(data));
+    let config = if tagged.is_some() {
+        SimConfig::arbitrary(&mut u)
+    } else {
+        SimConfig::arbitrary_v1(&mut u)
+    };
+    let config = config.unwrap_or_default();
     let mut ops = Vec::new();
     while !u.is_empty() && ops.len() < MAX_FUZZ_OPS {
         match Op::arbitrary(&mut u) {

@@ -4,7 +4,7 @@
 //! ```text
 //! # tether-sim trace v1
 //! # caught: (what this regression is about)
-//! config max=2 resume=1 limit=64 high=16 low=4 overflow=reject half-close=allow kick=graceful idle=off login=off flush=500 overdue=2000 confirm=at-once
+//! config max=2 resume=1 limit=64 high=16 low=4 overhead=8 overflow=reject half-close=allow kick=graceful idle=off login=off flush=500 overdue=2000 stall=1000 confirm=at-once
 //! @0 accept
 //! @0 send c0 tiny:9
 //! @10 write c0 50
@@ -13,7 +13,9 @@
 //! ```
 //!
 //! `@T` is milliseconds since the start; a time earlier than the line
-//! before is a clock running backwards. `#` starts a comment line, `;` a
+//! before is a clock running backwards. Config keys left out keep their
+//! defaults; `overhead` and `stall` default to off (0 and `off`), what the
+//! hub did before they existed, so older traces replay unchanged. `#` starts a comment line, `;` a
 //! comment at the end of a line. See [`Op`]'s `Display` for every op.
 
 use std::cell::Cell;

@@ -4,7 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use tether_sim::{Op, Trace, fuzz_ids, fuzz_lifecycle, run_seeded, seeded_config};
+use tether_sim::{
+    FUZZ_TAG_V2, Op, Sim, SimConfig, Timeout, Trace, decode_fuzz_input, fuzz_ids, fuzz_lifecycle,
+    run_seeded, seeded_config,
+};
 
 fn files(dir: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -139,4 +142,97 @@ config max=2 resume=1 limit=8 high=4 low=1 overflow=kick half-close=allow kick=a
     assert!(Trace::parse("@x accept").is_err());
     assert!(Trace::parse("@1 teleport c0").is_err());
     assert!(Trace::parse("config max=two").is_err());
+}
+
+#[test]
+fn corpus_files_without_the_tag_decode_with_overhead_and_stall_off() {
+    let dir = repo().join("fuzz/corpus/lifecycle");
+    let (mut old, mut tagged) = (0, 0);
+    for path in files(&dir) {
+        let data = std::fs::read(&path).expect("readable corpus file");
+        let (config, _) = decode_fuzz_input(&data);
+        if data.starts_with(FUZZ_TAG_V2) {
+            tagged += 1;
+        } else {
+            old += 1;
+            // What these inputs meant when they were minimised.
+            assert_eq!(
+                (config.overhead, config.stall),
+                (0, Timeout::Off),
+                "{}",
+                path.display()
+            );
+        }
+    }
+    assert!(old >= 200 && tagged >= 1, "{old} untagged, {tagged} tagged");
+    // The tag turns the new policies on (for some inputs).
+    let mut data = FUZZ_TAG_V2.to_vec();
+    data.extend_from_slice(&[0xff; 64]);
+    let (config, _) = decode_fuzz_input(&data);
+    assert!(
+        config.overhead > 0 || config.stall != Timeout::Off,
+        "{config}"
+    );
+}
+
+/// Runs the lines of a hand-written trace on a checked simulator.
+fn run_lines(sim: &mut Sim, lines: &[tether_sim::Line]) {
+    for line in lines {
+        sim.exec_line(line.at_ms, line.op)
+            .unwrap_or_else(|v| panic!("@{} {}: {v}", line.at_ms, line.op));
+    }
+}
+
+#[test]
+fn a_reader_that_never_reads_is_evicted_at_its_stall_deadline() {
+    let trace = Trace::parse(
+        "config max=4 resume=2 limit=4096 high=1024 low=256 overhead=96 idle=off flush=500 stall=300\n\
+         @0 accept\n\
+         @0 accept\n\
+         @0 send c0 tiny:9\n\
+         @0 send c1 tiny:9\n\
+         @200 write c1 50\n\
+         @299 wait\n\
+         @300 wait\n",
+    )
+    .expect("parses");
+    assert_eq!(trace.config.overhead, 96);
+    assert_eq!(trace.config.stall, Timeout::Ms(300));
+    let mut sim = Sim::new(trace.config.clone(), true);
+    let (before, at) = trace.lines.split_at(trace.lines.len() - 1);
+    run_lines(&mut sim, before);
+    assert_eq!(
+        sim.hub().stats().disconnected.slow_consumer,
+        0,
+        "not before 300 ms"
+    );
+    run_lines(&mut sim, at);
+    let stats = sim.hub().stats();
+    // c0 wrote nothing for 300 ms: aborted; c1 progressed at 200 ms: alive.
+    assert_eq!(stats.disconnected.slow_consumer, 1);
+    assert_eq!(stats.bytes_dropped, 10);
+    assert_eq!(stats.usable, 1);
+    let c1 = sim
+        .hub()
+        .channels()
+        .find(|c| c.state.is_usable())
+        .expect("c1");
+    assert_eq!((c1.queued, c1.charged), (5, 10 + 96 - 5));
+}
+
+#[test]
+fn the_config_line_round_trips_the_new_keys() {
+    let config = SimConfig {
+        overhead: 12,
+        stall: Timeout::Max,
+        ..seeded_config(3)
+    };
+    let mut trace = Trace::new(config.clone());
+    trace.lines.push(tether_sim::Line {
+        at_ms: 0,
+        op: Op::Accept,
+    });
+    let parsed = Trace::parse(&trace.to_string()).expect("parses");
+    assert_eq!(parsed.config, config);
+    parsed.replay(true).expect("replays clean");
 }
