@@ -1,7 +1,7 @@
-//! Loopback figures for the threads adapter, each beside its baseline in the
-//! same run: kick-to-peer-EOF vs a bare `shutdown(Write)`, peer-EOF-to-event,
-//! churn vs a bare thread-per-connection echo server, threads and memory
-//! per connection.
+//! Loopback figures for the threads adapter (`tether_threads::start`), each
+//! beside its baseline in the same run: kick-to-peer-EOF vs a bare
+//! `shutdown(Write)`, peer-EOF-to-event, churn vs a bare
+//! thread-per-connection echo server, threads and memory per connection.
 //!
 //! ```text
 //! cargo bench -p tether-threads --bench loopback            # full run
@@ -9,14 +9,18 @@
 //! cargo bench -p tether-threads --bench loopback -- churn   # one part
 //! ```
 
+use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use tether_adapter::{Sleep, ThreadSleep};
 use tether_threads::tether_core::{ChannelId, Config, Event, KickMode};
-use tether_threads::{Events, Handle, Options, Server};
+use tether_threads::{Events, Handle, Options};
 
 fn percentile(sorted: &[Duration], p: usize) -> Duration {
     sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
@@ -35,17 +39,40 @@ fn summary(name: &str, mut samples: Vec<Duration>) -> (Duration, Duration) {
     (p50, p99)
 }
 
-fn start(config: Config) -> (Server, Events) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    Server::start(listener, config, Options::default()).unwrap()
+fn start(config: Config) -> (Handle, Events) {
+    let listener = tether_adapter::listen::bind("127.0.0.1:0".parse().unwrap(), 1024).unwrap();
+    tether_threads::start(listener, config, Options::default()).unwrap()
+}
+
+/// Shuts the server down and waits until it has stopped (polling: no timer
+/// thread is left behind to skew the thread counts).
+fn stop(handle: &Handle, grace: Duration) {
+    let _ = handle.blocking().shutdown(grace);
+    let deadline = Instant::now() + grace + Duration::from_secs(10);
+    while !handle.is_stopped() {
+        assert!(Instant::now() < deadline, "the server did not stop");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The next event, waiting at most `timeout`. Woken by the event itself
+/// (`Events::next_timeout` polls in 1 ms naps, which would be most of the
+/// peer-EOF-to-event figure).
+fn next_within(events: &Events, timeout: Duration) -> Option<Event> {
+    let mut next = pin!(events.next());
+    let mut timer = ThreadSleep;
+    let mut sleep = pin!(timer.sleep_until(Instant::now() + timeout));
+    tether_adapter::block_on(std::future::poll_fn(|cx| {
+        if let Poll::Ready(event) = next.as_mut().poll(cx) {
+            return Poll::Ready(event);
+        }
+        sleep.as_mut().poll(cx).map(|()| None)
+    }))
 }
 
 fn next_opened(events: &Events) -> ChannelId {
     loop {
-        match events
-            .recv_timeout(Duration::from_secs(10))
-            .expect("opened")
-        {
+        match next_within(events, Duration::from_secs(10)).expect("opened") {
             Event::Opened { id, .. } => return id,
             _ => continue,
         }
@@ -54,7 +81,7 @@ fn next_opened(events: &Events) -> ChannelId {
 
 fn wait_for(events: &Events, want: impl Fn(&Event) -> bool) {
     loop {
-        let e = events.recv_timeout(Duration::from_secs(10)).expect("event");
+        let e = next_within(events, Duration::from_secs(10)).expect("event");
         if want(&e) {
             return;
         }
@@ -91,8 +118,7 @@ fn time_to_eof(mut client: TcpStream, trigger: impl FnOnce()) -> Duration {
 }
 
 fn kick_to_eof(rounds: usize) {
-    let (server, events) = start(Config::default());
-    let handle = server.handle();
+    let (handle, events) = start(Config::default());
     let bare = TcpListener::bind("127.0.0.1:0").unwrap();
     let (mut ours, mut floor) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
@@ -102,11 +128,14 @@ fn kick_to_eof(rounds: usize) {
         floor.push(time_to_eof(client, || {
             accepted.shutdown(Shutdown::Write).unwrap()
         }));
-        // Ours: Handle::kick (graceful) -> owner -> hub -> shutdown(Write).
-        let client = TcpStream::connect(server.local_addr()).unwrap();
+        // Ours: Handle::kick (graceful) -> driver -> hub -> shutdown(Write).
+        // The blocking kick returns with the hub's verdict, before the
+        // driver has shut the socket down; the figure runs to the peer's
+        // EOF either way (no reply-less kick exists any more).
+        let client = TcpStream::connect(handle.local_addr()).unwrap();
         let id = next_opened(&events);
         ours.push(time_to_eof(client, || {
-            handle.kick_no_reply(id, KickMode::Graceful, 0).unwrap()
+            handle.blocking().kick(id, KickMode::Graceful, 0).unwrap()
         }));
         wait_for(
             &events,
@@ -119,14 +148,14 @@ fn kick_to_eof(rounds: usize) {
         "  kick p99 / floor p99 = {:.1}x",
         ours99.as_secs_f64() / floor99.as_secs_f64()
     );
-    server.shutdown(Duration::from_secs(1));
+    stop(&handle, Duration::from_secs(1));
 }
 
 fn eof_to_event(rounds: usize) {
-    let (server, events) = start(Config::default());
+    let (handle, events) = start(Config::default());
     let mut samples = Vec::new();
     for _ in 0..rounds {
-        let mut client = TcpStream::connect(server.local_addr()).unwrap();
+        let mut client = TcpStream::connect(handle.local_addr()).unwrap();
         let id = next_opened(&events);
         // Steady state first: one byte through, so the reader thread is
         // running and blocked in `read` (not still being scheduled for the
@@ -148,7 +177,7 @@ fn eof_to_event(rounds: usize) {
         );
     }
     summary("peer shutdown(Write) -> Disconnected", samples);
-    server.shutdown(Duration::from_secs(1));
+    stop(&handle, Duration::from_secs(1));
 }
 
 /// A bare thread-per-connection echo server with no core.
@@ -178,12 +207,15 @@ fn bare_echo_server(stop: Arc<AtomicBool>) -> (SocketAddr, std::thread::JoinHand
     (addr, thread)
 }
 
-/// The echo app on tether: every received chunk is sent back.
+/// The echo app on tether: a thread reading events posts every received
+/// chunk back (`post_send`: queued without waiting for the verdict). Ends
+/// with the event stream, once the server has stopped.
 fn tether_echo_app(handle: Handle, events: Events) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
+        let blocking = handle.blocking();
         for event in events {
             if let Event::Received { id, data } = event {
-                let _ = handle.send_no_reply(id, data);
+                let _ = blocking.post_send(id, data);
             }
         }
     })
@@ -212,15 +244,15 @@ fn churn(addr: SocketAddr, run: Duration) -> f64 {
 }
 
 fn churn_vs_bare(run: Duration, rounds: usize) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let (bare_addr, bare_thread) = bare_echo_server(stop.clone());
-    let (server, events) = start(Config::default());
-    let app = tether_echo_app(server.handle(), events);
+    let bare_stop = Arc::new(AtomicBool::new(false));
+    let (bare_addr, bare_thread) = bare_echo_server(bare_stop.clone());
+    let (handle, events) = start(Config::default());
+    let app = tether_echo_app(handle.clone(), events);
     let (mut bare, mut ours) = (Vec::new(), Vec::new());
     // Interleaved so drift on the shared machine hits both alike.
     for _ in 0..rounds {
         bare.push(churn(bare_addr, run));
-        ours.push(churn(server.local_addr(), run));
+        ours.push(churn(handle.local_addr(), run));
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     println!(
@@ -244,9 +276,16 @@ fn churn_vs_bare(run: Duration, rounds: usize) {
             .collect::<Vec<_>>(),
         ratios[ratios.len() / 2]
     );
-    server.shutdown(Duration::from_secs(1));
+    let stats = handle.blocking().stats().unwrap();
+    println!(
+        "  tether: opened={} refused={} write_waits={}",
+        stats.core.opened,
+        stats.core.refused,
+        stats.adapter("adapter.write_waits")
+    );
+    stop(&handle, Duration::from_secs(1));
     app.join().unwrap();
-    stop.store(true, Ordering::Release);
+    bare_stop.store(true, Ordering::Release);
     let _ = TcpStream::connect(bare_addr);
     bare_thread.join().unwrap();
 }
@@ -266,12 +305,11 @@ fn rss_kib() -> u64 {
 
 fn per_connection(n: usize) {
     let threads_before = threads_now();
-    let (server, events) = start(Config::default());
-    let handle = server.handle();
+    let (handle, events) = start(Config::default());
     let (threads0, rss0) = (threads_now(), rss_kib());
     let mut clients = Vec::with_capacity(n);
     for _ in 0..n {
-        clients.push(TcpStream::connect(server.local_addr()).unwrap());
+        clients.push(TcpStream::connect(handle.local_addr()).unwrap());
         let _ = next_opened(&events);
     }
     // Each channel also gets one line, so its reader has used its buffer.
@@ -280,23 +318,23 @@ fn per_connection(n: usize) {
     }
     let mut received = 0;
     while received < n {
-        if let Ok(Event::Received { .. }) = events.recv_timeout(Duration::from_secs(10)) {
+        if let Some(Event::Received { .. }) = next_within(&events, Duration::from_secs(10)) {
             received += 1;
         }
     }
     let (threads1, rss1) = (threads_now(), rss_kib());
-    let stats = handle.stats().unwrap();
+    let stats = handle.blocking().stats().unwrap();
     println!(
         "{n} idle channels: +{} threads ({:.2}/conn), +{} KiB RSS ({:.1} KiB/conn, incl. the \
-         in-process clients' user-space share), writers started: {}",
+         in-process clients' user-space share), write waits: {}",
         threads1 - threads0,
         (threads1 - threads0) as f64 / n as f64,
         rss1.saturating_sub(rss0),
         rss1.saturating_sub(rss0) as f64 / n as f64,
-        stats.writers_started,
+        stats.adapter("adapter.write_waits"),
     );
     drop(clients);
-    server.shutdown(Duration::from_secs(2));
+    stop(&handle, Duration::from_secs(2));
     println!(
         "threads: {threads_before} before start, {threads0} idle server, {threads1} with {n} \
          channels, {} after shutdown",

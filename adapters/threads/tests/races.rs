@@ -1,5 +1,5 @@
-//! Races between threads: the owner thread decides alone, so every race
-//! has exactly one winner and every channel exactly one `Disconnected`.
+//! Races between threads: the driver decides alone, so every race has
+//! exactly one winner and every channel exactly one `Disconnected`.
 
 mod common;
 
@@ -7,8 +7,8 @@ use std::net::Shutdown;
 use std::sync::Barrier;
 use std::time::Duration;
 
-use common::{connect, start};
-use tether_threads::CallError;
+use common::{config, connect, start, stop};
+use tether_threads::Error;
 use tether_threads::tether_core::{ChannelId, Config, Event, KickError, KickMode};
 
 fn disconnects_of(log: &common::Log, id: ChannelId) -> usize {
@@ -17,15 +17,10 @@ fn disconnects_of(log: &common::Log, id: ChannelId) -> usize {
 
 #[test]
 fn kick_racing_peer_eof_gives_exactly_one_disconnected_1000_times() {
-    let config = Config {
-        flush_timeout: Duration::from_secs(2),
-        ..Config::default()
-    };
-    let (server, mut log) = start(config);
-    let handle = server.handle();
+    let (handle, mut log) = start(config(|c| c.flush_timeout = Duration::from_secs(2)));
     let mut ids = Vec::with_capacity(1000);
     for round in 0..1000 {
-        let client = connect(&server);
+        let client = connect(&handle);
         let id = log.next_opened();
         let mode = if round % 2 == 0 {
             KickMode::Graceful
@@ -38,7 +33,17 @@ fn kick_racing_peer_eof_gives_exactly_one_disconnected_1000_times() {
                 start.wait();
                 // Either verdict is fine: the kick may come before or after
                 // the peer's EOF turned the channel offline.
-                let _ = handle.kick(id, mode, round);
+                let verdict = handle.blocking().kick(id, mode, round);
+                assert!(
+                    matches!(
+                        verdict,
+                        Ok(())
+                            | Err(Error::Kick(
+                                KickError::AlreadyClosing { .. } | KickError::Id(_)
+                            ))
+                    ),
+                    "{verdict:?}"
+                );
             });
             let peer = s.spawn(|| {
                 start.wait();
@@ -62,18 +67,19 @@ fn kick_racing_peer_eof_gives_exactly_one_disconnected_1000_times() {
     for id in ids {
         assert_eq!(disconnects_of(&log, id), 1, "channel {id}");
     }
-    let stats = handle.stats().unwrap();
+    let stats = handle.blocking().stats().unwrap();
     assert_eq!(stats.core.live, 0);
+    assert_eq!(stats.core.opened, 1000);
+    assert_eq!(stats.core.released, 1000);
     assert_eq!(stats.core.disconnected.total(), 1000);
-    server.shutdown(Duration::from_secs(1));
+    stop(&handle, Duration::from_secs(1));
 }
 
 #[test]
 fn eight_threads_kicking_one_id_get_one_ok() {
-    let (server, mut log) = start(Config::default());
-    let handle = server.handle();
+    let (handle, mut log) = start(Config::default());
     for round in 0..20u32 {
-        let client = connect(&server);
+        let client = connect(&handle);
         let id = log.next_opened();
         let mode = if round % 2 == 0 {
             KickMode::Graceful
@@ -86,7 +92,7 @@ fn eight_threads_kicking_one_id_get_one_ok() {
                 .map(|_| {
                     s.spawn(|| {
                         start.wait();
-                        handle.kick(id, mode, round)
+                        handle.blocking().kick(id, mode, round)
                     })
                 })
                 .collect();
@@ -99,7 +105,7 @@ fn eight_threads_kicking_one_id_get_one_ok() {
                 matches!(
                     v,
                     Ok(())
-                        | Err(CallError::Rejected(
+                        | Err(Error::Kick(
                             KickError::AlreadyClosing { .. } | KickError::Id(_)
                         ))
                 ),
@@ -110,5 +116,5 @@ fn eight_threads_kicking_one_id_get_one_ok() {
         log.released(id);
         assert_eq!(disconnects_of(&log, id), 1);
     }
-    server.shutdown(Duration::from_secs(1));
+    stop(&handle, Duration::from_secs(1));
 }

@@ -5,9 +5,10 @@
 mod common;
 
 use std::io::Write;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use common::{connect, start};
+use bytes::Bytes;
+use common::{PATIENCE, connect, connect_small_window, start, stop};
 use tether_threads::tether_core::{Config, KickMode};
 
 fn threads_now() -> usize {
@@ -17,29 +18,58 @@ fn threads_now() -> usize {
 #[test]
 fn every_thread_ends_with_the_server() {
     let before = threads_now();
-    let (server, mut log) = start(Config::default().with_queue_limit(32 << 20));
-    let handle = server.handle();
-    let mut clients: Vec<_> = (0..16).map(|_| connect(&server)).collect();
+    let (handle, mut log) = start(Config::default().with_queue_limit(32 << 20));
+    let blocking = handle.blocking();
+    // Four lagging peers (small receive window, never read), then twelve
+    // ordinary ones.
+    let mut clients: Vec<_> = (0..4)
+        .map(|_| connect_small_window(handle.local_addr()))
+        .chain((4..16).map(|_| connect(&handle)))
+        .collect();
     let ids: Vec<_> = (0..16).map(|_| log.next_opened()).collect();
-    // A few lagging peers get writer threads too.
+    // The laggards' send buffers fill: each gets a waiter thread. 4 MiB
+    // each stays below the high watermark (8 MiB), so no send waits.
+    let chunk = Bytes::from(vec![0u8; 1 << 20]);
     for id in &ids[..4] {
-        for _ in 0..8 {
-            handle.send(*id, vec![0u8; 1 << 20]).unwrap();
+        for _ in 0..4 {
+            blocking.send(*id, chunk.clone()).unwrap();
         }
     }
     clients[5].write_all(b"hi").unwrap();
-    handle.kick(ids[6], KickMode::Abort, 0).unwrap();
+    blocking.kick(ids[6], KickMode::Abort, 0).unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let mut stats = blocking.stats().unwrap();
+    while stats.adapter("adapter.write_waits") < 4 {
+        assert!(Instant::now() < deadline, "no waiters started: {stats:?}");
+        std::thread::sleep(Duration::from_millis(5));
+        stats = blocking.stats().unwrap();
+    }
     let during = threads_now();
-    let stats = handle.stats().unwrap();
-    assert!(stats.writers_started >= 4, "{stats:?}");
+    // Driver, acceptor, 15 readers left, 4 waiters (give or take the
+    // kicked channel's reader, which may not have ended yet).
     assert!(
-        during >= before + 2 + 16,
-        "before {before}, during {during}"
+        during >= before + 2 + 15 + 4,
+        "before {before}, during {during}: {stats:?}"
     );
-    // Some clients stay connected and never read: shutdown must still end
-    // every reader and writer (graceful kicks, aborted at the deadline).
-    server.shutdown(Duration::from_millis(200));
-    let after = threads_now();
-    assert_eq!(after, before, "threads left running after shutdown");
+    // The laggards stay connected and never read: shutdown must still end
+    // every reader and waiter (graceful kicks, aborted at the deadline).
+    stop(&handle, Duration::from_millis(200));
+    let stopped = Instant::now();
+    // `stopped` resolves when the driver drops its end, just before its
+    // thread returns: allow that thread a moment to exit, nothing more.
+    let first = threads_now();
+    let mut after = first;
+    while after != before && stopped.elapsed() < Duration::from_secs(1) {
+        std::thread::sleep(Duration::from_millis(1));
+        after = threads_now();
+    }
+    assert_eq!(
+        after, before,
+        "threads left running 1 s after the server stopped"
+    );
+    eprintln!(
+        "threads: {before} before, {during} during, {first} at once and {after} {:?} after stopped",
+        stopped.elapsed()
+    );
     clients.clear();
 }

@@ -1,32 +1,51 @@
-//! Helpers shared by the loopback tests: a server on an ephemeral port and
-//! an event log to wait on.
+//! Helpers shared by the threads adapter's own tests: a server on an
+//! ephemeral port, an event log to wait on, and clients that cannot hang.
 #![allow(dead_code)]
 
 use std::io::{self, Read};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use tether_threads::tether_core::{ChannelId, Config, DisconnectReason, Event};
-use tether_threads::{Events, Options, Server};
+use tether_threads::{Events, Handle, Options};
 
 /// Generous upper bound for anything that should happen "at once".
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
-pub fn start(config: Config) -> (Server, Log) {
+/// `Config::default()` changed by `change` (`Config` is non-exhaustive, so
+/// it cannot be built with a struct literal here).
+pub fn config(change: impl FnOnce(&mut Config)) -> Config {
+    let mut config = Config::default();
+    change(&mut config);
+    config
+}
+
+pub fn start(config: Config) -> (Handle, Log) {
     start_with(config, Options::default())
 }
 
-pub fn start_with(config: Config, options: Options) -> (Server, Log) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let (server, events) = Server::start(listener, config, options).unwrap();
+pub fn start_with(config: Config, options: Options) -> (Handle, Log) {
+    let listener = tether_adapter::listen::bind("127.0.0.1:0".parse().unwrap(), 1024).unwrap();
+    let (handle, events) = tether_threads::start(listener, config, options).unwrap();
     (
-        server,
+        handle,
         Log {
             events,
             seen: Vec::new(),
             opened_taken: 0,
         },
     )
+}
+
+/// Shuts the server down and waits (polling, so no timer thread is left
+/// behind) until it has stopped; panics after `PATIENCE`.
+pub fn stop(handle: &Handle, grace: Duration) {
+    let _ = handle.blocking().shutdown(grace);
+    let deadline = Instant::now() + grace + PATIENCE;
+    while !handle.is_stopped() {
+        assert!(Instant::now() < deadline, "the server did not stop");
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 /// Every event received so far, and the stream of the rest.
@@ -46,14 +65,14 @@ impl Log {
         let deadline = Instant::now() + PATIENCE;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(e) => {
+            match self.events.next_timeout(left) {
+                Some(e) => {
                     self.seen.push(e.clone());
                     if want(&e) {
                         return e;
                     }
                 }
-                Err(_) => panic!("timed out waiting for {what}; seen {:?}", self.seen),
+                None => panic!("timed out waiting for {what}; seen {:?}", self.seen),
             }
         }
     }
@@ -76,9 +95,9 @@ impl Log {
                 return id;
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(e) => self.seen.push(e),
-                Err(_) => panic!("timed out waiting for channel #{nth} to open"),
+            match self.events.next_timeout(left) {
+                Some(e) => self.seen.push(e),
+                None => panic!("timed out waiting for channel #{nth} to open"),
             }
         }
     }
@@ -100,9 +119,9 @@ impl Log {
         );
     }
 
-    /// Reads every pending event for `quiet` without waiting for one.
+    /// Takes every event that arrives within `quiet` of the previous one.
     pub fn settle(&mut self, quiet: Duration) {
-        while let Ok(e) = self.events.recv_timeout(quiet) {
+        while let Some(e) = self.events.next_timeout(quiet) {
             self.seen.push(e);
         }
     }
@@ -113,10 +132,23 @@ impl Log {
 }
 
 /// Connects a client with a read timeout so no test can hang on it.
-pub fn connect(server: &Server) -> TcpStream {
-    let s = TcpStream::connect(server.local_addr()).unwrap();
+pub fn connect(handle: &Handle) -> TcpStream {
+    let s = TcpStream::connect(handle.local_addr()).unwrap();
     s.set_read_timeout(Some(PATIENCE)).unwrap();
     s.set_nodelay(true).unwrap();
+    s
+}
+
+/// Connects a client with a 4 KiB receive buffer (set before the
+/// handshake, so the window stays small): one that does not read fills
+/// the server's send buffer after a few hundred KiB.
+pub fn connect_small_window(addr: SocketAddr) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let s: TcpStream = socket.into();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
     s
 }
 
