@@ -14,11 +14,16 @@
 //!   `#[test]`s in one line.
 //!
 //! The adapters' own implementations live in [`adapters`].
+//!
+//! [`pressure`] is the other half: real `tether serve` processes under
+//! load, signals and resource limits, for every runtime
+//! ([`pressure_suite!`]).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod adapters;
 pub mod client;
+pub mod pressure;
 mod rig;
 pub mod scenarios;
 

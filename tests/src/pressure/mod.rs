@@ -1,0 +1,156 @@
+//! # The pressure suite
+//!
+//! Real `tether serve` **processes** (so signals, RSS and fd limits are
+//! real) over loopback sockets with real clients, one scenario per problem
+//! of issue 8, each sized where a naive server breaks rather than where a
+//! good one passes. `tests/tests/pressure.rs` instantiates every scenario
+//! for every runtime with [`pressure_suite!`](crate::pressure_suite).
+//!
+//! * [`server`]: the [`Server`] fixture (spawn `tether serve --runtime …`,
+//!   parse its addresses, RSS, CPU time, signals, exit, kill on drop) and
+//!   the [`Admin`] console client.
+//! * [`net`]: line readers, greetings, non-blocking connects.
+//! * [`flow`]: flow control: burst, tiny lines, SIGTERM mid-burst.
+//! * [`limits`]: resource limits: concurrent connects, fd limit, silent
+//!   admin connections, a full server, 20,000 connections.
+//!
+//! Timing never decides pass/fail except as the generous upper bounds the
+//! scenarios state. Every scenario starts its own server and holds
+//! [`serial`] while it runs: they fight for the same two cores and fds.
+//!
+//! Run: `cargo test -p tether-conformance --test pressure` (reduced sizes,
+//! still far past the breaking point), and the full sizes with
+//! `cargo test --release -p tether-conformance --test pressure -- --ignored`.
+//!
+//! Environment knobs (local development against older binaries only):
+//! `TETHER_BIN` (the binary), `TETHER_BIN_<RUNTIME>` (e.g.
+//! `TETHER_BIN_THREADS`, one runtime's binary), `TETHER_PRESSURE_DROP_FLAGS`
+//! (comma-separated flags, e.g. `--runtime,--stall-timeout`, left off the
+//! command line together with their values).
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+pub mod flow;
+pub mod limits;
+pub mod net;
+pub mod server;
+
+pub use flow::{burst, sigterm_mid_burst, tiny_lines};
+pub use limits::{
+    child_hook, concurrent_connects, fd_limit, server_full_says_so, silent_admin_connections,
+    twenty_thousand_connections,
+};
+pub use server::{Admin, Server, ServerSpec, StatsMap, tether_bin};
+
+/// Every runtime of the `tether` binary (`--runtime`).
+pub const RUNTIMES: [&str; 3] = ["async-std", "smol", "threads"];
+
+/// The sizes of the scenarios whose size is a knob: [`Scale::DEFAULT`] for
+/// the ordinary (CI, debug) run, [`Scale::FULL`] for the `#[ignore]`d run.
+/// Both are far past the point where a naive server breaks.
+#[derive(Debug, Clone, Copy)]
+pub struct Scale {
+    /// Shown in messages.
+    pub name: &'static str,
+    /// Burst: lines of [`BURST_LINE_LEN`] bytes one sender sends. The
+    /// non-reader must be sent more than the kernel absorbs for it: on
+    /// loopback the server's send buffer autotunes to ~3 MB even towards a
+    /// 4 KiB receive window (`tcp_wmem` max 4 MiB), so the default 6,000 ×
+    /// 1,000 B is twice that plus ~45× the 64 KiB queue limit. (2,000 lines
+    /// fit in the kernel: a server with no queue at all would pass.)
+    pub burst_lines: usize,
+    /// Tiny lines: bytes of `a\n` one client sends.
+    pub tiny_bytes: usize,
+    /// SIGTERM mid-burst: the signal comes once every observer has this many
+    /// lines; the sender offers four times as many.
+    pub sigterm_lines: usize,
+    /// Upper bound on any one scenario's traffic phase (never a speed test).
+    pub deadline: Duration,
+}
+
+/// Length of one burst line, its `\n` included.
+pub const BURST_LINE_LEN: usize = 1_000;
+
+impl Scale {
+    /// The ordinary run (debug builds, two shared cores).
+    pub const DEFAULT: Scale = Scale {
+        name: "default",
+        burst_lines: 6_000,
+        tiny_bytes: 2_000_000,
+        sigterm_lines: 2_000,
+        deadline: Duration::from_secs(60),
+    };
+    /// The full sizes of issue 8 (`-- --ignored`, release).
+    pub const FULL: Scale = Scale {
+        name: "full",
+        burst_lines: 10_000,
+        tiny_bytes: 20_000_000,
+        sigterm_lines: 10_000,
+        deadline: Duration::from_secs(300),
+    };
+}
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// One pressure scenario at a time (the harness runs tests on parallel
+/// threads; these scenarios would fight for the cores and fds).
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Instantiates every pressure scenario as a `#[test]` for one runtime of
+/// the `tether` binary (`--runtime $runtime`). Use it inside a module per
+/// runtime; the full sizes are `#[ignore]`d.
+#[macro_export]
+macro_rules! pressure_suite {
+    ($runtime:literal) => {
+        $crate::pressure_suite!(@tests $runtime;
+            burst => burst(DEFAULT),
+            tiny_lines => tiny_lines(DEFAULT),
+            sigterm_mid_burst => sigterm_mid_burst(DEFAULT),
+            concurrent_connects_1500 => concurrent_connects(DEFAULT),
+            fd_limit_256 => fd_limit(DEFAULT),
+            silent_admin_connections_300 => silent_admin_connections(DEFAULT),
+            server_full_says_so => server_full_says_so(DEFAULT),
+        );
+        $crate::pressure_suite!(@ignored $runtime;
+            burst_full => burst(FULL),
+            tiny_lines_full => tiny_lines(FULL),
+            sigterm_mid_burst_full => sigterm_mid_burst(FULL),
+            connections_20000 => twenty_thousand_connections(FULL),
+        );
+    };
+    (@tests $runtime:literal; $($name:ident => $scenario:ident($scale:ident)),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::pressure::$scenario($runtime, &$crate::pressure::Scale::$scale);
+            }
+        )*
+    };
+    (@ignored $runtime:literal; $($name:ident => $scenario:ident($scale:ident)),* $(,)?) => {
+        $(
+            #[test]
+            #[ignore = "full size: cargo test --release -p tether-conformance --test pressure -- --ignored"]
+            fn $name() {
+                $crate::pressure::$scenario($runtime, &$crate::pressure::Scale::$scale);
+            }
+        )*
+    };
+}
+
+/// The test the 20,000-connection scenario re-executes its own test binary
+/// into, to hold client sockets in child processes (one process may hold
+/// only 20,000 fds here). Invoke it once, at the root of the test file: the
+/// scenario runs `<test exe> pressure_child_hook --exact`. Without its
+/// environment variable it does nothing.
+#[macro_export]
+macro_rules! pressure_child_hook {
+    () => {
+        #[test]
+        fn pressure_child_hook() {
+            $crate::pressure::child_hook();
+        }
+    };
+}
