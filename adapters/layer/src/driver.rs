@@ -407,6 +407,10 @@ impl<G: Glue> Driver<G> {
                 reply,
             } => {
                 let result = hub.kick(now, id, mode, code);
+                // The answer follows the wire: an abort's RST or a graceful
+                // kick's FIN (when nothing is queued) is out when it arrives
+                // (invariant 3).
+                self.drain(now);
                 if let Some(reply) = reply {
                     let _ = reply.try_send(result);
                 }

@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
 use bytes::Bytes;
@@ -20,6 +20,8 @@ use tether_core::{
     OfflineEntry, SendError,
 };
 
+use crate::exec::ThreadSleep;
+use crate::glue::Sleep;
 use crate::stats::ServerStats;
 
 /// Why a [`Handle`] call failed: the hub refused it, or the server stopped.
@@ -328,21 +330,17 @@ impl Blocking<'_> {
     }
     /// Waits at most `timeout` for the server to stop; whether it did.
     pub fn wait_stopped(&self, timeout: Duration) -> bool {
-        let (tick, ticks) = async_channel::bounded::<()>(1);
-        // A timer without a runtime: a short-lived thread closes `tick`.
-        let _ = std::thread::Builder::new()
-            .name("tether-wait".into())
-            .spawn(move || {
-                std::thread::sleep(timeout);
-                drop(tick);
-            });
-        future::block_on(future::or(
+        let deadline = Instant::now().checked_add(timeout);
+        crate::exec::block_on(future::or(
             async {
                 self.0.stopped().await;
                 true
             },
             async {
-                let _ = ticks.recv().await;
+                match deadline {
+                    Some(at) => ThreadSleep.sleep_until(at).await,
+                    None => future::pending().await,
+                }
                 self.0.is_stopped()
             },
         ))
@@ -405,25 +403,18 @@ impl Events {
         self.rx.recv_blocking().ok().map(|e| self.taken(e))
     }
 
-    /// The next event, blocking the thread for at most `timeout`.
+    /// The next event, blocking the thread for at most `timeout`; `None`
+    /// on timeout or once the server stopped and every event was read.
     #[must_use]
     pub fn next_timeout(&self, timeout: Duration) -> Option<Event> {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            if let Some(event) = self.try_next() {
-                return Some(event);
+        let deadline = Instant::now().checked_add(timeout);
+        crate::exec::block_on(future::or(self.next(), async {
+            match deadline {
+                Some(at) => ThreadSleep.sleep_until(at).await,
+                None => future::pending().await,
             }
-            if self.rx.is_closed() && self.rx.is_empty() {
-                return None;
-            }
-            let now = std::time::Instant::now();
-            if now >= deadline {
-                return None;
-            }
-            // Polling in short naps keeps this free of any runtime's timer;
-            // it serves tests and consoles, not the data path.
-            std::thread::sleep((deadline - now).min(Duration::from_millis(1)));
-        }
+            None
+        }))
     }
 
     /// Events not read yet.

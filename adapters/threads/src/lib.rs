@@ -162,19 +162,28 @@ pub fn start_with(
     listener.set_nonblocking(false)?;
     let local_addr = listener.local_addr()?;
     let stack_size = threads.stack_size;
+    // Held by the driver thread until `run` has returned, so that when
+    // `Handle::stopped` resolves the driver thread is ending too.
+    let mut keep_stopped = None;
     let prepared = tether_adapter::prepare(
         config,
         options,
         local_addr,
         "threads",
         thread_budget(),
-        |context| ThreadGlue::start(listener, context, threads),
+        |context| {
+            keep_stopped = Some(context.stopped.clone());
+            ThreadGlue::start(listener, context, threads)
+        },
     )?;
     let driver = prepared.driver;
     std::thread::Builder::new()
         .name("tether-driver".into())
         .stack_size(stack_size.max(512 << 10))
-        .spawn(move || tether_adapter::block_on(driver.run(ThreadSleep)))?;
+        .spawn(move || {
+            tether_adapter::block_on(driver.run(ThreadSleep));
+            drop(keep_stopped);
+        })?;
     Ok((prepared.handle, prepared.events))
 }
 

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Side-by-side loopback figures for every runtime of `tether serve`, beside
+# the bare C floor and a bare async-std echo server, all in ONE run, with the
+# load client the issues' figures were measured with (../shared/loadgen).
+#
+#   bench/loadgen.sh [--repeat N] [--quick] [runtime ...]   (default: every runtime)
+#
+# Prints `uptime` before every measurement and refuses to start above load
+# 1.5 (set TETHER_BENCH_ANY_LOAD=1 to override, and do not publish such
+# figures). Raw output: target/loadgen/results.txt; summary on stdout.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+REPEAT=3
+QUICK=0
+RUNTIMES=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --repeat) REPEAT="$2"; shift 2 ;;
+    --quick) QUICK=1; shift ;;
+    *) RUNTIMES+=("$1"); shift ;;
+  esac
+done
+[ ${#RUNTIMES[@]} -gt 0 ] || RUNTIMES=(async-std smol threads tokio)
+
+LG=${LOADGEN:-../shared/loadgen}
+OUT=target/loadgen
+mkdir -p "$OUT"
+RES="$OUT/results.txt"
+: > "$RES"
+
+gcc -O2 -pthread -o "$OUT/pc" "$LG/pc.c"
+gcc -O2 -o "$OUT/floor" "$LG/floor.c"
+cargo build --release -q -p tether --bin tether
+cargo build --release -q -p tether-async-std --example bare_echo
+TETHER=target/release/tether
+BARE=target/release/examples/bare_echo
+PC="$OUT/pc"
+
+CHURN_SECS=5; FAN_CLIENTS=1000; FAN_LINES=1000; KICKS=1000; IDLE=10000
+if [ "$QUICK" = 1 ]; then CHURN_SECS=2; FAN_CLIENTS=200; FAN_LINES=200; KICKS=200; IDLE=1000; fi
+
+ulimit -n 20000 2>/dev/null || true
+
+load_ok() {
+  local load
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  if [ "${TETHER_BENCH_ANY_LOAD:-0}" != 1 ] && awk -v l="$load" 'BEGIN{exit !(l >= 1.5)}'; then
+    echo "load average $load >= 1.5: waiting (TETHER_BENCH_ANY_LOAD=1 to override)" >&2
+    for _ in $(seq 1 60); do
+      sleep 5
+      load=$(cut -d' ' -f1 /proc/loadavg)
+      awk -v l="$load" 'BEGIN{exit !(l < 1.5)}' && break
+    done
+  fi
+}
+
+record() { # name key=value...
+  echo "$*" | tee -a "$RES"
+}
+
+wait_port() {
+  for _ in $(seq 1 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "nothing listens on $1" >&2
+  return 1
+}
+
+PORT=31000
+next_port() { PORT=$((PORT + 10)); }
+
+kick_summary() { # stdin: pc kick output
+  awk '!/^#/ && $3 == 0 { print $2 }' | sort -n | awk '{a[NR]=$1} END {
+    if (NR == 0) { print "n=0"; exit }
+    printf "n=%d p50_us=%.1f p99_us=%.1f max_us=%.1f\n", NR, a[int(NR*0.5)+1], a[int(NR*0.99) < NR ? int(NR*0.99)+1 : NR], a[NR] }'
+}
+
+start_tether() { # runtime port
+  "$TETHER" serve --runtime "$1" --listen "127.0.0.1:$2" --admin "127.0.0.1:$(($2 + 1))" \
+    --max-channels 20000 --queue-limit 1m >"$OUT/server-$1.log" 2>&1 &
+  SRV=$!
+  wait_port "$2"
+}
+
+stop() { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+for round in $(seq 1 "$REPEAT"); do
+  echo "== round $round"
+  # --- the floors
+  load_ok; next_port
+  "$OUT/floor" "$PORT" & F=$!; wait_port "$PORT"
+  record "round=$round server=floor bench=churn uptime=\"$(uptime)\" $("$PC" churn "$PORT" "$CHURN_SECS" 4 10)"
+  record "round=$round server=floor bench=kick $("$PC" kick "$PORT" $((PORT + 1)) "$KICKS" 1000 seq | kick_summary)"
+  stop $F
+  load_ok; next_port
+  "$OUT/floor" "$PORT" bcast & F=$!; wait_port "$PORT"
+  record "round=$round server=floor-bcast bench=fanout uptime=\"$(uptime)\" $("$PC" fanout "$PORT" "$FAN_CLIENTS" "$FAN_LINES" 64 $F)"
+  stop $F
+  load_ok; next_port
+  "$BARE" "127.0.0.1:$PORT" >/dev/null & B=$!; wait_port "$PORT"
+  record "round=$round server=bare-async-std bench=churn uptime=\"$(uptime)\" $("$PC" churn "$PORT" "$CHURN_SECS" 4 10)"
+  stop $B
+  # --- every runtime of tether serve
+  for rt in "${RUNTIMES[@]}"; do
+    load_ok; next_port; start_tether "$rt" "$PORT"
+    record "round=$round server=$rt bench=churn uptime=\"$(uptime)\" $("$PC" churn "$PORT" "$CHURN_SECS" 4 10)"
+    record "round=$round server=$rt bench=kick $("$PC" kick "$PORT" $((PORT + 1)) "$KICKS" 1000 seq | kick_summary)"
+    stop $SRV
+    load_ok; next_port; start_tether "$rt" "$PORT"
+    record "round=$round server=$rt bench=fanout uptime=\"$(uptime)\" $("$PC" fanout "$PORT" "$FAN_CLIENTS" "$FAN_LINES" 64 $SRV)"
+    stop $SRV
+    if [ "$round" = 1 ]; then
+      load_ok; next_port; start_tether "$rt" "$PORT"
+      record "round=$round server=$rt bench=idle uptime=\"$(uptime)\" $("$PC" idle "$PORT" "$IDLE" 8 20 $SRV)"
+      stop $SRV
+    fi
+  done
+done
+
+echo
+echo "== summary (median over rounds; raw lines in $RES)"
+python3 - "$RES" <<'PY'
+import re, statistics, sys
+rows = [dict(re.findall(r'(\w+)=("[^"]*"|\S+)', l)) for l in open(sys.argv[1])]
+def med(server, bench, key):
+    v = [float(r[key]) for r in rows if r.get('server') == server and r.get('bench') == bench and key in r]
+    return (statistics.median(v), min(v), max(v)) if v else None
+servers = sorted({r['server'] for r in rows})
+for s in servers:
+    for bench, key in [('churn', 'rate'), ('fanout', 'msgs_per_s'), ('fanout', 'cpu_us_per_msg'), ('kick', 'p99_us'), ('kick', 'p50_us')]:
+        m = med(s, bench, key)
+        if m:
+            print(f"{s:16} {bench:7} {key:15} median={m[0]:,.1f} min={m[1]:,.1f} max={m[2]:,.1f}")
+for r in rows:
+    if r.get('bench') == 'idle' and 'rss_after_kb' in r:
+        per = (float(r['rss_after_kb']) - float(r['rss_before_kb'])) / max(1, int(r['greeted']))
+        print(f"{r['server']:16} idle    greeted={r['greeted']} dead={r['dead']} rss_per_conn_kib={per:.2f}")
+floor = med('floor', 'churn', 'rate'); bare = med('bare-async-std', 'churn', 'rate')
+for s in servers:
+    c = med(s, 'churn', 'rate')
+    if c and bare and s not in ('floor', 'bare-async-std'):
+        print(f"{s:16} churn ratio vs bare async-std = {c[0] / bare[0]:.2f}x (floor {c[0] / floor[0]:.2f}x)")
+PY
