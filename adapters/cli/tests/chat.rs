@@ -200,6 +200,37 @@ fn a_full_server_says_so(runtime: Runtime) {
     stop(server);
 }
 
+/// Console calls that meet the server's stop answer `error …` instead of
+/// waiting forever for a driver that is gone.
+fn calls_racing_the_stop_return(runtime: Runtime) {
+    use tether_chat::AdminCommand;
+    let server = start(&options(runtime));
+    let (done, finished) = std::sync::mpsc::channel();
+    for _ in 0..4 {
+        let console = server.console().clone();
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut calls = 0u64;
+            loop {
+                calls += 1;
+                let answer = console.execute(AdminCommand::Stats);
+                if answer.starts_with("error ") {
+                    break;
+                }
+            }
+            let _ = done.send(calls);
+        });
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    server.shutdown(Duration::ZERO).unwrap();
+    for _ in 0..4 {
+        finished
+            .recv_timeout(Duration::from_secs(5))
+            .expect("a console call hung across the stop");
+    }
+    server.wait();
+}
+
 macro_rules! on_every_runtime {
     ($($scenario:ident),* $(,)?) => {
         mod async_std {
@@ -223,4 +254,5 @@ on_every_runtime!(
     admin_console_limits,
     admin_token,
     a_full_server_says_so,
+    calls_racing_the_stop_return,
 );

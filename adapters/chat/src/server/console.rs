@@ -62,16 +62,18 @@ impl Console {
     /// is aborted. Idempotent.
     pub fn shutdown(&self, grace: Duration) -> Result<(), Error> {
         self.counters.draining.store(true, Ordering::Relaxed);
-        self.handle.blocking().shutdown(grace)
+        super::call(&self.handle, self.handle.shutdown(grace))
     }
 
     /// Executes one command and returns its answer (one line, or lines
     /// ending with `.`), never panicking: a refusal is an `error <why>` line.
     pub fn execute(&self, command: AdminCommand) -> String {
-        let blocking = self.handle.blocking();
+        let handle = &self.handle;
         let result = match command {
-            AdminCommand::List => blocking.channels().map(|list| admin::format_list(&list)),
-            AdminCommand::Stats => blocking.stats().map(|stats| {
+            AdminCommand::List => {
+                super::call(handle, handle.channels()).map(|list| admin::format_list(&list))
+            }
+            AdminCommand::Stats => super::call(handle, handle.stats()).map(|stats| {
                 let chat = self.counters.snapshot();
                 let chat = chat.iter().map(|(k, v)| ((*k).to_owned(), *v));
                 admin::format_stats(stats.counters().into_iter().chain(chat))
@@ -83,13 +85,14 @@ impl Console {
                 // stale count); any other refusal (already closing) is the
                 // kick's to explain.
                 let notice = match mode {
-                    KickMode::Graceful => blocking.send(id, admin::kick_notice(&reason)),
+                    KickMode::Graceful => {
+                        super::call(handle, handle.send(id, admin::kick_notice(&reason)))
+                    }
                     KickMode::Abort => Ok(()),
                 };
                 match notice {
                     Err(e @ Error::Send(SendError::Id(_))) => Err(e),
-                    _ => blocking
-                        .kick(id, mode, admin::ADMIN_KICK_CODE)
+                    _ => super::call(handle, handle.kick(id, mode, admin::ADMIN_KICK_CODE))
                         .map(|()| admin::OK.to_owned()),
                 }
             }

@@ -229,7 +229,7 @@ where
     })();
     if let Err(e) = spawned {
         // Do not leave a server running that nobody serves.
-        let _ = handle.blocking().shutdown(Duration::ZERO);
+        let _ = call(&handle, handle.shutdown(Duration::ZERO));
         return Err(e);
     }
     Ok(ChatServer {
@@ -347,6 +347,19 @@ fn check_console_exposure(options: &ServeOptions) -> Result<(), ServeError> {
         }),
         None => Ok(()),
     }
+}
+
+/// Runs a [`Handle`] call on this thread, bounded by the server's stop: a
+/// call that meets the stop returns [`Error::Stopped`] rather than waiting
+/// for an answer a stopped driver will never give.
+pub(crate) fn call<T>(
+    handle: &Handle,
+    call: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    futures_lite::future::block_on(futures_lite::future::or(call, async {
+        handle.stopped().await;
+        Err(Error::Stopped)
+    }))
 }
 
 /// Spawns a named thread, naming it in the error too.

@@ -48,7 +48,7 @@ fn run(handle: &Handle, counters: &ChatCounters, stopped: &StopReader) {
         if stopped.wait(None, PERIOD) == Wake::Stopped || handle.is_stopped() {
             return;
         }
-        let Ok(stats) = handle.blocking().stats() else {
+        let Ok(stats) = super::call(handle, handle.stats()) else {
             return;
         };
         let now = Seen::of(&stats);
