@@ -113,7 +113,7 @@ for round in $(seq 1 "$REPEAT"); do
     stop $SRV
     if [ "$round" = 1 ]; then
       load_ok; next_port; start_tether "$rt" "$PORT"
-      record "round=$round server=$rt bench=idle uptime=\"$(uptime)\" $("$PC" idle "$PORT" "$IDLE" 8 20 $SRV)"
+      record "round=$round server=$rt bench=idle uptime=\"$(uptime)\" $("$PC" idle "$PORT" "$IDLE" 8 20 $SRV | tr '\n' ' ')"
       stop $SRV
     fi
   done
@@ -123,7 +123,7 @@ echo
 echo "== summary (median over rounds; raw lines in $RES)"
 python3 - "$RES" <<'PY'
 import re, statistics, sys
-rows = [dict(re.findall(r'(\w+)=("[^"]*"|\S+)', l)) for l in open(sys.argv[1])]
+rows = [r for r in (dict(re.findall(r'(\w+)=("[^"]*"|\S+)', l)) for l in open(sys.argv[1])) if 'server' in r]
 def med(server, bench, key):
     v = [float(r[key]) for r in rows if r.get('server') == server and r.get('bench') == bench and key in r]
     return (statistics.median(v), min(v), max(v)) if v else None

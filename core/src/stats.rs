@@ -197,6 +197,82 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Folds another hub's stats into these: counters and gauges add up,
+    /// the offline peak and oldest entry take the larger, and accepting is
+    /// paused only if it is paused on both. For servers that run one hub per
+    /// shard and report them as one.
+    ///
+    /// ```
+    /// use tether_core::Stats;
+    /// let (mut a, mut b) = (Stats::default(), Stats::default());
+    /// (a.opened, a.live, a.offline_peak) = (2, 1, 3);
+    /// (b.opened, b.live, b.offline_peak) = (5, 4, 1);
+    /// a.merge(&b);
+    /// assert_eq!((a.opened, a.live, a.offline_peak), (7, 5, 3));
+    /// ```
+    pub fn merge(&mut self, other: &Stats) {
+        let Stats {
+            opened,
+            refused,
+            disconnected,
+            released,
+            bytes_queued,
+            bytes_written,
+            bytes_dropped,
+            bytes_received,
+            bytes_discarded,
+            sends_rejected,
+            stale_calls,
+            rejected_input,
+            time_regressions,
+            holders_overdue,
+            live,
+            usable,
+            backpressured,
+            offline_depth,
+            offline_peak,
+            offline_oldest,
+            accept_paused,
+            timer_entries,
+        } = other;
+        self.opened += opened;
+        self.refused += refused;
+        let d = &mut self.disconnected;
+        d.peer_closed += disconnected.peer_closed;
+        d.peer_reset += disconnected.peer_reset;
+        d.io_error += disconnected.io_error;
+        d.kicked += disconnected.kicked;
+        d.idle_timeout += disconnected.idle_timeout;
+        d.login_timeout += disconnected.login_timeout;
+        d.slow_consumer += disconnected.slow_consumer;
+        d.server_shutdown += disconnected.server_shutdown;
+        self.released += released;
+        self.bytes_queued += bytes_queued;
+        self.bytes_written += bytes_written;
+        self.bytes_dropped += bytes_dropped;
+        self.bytes_received += bytes_received;
+        self.bytes_discarded += bytes_discarded;
+        self.sends_rejected += sends_rejected;
+        self.stale_calls += stale_calls;
+        let r = &mut self.rejected_input;
+        r.after_eof += rejected_input.after_eof;
+        r.over_written += rejected_input.over_written;
+        r.attach_offline += rejected_input.attach_offline;
+        r.not_attached += rejected_input.not_attached;
+        r.too_many_holders += rejected_input.too_many_holders;
+        r.not_requested += rejected_input.not_requested;
+        self.time_regressions += time_regressions;
+        self.holders_overdue += holders_overdue;
+        self.live += live;
+        self.usable += usable;
+        self.backpressured += backpressured;
+        self.offline_depth += offline_depth;
+        self.offline_peak = self.offline_peak.max(*offline_peak);
+        self.offline_oldest = self.offline_oldest.max(*offline_oldest);
+        self.accept_paused &= accept_paused;
+        self.timer_entries += timer_entries;
+    }
+
     /// Every counter and gauge as a `(key, value)` pair, in a fixed order
     /// with stable keys, so every server, adapter and admin console prints
     /// the same list: `live`, `usable`, `backpressured`, `opened`, …,

@@ -4,6 +4,7 @@
 //! start its runtime.
 
 use std::net::{SocketAddr, TcpListener};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -21,46 +22,70 @@ fn loopback() -> TcpListener {
         .expect("bind loopback")
 }
 
-/// `tether-async-std` on async-std.
-pub struct AsyncStd;
-/// `tether-async-std` on smol.
-pub struct Smol;
-/// `tether-threads`.
-pub struct Threads;
+/// Options with `shards` hubs.
+fn options(shards: usize) -> Options {
+    Options {
+        shards,
+        ..Options::default()
+    }
+}
 
-impl Adapter for AsyncStd {
+/// `tether-async-std` on async-std, with `N` shards.
+pub struct AsyncStd<const N: usize = 1>;
+/// `tether-async-std` on smol, with `N` shards.
+pub struct Smol<const N: usize = 1>;
+/// `tether-threads`, with `N` shards.
+pub struct Threads<const N: usize = 1>;
+
+impl<const N: usize> Adapter for AsyncStd<N> {
     const NAME: &'static str = "async-std";
     type Server = LayerServer;
     fn start(config: Config) -> LayerServer {
-        let started = tether_async_std::start(
-            tether_async_std::AsyncStd,
-            loopback(),
-            config,
-            Options::default(),
-        );
+        let runtime = tether_async_std::AsyncStd;
+        let started = tether_async_std::start(runtime, loopback(), config, options(N));
         LayerServer::new(started.expect("server starts"))
     }
 }
 
-impl Adapter for Smol {
+impl<const N: usize> Adapter for Smol<N> {
     const NAME: &'static str = "smol";
     type Server = LayerServer;
     fn start(config: Config) -> LayerServer {
-        let started = tether_async_std::start(
-            tether_async_std::Smol,
-            loopback(),
-            config,
-            Options::default(),
-        );
+        let runtime = tether_async_std::Smol;
+        let started = tether_async_std::start(runtime, loopback(), config, options(N));
         LayerServer::new(started.expect("server starts"))
     }
 }
 
-impl Adapter for Threads {
+impl<const N: usize> Adapter for Threads<N> {
     const NAME: &'static str = "threads";
     type Server = LayerServer;
     fn start(config: Config) -> LayerServer {
-        let started = tether_threads::start(loopback(), config, Options::default());
+        let started = tether_threads::start(loopback(), config, options(N));
+        LayerServer::new(started.expect("server starts"))
+    }
+}
+
+/// `tether-tokio`, with `N` shards, on one multi-thread tokio runtime kept
+/// for the whole test process.
+pub struct Tokio<const N: usize = 1>;
+
+fn tokio_runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    })
+}
+
+impl<const N: usize> Adapter for Tokio<N> {
+    const NAME: &'static str = "tokio";
+    type Server = LayerServer;
+    fn start(config: Config) -> LayerServer {
+        let _entered = tokio_runtime().enter();
+        let started = tether_tokio::start(loopback(), config, options(N));
         LayerServer::new(started.expect("server starts"))
     }
 }

@@ -1,6 +1,6 @@
-//! The conformance suite on every runtime adapter: async-std, smol and
-//! blocking threads (one process; the fd-counting cycles run alone in
-//! `*_cycles.rs`).
+//! The conformance suite on every runtime adapter: async-std, smol,
+//! blocking threads and tokio (one process; the fd-counting cycles run
+//! alone in `*_cycles.rs`).
 
 mod async_std {
     tether_conformance::conformance_suite!(tether_conformance::adapters::AsyncStd);
@@ -12,4 +12,24 @@ mod smol {
 
 mod threads {
     tether_conformance::conformance_suite!(tether_conformance::adapters::Threads);
+}
+
+mod tokio {
+    tether_conformance::conformance_suite!(tether_conformance::adapters::Tokio);
+}
+
+mod async_std_2_shards {
+    tether_conformance::conformance_suite!(tether_conformance::adapters::AsyncStd<2>);
+}
+
+mod smol_2_shards {
+    tether_conformance::conformance_suite!(tether_conformance::adapters::Smol<2>);
+}
+
+mod threads_2_shards {
+    tether_conformance::conformance_suite!(tether_conformance::adapters::Threads<2>);
+}
+
+mod tokio_2_shards {
+    tether_conformance::conformance_suite!(tether_conformance::adapters::Tokio<2>);
 }

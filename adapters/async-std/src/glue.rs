@@ -7,7 +7,7 @@
 //! blocking; these tasks only read, wait, and report.
 
 use std::io::{self, IoSlice, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,9 @@ use async_io::{Async, Timer};
 use bytes::Bytes;
 use futures_lite::future;
 use tether_adapter::listen::AcceptErrors;
-use tether_adapter::{AdapterCounters, Glue, GlueContext, Input, Inputs, ReadEnd, Release, Sleep};
+use tether_adapter::{
+    AdapterCounters, Glue, Input, Inputs, ListenContext, ReadEnd, Release, Sleep,
+};
 use tether_core::ChannelId;
 
 use crate::runtime::Runtime;
@@ -51,29 +53,10 @@ pub struct AsyncConn {
     cancelled: Receiver<()>,
 }
 
-/// [`Glue`] for async-io based runtimes.
+/// [`Glue`] for async-io based runtimes (one per shard).
 #[derive(Debug)]
 pub struct AsyncGlue<R> {
-    runtime: R,
-    /// `true` resumes accepting into the hub, `false` pauses; closed at the
-    /// end, which stops the listener.
-    listener: Sender<bool>,
-}
-
-impl<R: Runtime> AsyncGlue<R> {
-    /// Starts the listener task on `runtime`.
-    pub(crate) fn start(
-        runtime: R,
-        listener: Async<TcpListener>,
-        context: GlueContext<AsyncSocket, ()>,
-    ) -> AsyncGlue<R> {
-        let (control, control_rx) = async_channel::unbounded();
-        runtime.spawn(listen(listener, control_rx, context));
-        AsyncGlue {
-            runtime,
-            listener: control,
-        }
-    }
+    pub(crate) runtime: R,
 }
 
 impl<R: Runtime> Glue for AsyncGlue<R> {
@@ -122,13 +105,7 @@ impl<R: Runtime> Glue for AsyncGlue<R> {
         conn.cancel.close();
     }
 
-    fn set_accepting(&mut self, accepting: bool) {
-        let _ = self.listener.try_send(accepting);
-    }
-
-    fn finish(&mut self) {
-        self.listener.close();
-    }
+    fn finish(&mut self) {}
 }
 
 /// [`Sleep`] on async-io's timers.
@@ -141,45 +118,38 @@ impl Sleep for AsyncIoSleep {
     }
 }
 
-/// Accepts until the driver goes away. While the hub has paused accepting
-/// (at its channel limit, or shutting down), the listener keeps accepting
-/// but refuses each connection itself with the refusal line, so a full
-/// server says so instead of leaving clients in the backlog.
-async fn listen(
-    listener: Async<TcpListener>,
-    control: Receiver<bool>,
-    context: GlueContext<AsyncSocket, ()>,
-) {
-    let GlueContext {
-        inputs,
+/// Accepts until every shard's driver has ended, handing each connection
+/// to the next shard that accepts. While every shard has paused accepting
+/// (at its channel limit, or shutting down), it keeps accepting but refuses
+/// each connection itself with the refusal line, so a full server says so
+/// instead of leaving clients in the backlog.
+pub(crate) async fn listen(listener: Async<TcpListener>, context: ListenContext<AsyncSocket, ()>) {
+    let ListenContext {
+        mut router,
         counters,
         stopped,
+        stop,
         options,
     } = context;
-    let mut accepting = true;
     let mut errors = AcceptErrors::new("chat");
     loop {
-        enum Step {
-            Accepted(io::Result<(Async<TcpStream>, SocketAddr)>),
-            Control(Option<bool>),
-        }
-        let step = future::or(async { Step::Control(control.recv().await.ok()) }, async {
-            Step::Accepted(listener.accept().await)
+        let accepted = future::or(async { Some(listener.accept().await) }, async {
+            let _closed = stop.recv().await;
+            None
         })
         .await;
-        match step {
-            Step::Control(Some(resume)) => accepting = resume,
-            Step::Control(None) => break,
-            Step::Accepted(Ok((stream, peer))) => {
+        match accepted {
+            None => break,
+            Some(Ok((stream, peer))) => {
                 errors.success();
                 AdapterCounters::bump(&counters.accepted);
-                if !accepting {
+                let Some(inputs) = router.pick() else {
                     if let Some(line) = &options.refuse_line {
                         let _ = stream.get_ref().write(line);
                     }
                     AdapterCounters::bump(&counters.refused_full);
                     continue;
-                }
+                };
                 // Small chat lines and FINs should leave at once.
                 let _ = stream.get_ref().set_nodelay(true);
                 let input = Input::Accepted {
@@ -187,11 +157,11 @@ async fn listen(
                     peer,
                     accepted: (),
                 };
-                if inputs.send(input).await.is_err() {
-                    break;
-                }
+                // A shard that just ended refuses nothing more: the socket
+                // in the returned input is dropped, i.e. closed.
+                let _ = inputs.send(input).await;
             }
-            Step::Accepted(Err(e)) => {
+            Some(Err(e)) => {
                 AdapterCounters::bump(&counters.accept_errors);
                 let wait = errors.failed(&e);
                 if !wait.is_zero() {

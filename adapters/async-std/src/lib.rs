@@ -62,10 +62,14 @@ pub fn start<R: Runtime>(
 ) -> Result<(Handle, Events), StartError> {
     let listener = Async::new(listener)?;
     let local_addr = listener.get_ref().local_addr()?;
-    let prepared =
-        tether_adapter::prepare(config, options, local_addr, R::NAME, None, |context| {
-            Ok(AsyncGlue::start(runtime.clone(), listener, context))
-        })?;
-    runtime.spawn(prepared.driver.run(AsyncIoSleep));
+    let prepared = tether_adapter::prepare(config, options, local_addr, R::NAME, None, |_| {
+        Ok(AsyncGlue {
+            runtime: runtime.clone(),
+        })
+    })?;
+    runtime.spawn(glue::listen(listener, prepared.listen));
+    for driver in prepared.drivers {
+        runtime.spawn(driver.run(AsyncIoSleep));
+    }
     Ok((prepared.handle, prepared.events))
 }

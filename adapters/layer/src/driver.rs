@@ -32,6 +32,7 @@ use futures_lite::future;
 use tether_core::{Action, ChannelId, Event, Hub, ShutdownHow};
 
 use crate::Options;
+use crate::accept::Gates;
 use crate::glue::{Glue, Release, Sleep, Socket};
 use crate::handle::{Command, HandleQueues, Query};
 use crate::input::{Input, InputQueues, Inputs, ReadEnd};
@@ -86,8 +87,16 @@ pub struct Driver<G: Glue> {
     reading_held: bool,
     orphaned: bool,
     done: bool,
+    shard: usize,
+    gates: Arc<Gates>,
+    /// Shards whose hub has not completed its shutdown yet: the last one
+    /// forwards `ShutdownComplete`, so the application sees it once.
+    remaining: Arc<AtomicUsize>,
     /// Dropped when the driver ends: part of `Handle::stopped`.
     _stopped: Sender<()>,
+    /// Dropped when the driver ends: the listener stops once every shard's
+    /// is gone.
+    listener_alive: Option<Sender<()>>,
 }
 
 impl<G: Glue> std::fmt::Debug for Driver<G> {
@@ -113,7 +122,11 @@ pub(crate) struct Parts<G: Glue> {
     pub options: Options,
     pub runtime: &'static str,
     pub budget: usize,
+    pub shard: usize,
+    pub gates: Arc<Gates>,
+    pub remaining: Arc<AtomicUsize>,
     pub stopped: Sender<()>,
+    pub listener_alive: Sender<()>,
 }
 
 impl<G: Glue> Driver<G> {
@@ -136,7 +149,11 @@ impl<G: Glue> Driver<G> {
             reading_held: false,
             orphaned: false,
             done: false,
+            shard: parts.shard,
+            gates: parts.gates,
+            remaining: parts.remaining,
             _stopped: parts.stopped,
+            listener_alive: Some(parts.listener_alive),
         }
     }
 
@@ -240,7 +257,8 @@ impl<G: Glue> Driver<G> {
             }
         }
         self.glue.finish();
-        self.events.close();
+        self.gates.set(self.shard, false);
+        drop(self.listener_alive.take());
     }
 
     /// Takes up to a batch of further inputs without waiting, alternating
@@ -488,6 +506,10 @@ impl<G: Glue> Driver<G> {
     fn deliver(&mut self, event: Event) {
         if event == Event::ShutdownComplete {
             self.done = true;
+            // Shutdown is complete when every shard's is.
+            if self.remaining.fetch_sub(1, Ordering::AcqRel) != 1 {
+                return;
+            }
         }
         if let Event::Received { data, .. } = &event {
             self.unread.fetch_add(data.len(), Ordering::AcqRel);
@@ -539,8 +561,8 @@ impl<G: Glue> Driver<G> {
                 let result = self.hub.handle_closed(now, id);
                 self.rejected(result);
             }
-            Action::PauseAccept => self.glue.set_accepting(false),
-            Action::ResumeAccept => self.glue.set_accepting(true),
+            Action::PauseAccept => self.gates.set(self.shard, false),
+            Action::ResumeAccept => self.gates.set(self.shard, true),
             _ => {}
         }
     }

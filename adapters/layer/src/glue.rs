@@ -88,14 +88,10 @@ pub trait Glue: Send + 'static {
     /// Wakes every holder of the connection so it lets go.
     fn release(&mut self, socket: &Arc<Self::Socket>, conn: &mut Self::Conn, how: Release);
 
-    /// Stops (`false`) or resumes (`true`) accepting new connections into
-    /// the hub. While stopped, the listener keeps refusing new connections
-    /// itself with the server's refusal line (see
-    /// [`Listening`](crate::Listening)), so a full server says so.
-    fn set_accepting(&mut self, accepting: bool);
-
-    /// The hub's shutdown is complete and every socket is closed: stop the
-    /// listener and end whatever the runtime still runs (join threads).
+    /// This shard's shutdown is complete and its sockets are closed: end
+    /// whatever the runtime still runs for it (join threads). The listener
+    /// stops by itself once every shard has finished
+    /// ([`ListenContext::stop`](crate::ListenContext::stop)).
     fn finish(&mut self);
 }
 

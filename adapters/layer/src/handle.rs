@@ -81,24 +81,41 @@ pub(crate) enum Query {
     Shutdown { grace: Duration, reply: Reply<()> },
 }
 
+/// One shard's queues, as a handle sees them.
 #[derive(Debug)]
-struct Inner {
+pub(crate) struct ShardSenders {
     commands: Sender<Command>,
     queries: Sender<Query>,
+}
+
+/// Makes one shard's command and query queues.
+pub(crate) fn shard_queues(
+    command_cap: usize,
+) -> ((ShardSenders, Receiver<Command>), Receiver<Query>) {
+    let (commands, command_rx) = async_channel::bounded(command_cap.max(1));
+    let (queries, query_rx) = async_channel::bounded(64);
+    ((ShardSenders { commands, queries }, command_rx), query_rx)
+}
+
+#[derive(Debug)]
+struct Inner {
+    shards: Vec<ShardSenders>,
     local_addr: SocketAddr,
     /// Closed once the server has stopped (every sender dropped).
     stopped: Receiver<()>,
 }
 
 /// A cloneable handle to a running server, usable from any task or thread.
-/// Each call is one message to the driver (and, where it answers, one
-/// reply); none touches a socket.
+/// Each call is one message to the driver of the channel's shard (and,
+/// where it answers, one reply); calls about every channel (`broadcast`,
+/// `stats`, `channels`, `shutdown`) go to every shard and merge the
+/// answers. The same API with one shard or many.
 #[derive(Debug, Clone)]
 pub struct Handle {
     inner: Arc<Inner>,
 }
 
-/// The driver's ends of a handle's queues.
+/// The driver's ends of one shard's queues.
 pub(crate) struct HandleQueues {
     pub commands: Receiver<Command>,
     pub queries: Receiver<Query>,
@@ -107,24 +124,16 @@ pub(crate) struct HandleQueues {
 impl Handle {
     pub(crate) fn new(
         local_addr: SocketAddr,
-        command_cap: usize,
+        shards: Vec<ShardSenders>,
         stopped: Receiver<()>,
-    ) -> (Handle, HandleQueues) {
-        let (commands, command_rx) = async_channel::bounded(command_cap.max(1));
-        let (queries, query_rx) = async_channel::bounded(64);
-        let handle = Handle {
+    ) -> Handle {
+        Handle {
             inner: Arc::new(Inner {
-                commands,
-                queries,
+                shards,
                 local_addr,
                 stopped,
             }),
-        };
-        let queues = HandleQueues {
-            commands: command_rx,
-            queries: query_rx,
-        };
-        (handle, queues)
+        }
     }
 
     /// The address the server listens on.
@@ -132,28 +141,45 @@ impl Handle {
         self.inner.local_addr
     }
 
-    async fn command<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, Error> {
+    /// How many shards (hubs) the server runs.
+    pub fn shards(&self) -> usize {
+        self.inner.shards.len()
+    }
+
+    /// The shard that owns `id`; an id naming no shard of this server goes
+    /// to shard 0, whose hub rejects it as unknown.
+    fn shard(&self, id: ChannelId) -> &ShardSenders {
+        let shards = &self.inner.shards;
+        shards.get(usize::from(id.shard())).unwrap_or(&shards[0])
+    }
+
+    async fn command<T>(
+        &self,
+        id: ChannelId,
+        make: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<T, Error> {
         let (reply, answer) = async_channel::bounded(1);
-        self.post(make(reply)).await?;
+        post(self.shard(id), make(reply)).await?;
         answer.recv().await.map_err(|_| Error::Stopped)
     }
 
-    async fn post(&self, command: Command) -> Result<(), Error> {
-        self.inner
-            .commands
-            .send(command)
-            .await
-            .map_err(|_| Error::Stopped)
-    }
-
-    async fn query<T>(&self, make: impl FnOnce(Reply<T>) -> Query) -> Result<T, Error> {
-        let (reply, answer) = async_channel::bounded(1);
-        self.inner
-            .queries
-            .send(make(reply))
-            .await
-            .map_err(|_| Error::Stopped)?;
-        answer.recv().await.map_err(|_| Error::Stopped)
+    /// Asks every shard; the answers in shard order.
+    async fn ask_all<T>(&self, make: impl Fn(Reply<T>) -> Query) -> Result<Vec<T>, Error> {
+        let mut answers = Vec::with_capacity(self.inner.shards.len());
+        for shard in &self.inner.shards {
+            let (reply, answer) = async_channel::bounded(1);
+            shard
+                .queries
+                .send(make(reply))
+                .await
+                .map_err(|_| Error::Stopped)?;
+            answers.push(answer);
+        }
+        let mut out = Vec::with_capacity(answers.len());
+        for answer in answers {
+            out.push(answer.recv().await.map_err(|_| Error::Stopped)?);
+        }
+        Ok(out)
     }
 
     /// Queues `data` on a channel and returns the hub's verdict. Waits while
@@ -162,7 +188,7 @@ impl Handle {
     pub async fn send(&self, id: ChannelId, data: impl Into<Bytes>) -> Result<(), Error> {
         let data = data.into();
         Ok(self
-            .command(|reply| Command::Send {
+            .command(id, |reply| Command::Send {
                 id,
                 data,
                 reply: Some(reply),
@@ -174,32 +200,48 @@ impl Handle {
     /// room in the command queue. A refusal is counted in the hub's stats
     /// (`sends_rejected`).
     pub async fn post_send(&self, id: ChannelId, data: impl Into<Bytes>) -> Result<(), Error> {
-        self.post(Command::Send {
+        let command = Command::Send {
             id,
             data: data.into(),
             reply: None,
-        })
-        .await
+        };
+        post(self.shard(id), command).await
     }
 
     /// Sends `data` to every usable channel (the bytes are shared, not
     /// copied). Waits while any usable channel is backpressured.
     pub async fn broadcast(&self, data: impl Into<Bytes>) -> Result<BroadcastReport, Error> {
         let data = data.into();
-        self.command(|reply| Command::Broadcast {
-            data,
-            reply: Some(reply),
-        })
-        .await
+        let mut answers = Vec::with_capacity(self.inner.shards.len());
+        for shard in &self.inner.shards {
+            let (reply, answer) = async_channel::bounded(1);
+            let command = Command::Broadcast {
+                data: data.clone(),
+                reply: Some(reply),
+            };
+            post(shard, command).await?;
+            answers.push(answer);
+        }
+        let mut report = BroadcastReport::default();
+        for answer in answers {
+            let part = answer.recv().await.map_err(|_| Error::Stopped)?;
+            report.sent += part.sent;
+            report.refused.extend(part.refused);
+        }
+        Ok(report)
     }
 
     /// Like [`broadcast`](Handle::broadcast), without waiting for the report.
     pub async fn post_broadcast(&self, data: impl Into<Bytes>) -> Result<(), Error> {
-        self.post(Command::Broadcast {
-            data: data.into(),
-            reply: None,
-        })
-        .await
+        let data = data.into();
+        for shard in &self.inner.shards {
+            let command = Command::Broadcast {
+                data: data.clone(),
+                reply: None,
+            };
+            post(shard, command).await?;
+        }
+        Ok(())
     }
 
     /// Kicks a channel: `Disconnected(Kicked{code})` at once; FIN once its
@@ -207,7 +249,7 @@ impl Handle {
     /// send posted before it, so a farewell line sent first is delivered.
     pub async fn kick(&self, id: ChannelId, mode: KickMode, code: u32) -> Result<(), Error> {
         Ok(self
-            .command(|reply| Command::Kick {
+            .command(id, |reply| Command::Kick {
                 id,
                 mode,
                 code,
@@ -219,7 +261,7 @@ impl Handle {
     /// Marks a channel logged in: its login deadline no longer applies.
     pub async fn authenticate(&self, id: ChannelId) -> Result<(), Error> {
         Ok(self
-            .command(|reply| Command::Authenticate {
+            .command(id, |reply| Command::Authenticate {
                 id,
                 reply: Some(reply),
             })
@@ -229,23 +271,31 @@ impl Handle {
     /// Like [`authenticate`](Handle::authenticate), without waiting for the
     /// verdict.
     pub async fn post_authenticate(&self, id: ChannelId) -> Result<(), Error> {
-        self.post(Command::Authenticate { id, reply: None }).await
+        post(self.shard(id), Command::Authenticate { id, reply: None }).await
     }
 
     /// The hub's counters and the adapter's own (see
     /// [`ServerStats::counters`]).
     pub async fn stats(&self) -> Result<ServerStats, Error> {
-        self.query(Query::Stats).await
+        let mut parts = self.ask_all(Query::Stats).await?.into_iter();
+        let mut stats = parts.next().ok_or(Error::Stopped)?;
+        for part in parts {
+            // The adapter's counters are shared by every shard already.
+            stats.core.merge(&part.core);
+        }
+        Ok(stats)
     }
 
     /// Every live channel, in slot order.
     pub async fn channels(&self) -> Result<Vec<ChannelInfo>, Error> {
-        self.query(Query::Channels).await
+        Ok(self.ask_all(Query::Channels).await?.concat())
     }
 
     /// The offline queue, oldest first.
     pub async fn offline(&self) -> Result<Vec<OfflineEntry>, Error> {
-        self.query(Query::Offline).await
+        let mut all = self.ask_all(Query::Offline).await?.concat();
+        all.sort_by_key(|e| std::cmp::Reverse(e.age));
+        Ok(all)
     }
 
     /// Starts a graceful shutdown: stop accepting, kick every channel with
@@ -253,7 +303,9 @@ impl Handle {
     /// still closing after `grace`. Idempotent. Await
     /// [`stopped`](Handle::stopped) for its end.
     pub async fn shutdown(&self, grace: Duration) -> Result<(), Error> {
-        self.query(|reply| Query::Shutdown { grace, reply }).await
+        self.ask_all(|reply| Query::Shutdown { grace, reply })
+            .await
+            .map(drop)
     }
 
     /// Resolves once the server has stopped: shutdown complete, every
@@ -271,6 +323,15 @@ impl Handle {
     pub fn blocking(&self) -> Blocking<'_> {
         Blocking(self)
     }
+}
+
+/// Posts `command` to a shard, waiting for room in its queue.
+async fn post(shard: &ShardSenders, command: Command) -> Result<(), Error> {
+    shard
+        .commands
+        .send(command)
+        .await
+        .map_err(|_| Error::Stopped)
 }
 
 /// Blocking forms of the [`Handle`] calls, for code outside any runtime.

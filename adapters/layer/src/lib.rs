@@ -31,6 +31,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod accept;
 mod driver;
 mod exec;
 mod glue;
@@ -47,6 +48,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tether_core::{Config, ConfigError, Hub};
 
+pub use accept::{AcceptRouter, ListenContext};
 pub use driver::Driver;
 pub use exec::{ThreadSleep, block_on};
 pub use glue::{Glue, Release, Sleep, Socket};
@@ -79,6 +81,9 @@ pub struct Options {
     pub refuse_line: Option<Bytes>,
     /// File descriptors kept free of channels (see [`listen::fd_budget`]).
     pub fd_reserve: u64,
+    /// Hubs run side by side, each owned by its own driver task or thread,
+    /// sharing nothing; ids carry their shard. 1 to 256.
+    pub shards: usize,
 }
 
 impl Default for Options {
@@ -93,6 +98,7 @@ impl Default for Options {
             read_buffer: 16 << 10,
             refuse_line: None,
             fd_reserve: listen::FD_RESERVE,
+            shards: 1,
         }
     }
 }
@@ -109,46 +115,47 @@ pub enum StartError {
     Io(#[from] io::Error),
 }
 
-/// What a runtime's glue is built from.
-#[derive(Debug)]
-pub struct GlueContext<S, A> {
-    /// Where its tasks or threads post inputs.
-    pub inputs: Inputs<S, A>,
-    /// The adapter's counters.
+/// What a runtime's glue (one per shard) is built from.
+#[derive(Debug, Clone)]
+pub struct GlueContext {
+    /// The shard this glue serves (0-based).
+    pub shard: u8,
+    /// The adapter's counters, shared by every shard.
     pub counters: Arc<AdapterCounters>,
-    /// Hold a clone until the listener is closed: [`Handle::stopped`]
-    /// resolves only when every clone is dropped.
-    pub stopped: async_channel::Sender<()>,
     /// The adapter settings.
     pub options: Options,
 }
 
-/// A server ready to run: the application's ends and the driver, which
-/// the runtime adapter spawns (`driver.run(sleep)`).
+/// A server ready to run: the application's ends, one driver per shard
+/// (spawn each: `driver.run(sleep)`), and what the runtime's listener needs.
 #[derive(Debug)]
 pub struct Prepared<G: Glue> {
     /// The handle.
     pub handle: Handle,
-    /// The event stream.
+    /// The event stream (every shard's events, merged).
     pub events: Events,
-    /// The driver, to be spawned.
-    pub driver: Driver<G>,
-    /// The channel budget in force (see [`ServerStats::channel_budget`]).
+    /// The drivers, one per shard, to be spawned.
+    pub drivers: Vec<Driver<G>>,
+    /// For the listener.
+    pub listen: ListenContext<G::Socket, G::Accepted>,
+    /// The channel budget in force, over all shards (see
+    /// [`ServerStats::channel_budget`]).
     pub budget: usize,
 }
 
-/// Builds a server's hub, queues, handle and driver around a runtime's
-/// glue. `max_channels` is lowered to what the fd limit (and
-/// `runtime_cap`, e.g. the threads adapter's thread budget) allows, and
-/// the lowering is logged.
+/// Builds a server's hubs (one per [`Options::shards`]), queues, handle and
+/// drivers around a runtime's glue. `max_channels` is lowered to what the
+/// fd limit (and `runtime_cap`, e.g. the threads adapter's thread budget)
+/// allows, the lowering logged, and the budget split over the shards.
 pub fn prepare<G: Glue>(
-    mut config: Config,
+    config: Config,
     options: Options,
     local_addr: SocketAddr,
     runtime: &'static str,
     runtime_cap: Option<usize>,
-    make_glue: impl FnOnce(GlueContext<G::Socket, G::Accepted>) -> io::Result<G>,
+    mut make_glue: impl FnMut(GlueContext) -> io::Result<G>,
 ) -> Result<Prepared<G>, StartError> {
+    let shards = options.shards.clamp(1, 256);
     let configured = config.max_channels;
     let budget = [
         Some(configured),
@@ -159,48 +166,81 @@ pub fn prepare<G: Glue>(
     .flatten()
     .min()
     .unwrap_or(configured)
-    .max(1);
+    .max(shards);
     if budget < configured {
         tracing::warn!(
             configured,
             budget,
             "max-channels lowered to what the fd/thread limits allow; clients beyond it are refused"
         );
-        config.max_channels = budget;
-        if config.accept_resume_at.is_some_and(|at| at >= budget) {
-            config.accept_resume_at = None;
-        }
     }
-    let hub = Hub::new(config)?;
-    let (inputs, queues) = input::queues(options.reader_queue, options.control_queue);
+    config.validate()?;
     let (stopped, stopped_rx) = async_channel::bounded::<()>(1);
-    let (handle, handle_queues) = Handle::new(local_addr, options.command_queue, stopped_rx);
+    let (listener_alive, stop) = async_channel::bounded::<()>(1);
     let (events_tx, events, unread) = Events::new();
     let counters = Arc::new(AdapterCounters::default());
-    let glue = make_glue(GlueContext {
-        inputs: inputs.clone(),
-        counters: counters.clone(),
-        stopped: stopped.clone(),
-        options: options.clone(),
-    })?;
-    let driver = Driver::new(driver::Parts {
-        hub,
-        glue,
-        inputs,
-        queues,
-        handle: handle_queues,
-        events: events_tx,
-        unread,
+    let gates = accept::Gates::new(shards);
+    let remaining = Arc::new(std::sync::atomic::AtomicUsize::new(shards));
+    let mut handle_queues = Vec::with_capacity(shards);
+    let mut drivers = Vec::with_capacity(shards);
+    let mut shard_inputs = Vec::with_capacity(shards);
+    for shard in 0..shards {
+        // Invariant 12 holds per shard: each gets its share of the budget.
+        let share = budget / shards + usize::from(shard < budget % shards);
+        let mut shard_config = config.clone();
+        shard_config.shard = u8::try_from(shard).unwrap_or(u8::MAX);
+        shard_config.max_channels = share.max(1);
+        if shard_config
+            .accept_resume_at
+            .is_some_and(|at| at >= shard_config.max_channels)
+        {
+            shard_config.accept_resume_at = None;
+        }
+        let hub = Hub::new(shard_config)?;
+        let (inputs, queues) = input::queues(options.reader_queue, options.control_queue);
+        let (commands, queries) = handle::shard_queues(options.command_queue);
+        handle_queues.push(commands.0);
+        let glue = make_glue(GlueContext {
+            shard: u8::try_from(shard).unwrap_or(u8::MAX),
+            counters: counters.clone(),
+            options: options.clone(),
+        })?;
+        shard_inputs.push(inputs.clone());
+        drivers.push(Driver::new(driver::Parts {
+            hub,
+            glue,
+            inputs,
+            queues,
+            handle: handle::HandleQueues {
+                commands: commands.1,
+                queries,
+            },
+            events: events_tx.clone(),
+            unread: unread.clone(),
+            counters: counters.clone(),
+            options: options.clone(),
+            runtime,
+            budget,
+            shard,
+            gates: gates.clone(),
+            remaining: remaining.clone(),
+            stopped: stopped.clone(),
+            listener_alive: listener_alive.clone(),
+        }));
+    }
+    let handle = Handle::new(local_addr, handle_queues, stopped_rx);
+    let listen = ListenContext {
+        router: AcceptRouter::new(shard_inputs, gates),
         counters,
-        options,
-        runtime,
-        budget,
         stopped,
-    });
+        stop,
+        options,
+    };
     Ok(Prepared {
         handle,
         events,
-        driver,
+        drivers,
+        listen,
         budget,
     })
 }

@@ -4,91 +4,68 @@ use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tether_adapter::listen::{AcceptErrors, refuse_std};
-use tether_adapter::{AdapterCounters, GlueContext, Input};
+use tether_adapter::{AcceptRouter, AdapterCounters, Input, ListenContext, Options};
 
 use crate::ThreadOptions;
 use crate::conn::{self, Accepted, ThreadSocket};
 
-/// The running acceptor.
-#[derive(Debug)]
-pub(crate) struct Acceptor {
-    /// `false` while the hub has paused accepting: the acceptor then
-    /// refuses each new connection itself, with the refusal line.
-    accepting: Arc<AtomicBool>,
-    stopping: Arc<AtomicBool>,
-    listener: Arc<TcpListener>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Acceptor {
-    pub fn start(
-        listener: TcpListener,
-        context: GlueContext<ThreadSocket, Accepted>,
-        options: ThreadOptions,
-    ) -> io::Result<Acceptor> {
-        let accepting = Arc::new(AtomicBool::new(true));
-        let stopping = Arc::new(AtomicBool::new(false));
-        let listener = Arc::new(listener);
-        let thread = std::thread::Builder::new()
-            .name("tether-accept".into())
-            .stack_size(options.stack_size)
-            .spawn({
-                let (accepting, stopping) = (accepting.clone(), stopping.clone());
-                let listener = listener.clone();
-                move || run(&listener, &accepting, &stopping, context, options)
-            })?;
-        Ok(Acceptor {
-            accepting,
-            stopping,
-            listener,
-            thread: Some(thread),
-        })
-    }
-
-    pub fn set_accepting(&self, accepting: bool) {
-        self.accepting.store(accepting, Ordering::Release);
-    }
-
-    /// Stops the thread and waits for it. `shutdown` on a listening socket
-    /// wakes a blocked `accept` on Linux; a connection to ourselves is the
-    /// portable fallback.
-    pub fn stop(&mut self) {
-        self.stopping.store(true, Ordering::Release);
-        let _ = socket2::SockRef::from(&*self.listener).shutdown(Shutdown::Both);
-        if let Some(thread) = self.thread.take() {
+/// Starts the acceptor thread, and a stopper thread that, once every
+/// shard's driver has ended, wakes the acceptor (`shutdown` on a listening
+/// socket wakes a blocked `accept` on Linux; a connection to ourselves is
+/// the fallback), joins it, and only then releases `stopped`.
+pub(crate) fn start(
+    listener: TcpListener,
+    context: ListenContext<ThreadSocket, Accepted>,
+    options: ThreadOptions,
+) -> io::Result<()> {
+    let stopping = Arc::new(AtomicBool::new(false));
+    let listener = Arc::new(listener);
+    let ListenContext {
+        router,
+        counters,
+        stopped,
+        stop,
+        options: adapter,
+    } = context;
+    let thread = std::thread::Builder::new()
+        .name("tether-accept".into())
+        .stack_size(options.stack_size)
+        .spawn({
+            let stopping = stopping.clone();
+            let listener = listener.clone();
+            let options = options.clone();
+            move || run(&listener, &stopping, router, &counters, &adapter, &options)
+        })?;
+    std::thread::Builder::new()
+        .name("tether-accept-stop".into())
+        .stack_size(options.stack_size)
+        .spawn(move || {
+            let _closed = stop.recv_blocking();
+            stopping.store(true, Ordering::Release);
+            let _ = socket2::SockRef::from(&*listener).shutdown(Shutdown::Both);
             if !thread.is_finished()
-                && let Ok(addr) = self.listener.local_addr()
+                && let Ok(addr) = listener.local_addr()
             {
                 let _ = TcpStream::connect_timeout(&addr, Duration::from_millis(100));
             }
             let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for Acceptor {
-    fn drop(&mut self) {
-        self.stop();
-    }
+            drop(listener);
+            drop(stopped);
+        })?;
+    Ok(())
 }
 
 fn run(
     listener: &TcpListener,
-    accepting: &AtomicBool,
     stopping: &AtomicBool,
-    context: GlueContext<ThreadSocket, Accepted>,
-    options: ThreadOptions,
+    mut router: AcceptRouter<ThreadSocket, Accepted>,
+    counters: &AdapterCounters,
+    adapter: &Options,
+    options: &ThreadOptions,
 ) {
-    let GlueContext {
-        inputs,
-        counters,
-        stopped,
-        options: adapter,
-    } = context;
     let refuse_line = adapter.refuse_line.as_deref().unwrap_or_default();
     let mut errors = AcceptErrors::new("chat");
     let mut last_spawn_log: Option<Instant> = None;
@@ -109,22 +86,22 @@ fn run(
             break;
         }
         AdapterCounters::bump(&counters.accepted);
-        if !accepting.load(Ordering::Acquire) {
+        let Some(inputs) = router.pick() else {
             refuse_std(stream, refuse_line);
             AdapterCounters::bump(&counters.refused_full);
             continue;
-        }
+        };
         if options.nodelay {
             let _ = stream.set_nodelay(true);
         }
-        match spawn_reader(stream, peer, &inputs, &options, adapter.read_buffer) {
+        match spawn_reader(stream, peer, inputs, options, adapter.read_buffer) {
             Ok(input) => {
                 if let Err(gone) = inputs.send_blocking(input) {
-                    // The driver has stopped: end the reader we started.
+                    // That shard's driver has ended: end the reader we
+                    // started (its socket closes with it).
                     if let Input::Accepted { socket, .. } = gone.0 {
                         let _ = socket.stream().shutdown(Shutdown::Both);
                     }
-                    break;
                 }
             }
             Err((e, stream)) => {
@@ -142,7 +119,6 @@ fn run(
             }
         }
     }
-    drop(stopped);
 }
 
 /// Starts the connection's reader here, off the driver's thread (a thread

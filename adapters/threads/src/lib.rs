@@ -89,14 +89,13 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tether_adapter::{Glue, GlueContext, Release, ThreadSleep};
+use tether_adapter::{Glue, Release, ThreadSleep};
 use tether_core::{ChannelId, Config};
 
 pub use conn::{Accepted, ThreadConn, ThreadSocket};
 pub use tether_adapter::{Blocking, Error, Events, Handle, Options, ServerStats, StartError};
 pub use tether_core;
 
-use acceptor::Acceptor;
 use conn::{Graveyard, ThreadInputs, bury};
 
 /// Settings of the threads themselves (the rest is [`Options`]).
@@ -162,52 +161,39 @@ pub fn start_with(
     listener.set_nonblocking(false)?;
     let local_addr = listener.local_addr()?;
     let stack_size = threads.stack_size;
-    // Held by the driver thread until `run` has returned, so that when
-    // `Handle::stopped` resolves the driver thread is ending too.
-    let mut keep_stopped = None;
     let prepared = tether_adapter::prepare(
         config,
         options,
         local_addr,
         "threads",
         thread_budget(),
-        |context| {
-            keep_stopped = Some(context.stopped.clone());
-            ThreadGlue::start(listener, context, threads)
+        |_| {
+            Ok(ThreadGlue {
+                graveyard: Graveyard::default(),
+                options: threads.clone(),
+            })
         },
     )?;
-    let driver = prepared.driver;
-    std::thread::Builder::new()
-        .name("tether-driver".into())
-        .stack_size(stack_size.max(512 << 10))
-        .spawn(move || {
-            tether_adapter::block_on(driver.run(ThreadSleep));
-            drop(keep_stopped);
-        })?;
+    acceptor::start(listener, prepared.listen, threads)?;
+    for driver in prepared.drivers {
+        // Each driver thread holds `stopped` until `run` has returned, so
+        // that when `Handle::stopped` resolves the driver threads are ending.
+        std::thread::Builder::new()
+            .name("tether-driver".into())
+            .stack_size(stack_size.max(512 << 10))
+            .spawn(move || tether_adapter::block_on(driver.run(ThreadSleep)))?;
+    }
     Ok((prepared.handle, prepared.events))
 }
 
-/// [`Glue`] for blocking sockets and std threads.
+/// [`Glue`] for blocking sockets and std threads (one per shard).
 #[derive(Debug)]
 pub struct ThreadGlue {
-    acceptor: Acceptor,
     graveyard: Graveyard,
     options: ThreadOptions,
 }
 
 impl ThreadGlue {
-    fn start(
-        listener: TcpListener,
-        context: GlueContext<ThreadSocket, Accepted>,
-        options: ThreadOptions,
-    ) -> io::Result<ThreadGlue> {
-        Ok(ThreadGlue {
-            acceptor: Acceptor::start(listener, context, options.clone())?,
-            graveyard: Graveyard::default(),
-            options,
-        })
-    }
-
     /// Joins finished threads of closed connections (all, if `all`).
     fn reap(&mut self, all: bool) {
         let threads = std::mem::take(
@@ -285,12 +271,7 @@ impl Glue for ThreadGlue {
         }
     }
 
-    fn set_accepting(&mut self, accepting: bool) {
-        self.acceptor.set_accepting(accepting);
-    }
-
     fn finish(&mut self) {
-        self.acceptor.stop();
         self.reap(true);
     }
 }
