@@ -1,0 +1,159 @@
+//! # tether-tokio
+//!
+//! Drives a [`tether_core::Hub`] over real TCP from tokio tasks, on
+//! `tokio::net` sockets and `tokio::time` timers — a native adapter, not a
+//! shim over another reactor. Like every tether adapter it is only I/O
+//! glue: the hub's owner loop, write accounting, flow control, commands and
+//! the [`Handle`]/[`Events`] API are the runtime-neutral `tether-adapter`'s,
+//! shared with the async-std, smol and threads adapters.
+//!
+//! ## Tasks
+//!
+//! * **the drivers** (from `tether-adapter`), one per shard
+//!   ([`Options::shards`]), each the single owner of its hub — no lock: it
+//!   feeds inputs in batches, executes actions, writes every socket itself
+//!   with one vectored non-blocking write per drain
+//!   (`TcpStream::try_write_vectored`), delivers events, and sleeps on the
+//!   hub's `poll_timeout` with `tokio::time::sleep_until`.
+//! * **the listener** accepts connections and hands each to the next shard
+//!   that accepts; while every shard has paused accepting it refuses them
+//!   itself with [`Options::refuse_line`], and it backs off on accept
+//!   errors (EMFILE…).
+//! * **a reader per connection**, a holder of the channel: waits with
+//!   `readable()`, reads with `try_read` into a stack buffer (an idle
+//!   connection's task holds no buffer), posts the bytes (waiting while the
+//!   driver's reader queue is full, so TCP pushes back on a flooder), and
+//!   detaches after dropping its socket.
+//! * **a waiter** only while a peer's send buffer is full: `writable()`
+//!   raced against the connection's cancel, then it lets go.
+//!
+//! ## The runtime
+//!
+//! [`start`] must be called **inside a tokio runtime** — from a task, from
+//! `#[tokio::main]`, or after [`Runtime::enter`](tokio::runtime::Runtime::enter)
+//! — whose I/O and time drivers are enabled (`enable_all()`). Every task is
+//! spawned on that runtime, which must keep running as long as the server
+//! does. Without one, `start` returns an error (see [`RuntimeError`])
+//! instead of panicking.
+//!
+//! The [`Handle`]'s async methods work from any task. Its
+//! [`blocking`](Handle::blocking) forms park the calling thread: use them
+//! from plain threads (or `spawn_blocking`), never from a task of a
+//! current-thread runtime, which would then never run the driver.
+//!
+//! ## Dependencies
+//!
+//! tokio (`net`, `rt`, `time`; the application picks the scheduler) and
+//! the runtime-free `async-channel`/`futures-lite` that `tether-adapter`
+//! uses: `cargo tree -p tether-tokio` lists no async-std, smol or
+//! async-io.
+//!
+//! ## Example
+//!
+//! ```no_run
+//! use tether_core::{Config, Event, KickMode};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let listener = tether_adapter::listen::bind("127.0.0.1:7000".parse()?, 1024)?;
+//!     let (handle, events) =
+//!         tether_tokio::start(listener, Config::default(), Default::default())?;
+//!     while let Some(event) = events.next().await {
+//!         match event {
+//!             Event::Opened { id, .. } => handle.send(id, format!("hello {id}\n")).await?,
+//!             Event::Received { id, data } if data.starts_with(b"bye") => {
+//!                 handle.kick(id, KickMode::Graceful, 0).await?
+//!             }
+//!             Event::Received { id, data } => handle.send(id, data).await?, // echo
+//!             _ => {}
+//!         }
+//!     }
+//!     Ok(())
+//! }
+//! ```
+//!
+//! The sans-IO core does not need this crate at all: `examples/embed.rs`
+//! drives a [`tether_core::Hub`] directly from a tokio application, and
+//! `examples/mio_loop.rs` from a hand-written `mio` poll loop.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod glue;
+
+use std::io;
+use std::net::TcpListener;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use tether_core::Config;
+
+pub use glue::{TokioConn, TokioGlue, TokioSleep, TokioSocket};
+pub use tether_adapter::{Blocking, Error, Events, Handle, Options, ServerStats, StartError};
+
+/// Why [`start`] could not use a tokio runtime. It reaches the caller as
+/// [`StartError::Io`] (kind `Other`); [`RuntimeError::of`] finds it there.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    /// No tokio runtime is current on the calling thread.
+    #[error(
+        "tether_tokio::start must be called inside a tokio runtime (in a task, or after Runtime::enter): {0}"
+    )]
+    NoRuntime(tokio::runtime::TryCurrentError),
+    /// The runtime was built without its I/O driver.
+    #[error("the tokio runtime has no I/O driver: build it with enable_io() or enable_all()")]
+    IoDisabled,
+    /// The runtime was built without its timer.
+    #[error("the tokio runtime has no timer: build it with enable_time() or enable_all()")]
+    TimeDisabled,
+}
+
+impl RuntimeError {
+    /// The runtime error inside `error`, if that is why [`start`] failed.
+    pub fn of(error: &StartError) -> Option<&RuntimeError> {
+        match error {
+            StartError::Io(e) => e.get_ref()?.downcast_ref(),
+            _ => None,
+        }
+    }
+}
+
+impl From<RuntimeError> for StartError {
+    fn from(error: RuntimeError) -> Self {
+        StartError::Io(io::Error::other(error))
+    }
+}
+
+/// Starts a server on `listener` (see `tether_adapter::listen::bind` for
+/// one with a deep backlog): spawns the listener and the drivers on the
+/// current tokio runtime and returns the handle and the event stream. Runs
+/// until [`Handle::shutdown`] completes, or every handle is dropped.
+///
+/// Must be called inside a tokio runtime with I/O and time enabled (see
+/// the [crate docs](crate#the-runtime)); otherwise returns a
+/// [`RuntimeError`] wrapped in [`StartError::Io`].
+pub fn start(
+    listener: TcpListener,
+    config: Config,
+    options: Options,
+) -> Result<(Handle, Events), StartError> {
+    let runtime = tokio::runtime::Handle::try_current().map_err(RuntimeError::NoRuntime)?;
+    // tokio has no query for its drivers; registering a socket or making a
+    // timer panics (before changing anything) when one is missing.
+    catch_unwind(|| drop(tokio::time::sleep(std::time::Duration::ZERO)))
+        .map_err(|_| RuntimeError::TimeDisabled)?;
+    listener.set_nonblocking(true)?;
+    let listener = catch_unwind(AssertUnwindSafe(|| {
+        tokio::net::TcpListener::from_std(listener)
+    }))
+    .map_err(|_| RuntimeError::IoDisabled)??;
+    let local_addr = listener.local_addr()?;
+    let prepared =
+        tether_adapter::prepare(config, options, local_addr, "tokio", None, |context| {
+            Ok(TokioGlue::new(runtime.clone(), &context.options))
+        })?;
+    drop(runtime.spawn(glue::listen(listener, prepared.listen)));
+    for driver in prepared.drivers {
+        drop(runtime.spawn(driver.run(TokioSleep)));
+    }
+    Ok((prepared.handle, prepared.events))
+}
