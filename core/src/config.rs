@@ -7,6 +7,7 @@ use crate::id::MAX_SLOTS;
 /// How a kick ends a channel on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[non_exhaustive]
 pub enum KickMode {
     /// Flush what is queued, then send FIN and wait for the peer's EOF;
     /// bounded by [`Config::flush_timeout`], after which it escalates to an
@@ -20,6 +21,7 @@ pub enum KickMode {
 /// [`Config::queue_limit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[non_exhaustive]
 pub enum OverflowPolicy {
     /// Reject the send with [`SendError::QueueFull`](crate::SendError::QueueFull);
     /// the channel stays open.
@@ -33,9 +35,13 @@ pub enum OverflowPolicy {
 /// What a peer's EOF (it shut down its sending side) means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[non_exhaustive]
 pub enum HalfClosePolicy {
-    /// The peer's EOF ends the channel: `Disconnected(PeerClosed)` at once;
-    /// what is already queued is still flushed before our FIN.
+    /// The peer's EOF ends the channel: `Disconnected(PeerClosed)` at once,
+    /// then always a graceful close, whatever [`Config::default_kick`] says:
+    /// what the app already queued is flushed (the peer only shut down its
+    /// sending side and may still read it), bounded by
+    /// [`Config::flush_timeout`], then the socket is shut down.
     Disallow,
     /// The peer's EOF gives [`Event::ReadClosed`](crate::Event::ReadClosed);
     /// the app may keep sending and ends the channel with a kick.
@@ -106,8 +112,14 @@ pub struct Config {
     pub stall_timeout: Option<Duration>,
     /// What a peer's EOF means.
     pub half_close: HalfClosePolicy,
-    /// Mode of kicks that do not name one: [`Hub::close`](crate::Hub::close),
-    /// idle and login timeouts, peer EOF with half-close disallowed.
+    /// Mode of the kicks that do not name one:
+    /// [`Hub::kick_default`](crate::Hub::kick_default) and the idle and login
+    /// timeouts. It does not govern the other ways a channel ends: a peer's
+    /// EOF with half-close disallowed always closes gracefully (the peer
+    /// may still read what the app queued, see [`HalfClosePolicy::Disallow`]),
+    /// a stalled or overflowing queue always aborts (`SlowConsumer`), an I/O
+    /// error needs no kick, and [`Hub::shutdown`](crate::Hub::shutdown) kicks
+    /// gracefully, bounded by its grace period.
     pub default_kick: KickMode,
     /// How long a graceful close may take: flush the queue, FIN, wait for the
     /// peer's EOF. When it runs out the close escalates to an abort (RST).

@@ -1,11 +1,19 @@
-//! Typed errors, one enum per operation. Every message names the channel and
-//! its state. A disconnect is never an error: its reason is data in
+//! Typed errors. Every message names the channel and its state. A
+//! disconnect is never an error: its reason is data in
 //! [`Event::Disconnected`](crate::Event::Disconnected).
 //!
-//! Errors come in two families, after h11: *local misuse* (the application
-//! sends to a closed channel, kicks twice) and *contradictory input* (the
-//! adapter reports bytes after EOF, or more written than was queued). Both
-//! leave the hub unchanged.
+//! Errors come in two families, after h11: *local misuse* by the
+//! application ([`AcceptError`] aside: [`SendError`], [`KickError`]) and
+//! *contradictory input* from the adapter ([`InputError`], one type for
+//! every adapter input). Stale or unknown ids are [`IdError`], wrapped in
+//! each. A rejected call leaves every channel as it was, with one
+//! documented exception: [`SendError::QueueFull`] marks the channel
+//! backpressured, and under
+//! [`OverflowPolicy::KickSlowConsumer`](crate::OverflowPolicy::KickSlowConsumer)
+//! aborts it (`kicked: true`, with `Disconnected(SlowConsumer)` and an
+//! `Abort` action). Every rejected call is still counted in
+//! [`Stats`](crate::Stats), and its `now` still moves the hub's clock (see
+//! the crate docs' *time* section).
 
 use crate::id::{ChannelId, IdError};
 use crate::output::ChannelState;
@@ -33,7 +41,9 @@ pub enum AcceptError {
 }
 
 /// Why [`Hub::send`](crate::Hub::send) did not queue the bytes. Nothing was
-/// queued; the bytes are still the caller's.
+/// queued; the bytes are still the caller's. Also the per-channel answer of
+/// [`Hub::broadcast`](crate::Hub::broadcast) in its
+/// [`BroadcastReport`](crate::BroadcastReport).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SendError {
@@ -84,7 +94,9 @@ pub enum SendError {
     },
 }
 
-/// Why a kick did nothing.
+/// Why a kick ([`Hub::kick`](crate::Hub::kick),
+/// [`Hub::kick_with_reason`](crate::Hub::kick_with_reason),
+/// [`Hub::kick_default`](crate::Hub::kick_default)) did nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum KickError {
@@ -103,16 +115,22 @@ pub enum KickError {
     },
 }
 
-/// Why an input from the adapter (bytes received, EOF, I/O error, bytes
-/// written) was rejected. These contradict what the hub knows; the hub is
-/// left unchanged.
+/// Why an input from the adapter was rejected: bytes received, EOF, an I/O
+/// error, bytes written, a holder attaching or detaching, a close confirmed.
+/// These contradict what the hub knows, which means the adapter has a bug;
+/// the input is ignored, and counted in
+/// [`Stats::rejected_input`](crate::Stats::rejected_input) (stale ids in
+/// [`Stats::stale_calls`](crate::Stats::stale_calls)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum InputError {
-    /// The id is stale or unknown.
+    /// The id is stale or unknown — also the answer to a close confirmed
+    /// twice, since the first confirmation released the id.
     #[error(transparent)]
     Id(#[from] IdError),
-    /// Bytes or a second EOF reported after the peer's EOF.
+    /// Bytes or a second EOF reported after the peer's EOF
+    /// ([`Hub::handle_received`](crate::Hub::handle_received),
+    /// [`Hub::handle_peer_eof`](crate::Hub::handle_peer_eof)).
     #[error("channel {id} is {state}: the peer already sent EOF")]
     AfterEof {
         /// The channel.
@@ -120,7 +138,8 @@ pub enum InputError {
         /// Its state.
         state: ChannelState,
     },
-    /// More bytes reported written than are queued.
+    /// More bytes reported written than are queued
+    /// ([`Hub::handle_written`](crate::Hub::handle_written)).
     #[error("channel {id} is {state}: {written} bytes reported written but only {queued} queued")]
     OverWritten {
         /// The channel.
@@ -132,25 +151,17 @@ pub enum InputError {
         /// Bytes queued.
         queued: usize,
     },
-}
-
-/// Why an attach or detach was rejected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum HolderError {
-    /// The id is stale or unknown.
-    #[error(transparent)]
-    Id(#[from] IdError),
-    /// Attach to a channel that is already offline: its socket is on its way
-    /// to being closed and must not gain holders.
+    /// [`Hub::attach`](crate::Hub::attach) to a channel that is already
+    /// offline: its socket is on its way to being closed and must not gain
+    /// holders.
     #[error("channel {id} is {state}: cannot attach a new holder")]
-    Offline {
+    AttachOffline {
         /// The channel.
         id: ChannelId,
         /// Its state.
         state: ChannelState,
     },
-    /// Detach with no holder attached.
+    /// [`Hub::detach`](crate::Hub::detach) with no holder attached.
     #[error("channel {id} is {state}: detach without a matching attach")]
     NotAttached {
         /// The channel.
@@ -158,43 +169,16 @@ pub enum HolderError {
         /// Its state.
         state: ChannelState,
     },
-    /// More than `u32::MAX` holders.
+    /// More than `u32::MAX` holders attached.
     #[error("channel {id}: too many holders")]
-    TooMany {
+    TooManyHolders {
         /// The channel.
         id: ChannelId,
     },
-}
-
-/// Why [`Hub::handle_closed`](crate::Hub::handle_closed) was rejected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum CloseError {
-    /// The id is stale or unknown — also the answer to a close confirmed
-    /// twice, since the first confirmation released the id.
-    #[error(transparent)]
-    Id(#[from] IdError),
-    /// The hub has not asked for this socket to be closed.
-    #[error("channel {id} is {state}: its close was not requested")]
-    NotRequested {
-        /// The channel.
-        id: ChannelId,
-        /// Its state.
-        state: ChannelState,
-    },
-}
-
-/// Why an operation that needs a usable channel was rejected
-/// ([`Hub::authenticate`](crate::Hub::authenticate)).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ChannelError {
-    /// The id is stale or unknown.
-    #[error(transparent)]
-    Id(#[from] IdError),
-    /// The channel is closing or offline.
-    #[error("channel {id} is {state}")]
-    NotUsable {
+    /// [`Hub::handle_closed`](crate::Hub::handle_closed) for a socket the hub
+    /// has not asked to close ([`Action::CloseSocket`](crate::Action::CloseSocket)).
+    #[error("channel {id} is {state}: its socket close was not requested")]
+    CloseNotRequested {
         /// The channel.
         id: ChannelId,
         /// Its state.

@@ -9,9 +9,7 @@ use smallvec::SmallVec;
 
 use crate::channel::{Channel, ChannelInfo, OfflineEntry};
 use crate::config::{Config, ConfigError, KickMode};
-use crate::error::{
-    AcceptError, ChannelError, CloseError, HolderError, InputError, KickError, SendError,
-};
+use crate::error::{AcceptError, InputError, KickError, SendError};
 use crate::id::{ChannelId, IdError, IdTable};
 use crate::output::{Action, ChannelState, DisconnectReason, Event};
 use crate::stats::Stats;
@@ -191,10 +189,6 @@ impl Hub {
         r.inspect_err(|e| self.books.stats.rejected_input.input(e))
     }
 
-    fn count_rejected_holder(&mut self, r: Result<(), HolderError>) -> Result<(), HolderError> {
-        r.inspect_err(|e| self.books.stats.rejected_input.holder(e))
-    }
-
     /// An I/O error on the socket ends the channel (reason from its kind).
     /// After the channel is offline, errors are expected and ignored.
     pub fn handle_io_error(
@@ -226,34 +220,33 @@ impl Hub {
 
     /// A holder (reader task, writer thread…) now uses the channel's socket;
     /// the socket is not closed while any holder is attached.
-    pub fn attach(&mut self, id: ChannelId) -> Result<(), HolderError> {
-        let ch = Self::lookup(&mut self.table, &mut self.books.stats, id)?;
-        let r = t::attach(ch, id);
-        self.count_rejected_holder(r)
+    pub fn attach(&mut self, now: Instant, id: ChannelId) -> Result<(), InputError> {
+        let r = self.with_channel(now, id, |ch, _, _, _| t::attach(ch, id));
+        self.count_rejected_input(r)
     }
 
     /// A holder let go of the socket. When the last one of an offline channel
-    /// detaches, `Close` is emitted in this call (invariant 5, 11).
-    pub fn detach(&mut self, now: Instant, id: ChannelId) -> Result<(), HolderError> {
+    /// detaches, `CloseSocket` is emitted in this call (invariant 5, 11).
+    pub fn detach(&mut self, now: Instant, id: ChannelId) -> Result<(), InputError> {
         let r = self.with_channel(now, id, |ch, b, _, _| t::detach(ch, id, b));
-        self.count_rejected_holder(r)
+        self.count_rejected_input(r)
     }
 
-    /// The adapter closed the socket after `Close`: the channel is released,
+    /// The adapter closed the socket after `CloseSocket`: the channel is released,
     /// its slot freed and its id dead (invariant 6). A second confirmation
     /// gets `Stale`.
-    pub fn handle_closed(&mut self, now: Instant, id: ChannelId) -> Result<(), CloseError> {
-        let _now = self.clock(now);
+    pub fn handle_closed(&mut self, now: Instant, id: ChannelId) -> Result<(), InputError> {
+        self.clock(now);
         let ch = Self::lookup(&mut self.table, &mut self.books.stats, id)?;
         if !ch.close_requested {
-            let err = CloseError::NotRequested {
+            let err = InputError::CloseNotRequested {
                 id,
                 state: ch.state,
             };
-            self.books.stats.rejected_input.close(&err);
+            self.books.stats.rejected_input.input(&err);
             return Err(err);
         }
-        self.table.remove(id).map_err(CloseError::Id)?;
+        self.table.remove(id)?;
         let table = &self.table;
         self.books.offline.remove(|id| table.contains(id));
         self.compact_timers_if_sparse();
@@ -396,15 +389,18 @@ impl Hub {
         })
     }
 
-    /// Closes a channel the default way ([`Config::default_kick`]), code 0.
-    pub fn close(&mut self, now: Instant, id: ChannelId) -> Result<(), KickError> {
+    /// Kicks a channel the default way ([`Config::default_kick`]), code 0.
+    pub fn kick_default(&mut self, now: Instant, id: ChannelId) -> Result<(), KickError> {
         let mode = self.config.default_kick;
         self.kick(now, id, mode, 0)
     }
 
     /// Marks the channel as logged in: the login deadline no longer applies.
-    pub fn authenticate(&mut self, now: Instant, id: ChannelId) -> Result<(), ChannelError> {
-        self.with_channel(now, id, |ch, _, _, _| t::authenticate(ch, id))
+    pub fn authenticate(&mut self, now: Instant, id: ChannelId) -> Result<(), IdError> {
+        self.with_channel(now, id, |ch, _, _, _| {
+            t::authenticate(ch);
+            Ok(())
+        })
     }
 
     /// Shuts the server down gracefully: stop accepting, kick every usable

@@ -27,7 +27,7 @@
 //!
 //! // A connection arrives; the adapter's reader task attaches to it.
 //! let id = hub.accept(start, "127.0.0.1:50000".parse().unwrap()).unwrap();
-//! hub.attach(id).unwrap();
+//! hub.attach(start, id).unwrap();
 //! hub.handle_received(start, id, Bytes::from_static(b"hello\n")).unwrap();
 //! hub.send(start, id, Bytes::from_static(b"welcome\n")).unwrap();
 //!
@@ -53,7 +53,7 @@
 //!                 // the signal for holders to let go: the reader detaches
 //!                 hub.detach(now, id).unwrap();
 //!             }
-//!             Action::Close { id } => {
+//!             Action::CloseSocket { id } => {
 //!                 // no holder left: close(2), then confirm
 //!                 hub.handle_closed(now, id).unwrap();
 //!             }
@@ -101,9 +101,7 @@ pub mod testing;
 
 pub use channel::{ChannelInfo, OfflineEntry};
 pub use config::{Config, ConfigError, HalfClosePolicy, KickMode, OverflowPolicy};
-pub use error::{
-    AcceptError, ChannelError, CloseError, HolderError, InputError, KickError, SendError,
-};
+pub use error::{AcceptError, InputError, KickError, SendError};
 pub use hub::{BroadcastReport, Hub};
 pub use id::{ChannelId, IdError, IdTable, MAX_SLOTS, ParseIdError, TableFull};
 pub use output::{Action, ChannelState, DisconnectReason, Event, ShutdownHow};

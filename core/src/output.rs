@@ -64,7 +64,8 @@ pub enum DisconnectReason {
     IoError(io::ErrorKind),
     /// The application kicked the channel, with its own reason code.
     Kicked {
-        /// The application's reason code (0 for [`Hub::close`](crate::Hub::close)).
+        /// The application's reason code (0 for
+        /// [`Hub::kick_default`](crate::Hub::kick_default)).
         code: u32,
     },
     /// Nothing was received for [`Config::idle_timeout`](crate::Config::idle_timeout).
@@ -117,6 +118,7 @@ impl std::fmt::Display for DisconnectReason {
 
 /// Which directions a [`Action::Shutdown`] closes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ShutdownHow {
     /// Our sending side only: the peer reads what was sent, then EOF.
     Write,
@@ -149,7 +151,7 @@ pub enum Action {
         how: ShutdownHow,
     },
     /// Reset the connection: discard untransmitted data, set `SO_LINGER` to
-    /// zero so the coming [`Action::Close`] sends RST, and wake every holder
+    /// zero so the coming [`Action::CloseSocket`] sends RST, and wake every holder
     /// without sending FIN (e.g. `shutdown(Read)` on Linux, or cancel the
     /// tasks that hold it).
     Abort {
@@ -159,7 +161,7 @@ pub enum Action {
     /// No holder is attached any more: close the socket now, then confirm
     /// with [`Hub::handle_closed`](crate::Hub::handle_closed). Emitted once
     /// per channel (invariant 5).
-    Close {
+    CloseSocket {
         /// The channel.
         id: ChannelId,
     },
@@ -176,7 +178,7 @@ impl Action {
             Action::Transmit { id, .. }
             | Action::Shutdown { id, .. }
             | Action::Abort { id }
-            | Action::Close { id } => Some(*id),
+            | Action::CloseSocket { id } => Some(*id),
             Action::PauseAccept | Action::ResumeAccept => None,
         }
     }

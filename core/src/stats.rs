@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::error::{CloseError, HolderError, InputError};
+use crate::error::InputError;
 use crate::output::DisconnectReason;
 
 /// Disconnects counted by reason.
@@ -81,43 +81,29 @@ pub struct RejectedInputs {
     /// [`InputError::OverWritten`]: more reported written than was queued
     /// (`handle_written`).
     pub over_written: u64,
-    /// [`HolderError::Offline`]: `attach` to an offline channel.
+    /// [`InputError::AttachOffline`]: `attach` to an offline channel.
     pub attach_offline: u64,
-    /// [`HolderError::NotAttached`]: `detach` with no holder attached.
+    /// [`InputError::NotAttached`]: `detach` with no holder attached.
     pub not_attached: u64,
-    /// [`HolderError::TooMany`]: more than `u32::MAX` holders.
+    /// [`InputError::TooManyHolders`]: more than `u32::MAX` holders.
     pub too_many_holders: u64,
-    /// [`CloseError::NotRequested`]: `handle_closed` before the hub asked
-    /// for the close.
+    /// [`InputError::CloseNotRequested`]: `handle_closed` before the hub
+    /// asked for the socket to be closed.
     pub not_requested: u64,
 }
 
 impl RejectedInputs {
-    /// Counts a rejected `handle_received` / `handle_peer_eof` /
-    /// `handle_io_error` / `handle_written` (id errors excepted).
+    /// Counts a rejected adapter input (id errors excepted: those are
+    /// [`Stats::stale_calls`]).
     pub(crate) fn input(&mut self, e: &InputError) {
         match e {
             InputError::Id(_) => {}
             InputError::AfterEof { .. } => self.after_eof += 1,
             InputError::OverWritten { .. } => self.over_written += 1,
-        }
-    }
-
-    /// Counts a rejected `attach` / `detach` (id errors excepted).
-    pub(crate) fn holder(&mut self, e: &HolderError) {
-        match e {
-            HolderError::Id(_) => {}
-            HolderError::Offline { .. } => self.attach_offline += 1,
-            HolderError::NotAttached { .. } => self.not_attached += 1,
-            HolderError::TooMany { .. } => self.too_many_holders += 1,
-        }
-    }
-
-    /// Counts a rejected `handle_closed` (id errors excepted).
-    pub(crate) fn close(&mut self, e: &CloseError) {
-        match e {
-            CloseError::Id(_) => {}
-            CloseError::NotRequested { .. } => self.not_requested += 1,
+            InputError::AttachOffline { .. } => self.attach_offline += 1,
+            InputError::NotAttached { .. } => self.not_attached += 1,
+            InputError::TooManyHolders { .. } => self.too_many_holders += 1,
+            InputError::CloseNotRequested { .. } => self.not_requested += 1,
         }
     }
 

@@ -17,9 +17,9 @@
 //! | stall deadline   | `D(SlowConsumer)`, `Abort`, queue dropped and counted, → Offline (inv. 5, 7) | same | — (flush deadline governs) | —                      |
 //! | flush deadline   | —                                      | —                           | `Abort`, → Offline (inv. 3)              | —                               |
 //! | attach           | holders + 1                            | same                        | same                                     | error `Offline`                 |
-//! | detach           | holders − 1                            | same                        | same                                     | holders − 1; at 0: `Close` (inv. 5) |
+//! | detach           | holders − 1                            | same                        | same                                     | holders − 1; at 0: `CloseSocket` (inv. 5) |
 //! | overdue deadline | —                                      | —                           | —                                        | `HolderOverdue` once            |
-//! | closed confirmed | error `NotRequested`                   | same                        | same                                     | after `Close`: → Released (inv. 6) |
+//! | closed confirmed | error `NotRequested`                   | same                        | same                                     | after `CloseSocket`: → Released (inv. 6) |
 //!
 //! The *charge* of a queue is its payload bytes plus `message_overhead` per
 //! message queued since it was last empty; it drops by `n` on `written(n)`
@@ -32,7 +32,7 @@
 //! wins over the login and idle kicks: it is the one that frees the queue now.
 //!
 //! Entering Offline emits `Shutdown(Both)` (unless aborted): it finishes the
-//! wire and tells every holder to let go. `Close` follows as soon as no
+//! wire and tells every holder to let go. `CloseSocket` follows as soon as no
 //! holder is attached — never before (invariant 5).
 
 use std::collections::VecDeque;
@@ -42,7 +42,7 @@ use bytes::Bytes;
 
 use crate::channel::Channel;
 use crate::config::{Config, HalfClosePolicy, KickMode, OverflowPolicy};
-use crate::error::{ChannelError, HolderError, InputError, KickError, SendError};
+use crate::error::{InputError, KickError, SendError};
 use crate::id::ChannelId;
 use crate::offline::OfflineQueue;
 use crate::output::{Action, ChannelState, DisconnectReason, Event, ShutdownHow};
@@ -326,20 +326,17 @@ pub(crate) fn kick(
     Ok(())
 }
 
-pub(crate) fn authenticate(ch: &mut Channel, id: ChannelId) -> Result<(), ChannelError> {
-    if !ch.state.is_usable() {
-        return Err(ChannelError::NotUsable {
-            id,
-            state: ch.state,
-        });
+/// The login deadline no longer applies. On a channel that is no longer
+/// usable it has none anyway: nothing changes, nothing to reject.
+pub(crate) fn authenticate(ch: &mut Channel) {
+    if ch.state.is_usable() {
+        ch.authenticated = true;
     }
-    ch.authenticated = true;
-    Ok(())
 }
 
-pub(crate) fn attach(ch: &mut Channel, id: ChannelId) -> Result<(), HolderError> {
+pub(crate) fn attach(ch: &mut Channel, id: ChannelId) -> Result<(), InputError> {
     if ch.state == ChannelState::Offline {
-        return Err(HolderError::Offline {
+        return Err(InputError::AttachOffline {
             id,
             state: ch.state,
         });
@@ -347,13 +344,13 @@ pub(crate) fn attach(ch: &mut Channel, id: ChannelId) -> Result<(), HolderError>
     ch.holders = ch
         .holders
         .checked_add(1)
-        .ok_or(HolderError::TooMany { id })?;
+        .ok_or(InputError::TooManyHolders { id })?;
     Ok(())
 }
 
-pub(crate) fn detach(ch: &mut Channel, id: ChannelId, b: &mut Books) -> Result<(), HolderError> {
+pub(crate) fn detach(ch: &mut Channel, id: ChannelId, b: &mut Books) -> Result<(), InputError> {
     if ch.holders == 0 {
-        return Err(HolderError::NotAttached {
+        return Err(InputError::NotAttached {
             id,
             state: ch.state,
         });
@@ -510,10 +507,10 @@ fn go_offline(ch: &mut Channel, id: ChannelId, b: &mut Books, now: Instant) {
     maybe_request_close(ch, id, b);
 }
 
-/// Invariant 5: `Close` once, and only when no holder is attached.
+/// Invariant 5: `CloseSocket` once, and only when no holder is attached.
 fn maybe_request_close(ch: &mut Channel, id: ChannelId, b: &mut Books) {
     if ch.state == ChannelState::Offline && ch.holders == 0 && !ch.close_requested {
         ch.close_requested = true;
-        b.actions.push_back(Action::Close { id });
+        b.actions.push_back(Action::CloseSocket { id });
     }
 }

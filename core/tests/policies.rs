@@ -71,7 +71,7 @@ fn default_kick_mode_applies_to_timeouts() {
     d.advance(secs(5));
     assert_eq!(
         d.actions_for(id),
-        vec![Action::Abort { id }, Action::Close { id }]
+        vec![Action::Abort { id }, Action::CloseSocket { id }]
     );
 }
 
@@ -222,7 +222,7 @@ fn shutdown_waits_for_holders_without_closing_under_them() {
     d.hub().shutdown(now, secs(1));
     d.advance(secs(60));
     assert!(!d.hub().is_shutdown_complete());
-    assert!(!d.actions_for(id).contains(&Action::Close { id }));
+    assert!(!d.actions_for(id).contains(&Action::CloseSocket { id }));
     d.detach(id).unwrap();
     assert!(d.hub().is_shutdown_complete());
 }

@@ -97,7 +97,7 @@ fn a_peer_that_never_reads_is_evicted_exactly_at_the_stall_deadline() {
     assert_eq!(stats.bytes_dropped, 6 + 15); // invariant 5: counted
     assert_eq!(stats.disconnected.slow_consumer, 1);
     // The holder lets go, then the socket closes.
-    assert!(!actions.contains(&Action::Close { id }));
+    assert!(!actions.contains(&Action::CloseSocket { id }));
     d.detach(id).unwrap();
     assert!(d.is_released(id));
 }

@@ -53,7 +53,7 @@ enum Step {
     Send(Pick, Size),
     Broadcast(Size),
     Kick(Pick, bool, u8),
-    Close(Pick),
+    KickDefault(Pick),
     Authenticate(Pick),
     Attach(Pick),
     Detach(Pick),
@@ -106,7 +106,7 @@ impl Arbitrary for Step {
             8 | 9 => Step::Send(p, Size::arbitrary(g)),
             10 => Step::Broadcast(Size::arbitrary(g)),
             11 => Step::Kick(p, bool::arbitrary(g), u8::arbitrary(g)),
-            12 => Step::Close(p),
+            12 => Step::KickDefault(p),
             13 => Step::Authenticate(p),
             14 => Step::Attach(p),
             15 => Step::Detach(p),
@@ -272,7 +272,7 @@ fn run(config: &Config, steps: &[Step], start: Instant) -> Result<Record, String
                 },
                 code: code.into(),
             })),
-            Step::Close(p) => inputs.extend(pick(p).map(|id| Input::Close { id })),
+            Step::KickDefault(p) => inputs.extend(pick(p).map(|id| Input::KickDefault { id })),
             Step::Authenticate(p) => inputs.extend(pick(p).map(|id| Input::Authenticate { id })),
             Step::Attach(p) => inputs.extend(pick(p).map(|id| Input::Attach { id })),
             Step::Detach(p) => inputs.extend(pick(p).map(|id| Input::Detach { id })),
@@ -300,7 +300,7 @@ fn run(config: &Config, steps: &[Step], start: Instant) -> Result<Record, String
                 ever.push(id);
             }
             requested.extend(actions.iter().filter_map(|a| match a {
-                Action::Close { id } => Some(*id),
+                Action::CloseSocket { id } => Some(*id),
                 _ => None,
             }));
             record.push((outcome, actions, events));

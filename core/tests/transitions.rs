@@ -7,8 +7,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tether_core::testing::Driver;
 use tether_core::{
-    Action, ChannelState, CloseError, Config, DisconnectReason, Event, HalfClosePolicy,
-    HolderError, IdError, InputError, KickError, KickMode, SendError, ShutdownHow,
+    Action, ChannelState, Config, DisconnectReason, Event, HalfClosePolicy, IdError, InputError,
+    KickError, KickMode, SendError, ShutdownHow,
 };
 
 fn driver() -> Driver {
@@ -63,7 +63,7 @@ fn peer_eof_without_half_close_disconnects_and_releases() {
     );
     assert_eq!(
         d.actions_for(id),
-        vec![shutdown(id, ShutdownHow::Both), Action::Close { id }]
+        vec![shutdown(id, ShutdownHow::Both), Action::CloseSocket { id }]
     );
 }
 
@@ -395,7 +395,7 @@ fn abortive_kick_resets_and_closes_in_the_same_call() {
     d.kick(id, KickMode::Abort, 1).unwrap();
     assert_eq!(
         d.take_actions(),
-        vec![Action::Abort { id }, Action::Close { id }]
+        vec![Action::Abort { id }, Action::CloseSocket { id }]
     );
     assert_eq!(d.hub().stats().bytes_dropped, 7);
 }
@@ -443,7 +443,7 @@ fn kicks_are_idempotent_with_typed_answers() {
     assert_eq!(
         d.actions_for(id)
             .iter()
-            .filter(|a| matches!(a, Action::Close { .. }))
+            .filter(|a| matches!(a, Action::CloseSocket { .. }))
             .count(),
         1
     );
@@ -453,18 +453,18 @@ fn kicks_are_idempotent_with_typed_answers() {
 fn close_waits_for_every_holder() {
     let mut d = driver();
     let id = d.open();
-    d.hub().attach(id).unwrap();
-    d.hub().attach(id).unwrap();
+    d.attach(id).unwrap();
+    d.attach(id).unwrap();
     d.kick(id, KickMode::Abort, 0).unwrap();
-    assert!(!d.actions_for(id).contains(&Action::Close { id })); // invariant 5
+    assert!(!d.actions_for(id).contains(&Action::CloseSocket { id })); // invariant 5
     assert_eq!(d.hub().offline().next().unwrap().holders, 2);
     let now = d.now();
     d.hub().detach(now, id).unwrap();
     d.pump();
-    assert!(!d.actions_for(id).contains(&Action::Close { id }));
+    assert!(!d.actions_for(id).contains(&Action::CloseSocket { id }));
     d.hub().detach(now, id).unwrap();
     d.pump();
-    assert!(d.actions_for(id).contains(&Action::Close { id }));
+    assert!(d.actions_for(id).contains(&Action::CloseSocket { id }));
     assert!(d.is_released(id));
 }
 
@@ -476,15 +476,15 @@ fn holder_errors_are_typed() {
     let now = d.now();
     assert_eq!(
         d.hub().detach(now, id),
-        Err(HolderError::NotAttached {
+        Err(InputError::NotAttached {
             id,
             state: ChannelState::Open
         })
     );
     d.kick(id, KickMode::Abort, 0).unwrap();
     assert_eq!(
-        d.hub().attach(id),
-        Err(HolderError::Offline {
+        d.attach(id),
+        Err(InputError::AttachOffline {
             id,
             state: ChannelState::Offline
         })
@@ -499,7 +499,7 @@ fn close_confirmation_must_be_requested_and_only_once() {
     let now = d.now();
     assert_eq!(
         d.hub().handle_closed(now, id),
-        Err(CloseError::NotRequested {
+        Err(InputError::CloseNotRequested {
             id,
             state: ChannelState::Open
         })
@@ -508,7 +508,7 @@ fn close_confirmation_must_be_requested_and_only_once() {
     assert_eq!(d.hub().handle_closed(now, id), Ok(()));
     assert_eq!(
         d.hub().handle_closed(now, id),
-        Err(CloseError::Id(IdError::Stale(id)))
+        Err(InputError::Id(IdError::Stale(id)))
     );
     d.pump();
     assert!(d.is_released(id));
@@ -547,17 +547,14 @@ fn forged_ids_are_unknown_everywhere() {
             d.kick(id, KickMode::Abort, 0),
             Err(KickError::Id(IdError::Unknown(id)))
         );
-        assert_eq!(
-            d.hub().attach(id),
-            Err(HolderError::Id(IdError::Unknown(id)))
-        );
+        assert_eq!(d.attach(id), Err(InputError::Id(IdError::Unknown(id))));
         assert_eq!(
             d.hub().detach(now, id),
-            Err(HolderError::Id(IdError::Unknown(id)))
+            Err(InputError::Id(IdError::Unknown(id)))
         );
         assert_eq!(
             d.hub().handle_closed(now, id),
-            Err(CloseError::Id(IdError::Unknown(id)))
+            Err(InputError::Id(IdError::Unknown(id)))
         );
         assert!(d.hub().handle_written(now, id, 1).is_err());
     }
@@ -572,7 +569,7 @@ fn overdue_holder_is_reported_once_and_the_socket_stays_open() {
     })
     .unwrap();
     let id = d.open();
-    d.hub().attach(id).unwrap();
+    d.attach(id).unwrap();
     d.kick(id, KickMode::Abort, 0).unwrap();
     d.advance(Duration::from_secs(9));
     assert!(
@@ -591,7 +588,7 @@ fn overdue_holder_is_reported_once_and_the_socket_stays_open() {
         overdue[0],
         Event::HolderOverdue { holders: 1, waited, .. } if *waited == Duration::from_secs(10)
     ));
-    assert!(!d.actions_for(id).contains(&Action::Close { id }));
+    assert!(!d.actions_for(id).contains(&Action::CloseSocket { id }));
     assert_eq!(d.hub().stats().holders_overdue, 1);
     let now = d.now();
     d.hub().detach(now, id).unwrap();
@@ -604,8 +601,8 @@ fn offline_queue_reports_reason_age_and_holders() {
     let mut d = driver();
     let a = d.open();
     let b = d.open();
-    d.hub().attach(a).unwrap();
-    d.hub().attach(b).unwrap();
+    d.attach(a).unwrap();
+    d.attach(b).unwrap();
     d.kick(a, KickMode::Abort, 5).unwrap();
     d.advance(Duration::from_secs(3));
     d.io_error(b, ErrorKind::ConnectionReset).unwrap();

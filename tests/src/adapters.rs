@@ -4,13 +4,12 @@
 //! start its runtime.
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
 use tether_adapter::{Error, Events, Handle, Options};
 use tether_core::{
-    BroadcastReport, ChannelError, ChannelId, ChannelInfo, Config, Event, KickError, KickMode,
+    BroadcastReport, ChannelId, ChannelInfo, Config, Event, IdError, KickError, KickMode,
     SendError, Stats,
 };
 
@@ -141,10 +140,10 @@ impl ServerUnderTest for LayerServer {
         }
     }
 
-    fn authenticate(&self, id: ChannelId) -> Result<(), ChannelError> {
+    fn authenticate(&self, id: ChannelId) -> Result<(), IdError> {
         match self.handle.blocking().authenticate(id) {
             Ok(()) => Ok(()),
-            Err(Error::Channel(e)) => Err(e),
+            Err(Error::Id(e)) => Err(e),
             Err(e) => stopped(e),
         }
     }

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tether_core::{
-    BroadcastReport, ChannelError, ChannelId, ChannelInfo, Config, DisconnectReason, Event,
-    KickError, KickMode, SendError, Stats,
+    BroadcastReport, ChannelId, ChannelInfo, Config, DisconnectReason, Event, IdError, KickError,
+    KickMode, SendError, Stats,
 };
 
 /// An adapter under test: how to start one of its servers.
@@ -40,7 +40,7 @@ pub trait ServerUnderTest: Send + Sync + 'static {
     /// `Hub::kick`.
     fn kick(&self, id: ChannelId, mode: KickMode, code: u32) -> Result<(), KickError>;
     /// `Hub::authenticate`.
-    fn authenticate(&self, id: ChannelId) -> Result<(), ChannelError>;
+    fn authenticate(&self, id: ChannelId) -> Result<(), IdError>;
     /// `Hub::stats`.
     fn stats(&self) -> Stats;
     /// `Hub::channels`.

@@ -362,7 +362,7 @@ impl<G: Glue> Driver<G> {
         };
         // The reader is the first holder (invariant 5); a fresh channel
         // always takes one.
-        let _ = self.hub.attach(id);
+        let _ = self.hub.attach(now, id);
         let glue = match self.glue.open(id, &socket, accepted, &self.inputs) {
             Ok(conn) => Some(conn),
             Err(e) => {
@@ -554,7 +554,7 @@ impl<G: Glue> Driver<G> {
                     }
                 }
             }
-            Action::Close { id } => {
+            Action::CloseSocket { id } => {
                 // Every holder dropped its reference before detaching
                 // (invariant 5), so this drop closes the descriptor.
                 drop(self.conns.remove(&id));
@@ -630,7 +630,7 @@ impl<G: Glue> Driver<G> {
         // The waiter holds the socket: a holder, so the socket is not
         // closed under it (invariant 5). Attaching fails only once the
         // channel is offline: its queue is dropped then.
-        if self.hub.attach(id).is_err() {
+        if self.hub.attach(now, id).is_err() {
             conn.out.clear();
             return;
         }

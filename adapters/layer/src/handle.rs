@@ -16,8 +16,8 @@ use async_channel::{Receiver, Sender};
 use bytes::Bytes;
 use futures_lite::future;
 use tether_core::{
-    BroadcastReport, ChannelError, ChannelId, ChannelInfo, Event, KickError, KickMode,
-    OfflineEntry, SendError,
+    BroadcastReport, ChannelId, ChannelInfo, Event, IdError, KickError, KickMode, OfflineEntry,
+    SendError,
 };
 
 use crate::exec::ThreadSleep;
@@ -35,9 +35,9 @@ pub enum Error {
     /// `kick` refused by the hub (stale id, already closing).
     #[error(transparent)]
     Kick(#[from] KickError),
-    /// `authenticate` refused by the hub.
+    /// `authenticate` refused by the hub: a stale or unknown id.
     #[error(transparent)]
-    Channel(#[from] ChannelError),
+    Id(#[from] IdError),
     /// The server has stopped; this handle no longer reaches a hub.
     #[error("the server has stopped")]
     Stopped,
@@ -68,7 +68,7 @@ pub(crate) enum Command {
     },
     Authenticate {
         id: ChannelId,
-        reply: Option<Reply<Result<(), ChannelError>>>,
+        reply: Option<Reply<Result<(), IdError>>>,
     },
 }
 

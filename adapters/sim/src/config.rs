@@ -264,14 +264,17 @@ impl fmt::Display for SimConfig {
         let overflow = match self.overflow {
             OverflowPolicy::Reject => "reject",
             OverflowPolicy::KickSlowConsumer => "kick",
+            other => unreachable!("no trace name for {other:?}"),
         };
         let half = match self.half_close {
             HalfClosePolicy::Allow => "allow",
             HalfClosePolicy::Disallow => "disallow",
+            other => unreachable!("no trace name for {other:?}"),
         };
         let kick = match self.default_kick {
             KickMode::Graceful => "graceful",
             KickMode::Abort => "abort",
+            other => unreachable!("no trace name for {other:?}"),
         };
         let confirm = if self.confirm_at_once {
             "at-once"

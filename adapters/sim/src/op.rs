@@ -187,8 +187,8 @@ pub enum Op {
         /// The app's reason code.
         code: u8,
     },
-    /// The app closes a channel the default way.
-    Close {
+    /// The app kicks a channel the default way (`Hub::kick_default`).
+    KickDefault {
         /// Connection.
         conn: u16,
     },
@@ -299,7 +299,7 @@ impl fmt::Display for Op {
                 let mode = if abort { "abort" } else { "graceful" };
                 write!(f, "kick c{conn} {mode} {code}")
             }
-            Op::Close { conn } => write!(f, "close c{conn}"),
+            Op::KickDefault { conn } => write!(f, "kick-default c{conn}"),
             Op::Authenticate { conn } => write!(f, "auth c{conn}"),
             Op::Attach { conn } => write!(f, "attach c{conn}"),
             Op::Detach { conn } => write!(f, "detach c{conn}"),
@@ -388,7 +388,9 @@ impl std::str::FromStr for Op {
                 },
                 code: byte(2)?,
             },
-            "close" => Op::Close { conn: conn()? },
+            // `close`: its name in traces written before `Hub::close` became
+            // `Hub::kick_default`.
+            "kick-default" | "close" => Op::KickDefault { conn: conn()? },
             "auth" => Op::Authenticate { conn: conn()? },
             "attach" => Op::Attach { conn: conn()? },
             "detach" => Op::Detach { conn: conn()? },
@@ -430,7 +432,7 @@ const WEIGHTS: [(u8, u16); 21] = [
     (9, 12), // Write
     (10, 4), // Flush
     (11, 5), // Kick
-    (12, 2), // Close
+    (12, 2), // KickDefault
     (13, 4), // Authenticate
     (14, 4), // Attach
     (15, 5), // Detach
@@ -497,7 +499,7 @@ impl<'a> Arbitrary<'a> for Op {
                 abort: bool::arbitrary(u)?,
                 code: u8::arbitrary(u)?,
             },
-            12 => Op::Close { conn: conn(u)? },
+            12 => Op::KickDefault { conn: conn(u)? },
             13 => Op::Authenticate { conn: conn(u)? },
             14 => Op::Attach { conn: conn(u)? },
             15 => Op::Detach { conn: conn(u)? },
@@ -544,7 +546,7 @@ impl Op {
             | Op::AppSend { conn, .. }
             | Op::Write { conn, .. }
             | Op::Kick { conn, .. }
-            | Op::Close { conn }
+            | Op::KickDefault { conn }
             | Op::Authenticate { conn }
             | Op::Attach { conn }
             | Op::Detach { conn }

@@ -129,7 +129,7 @@ fn simpler(op: Op) -> Vec<Op> {
                 abort,
                 code,
             },
-            Op::Close { conn } if conn > 0 => Op::Close { conn: 0 },
+            Op::KickDefault { conn } if conn > 0 => Op::KickDefault { conn: 0 },
             Op::Attach { conn } if conn > 0 => Op::Attach { conn: 0 },
             Op::Detach { conn } if conn > 0 => Op::Detach { conn: 0 },
             _ => return None,

@@ -312,10 +312,13 @@ impl Sim {
                 sock.rst_sent = true;
                 wake_reader = true;
             }
-            Action::Close { .. } => {
+            Action::CloseSocket { .. } => {
                 if sock.holders > 0 {
                     let h = sock.holders;
-                    return self.fail(5, format!("Close of {id} while {h} holders still use it"));
+                    return self.fail(
+                        5,
+                        format!("CloseSocket of {id} while {h} holders still use it"),
+                    );
                 }
                 sock.fd_closed = true;
                 confirm_now = self.config.confirm_at_once;

@@ -332,9 +332,7 @@ impl Checker {
             };
         }
         if let Some(id) = input.channel() {
-            if !matches!(input, Input::Attach { .. }) {
-                m.clock(now);
-            }
+            m.clock(now);
             let slot = match m.lookup(id) {
                 Ok(slot) => slot,
                 Err(r) => return Ok(Outcome::Rejected(r)),
@@ -348,12 +346,12 @@ impl Checker {
                 Input::Kick { mode, code, .. } => {
                     m.kick(now, slot, *mode, DisconnectReason::Kicked { code: *code })
                 }
-                Input::Close { .. } => {
+                Input::KickDefault { .. } => {
                     let mode = m.config.default_kick;
                     m.kick(now, slot, mode, DisconnectReason::Kicked { code: 0 })
                 }
                 Input::Authenticate { .. } => m.authenticate(now, slot),
-                Input::Attach { .. } => m.attach(slot),
+                Input::Attach { .. } => m.attach(now, slot),
                 Input::Detach { .. } => m.detach(now, slot),
                 Input::Closed { .. } => m.closed(now, slot),
                 Input::Accept { .. }
@@ -482,7 +480,7 @@ fn input_name(input: &Input) -> &'static str {
         Input::Send { .. } => "send",
         Input::Broadcast { .. } => "broadcast",
         Input::Kick { .. } => "kick",
-        Input::Close { .. } => "close",
+        Input::KickDefault { .. } => "kick-default",
         Input::Authenticate { .. } => "authenticate",
         Input::Attach { .. } => "attach",
         Input::Detach { .. } => "detach",
@@ -514,7 +512,7 @@ fn outcome_invariant(input: &Input, expected: Outcome, got: Outcome) -> u8 {
             }
         }
         Input::Written { .. } => 4,
-        Input::Kick { .. } | Input::Close { .. } => 3,
+        Input::Kick { .. } | Input::KickDefault { .. } => 3,
         Input::Attach { .. } | Input::Detach { .. } => 5,
         Input::Closed { .. } => 6,
         Input::Received { .. } | Input::PeerEof { .. } => 2,
@@ -535,8 +533,8 @@ fn action_invariant(a: &Action, missing: bool) -> u8 {
             how: ShutdownHow::Both,
             ..
         } => 5,
-        Action::Close { .. } if missing => 11,
-        Action::Close { .. } => 5,
+        Action::CloseSocket { .. } if missing => 11,
+        Action::CloseSocket { .. } => 5,
         Action::PauseAccept | Action::ResumeAccept => 12,
     }
 }

@@ -38,7 +38,7 @@ use crate::{
 ///   queued until [`write`](Driver::write);
 /// * `Shutdown(Write)`: the simulated peer answers with its own EOF, unless
 ///   [`set_peer_answers_fin(false)`](Driver::set_peer_answers_fin);
-/// * `Close`: closes and confirms (`handle_closed`), unless
+/// * `CloseSocket`: closes and confirms (`handle_closed`), unless
 ///   [`set_auto_close(false)`](Driver::set_auto_close);
 /// * everything else is only recorded.
 #[derive(Debug)]
@@ -172,12 +172,14 @@ impl Driver {
     }
 
     /// A holder attaches to `id`.
-    pub fn attach(&mut self, id: ChannelId) -> Result<(), crate::HolderError> {
-        self.hub.attach(id)
+    pub fn attach(&mut self, id: ChannelId) -> Result<(), crate::InputError> {
+        let r = self.hub.attach(self.clock.now(), id);
+        self.pump();
+        r
     }
 
     /// A holder detaches from `id`.
-    pub fn detach(&mut self, id: ChannelId) -> Result<(), crate::HolderError> {
+    pub fn detach(&mut self, id: ChannelId) -> Result<(), crate::InputError> {
         let r = self.hub.detach(self.clock.now(), id);
         self.pump();
         r
@@ -231,7 +233,7 @@ impl Driver {
                 } if self.peer_answers_fin => {
                     let _ = self.hub.handle_peer_eof(now, *id);
                 }
-                Action::Close { id } if self.auto_close => {
+                Action::CloseSocket { id } if self.auto_close => {
                     let _ = self.hub.handle_closed(now, *id);
                 }
                 _ => {}

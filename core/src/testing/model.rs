@@ -394,14 +394,14 @@ impl Model {
     pub fn authenticate(&mut self, now: Instant, slot: usize) -> Outcome {
         self.clock(now);
         let ch = self.channel(slot);
-        if !ch.state.is_usable() {
-            return Outcome::Rejected(Rejection::NotUsable);
+        if ch.state.is_usable() {
+            ch.authenticated = true;
         }
-        ch.authenticated = true;
         Outcome::Ok
     }
 
-    pub fn attach(&mut self, slot: usize) -> Outcome {
+    pub fn attach(&mut self, now: Instant, slot: usize) -> Outcome {
+        self.clock(now);
         let ch = self.channel(slot);
         if ch.state == ChannelState::Offline {
             return Outcome::Rejected(Rejection::AttachOffline);
@@ -428,7 +428,7 @@ impl Model {
         self.clock(now);
         let ch = self.channel(slot);
         if !ch.close_requested {
-            return Outcome::Rejected(Rejection::NotRequested);
+            return Outcome::Rejected(Rejection::CloseNotRequested);
         }
         let id = ch.id;
         self.slots[slot].channel = None;
@@ -522,7 +522,7 @@ impl Model {
             Rejection::AttachOffline => c.attach_offline += 1,
             Rejection::NotAttached => c.not_attached += 1,
             Rejection::TooManyHolders => c.too_many_holders += 1,
-            Rejection::NotRequested => c.not_requested += 1,
+            Rejection::CloseNotRequested => c.not_requested += 1,
             _ => {}
         }
     }
@@ -687,7 +687,7 @@ impl Model {
         if ch.state == ChannelState::Offline && ch.holders == 0 && !ch.close_requested {
             ch.close_requested = true;
             let id = ch.id;
-            self.actions.push(Action::Close { id });
+            self.actions.push(Action::CloseSocket { id });
         }
     }
 }

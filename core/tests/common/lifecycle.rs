@@ -62,7 +62,7 @@ pub fn drain(hub: &mut Hub, out: &mut Outputs) {
             Action::Transmit { data, .. } => out.transmitted += data.len(),
             Action::Shutdown { .. } => out.shutdowns += 1,
             Action::Abort { .. } => out.aborts += 1,
-            Action::Close { .. } => out.closes += 1,
+            Action::CloseSocket { .. } => out.closes += 1,
             _ => out.other_actions += 1,
         }
     }
@@ -95,7 +95,7 @@ pub fn graceful_lifecycle(
 ) {
     let id = hub.accept(now, peer).expect("below the limit");
     drain(hub, out);
-    hub.attach(id).expect("open");
+    hub.attach(now, id).expect("open");
     hub.handle_received(now, id, payload.clone()).expect("open");
     drain(hub, out);
     hub.send(now, id, payload.clone()).expect("open");
@@ -142,7 +142,7 @@ pub fn abortive_lifecycle(
 ) {
     let id = hub.accept(now, peer).expect("below the limit");
     drain(hub, out);
-    hub.attach(id).expect("open");
+    hub.attach(now, id).expect("open");
     hub.send(now, id, payload.clone()).expect("open");
     drain(hub, out);
     hub.kick(now, id, KickMode::Abort, 7).expect("open");
@@ -158,7 +158,7 @@ pub fn hub_with_others(config: Config, now: Instant, peer: SocketAddr) -> Hub {
     let mut hub = Hub::new(config).expect("valid config");
     for _ in 0..OTHERS {
         let id = hub.accept(now, peer).expect("below the limit");
-        hub.attach(id).expect("open");
+        hub.attach(now, id).expect("open");
     }
     while hub.poll_action().is_some() {}
     while hub.poll_event().is_some() {}

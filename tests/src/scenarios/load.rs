@@ -159,6 +159,7 @@ fn one_cycle<A: Adapter>(rig: &Rig<A>, mode: KickMode) {
     let expected = match mode {
         KickMode::Graceful => End::Eof,
         KickMode::Abort => End::Reset,
+        other => unreachable!("no expected ending for {other:?}"),
     };
     assert_eq!(end, expected, "{}: {id}", A::NAME);
 }

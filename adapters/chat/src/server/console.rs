@@ -88,7 +88,7 @@ impl Console {
                     KickMode::Graceful => {
                         super::call(handle, handle.send(id, admin::kick_notice(&reason)))
                     }
-                    KickMode::Abort => Ok(()),
+                    _ => Ok(()), // an abort: no notice, the RST is the news
                 };
                 match notice {
                     Err(e @ Error::Send(SendError::Id(_))) => Err(e),
@@ -180,6 +180,7 @@ fn describe(command: &AdminCommand) -> String {
             let mode = match mode {
                 KickMode::Graceful => "graceful",
                 KickMode::Abort => "abort",
+                _ => "other",
             };
             format!("kick {id} {mode} {reason:?}")
         }

@@ -222,8 +222,8 @@ impl Sim {
                     code: code.into(),
                 });
             }
-            Op::Close { .. } => {
-                self.call(Input::Close { id });
+            Op::KickDefault { .. } => {
+                self.call(Input::KickDefault { id });
             }
             Op::Authenticate { .. } => {
                 self.call(Input::Authenticate { id });

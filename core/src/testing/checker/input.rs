@@ -7,10 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::{
-    AcceptError, ChannelError, ChannelId, CloseError, HolderError, Hub, IdError, InputError,
-    KickError, KickMode, SendError,
-};
+use crate::{AcceptError, ChannelId, Hub, IdError, InputError, KickError, KickMode, SendError};
 
 /// One input call to a [`Hub`], with its arguments (the time is separate).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,8 +64,8 @@ pub enum Input {
         /// The app's reason code.
         code: u32,
     },
-    /// [`Hub::close`].
-    Close {
+    /// [`Hub::kick_default`].
+    KickDefault {
         /// The channel.
         id: ChannelId,
     },
@@ -77,7 +74,7 @@ pub enum Input {
         /// The channel.
         id: ChannelId,
     },
-    /// [`Hub::attach`] (takes no time).
+    /// [`Hub::attach`].
     Attach {
         /// The channel.
         id: ChannelId,
@@ -119,7 +116,7 @@ pub enum Rejection {
     AttachOffline,
     NotAttached,
     TooManyHolders,
-    NotRequested,
+    CloseNotRequested,
 }
 
 /// The result of one input call, as the checker sees it.
@@ -174,18 +171,11 @@ rejection_from!(KickError,
 rejection_from!(InputError,
     InputError::Id(e) => e.into(),
     InputError::AfterEof { .. } => Rejection::AfterEof,
-    InputError::OverWritten { .. } => Rejection::OverWritten);
-rejection_from!(HolderError,
-    HolderError::Id(e) => e.into(),
-    HolderError::Offline { .. } => Rejection::AttachOffline,
-    HolderError::NotAttached { .. } => Rejection::NotAttached,
-    HolderError::TooMany { .. } => Rejection::TooManyHolders);
-rejection_from!(CloseError,
-    CloseError::Id(e) => e.into(),
-    CloseError::NotRequested { .. } => Rejection::NotRequested);
-rejection_from!(ChannelError,
-    ChannelError::Id(e) => e.into(),
-    ChannelError::NotUsable { .. } => Rejection::NotUsable);
+    InputError::OverWritten { .. } => Rejection::OverWritten,
+    InputError::AttachOffline { .. } => Rejection::AttachOffline,
+    InputError::NotAttached { .. } => Rejection::NotAttached,
+    InputError::TooManyHolders { .. } => Rejection::TooManyHolders,
+    InputError::CloseNotRequested { .. } => Rejection::CloseNotRequested);
 
 impl Outcome {
     /// The outcome of a call that returns `Result<(), E>`.
@@ -220,9 +210,9 @@ impl Input {
                 }
             }
             Input::Kick { id, mode, code } => Outcome::of(hub.kick(now, *id, *mode, *code)),
-            Input::Close { id } => Outcome::of(hub.close(now, *id)),
+            Input::KickDefault { id } => Outcome::of(hub.kick_default(now, *id)),
             Input::Authenticate { id } => Outcome::of(hub.authenticate(now, *id)),
-            Input::Attach { id } => Outcome::of(hub.attach(*id)),
+            Input::Attach { id } => Outcome::of(hub.attach(now, *id)),
             Input::Detach { id } => Outcome::of(hub.detach(now, *id)),
             Input::Closed { id } => Outcome::of(hub.handle_closed(now, *id)),
             Input::Timeout => {
@@ -245,7 +235,7 @@ impl Input {
             | Input::Written { id, .. }
             | Input::Send { id, .. }
             | Input::Kick { id, .. }
-            | Input::Close { id }
+            | Input::KickDefault { id }
             | Input::Authenticate { id }
             | Input::Attach { id }
             | Input::Detach { id }

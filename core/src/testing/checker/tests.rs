@@ -76,7 +76,7 @@ fn a_second_disconnected_breaks_invariant_1() {
     c.event(&Event::Disconnected { id, reason });
     c.event(&Event::Disconnected { id, reason });
     c.action(&Action::Abort { id });
-    c.action(&Action::Close { id });
+    c.action(&Action::CloseSocket { id });
     assert_eq!(c.finish_step().unwrap_err().invariant, 1);
 }
 
@@ -165,7 +165,7 @@ fn a_close_under_a_holder_breaks_invariant_5() {
         reason: DisconnectReason::Kicked { code: 1 },
     });
     c.action(&Action::Abort { id });
-    c.action(&Action::Close { id });
+    c.action(&Action::CloseSocket { id });
     assert_eq!(c.finish_step().unwrap_err().invariant, 5);
 }
 
