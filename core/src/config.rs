@@ -51,17 +51,25 @@ pub enum HalfClosePolicy {
 /// The hub's configuration. [`Config::default`] is a sensible server
 /// default; every field is public and checked by [`Config::validate`].
 ///
+/// `Config` is `#[non_exhaustive]`, so new policies can be added without
+/// breaking anyone: outside this crate, start from [`Config::default`] and
+/// assign fields, directly or with [`Config::with`].
+///
 /// ```
 /// use std::time::Duration;
 /// use tether_core::Config;
-/// let config = Config {
-///     max_channels: 1_000,
-///     idle_timeout: Some(Duration::from_secs(30)),
-///     ..Config::default()
-/// };
+/// let config = Config::default().with(|c| {
+///     c.max_channels = 1_000;
+///     c.idle_timeout = Some(Duration::from_secs(30));
+/// });
+/// config.validate().unwrap();
+///
+/// let mut config = Config::default();
+/// config.login_timeout = Some(Duration::from_secs(10));
 /// config.validate().unwrap();
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Config {
     /// Shard number carried by every id of this hub (run one hub per thread).
     pub shard: u8,
@@ -128,6 +136,16 @@ pub struct Config {
     /// reported once ([`Event::HolderOverdue`](crate::Event::HolderOverdue)).
     /// The socket is never closed under it.
     pub holder_overdue_after: Duration,
+    /// The most one input may move the hub's clock forward. A `now` further
+    /// ahead of the latest time the hub accepted is not believed at once: the
+    /// input is carried out at the hub's current time, the clock stays, and
+    /// [`Stats::clock_jumps_held`](crate::Stats::clock_jumps_held) counts it.
+    /// The jump is believed when the next input confirms it (a `now` at or
+    /// after the held one and within this bound of it): a clock that really
+    /// jumped keeps reading the new time, a single wild `Instant` does not.
+    /// A hub with no channel (and no shutdown under way) takes any `now`.
+    /// See the crate documentation, *Time*.
+    pub max_clock_jump: Duration,
 }
 
 impl Default for Config {
@@ -148,6 +166,7 @@ impl Default for Config {
             default_kick: KickMode::Graceful,
             flush_timeout: Duration::from_secs(5),
             holder_overdue_after: Duration::from_secs(10),
+            max_clock_jump: Duration::from_secs(24 * 60 * 60),
         }
     }
 }
@@ -231,6 +250,7 @@ impl Config {
             ("stall_timeout", self.stall_timeout),
             ("flush_timeout", Some(self.flush_timeout)),
             ("holder_overdue_after", Some(self.holder_overdue_after)),
+            ("max_clock_jump", Some(self.max_clock_jump)),
         ] {
             if value == Some(zero) {
                 return Err(ConfigError::ZeroTimeout(name));
@@ -246,6 +266,22 @@ impl Config {
             (self.max_channels / 10 * 9 + self.max_channels % 10 * 9 / 10)
                 .min(self.max_channels.saturating_sub(1))
         })
+    }
+
+    /// This configuration changed by `change`: how to build one outside this
+    /// crate (`Config` is `#[non_exhaustive]`) in one expression.
+    ///
+    /// ```
+    /// use tether_core::{Config, OverflowPolicy};
+    /// let config = Config::default()
+    ///     .with_max_channels(100)
+    ///     .with(|c| c.overflow = OverflowPolicy::KickSlowConsumer);
+    /// assert_eq!(config.max_channels, 100);
+    /// ```
+    #[must_use]
+    pub fn with(mut self, change: impl FnOnce(&mut Config)) -> Config {
+        change(&mut self);
+        self
     }
 
     /// `max_channels` set to `n`, the resume mark back to its default.

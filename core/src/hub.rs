@@ -61,6 +61,9 @@ pub struct Hub {
     timers: Timers,
     books: Books,
     now: Option<Instant>,
+    /// A `now` too far ahead of `now` to believe at once, kept to see
+    /// whether the next input confirms it (see [`Config::max_clock_jump`]).
+    held_jump: Option<Instant>,
     accept_paused: bool,
     shutdown: Option<Shutdown>,
 }
@@ -75,6 +78,7 @@ impl Hub {
             timers: Timers::default(),
             books: Books::default(),
             now: None,
+            held_jump: None,
             accept_paused: false,
             shutdown: None,
         })
@@ -85,19 +89,38 @@ impl Hub {
         &self.config
     }
 
-    /// Clamps `now` so time never runs backwards (invariant 10: no panic on
-    /// any input, including a clock that jumps back).
+    /// The clock rule (crate docs, *Time*), applied once per input: the
+    /// time the input is carried out at. Time never runs backwards while
+    /// anything in the hub holds a time (invariant 10: no panic on any
+    /// input, whatever the clock does), and one input cannot move it ahead
+    /// by more than `max_clock_jump` unless the next input confirms it.
     fn clock(&mut self, now: Instant) -> Instant {
-        match self.now {
-            Some(last) if now < last => {
-                self.books.stats.time_regressions += 1;
-                last
-            }
-            _ => {
-                self.now = Some(now);
-                now
-            }
+        let Some(last) = self.now else {
+            self.now = Some(now);
+            return now;
+        };
+        if self.table.is_empty() && self.shutdown.is_none() {
+            // No channel, no shutdown deadline: nothing holds a time, so
+            // any `now` is believed, an earlier one too.
+            self.held_jump = None;
+            self.now = Some(now);
+            return now;
         }
+        if now < last {
+            self.books.stats.time_regressions += 1;
+            self.held_jump = None;
+            return last;
+        }
+        let bound = self.config.max_clock_jump;
+        let near = |from: Instant| now >= from && now.duration_since(from) <= bound;
+        if near(last) || self.held_jump.is_some_and(near) {
+            self.held_jump = None;
+            self.now = Some(now);
+            return now;
+        }
+        self.held_jump = Some(now);
+        self.books.stats.clock_jumps_held += 1;
+        last
     }
 
     /// Looks up a live channel, counting stale calls.
@@ -322,7 +345,16 @@ impl Hub {
     /// Queues `data` for the channel: a `Transmit` action now, zero-copy.
     /// Past the queue limit the configured overflow policy applies.
     pub fn send(&mut self, now: Instant, id: ChannelId, data: Bytes) -> Result<(), SendError> {
-        self.with_channel(now, id, |ch, b, c, now| t::send(ch, id, &data, b, c, now))
+        let now = self.clock(now);
+        self.send_at(now, id, &data)
+    }
+
+    /// `send` at a time the clock rule already produced.
+    fn send_at(&mut self, now: Instant, id: ChannelId, data: &Bytes) -> Result<(), SendError> {
+        let ch = Self::lookup(&mut self.table, &mut self.books.stats, id)?;
+        let result = t::send(ch, id, data, &mut self.books, &self.config, now);
+        t::rearm(ch, id, &self.config, &mut self.timers);
+        result
     }
 
     /// Sends `data` to every usable channel; the bytes are shared, not copied.
@@ -349,9 +381,10 @@ impl Hub {
         ids: impl IntoIterator<Item = ChannelId>,
         data: Bytes,
     ) -> BroadcastReport {
+        let now = self.clock(now);
         let mut report = BroadcastReport::default();
         for id in ids {
-            match self.send(now, id, data.clone()) {
+            match self.send_at(now, id, &data) {
                 Ok(()) => report.sent += 1,
                 Err(e) => report.refused.push((id, e)),
             }
@@ -439,6 +472,9 @@ impl Hub {
             && self.table.is_empty()
         {
             s.complete = true;
+            // Nothing left to abort: the grace deadline is moot, and
+            // `poll_timeout` must not keep an adapter waiting for it.
+            s.deadline_done = true;
             self.books.events.push_back(Event::ShutdownComplete);
         }
     }

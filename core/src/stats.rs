@@ -157,6 +157,11 @@ pub struct Stats {
     pub rejected_input: RejectedInputs,
     /// Calls whose `now` was earlier than a previous one (clamped).
     pub time_regressions: u64,
+    /// Calls whose `now` was more than
+    /// [`Config::max_clock_jump`](crate::Config::max_clock_jump) ahead of the
+    /// hub's clock and not (yet) confirmed: carried out at the hub's time,
+    /// the clock held back.
+    pub clock_jumps_held: u64,
     /// Holders reported overdue.
     pub holders_overdue: u64,
     /// Channels alive now (open, half-closed, closing, offline).
@@ -211,6 +216,7 @@ impl Stats {
             stale_calls,
             rejected_input,
             time_regressions,
+            clock_jumps_held,
             holders_overdue,
             live,
             usable,
@@ -248,6 +254,7 @@ impl Stats {
         r.too_many_holders += rejected_input.too_many_holders;
         r.not_requested += rejected_input.not_requested;
         self.time_regressions += time_regressions;
+        self.clock_jumps_held += clock_jumps_held;
         self.holders_overdue += holders_overdue;
         self.live += live;
         self.usable += usable;
@@ -292,6 +299,7 @@ impl Stats {
             ("stale_calls", self.stale_calls),
             ("holders_overdue", self.holders_overdue),
             ("time_regressions", self.time_regressions),
+            ("clock_jumps_held", self.clock_jumps_held),
             ("timer_entries", n(self.timer_entries)),
             ("disconnected.peer-closed", d.peer_closed),
             ("disconnected.peer-reset", d.peer_reset),

@@ -183,9 +183,8 @@ fn steady_state_lifecycles_make_no_heap_allocation() {
 /// (and its memory) bounded.
 #[test]
 fn steady_state_lifecycles_make_no_heap_allocation_with_idle_deadlines() {
-    let config = Config {
-        idle_timeout: Some(Duration::from_secs(30)),
-        ..Config::default().with_max_channels(OTHERS * 2)
-    };
+    let config = Config::default()
+        .with_max_channels(OTHERS * 2)
+        .with(|c| c.idle_timeout = Some(Duration::from_secs(30)));
     assert_no_allocation_in_steady_state(config);
 }

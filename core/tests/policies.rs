@@ -15,11 +15,7 @@ fn secs(s: u64) -> Duration {
 
 #[test]
 fn idle_timeout_kicks_silent_channels_and_spares_active_ones() {
-    let mut d = Driver::new(Config {
-        idle_timeout: Some(secs(30)),
-        ..Config::default()
-    })
-    .unwrap();
+    let mut d = Driver::new(Config::default().with(|c| c.idle_timeout = Some(secs(30)))).unwrap();
     let silent = d.open();
     let chatty = d.open();
     for _ in 0..6 {
@@ -45,11 +41,7 @@ fn idle_timeout_kicks_silent_channels_and_spares_active_ones() {
 
 #[test]
 fn idle_timeout_fires_exactly_at_its_deadline() {
-    let mut d = Driver::new(Config {
-        idle_timeout: Some(secs(30)),
-        ..Config::default()
-    })
-    .unwrap();
+    let mut d = Driver::new(Config::default().with(|c| c.idle_timeout = Some(secs(30)))).unwrap();
     let id = d.open();
     let opened = d.now();
     d.advance(Duration::from_millis(29_999));
@@ -61,11 +53,10 @@ fn idle_timeout_fires_exactly_at_its_deadline() {
 
 #[test]
 fn default_kick_mode_applies_to_timeouts() {
-    let mut d = Driver::new(Config {
-        idle_timeout: Some(secs(5)),
-        default_kick: KickMode::Abort,
-        ..Config::default()
-    })
+    let mut d = Driver::new(Config::default().with(|c| {
+        c.idle_timeout = Some(secs(5));
+        c.default_kick = KickMode::Abort;
+    }))
     .unwrap();
     let id = d.open();
     d.advance(secs(5));
@@ -77,11 +68,7 @@ fn default_kick_mode_applies_to_timeouts() {
 
 #[test]
 fn login_timeout_kicks_unauthenticated_channels_only() {
-    let mut d = Driver::new(Config {
-        login_timeout: Some(secs(10)),
-        ..Config::default()
-    })
-    .unwrap();
+    let mut d = Driver::new(Config::default().with(|c| c.login_timeout = Some(secs(10)))).unwrap();
     let guest = d.open();
     let user = d.open();
     d.advance(secs(3));
@@ -103,10 +90,11 @@ fn login_timeout_kicks_unauthenticated_channels_only() {
 
 #[test]
 fn channel_limit_refuses_pauses_and_resumes_below_the_mark() {
-    let mut d = Driver::new(Config {
-        accept_resume_at: Some(2),
-        ..Config::default().with_max_channels(4)
-    })
+    let mut d = Driver::new(
+        Config::default()
+            .with_max_channels(4)
+            .with(|c| c.accept_resume_at = Some(2)),
+    )
     .unwrap();
     let ids: Vec<_> = (0..4).map(|_| d.open()).collect();
     // Invariant 12: pause asked as soon as the limit is reached.
@@ -285,23 +273,18 @@ fn stats_count_bytes_reasons_and_stale_calls() {
 
 #[test]
 fn invalid_config_is_a_typed_error() {
-    let err = Hub::new(Config {
-        max_channels: 0,
-        ..Config::default()
-    })
-    .unwrap_err();
+    let err = Hub::new(Config::default().with(|c| c.max_channels = 0)).unwrap_err();
     assert_eq!(err, ConfigError::MaxChannels(0));
 }
 
 #[test]
 fn huge_timeouts_never_overflow() {
-    let mut d = driver_with(Config {
-        idle_timeout: Some(Duration::MAX),
-        login_timeout: Some(Duration::MAX),
-        flush_timeout: Duration::MAX,
-        holder_overdue_after: Duration::MAX,
-        ..Config::default()
-    });
+    let mut d = driver_with(Config::default().with(|c| {
+        c.idle_timeout = Some(Duration::MAX);
+        c.login_timeout = Some(Duration::MAX);
+        c.flush_timeout = Duration::MAX;
+        c.holder_overdue_after = Duration::MAX;
+    }));
     d.set_peer_answers_fin(false);
     let id = d.open();
     d.attach(id).unwrap();
@@ -317,10 +300,7 @@ fn driver_with(config: Config) -> Driver {
 
 #[test]
 fn activity_costs_no_timer_entries_and_poll_timeout_stays_exact() {
-    let mut d = driver_with(Config {
-        idle_timeout: Some(secs(30)),
-        ..Config::default()
-    });
+    let mut d = driver_with(Config::default().with(|c| c.idle_timeout = Some(secs(30))));
     let busy = d.open();
     let idle = d.open();
     let idle_deadline = d.now() + secs(30);
@@ -345,8 +325,7 @@ fn activity_costs_no_timer_entries_and_poll_timeout_stays_exact() {
 /// A queue limit of `limit` payload bytes (no per-message overhead), with
 /// the default watermarks for it.
 fn payload_only(limit: usize) -> Config {
-    Config {
-        message_overhead: 0,
-        ..Config::default().with_queue_limit(limit)
-    }
+    Config::default()
+        .with_queue_limit(limit)
+        .with(|c| c.message_overhead = 0)
 }

@@ -128,11 +128,10 @@ fn the_stall_deadline_disarms_when_the_queue_drains_and_rearms_on_the_next_send(
 
 #[test]
 fn a_closing_channel_is_not_stall_evicted_its_flush_timeout_governs() {
-    let mut d = refusing(Config {
-        stall_timeout: Some(secs(1)),
-        flush_timeout: secs(5),
-        ..Config::default()
-    });
+    let mut d = refusing(Config::default().with(|c| {
+        c.stall_timeout = Some(secs(1));
+        c.flush_timeout = secs(5);
+    }));
     d.set_peer_answers_fin(false);
     let id = d.open();
     d.send(id, b"last words").unwrap();
@@ -152,11 +151,10 @@ fn a_closing_channel_is_not_stall_evicted_its_flush_timeout_governs() {
 
 #[test]
 fn a_half_closed_channel_is_still_stall_evicted() {
-    let mut d = refusing(Config {
-        half_close: HalfClosePolicy::Allow,
-        stall_timeout: Some(secs(2)),
-        ..Config::default()
-    });
+    let mut d = refusing(Config::default().with(|c| {
+        c.half_close = HalfClosePolicy::Allow;
+        c.stall_timeout = Some(secs(2));
+    }));
     let id = d.open();
     d.peer_eof(id).unwrap();
     assert_eq!(d.hub().state(id), Ok(ChannelState::HalfClosed));
@@ -171,10 +169,7 @@ fn a_half_closed_channel_is_still_stall_evicted() {
 
 #[test]
 fn when_stall_and_idle_are_due_together_the_stall_abort_wins() {
-    let mut d = refusing(Config {
-        idle_timeout: Some(secs(10)),
-        ..Config::default()
-    });
+    let mut d = refusing(Config::default().with(|c| c.idle_timeout = Some(secs(10))));
     let id = d.open();
     d.send(id, b"x").unwrap();
     d.advance(secs(10));
@@ -192,10 +187,7 @@ fn when_stall_and_idle_are_due_together_the_stall_abort_wins() {
 
 #[test]
 fn a_busy_sender_costs_no_timer_entries_and_poll_timeout_stays_exact() {
-    let mut d = refusing(Config {
-        idle_timeout: Some(secs(30)),
-        ..Config::default()
-    });
+    let mut d = refusing(Config::default().with(|c| c.idle_timeout = Some(secs(30))));
     let busy = d.open();
     let idle = d.open();
     let idle_deadline = d.now() + secs(30);
@@ -366,10 +358,12 @@ fn a_broadcast_charges_every_recipient_its_overhead() {
 
 #[test]
 fn the_backpressured_count_follows_every_way_a_channel_ends() {
-    let mut d = refusing(Config {
-        stall_timeout: Some(secs(10)),
-        ..Config::default().with_queue_limit(4_000) // high 1,000
-    });
+    // High watermark 1,000.
+    let mut d = refusing(
+        Config::default()
+            .with_queue_limit(4_000)
+            .with(|c| c.stall_timeout = Some(secs(10))),
+    );
     d.set_peer_answers_fin(false);
     let ids: Vec<_> = (0..6).map(|_| d.open()).collect();
     let (graceful, abort, error, stalled, eof, kept) =
@@ -509,26 +503,21 @@ fn an_overhead_that_leaves_no_room_is_a_typed_config_error() {
         }
     );
     assert!(err.to_string().contains("message_overhead"));
-    let err = Hub::new(Config {
-        stall_timeout: Some(Duration::ZERO),
-        ..Config::default()
-    })
-    .unwrap_err();
+    let err =
+        Hub::new(Config::default().with(|c| c.stall_timeout = Some(Duration::ZERO))).unwrap_err();
     assert_eq!(err, ConfigError::ZeroTimeout("stall_timeout"));
     // With the overhead lowered, the small limit works.
-    Hub::new(Config {
-        message_overhead: 8,
-        ..Config::default().with_queue_limit(64)
-    })
+    Hub::new(
+        Config::default()
+            .with_queue_limit(64)
+            .with(|c| c.message_overhead = 8),
+    )
     .unwrap();
 }
 
 #[test]
 fn a_stall_timeout_too_large_for_instant_never_fires_and_never_panics() {
-    let mut d = refusing(Config {
-        stall_timeout: Some(Duration::MAX),
-        ..Config::default()
-    });
+    let mut d = refusing(Config::default().with(|c| c.stall_timeout = Some(Duration::MAX)));
     let id = d.open();
     d.send(id, b"x").unwrap();
     assert_eq!(d.hub().poll_timeout(), None);

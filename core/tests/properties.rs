@@ -155,50 +155,60 @@ fn configs() -> Vec<Config> {
     vec![
         // Defaults: 96 bytes of overhead per message, 10 s stall timeout.
         Config::default(),
-        Config {
-            half_close: HalfClosePolicy::Allow,
-            idle_timeout: Some(ms(1_000)),
-            message_overhead: 3,
-            stall_timeout: Some(ms(200)),
-            ..Config::default().with_max_channels(3).with_queue_limit(16)
-        },
-        Config {
-            overflow: OverflowPolicy::KickSlowConsumer,
-            login_timeout: Some(ms(700)),
-            default_kick: KickMode::Abort,
-            message_overhead: 0,
-            // Fires on the first wait after a send not written at once.
-            stall_timeout: Some(ms(1)),
-            ..Config::default().with_max_channels(2).with_queue_limit(8)
-        },
-        Config {
-            flush_timeout: ms(50),
-            holder_overdue_after: ms(100),
-            idle_timeout: Some(ms(300)),
-            login_timeout: Some(Duration::MAX),
-            message_overhead: 0,
-            stall_timeout: None,
-            ..Config::default().with_max_channels(1).with_queue_limit(1)
-        },
-        Config {
-            half_close: HalfClosePolicy::Allow,
-            overflow: OverflowPolicy::KickSlowConsumer,
-            idle_timeout: Some(Duration::MAX),
-            flush_timeout: Duration::MAX,
-            holder_overdue_after: Duration::MAX,
-            message_overhead: 4,
-            stall_timeout: Some(Duration::MAX),
-            ..Config::default().with_max_channels(4).with_queue_limit(5)
-        },
-        Config {
-            // The stall deadline racing the idle and flush deadlines, and
-            // an overhead that makes every small send count many times over.
-            idle_timeout: Some(ms(400)),
-            flush_timeout: ms(300),
-            message_overhead: 96,
-            stall_timeout: Some(ms(150)),
-            ..Config::default().with_max_channels(3).with_queue_limit(400)
-        },
+        Config::default()
+            .with_max_channels(3)
+            .with_queue_limit(16)
+            .with(|c| {
+                c.half_close = HalfClosePolicy::Allow;
+                c.idle_timeout = Some(ms(1_000));
+                c.message_overhead = 3;
+                c.stall_timeout = Some(ms(200));
+            }),
+        Config::default()
+            .with_max_channels(2)
+            .with_queue_limit(8)
+            .with(|c| {
+                c.overflow = OverflowPolicy::KickSlowConsumer;
+                c.login_timeout = Some(ms(700));
+                c.default_kick = KickMode::Abort;
+                c.message_overhead = 0;
+                // Fires on the first wait after a send not written at once.
+                c.stall_timeout = Some(ms(1));
+            }),
+        Config::default()
+            .with_max_channels(1)
+            .with_queue_limit(1)
+            .with(|c| {
+                c.flush_timeout = ms(50);
+                c.holder_overdue_after = ms(100);
+                c.idle_timeout = Some(ms(300));
+                c.login_timeout = Some(Duration::MAX);
+                c.message_overhead = 0;
+                c.stall_timeout = None;
+            }),
+        Config::default()
+            .with_max_channels(4)
+            .with_queue_limit(5)
+            .with(|c| {
+                c.half_close = HalfClosePolicy::Allow;
+                c.overflow = OverflowPolicy::KickSlowConsumer;
+                c.idle_timeout = Some(Duration::MAX);
+                c.flush_timeout = Duration::MAX;
+                c.holder_overdue_after = Duration::MAX;
+                c.message_overhead = 4;
+                c.stall_timeout = Some(Duration::MAX);
+            }),
+        Config::default()
+            .with_max_channels(3)
+            .with_queue_limit(400)
+            .with(|c| {
+                // The stall deadline racing the idle and flush deadlines, and
+                // an overhead that makes every small send count many times over.
+                c.idle_timeout = Some(ms(400));
+                c.flush_timeout = ms(300);
+                c.message_overhead = 96;
+                c.stall_timeout = Some(ms(150));
+            }),
     ]
 }
 

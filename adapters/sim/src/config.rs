@@ -183,24 +183,23 @@ impl SimConfig {
         let max_channels = self.max_channels.clamp(1, 1 << 16);
         let queue_limit = self.queue_limit.max(1);
         let high = self.high.min(queue_limit);
-        Config {
-            max_channels,
-            accept_resume_at: Some(self.resume_at.min(max_channels - 1)),
-            queue_limit,
-            high_watermark: high,
-            low_watermark: self.low.min(high),
+        Config::default().with(|c| {
+            c.max_channels = max_channels;
+            c.accept_resume_at = Some(self.resume_at.min(max_channels - 1));
+            c.queue_limit = queue_limit;
+            c.high_watermark = high;
+            c.low_watermark = self.low.min(high);
             // Always valid: at most `queue_limit - 1`.
-            message_overhead: self.overhead.min(queue_limit - 1),
-            stall_timeout: self.stall.duration(),
-            overflow: self.overflow,
-            half_close: self.half_close,
-            default_kick: self.default_kick,
-            idle_timeout: self.idle.duration(),
-            login_timeout: self.login.duration(),
-            flush_timeout: self.flush.duration().unwrap_or(Duration::from_secs(5)),
-            holder_overdue_after: self.overdue.duration().unwrap_or(Duration::from_secs(10)),
-            ..Config::default()
-        }
+            c.message_overhead = self.overhead.min(queue_limit - 1);
+            c.stall_timeout = self.stall.duration();
+            c.overflow = self.overflow;
+            c.half_close = self.half_close;
+            c.default_kick = self.default_kick;
+            c.idle_timeout = self.idle.duration();
+            c.login_timeout = self.login.duration();
+            c.flush_timeout = self.flush.duration().unwrap_or(Duration::from_secs(5));
+            c.holder_overdue_after = self.overdue.duration().unwrap_or(Duration::from_secs(10));
+        })
     }
 
     /// Parses the `config …` line (without the word `config`).

@@ -321,8 +321,10 @@ impl Checker {
         outcome: Outcome,
     ) -> Result<Outcome, (u8, String)> {
         let m = &mut self.model;
+        // The clock rule, once per input, before anything else (as the hub).
+        let now = m.clock(now);
         if let Input::Accept { peer } = input {
-            return match (m.accept_expected(now), outcome) {
+            return match (m.accept_expected(), outcome) {
                 (Ok(()), Outcome::Opened(id)) => {
                     m.accept_opened(id, *peer).map_err(|e| (6, e))?;
                     Ok(outcome)
@@ -332,7 +334,6 @@ impl Checker {
             };
         }
         if let Some(id) = input.channel() {
-            m.clock(now);
             let slot = match m.lookup(id) {
                 Ok(slot) => slot,
                 Err(r) => return Ok(Outcome::Rejected(r)),
@@ -350,10 +351,10 @@ impl Checker {
                     let mode = m.config.default_kick;
                     m.kick(now, slot, mode, DisconnectReason::Kicked { code: 0 })
                 }
-                Input::Authenticate { .. } => m.authenticate(now, slot),
-                Input::Attach { .. } => m.attach(now, slot),
-                Input::Detach { .. } => m.detach(now, slot),
-                Input::Closed { .. } => m.closed(now, slot),
+                Input::Authenticate { .. } => m.authenticate(slot),
+                Input::Attach { .. } => m.attach(slot),
+                Input::Detach { .. } => m.detach(slot),
+                Input::Closed { .. } => m.closed(slot),
                 Input::Accept { .. }
                 | Input::Broadcast { .. }
                 | Input::Timeout

@@ -73,6 +73,8 @@ pub(crate) struct Model {
     pub slots: Vec<Slot>,
     pub live: usize,
     pub now: Option<Instant>,
+    /// A `now` too far ahead to believe until the next input confirms it.
+    pub held_jump: Option<Instant>,
     pub paused: bool,
     pub shutdown: Option<ModelShutdown>,
     /// Channels offline (the offline queue's depth).
@@ -104,6 +106,7 @@ impl Model {
             slots: Vec::new(),
             live: 0,
             now: None,
+            held_jump: None,
             paused: false,
             shutdown: None,
             offline: 0,
@@ -116,15 +119,33 @@ impl Model {
         }
     }
 
-    /// The hub's clock rule: an earlier `now` is clamped to the latest seen.
+    /// The hub's clock rule (crate docs, *Time*), applied once per input:
+    /// an empty hub believes any `now`; otherwise an earlier one is clamped,
+    /// and one more than `max_clock_jump` ahead is held until the next input
+    /// confirms it.
     pub fn clock(&mut self, now: Instant) -> Instant {
-        match self.now {
-            Some(last) if now < last => last,
-            _ => {
-                self.now = Some(now);
-                now
-            }
+        let Some(last) = self.now else {
+            self.now = Some(now);
+            return now;
+        };
+        if self.live == 0 && self.shutdown.is_none() {
+            self.held_jump = None;
+            self.now = Some(now);
+            return now;
         }
+        if now < last {
+            self.held_jump = None;
+            return last;
+        }
+        let bound = self.config.max_clock_jump;
+        let near = |from: Instant| now >= from && now - from <= bound;
+        if near(last) || self.held_jump.is_some_and(near) {
+            self.held_jump = None;
+            self.now = Some(now);
+            return now;
+        }
+        self.held_jump = Some(now);
+        last
     }
 
     /// The slot of a live id, or the rejection the hub must give it.
@@ -159,8 +180,7 @@ impl Model {
     }
 
     /// Whether an accept should succeed now (`Ok(())`) or be refused.
-    pub fn accept_expected(&mut self, now: Instant) -> Result<(), Rejection> {
-        self.clock(now);
+    pub fn accept_expected(&mut self) -> Result<(), Rejection> {
         if self.shutdown.is_some() {
             return Err(Rejection::ShuttingDown);
         }
@@ -174,7 +194,7 @@ impl Model {
     /// The hub handed out `id`: checks it is fresh (invariant 6) and opens
     /// it. `Err` names what is wrong with the id.
     pub fn accept_opened(&mut self, id: ChannelId, peer: SocketAddr) -> Result<(), String> {
-        let now = self.now.expect("accept_expected set the clock");
+        let now = self.now.expect("the checker set the clock");
         let slot = id.slot() as usize;
         if id.shard() != self.config.shard {
             return Err(format!("new id {id} carries shard {}", id.shard()));
@@ -232,7 +252,6 @@ impl Model {
     }
 
     pub fn received(&mut self, now: Instant, slot: usize, data: &Bytes) -> Outcome {
-        let now = self.clock(now);
         let ch = self.channel(slot);
         if ch.peer_eof {
             return Outcome::Rejected(Rejection::AfterEof);
@@ -251,7 +270,6 @@ impl Model {
     }
 
     pub fn peer_eof(&mut self, now: Instant, slot: usize) -> Outcome {
-        let now = self.clock(now);
         let half_close = self.config.half_close;
         let ch = self.channel(slot);
         if ch.peer_eof {
@@ -275,7 +293,6 @@ impl Model {
     }
 
     pub fn io_error(&mut self, now: Instant, slot: usize, kind: io::ErrorKind) -> Outcome {
-        let now = self.clock(now);
         if self.channel(slot).state != ChannelState::Offline {
             self.disconnect(slot, DisconnectReason::from_io(kind));
             self.drop_queue(slot);
@@ -286,7 +303,6 @@ impl Model {
 
     /// A send to one channel (also one recipient of a broadcast).
     pub fn send(&mut self, now: Instant, slot: usize, data: &Bytes) -> Outcome {
-        let now = self.clock(now);
         let limit = self.config.queue_limit;
         let overhead = self.config.message_overhead;
         let (high, overflow) = (self.config.high_watermark, self.config.overflow);
@@ -331,7 +347,6 @@ impl Model {
     }
 
     pub fn broadcast(&mut self, now: Instant, data: &Bytes) -> Outcome {
-        self.clock(now);
         let (mut sent, mut refused) = (0, 0);
         for slot in 0..self.slots.len() {
             if self.state_is(slot, ChannelState::is_usable) {
@@ -345,7 +360,6 @@ impl Model {
     }
 
     pub fn written(&mut self, now: Instant, slot: usize, n: usize) -> Outcome {
-        let now = self.clock(now);
         let low = self.config.low_watermark;
         let ch = self.channel(slot);
         if n > ch.queued {
@@ -375,7 +389,6 @@ impl Model {
         mode: KickMode,
         reason: DisconnectReason,
     ) -> Outcome {
-        let now = self.clock(now);
         match (self.channel(slot).state, mode) {
             (ChannelState::Open | ChannelState::HalfClosed, KickMode::Graceful) => {
                 self.disconnect(slot, reason);
@@ -391,8 +404,7 @@ impl Model {
         Outcome::Ok
     }
 
-    pub fn authenticate(&mut self, now: Instant, slot: usize) -> Outcome {
-        self.clock(now);
+    pub fn authenticate(&mut self, slot: usize) -> Outcome {
         let ch = self.channel(slot);
         if ch.state.is_usable() {
             ch.authenticated = true;
@@ -400,8 +412,7 @@ impl Model {
         Outcome::Ok
     }
 
-    pub fn attach(&mut self, now: Instant, slot: usize) -> Outcome {
-        self.clock(now);
+    pub fn attach(&mut self, slot: usize) -> Outcome {
         let ch = self.channel(slot);
         if ch.state == ChannelState::Offline {
             return Outcome::Rejected(Rejection::AttachOffline);
@@ -413,8 +424,7 @@ impl Model {
         Outcome::Ok
     }
 
-    pub fn detach(&mut self, now: Instant, slot: usize) -> Outcome {
-        self.clock(now);
+    pub fn detach(&mut self, slot: usize) -> Outcome {
         let ch = self.channel(slot);
         if ch.holders == 0 {
             return Outcome::Rejected(Rejection::NotAttached);
@@ -424,8 +434,7 @@ impl Model {
         Outcome::Ok
     }
 
-    pub fn closed(&mut self, now: Instant, slot: usize) -> Outcome {
-        self.clock(now);
+    pub fn closed(&mut self, slot: usize) -> Outcome {
         let ch = self.channel(slot);
         if !ch.close_requested {
             return Outcome::Rejected(Rejection::CloseNotRequested);
@@ -444,7 +453,6 @@ impl Model {
     }
 
     pub fn shutdown(&mut self, now: Instant, grace: Duration) -> Outcome {
-        let now = self.clock(now);
         if self.shutdown.is_some() {
             return Outcome::Ok;
         }
@@ -470,6 +478,7 @@ impl Model {
             && self.live == 0
         {
             s.complete = true;
+            s.deadline_done = true;
             self.events.push(Event::ShutdownComplete);
         }
     }
@@ -543,7 +552,6 @@ impl Model {
 
     /// `handle_timeout(now)`: every due deadline acted on (invariant 7).
     pub fn timeout(&mut self, now: Instant) -> Outcome {
-        let now = self.clock(now);
         for slot in 0..self.slots.len() {
             let Some(ch) = self.slots[slot].channel.as_ref() else {
                 continue;
