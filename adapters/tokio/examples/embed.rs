@@ -1,10 +1,8 @@
-//! The sans-IO core in a tokio app, no tether adapter: one task owns the `Hub`, feeds it what
-//! tokio reports, executes its actions. A client gets an echo, is kicked by another task; exit 0.
+//! The sans-IO `Hub` in a plain tokio app, no tether adapter: echo a line, kick from a task.
 use std::{collections::HashMap, io::Write, time::Duration, time::Instant};
 use tether_core::{Action, ChannelId, Config, Event, Hub, KickMode};
 use tokio::{io::AsyncReadExt, io::AsyncWriteExt, sync::mpsc::channel, time::sleep};
-
-#[tokio::main]
+#[tokio::main] // one task owns the hub, feeds it what tokio reports, executes its actions
 pub async fn main() -> std::io::Result<()> {
     let server = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let mut client = std::net::TcpStream::connect(server.local_addr()?)?; // a plain client
@@ -35,8 +33,7 @@ pub async fn main() -> std::io::Result<()> {
             () = sleep(hub.poll_timeout().map_or(Duration::MAX, |at| at - Instant::now())) => {}
         }
         let now = Instant::now();
-        hub.handle_timeout(now);
-        // Every action (Ok), then every event (Err), until the hub is quiet.
+        hub.handle_timeout(now); // then every action (Ok) and event (Err) until quiet:
         while let Some(out) = next(&mut hub) {
             match out {
                 Ok(Action::Transmit { id, data }) => {
@@ -44,7 +41,10 @@ pub async fn main() -> std::io::Result<()> {
                     _ = hub.handle_written(now, id, data.len());
                 }
                 Ok(Action::Shutdown { id, .. }) => _ = socks.get_mut(&id).unwrap().shutdown().await,
-                Ok(Action::CloseSocket { id }) => _ = (socks.remove(&id), hub.handle_closed(now, id)),
+                Ok(Action::CloseSocket { id }) => {
+                    drop(socks.remove(&id)); // close, then confirm
+                    _ = hub.handle_closed(now, id);
+                }
                 Err(Event::Received { id, data }) => {
                     _ = hub.send(now, id, [&b"echo: "[..], &data].concat().into());
                     let kick = kick.clone(); // another task decides, and kicks

@@ -4,8 +4,8 @@
 //! channel and a `mio::Waker`), and the example exits 0.
 //!
 //! With one thread doing all the I/O there is no holder to attach: the hub
-//! emits `Close` as soon as a channel is offline, and the loop closes the
-//! socket right then.
+//! emits `CloseSocket` as soon as a channel is offline, and the loop closes
+//! the socket right then.
 use std::collections::HashMap;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::Shutdown;
