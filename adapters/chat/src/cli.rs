@@ -1,7 +1,7 @@
 //! The `tether` command line, parsed with clap into a [`Command`].
 //!
 //! ```text
-//! tether [serve] [--runtime async-std|smol|threads] [--listen HOST:PORT] [--admin HOST:PORT]
+//! tether [serve] [--runtime async-std|smol|threads|tokio] [--listen HOST:PORT] [--admin HOST:PORT]
 //!                [--max-channels N] [--idle-timeout DUR|off] [--login-timeout DUR|off]
 //!                [--queue-limit SIZE] [--stall-timeout DUR|off] [--flush-timeout DUR]
 //!                [--shutdown-grace DUR] [--backlog N]
@@ -88,15 +88,18 @@ pub enum Runtime {
     Smol,
     /// Blocking std::net sockets and std threads (tether-threads).
     Threads,
+    /// tokio tasks on a multi-thread runtime (tether-tokio).
+    Tokio,
 }
 
 impl Runtime {
-    /// Its name on the command line and in logs: `async-std`, `smol`, `threads`.
+    /// Its name on the command line and in logs: `async-std`, `smol`, `threads`, `tokio`.
     pub fn name(self) -> &'static str {
         match self {
             Runtime::AsyncStd => "async-std",
             Runtime::Smol => "smol",
             Runtime::Threads => "threads",
+            Runtime::Tokio => "tokio",
         }
     }
 }

@@ -6,8 +6,8 @@
 //! it holds `tether demo`.
 //!
 //! ```text
-//! tether [serve] [--runtime async-std|smol|threads] [flags…]   the chat server (default)
-//! tether demo [--runtime …] [--duration 15s] [--clients 60]     server + simulated clients
+//! tether [serve] [--runtime async-std|smol|threads|tokio] [flags…]  the chat server (default)
+//! tether demo [--runtime …] [--duration 15s] [--clients 60]         server + simulated clients
 //! tether --help | --version
 //! ```
 //!
@@ -25,6 +25,7 @@ use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::net::TcpListener;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use tether_adapter::{Events, Handle, Options, StartError};
 use tether_chat::cli::{Command, Runtime, ServeOptions};
@@ -47,7 +48,25 @@ pub fn start_adapter(
         }
         Runtime::Smol => tether_async_std::start(tether_async_std::Smol, listener, config, options),
         Runtime::Threads => tether_threads::start(listener, config, options),
+        Runtime::Tokio => {
+            let _entered = tokio_runtime()?.enter();
+            tether_tokio::start(listener, config, options)
+        }
     }
+}
+
+/// The process's tokio runtime (multi-thread, I/O and timers), built on
+/// first use; every tokio server of the process runs on it.
+fn tokio_runtime() -> Result<&'static tokio::runtime::Runtime, StartError> {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    if let Some(runtime) = RUNTIME.get() {
+        return Ok(runtime);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("tether-tokio")
+        .build()?;
+    Ok(RUNTIME.get_or_init(|| runtime))
 }
 
 /// Starts the chat server on `options.runtime` and returns at once (for

@@ -160,6 +160,11 @@ fn sigterm_drains_then_exits_0_on_threads() {
 }
 
 #[test]
+fn sigterm_drains_then_exits_0_on_tokio() {
+    sigterm_drains_then_exits_0("tokio");
+}
+
+#[test]
 fn a_second_signal_exits_at_once() {
     let mut served = serve(&mut tether(&[
         "--runtime",
@@ -240,7 +245,7 @@ fn bad_command_lines_exit_2_with_clap_messages() {
         (
             vec!["--runtime", "tokyo"],
             None,
-            "possible values: async-std, smol, threads",
+            "possible values: async-std, smol, threads, tokio",
         ),
         (vec![], Some(("TETHER_QUEUE_LIMIT", "lots")), "lots"),
     ] {

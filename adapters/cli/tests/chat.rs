@@ -245,6 +245,10 @@ macro_rules! on_every_runtime {
             use super::*;
             $( #[test] fn $scenario() { super::$scenario(Runtime::Threads) } )*
         }
+        mod tokio {
+            use super::*;
+            $( #[test] fn $scenario() { super::$scenario(Runtime::Tokio) } )*
+        }
     };
 }
 
