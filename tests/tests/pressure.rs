@@ -6,16 +6,38 @@
 //! sizes; `cargo test --release -p tether-conformance --test pressure --
 //! --ignored` the full ones.
 
+//! Every runtime runs with one shard and with two (`<runtime>:<shards>`).
+
 mod async_std {
-    tether_conformance::pressure_suite!("async-std");
+    tether_conformance::pressure_suite!("async-std:1");
+}
+
+mod async_std_2_shards {
+    tether_conformance::pressure_suite!("async-std:2");
 }
 
 mod smol {
-    tether_conformance::pressure_suite!("smol");
+    tether_conformance::pressure_suite!("smol:1");
+}
+
+mod smol_2_shards {
+    tether_conformance::pressure_suite!("smol:2");
 }
 
 mod threads {
-    tether_conformance::pressure_suite!("threads");
+    tether_conformance::pressure_suite!("threads:1");
+}
+
+mod threads_2_shards {
+    tether_conformance::pressure_suite!("threads:2");
+}
+
+mod tokio {
+    tether_conformance::pressure_suite!("tokio:1");
+}
+
+mod tokio_2_shards {
+    tether_conformance::pressure_suite!("tokio:2");
 }
 
 // Client processes of the 20,000-connection scenario re-enter here.

@@ -177,6 +177,11 @@ pub struct ServeArgs {
     #[arg(long, env = "TETHER_BACKLOG", default_value_t = 1024, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub backlog: u32,
+    /// Hubs run side by side, one per core by default, each owned by its own
+    /// task or thread (ids carry their shard: `#shard:slot.gen`).
+    #[arg(long, env = "TETHER_SHARDS", value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub shards: Option<u16>,
     /// Admin console password: when set, a session's first line must be `auth TOKEN`.
     #[arg(
         long,
@@ -220,7 +225,7 @@ pub struct DemoArgs {
 }
 
 /// What to run, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Command {
     /// Run the chat server (boxed: it is much the larger variant).
     Serve(Box<ServeOptions>),
@@ -229,7 +234,7 @@ pub enum Command {
 }
 
 /// Options of `tether serve`, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// The runtime to start.
     pub runtime: Runtime,
@@ -348,6 +353,7 @@ impl ServeArgs {
             flush_timeout: Dur(Duration::from_secs(5)),
             shutdown_grace: None,
             backlog: 1024,
+            shards: None,
             admin_token: None,
             admin_max: 16,
             admin_idle: Timeout(Some(Duration::from_secs(60))),
@@ -366,9 +372,19 @@ impl ServeArgs {
         }
         config.flush_timeout = self.flush_timeout.0;
         config.validate()?;
+        let shards = self.shards.map_or_else(
+            || std::thread::available_parallelism().map_or(1, usize::from),
+            usize::from,
+        );
         let options = Options {
             backlog: self.backlog,
+            shards,
             refuse_line: Some(bytes::Bytes::from_static(REFUSE_LINE)),
+            // The greeting is the first line a client reads, before any
+            // broadcast can reach it.
+            greeting: Some(tether_adapter::Greeting(std::sync::Arc::new(
+                crate::protocol::hello_line,
+            ))),
             ..Options::default()
         };
         Ok(ServeOptions {
@@ -641,8 +657,12 @@ mod tests {
     #[test]
     fn defaults() {
         let s = serve(&[]).unwrap();
-        assert_eq!(s, serve(&["serve"]).unwrap());
+        // `Debug` stands in for equality: the greeting is a function.
+        let same = |a: &ServeOptions, b: &ServeOptions| format!("{a:?}") == format!("{b:?}");
+        assert!(same(&s, &serve(&["serve"]).unwrap()));
         assert_eq!(s.runtime, Runtime::AsyncStd);
+        assert!(s.options.shards >= 1);
+        assert!(s.options.greeting.is_some());
         assert_eq!(s.listen.as_str(), DEFAULT_LISTEN);
         assert_eq!(s.admin.as_str(), DEFAULT_ADMIN);
         assert_eq!(s.config, default_serve_config());
@@ -652,7 +672,10 @@ mod tests {
         assert_eq!(s.admin_max, 16);
         assert_eq!(s.admin_idle, Some(Duration::from_secs(60)));
         assert_eq!(s.admin_token, None);
-        assert_eq!(s, ServeArgs::defaults().into_options().unwrap());
+        assert!(same(&s, &ServeArgs::defaults().into_options().unwrap()));
+        let two = serve(&["--shards", "2"]).unwrap();
+        assert_eq!(two.options.shards, 2);
+        assert!(serve(&["--shards", "0"]).is_err());
     }
 
     #[test]
@@ -890,7 +913,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 14 * 2 + 3);
+        assert_eq!(checked, 15 * 2 + 3);
     }
 
     #[test]

@@ -60,9 +60,16 @@ pub const REPLACEMENT: &str = "\u{FFFD}";
 /// assert_eq!(&chat_line(id, b"x\r#2.1: fake")[..], "#1.1: x\u{FFFD}#2.1: fake\n".as_bytes());
 /// ```
 pub fn chat_line(id: ChannelId, line: &[u8]) -> Bytes {
-    let prefix = format!("{id}: ");
-    let mut out = Vec::with_capacity(prefix.len() + line.len() + 1);
-    out.extend_from_slice(prefix.as_bytes());
+    let mut out = Vec::with_capacity(line.len() + 16);
+    push_chat_line(&mut out, id, line);
+    Bytes::from(out)
+}
+
+/// Appends one relayed line, `<id>: <line>\n`, to `out` (see [`chat_line`]).
+fn push_chat_line(out: &mut Vec<u8>, id: ChannelId, line: &[u8]) {
+    use std::io::Write as _;
+    let _ = write!(out, "{id}: ");
+    out.reserve(line.len() + 1);
     let mut i = 0;
     while i < line.len() {
         let b = line[i];
@@ -78,7 +85,6 @@ pub fn chat_line(id: ChannelId, line: &[u8]) -> Bytes {
         i += 1;
     }
     out.push(b'\n');
-    Bytes::from(out)
 }
 
 /// A line that could not be framed.
@@ -197,13 +203,33 @@ pub trait ChatOutput {
     fn authenticate(&mut self, id: ChannelId);
 }
 
+/// Most bytes of relayed lines gathered into one broadcast: the complete
+/// lines of one read go out as one message (one hub send and one queue
+/// entry per member instead of one per line), in pieces of at most this.
+pub const MAX_BATCH: usize = 8 << 10;
+
 /// The chat application, sans-IO: feed it every hub event, it says what to
 /// send. Keeps one [`LineBuffer`] per usable channel.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ChatRoom {
     members: HashMap<ChannelId, Member>,
     lines_relayed: u64,
     lines_dropped: u64,
+    /// Whether the room greets new members itself (`false` when the
+    /// adapter queues the greeting at accept, see
+    /// `tether_adapter::Options::greeting`).
+    greets: bool,
+}
+
+impl Default for ChatRoom {
+    fn default() -> Self {
+        ChatRoom {
+            members: HashMap::new(),
+            lines_relayed: 0,
+            lines_dropped: 0,
+            greets: true,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -213,12 +239,23 @@ struct Member {
 }
 
 impl ChatRoom {
+    /// A room whose members were greeted ([`hello_line`]) by the adapter
+    /// already, before any broadcast could reach them.
+    pub fn greeted_by_adapter() -> Self {
+        ChatRoom {
+            greets: false,
+            ..ChatRoom::default()
+        }
+    }
+
     /// Reacts to one hub event.
     pub fn handle_event(&mut self, event: &Event, out: &mut impl ChatOutput) {
         match event {
             Event::Opened { id, .. } => {
                 self.members.insert(*id, Member::default());
-                out.send(*id, hello_line(*id));
+                if self.greets {
+                    out.send(*id, hello_line(*id));
+                }
             }
             Event::Received { id, data } => self.received(*id, data, out),
             Event::ReadClosed { id } | Event::Disconnected { id, .. } => {
@@ -233,6 +270,7 @@ impl ChatRoom {
             return; // not a member (already left): nothing to relay
         };
         member.lines.push(data);
+        let mut batch = Vec::new();
         while let Some(line) = member.lines.next_line() {
             match line {
                 Ok(line) => {
@@ -241,9 +279,16 @@ impl ChatRoom {
                         out.authenticate(id);
                     }
                     self.lines_relayed += 1;
-                    out.broadcast(chat_line(id, &line));
+                    push_chat_line(&mut batch, id, &line);
+                    if batch.len() >= MAX_BATCH {
+                        out.broadcast(Bytes::from(std::mem::take(&mut batch)));
+                    }
                 }
                 Err(LineError::TooLong { max }) => {
+                    // In order: what came before it goes out first.
+                    if !batch.is_empty() {
+                        out.broadcast(Bytes::from(std::mem::take(&mut batch)));
+                    }
                     self.lines_dropped += 1;
                     out.send(
                         id,
@@ -251,6 +296,9 @@ impl ChatRoom {
                     );
                 }
             }
+        }
+        if !batch.is_empty() {
+            out.broadcast(Bytes::from(batch));
         }
     }
 
@@ -386,8 +434,8 @@ mod tests {
         );
         assert_eq!(out.1, [a]);
         assert_eq!(out.0[0], (Some(a), Bytes::from_static(b"hello #1.1\n")));
-        assert_eq!(out.0[1], (None, Bytes::from_static(b"#1.1: x\n")));
-        assert_eq!(out.0[2], (None, Bytes::from_static(b"#1.1: y\n")));
+        // The complete lines of one read go out as one broadcast.
+        assert_eq!(out.0[1], (None, Bytes::from_static(b"#1.1: x\n#1.1: y\n")));
         assert_eq!(room.members(), 1);
         let reason = DisconnectReason::PeerClosed;
         room.handle_event(&Event::Disconnected { id: a, reason }, &mut out);
@@ -399,7 +447,31 @@ mod tests {
             },
             &mut out,
         );
-        assert_eq!(out.0.len(), 3);
+        assert_eq!(out.0.len(), 2);
         assert_eq!(room.lines_relayed(), 2);
+    }
+
+    #[test]
+    fn a_flood_of_tiny_lines_goes_out_in_bounded_batches_in_order() {
+        let mut room = ChatRoom::greeted_by_adapter();
+        let mut out = Out::default();
+        let a = id("#2.1");
+        let peer = "127.0.0.1:1".parse().unwrap();
+        room.handle_event(&Event::Opened { id: a, peer }, &mut out);
+        assert!(out.0.is_empty(), "the adapter greets");
+        let flood = Bytes::from(b"a\n".repeat(8192));
+        room.handle_event(&Event::Received { id: a, data: flood }, &mut out);
+        assert_eq!(room.lines_relayed(), 8192);
+        let relayed: Vec<u8> = out.0.iter().flat_map(|(_, d)| d.to_vec()).collect();
+        assert_eq!(relayed, b"#2.1: a\n".repeat(8192));
+        assert!(out.0.len() > 1 && out.0.len() <= 8192 * 8 / MAX_BATCH + 1);
+        assert!(out.0.iter().all(|(to, d)| to.is_none() && d.len() < MAX_BATCH + 16));
+        // An overlong line flushes what came before it first.
+        let mut out = Out::default();
+        let mixed = [&b"x\n"[..], &vec![b'z'; MAX_LINE + 1], b"\ny\n"].concat();
+        room.handle_event(&Event::Received { id: a, data: Bytes::from(mixed) }, &mut out);
+        assert_eq!(out.0[0], (None, Bytes::from_static(b"#2.1: x\n")));
+        assert_eq!(out.0[1].0, Some(a));
+        assert_eq!(out.0[2], (None, Bytes::from_static(b"#2.1: y\n")));
     }
 }

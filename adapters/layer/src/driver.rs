@@ -51,6 +51,10 @@ struct Conn<G: Glue> {
     dirty: bool,
     /// Aborted or failed: transmits are dropped (the hub counted them).
     dead: bool,
+    /// When the kernel last took bytes (or the queue last became
+    /// non-empty): a backpressured channel that took nothing for
+    /// `Options::send_wait` no longer holds sends up.
+    progress: Instant,
 }
 
 /// What the driver waits for.
@@ -81,8 +85,9 @@ pub struct Driver<G: Glue> {
     runtime: &'static str,
     budget: usize,
     dirty: Vec<ChannelId>,
-    /// A send or broadcast waiting while its target is backpressured.
-    held: Option<Command>,
+    /// A send or broadcast waiting while its target is backpressured, and
+    /// when to look again even if nothing else happens.
+    held: Option<(Command, Instant)>,
     /// Whether the last wait found reading held back (for the counter).
     reading_held: bool,
     orphaned: bool,
@@ -175,7 +180,10 @@ impl<G: Glue> Driver<G> {
             }
             self.reading_held = !reading;
             let commanding = self.held.is_none() && !self.orphaned;
-            let deadline = self.hub.poll_timeout();
+            let deadline = match (self.hub.poll_timeout(), &self.held) {
+                (Some(at), Some((_, until))) => Some(at.min(*until)),
+                (at, held) => at.or(held.as_ref().map(|(_, until)| *until)),
+            };
             let wake = {
                 let q = &self.queues;
                 let h = &self.handle;
@@ -256,6 +264,14 @@ impl<G: Glue> Driver<G> {
                 self.glue.refuse(&socket, accepted);
             }
         }
+        // Calls queued as the driver ends get no answer: closing and
+        // draining their queues drops the reply slots, so every caller
+        // sees `Error::Stopped` instead of waiting forever.
+        self.handle.commands.close();
+        self.handle.queries.close();
+        while self.handle.commands.try_recv().is_ok() {}
+        while self.handle.queries.try_recv().is_ok() {}
+        self.held = None;
         self.glue.finish();
         self.gates.set(self.shard, false);
         drop(self.listener_alive.take());
@@ -381,26 +397,49 @@ impl<G: Glue> Driver<G> {
                 waiting: false,
                 dirty: false,
                 dead: false,
+                progress: now,
             },
         );
+        if let Some(greeting) = &self.options.greeting {
+            // Before the app hears of the channel, so before any of its
+            // sends or broadcasts can reach it.
+            let result = self.hub.send(now, id, (greeting.0)(id));
+            self.rejected(result.map_err(drop));
+        }
     }
 
-    /// Whether `command` must wait for backpressure to clear: a send while
-    /// its channel is backpressured, a broadcast while any usable channel
-    /// is. The wait ends when the channel drains to its low watermark,
-    /// ends, or is evicted by `Config::stall_timeout`.
-    fn must_wait(&self, command: &Command) -> bool {
+    /// Until when `command` must wait for backpressure to clear, if it
+    /// must: a send while its channel is backpressured, a broadcast while
+    /// any usable channel is — as long as that channel's peer is taking
+    /// bytes (it made progress within `Options::send_wait`). The wait ends
+    /// when the channel drains to its low watermark, ends, is evicted, or
+    /// stops taking bytes for `send_wait`.
+    fn wait_until(&self, now: Instant, command: &Command) -> Option<Instant> {
+        let holds = |id: ChannelId| -> Option<Instant> {
+            if !self.hub.is_backpressured(id).unwrap_or(false) {
+                return None;
+            }
+            let conn = self.conns.get(&id)?;
+            let until = conn.progress + self.options.send_wait;
+            (until > now).then_some(until)
+        };
         match command {
-            Command::Send { id, .. } => self.hub.is_backpressured(*id).unwrap_or(false),
-            Command::Broadcast { .. } => self.hub.backpressured() > 0,
-            _ => false,
+            Command::Send { id, .. } => holds(*id),
+            Command::Broadcast { .. } if self.hub.backpressured() > 0 => {
+                // O(channels), only while some channel is backpressured
+                // (its transmits may still wait in the hub's action queue,
+                // so the connection's own queue cannot tell).
+                self.conns.keys().filter_map(|id| holds(*id))
+                    .min()
+            }
+            _ => None,
         }
     }
 
     fn command(&mut self, now: Instant, command: Command) {
-        if self.must_wait(&command) {
+        if let Some(until) = self.wait_until(now, &command) {
             AdapterCounters::bump(&self.counters.sends_held);
-            self.held = Some(command);
+            self.held = Some((command, until));
             return;
         }
         let hub = &mut self.hub;
@@ -445,11 +484,11 @@ impl<G: Glue> Driver<G> {
     /// Runs the held command once its wait is over (it stays held, and the
     /// command queue stays closed, otherwise).
     fn release_held(&mut self, now: Instant) {
-        let Some(command) = self.held.take() else {
+        let Some((command, _)) = self.held.take() else {
             return;
         };
-        if self.must_wait(&command) {
-            self.held = Some(command);
+        if let Some(until) = self.wait_until(now, &command) {
+            self.held = Some((command, until));
             return;
         }
         self.command(now, command);
@@ -524,7 +563,7 @@ impl<G: Glue> Driver<G> {
 
     fn execute(&mut self, now: Instant, action: Action) {
         match action {
-            Action::Transmit { id, data } => self.transmit(id, data),
+            Action::Transmit { id, data } => self.transmit(now, id, data),
             Action::Shutdown { id, how } => {
                 if let Some(conn) = self.conns.get_mut(&id) {
                     // The hub emits `Shutdown` only once every earlier
@@ -567,12 +606,15 @@ impl<G: Glue> Driver<G> {
         }
     }
 
-    fn transmit(&mut self, id: ChannelId, data: Bytes) {
+    fn transmit(&mut self, now: Instant, id: ChannelId, data: Bytes) {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
         if conn.dead {
             return;
+        }
+        if conn.out.is_empty() && !conn.waiting {
+            conn.progress = now;
         }
         conn.out.push(data);
         if !conn.dirty && !conn.waiting {
@@ -595,6 +637,9 @@ impl<G: Glue> Driver<G> {
                 continue;
             }
             let report = conn.out.flush(&*conn.socket);
+            if report.bytes > 0 {
+                conn.progress = now;
+            }
             let c = &self.counters;
             c.write_calls.fetch_add(report.calls, Ordering::Relaxed);
             c.messages_written

@@ -46,7 +46,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tether_core::{Config, ConfigError, Hub};
+use std::time::Duration;
+
+use tether_core::{ChannelId, Config, ConfigError, Hub};
 
 pub use accept::{AcceptRouter, ListenContext};
 pub use driver::Driver;
@@ -58,7 +60,7 @@ pub use stats::{AdapterCounters, ServerStats};
 
 /// Adapter settings that are not lifecycle policy (that is
 /// [`tether_core::Config`]). The same for every runtime.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Listen backlog: connections the kernel holds completed but not yet
     /// accepted.
@@ -84,6 +86,26 @@ pub struct Options {
     /// Hubs run side by side, each owned by its own driver task or thread,
     /// sharing nothing; ids carry their shard. 1 to 256.
     pub shards: usize,
+    /// How long a send or broadcast waits for a backpressured channel whose
+    /// peer takes no bytes at all. A peer that reads slowly paces the
+    /// senders (TCP pushes back end to end); one that reads nothing for
+    /// this long no longer holds anyone up: sends to it go ahead and its
+    /// queue limit and overflow policy decide (reject and count, or evict),
+    /// until `Config::stall_timeout` evicts it.
+    pub send_wait: Duration,
+    /// Queued on every new channel before anything else can be sent to it
+    /// (e.g. a protocol's greeting): the first bytes its peer reads.
+    pub greeting: Option<Greeting>,
+}
+
+/// Makes a channel's greeting from its id (see [`Options::greeting`]).
+#[derive(Clone)]
+pub struct Greeting(pub Arc<dyn Fn(ChannelId) -> Bytes + Send + Sync>);
+
+impl std::fmt::Debug for Greeting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Greeting(..)")
+    }
 }
 
 impl Default for Options {
@@ -99,6 +121,8 @@ impl Default for Options {
             refuse_line: None,
             fd_reserve: listen::FD_RESERVE,
             shards: 1,
+            send_wait: Duration::from_secs(1),
+            greeting: None,
         }
     }
 }

@@ -44,7 +44,7 @@ pub use limits::{
 pub use server::{Admin, Server, ServerSpec, StatsMap, tether_bin};
 
 /// Every runtime of the `tether` binary (`--runtime`).
-pub const RUNTIMES: [&str; 3] = ["async-std", "smol", "threads"];
+pub const RUNTIMES: [&str; 4] = ["async-std", "smol", "threads", "tokio"];
 
 /// The sizes of the scenarios whose size is a knob: [`Scale::DEFAULT`] for
 /// the ordinary (CI, debug) run, [`Scale::FULL`] for the `#[ignore]`d run.

@@ -122,11 +122,20 @@ impl ServerSpec {
         self
     }
 
+    /// The runtime's name and its shard count: a runtime is named
+    /// `async-std` or `async-std:2` (run with `--shards 2`).
+    fn runtime_and_shards(&self) -> (&'static str, Option<&'static str>) {
+        match self.runtime.split_once(':') {
+            Some((name, shards)) => (name, Some(shards)),
+            None => (self.runtime, None),
+        }
+    }
+
     /// The binary for this runtime: `$TETHER_BIN_<RUNTIME>` or [`tether_bin`].
     fn binary(&self) -> PathBuf {
         let var = format!(
             "TETHER_BIN_{}",
-            self.runtime.to_uppercase().replace('-', "_")
+            self.runtime_and_shards().0.to_uppercase().replace('-', "_")
         );
         std::env::var_os(var).map_or_else(tether_bin, PathBuf::from)
     }
@@ -136,11 +145,15 @@ impl ServerSpec {
     pub fn start(self) -> Server {
         let drop = dropped_flags();
         let mut args: Vec<String> = vec!["serve".into()];
+        let (runtime, shards) = self.runtime_and_shards();
         let mut flags = vec![
-            ("--runtime".to_owned(), self.runtime.to_owned()),
+            ("--runtime".to_owned(), runtime.to_owned()),
             ("--listen".to_owned(), "127.0.0.1:0".to_owned()),
             ("--admin".to_owned(), "127.0.0.1:0".to_owned()),
         ];
+        if let Some(shards) = shards {
+            flags.push(("--shards".to_owned(), shards.to_owned()));
+        }
         flags.extend(self.flags.iter().cloned());
         for (flag, value) in flags {
             if !drop.contains(&flag) {
@@ -221,7 +234,7 @@ impl ServerSpec {
                 if check_runtime {
                     assert_eq!(
                         runtime,
-                        self.runtime,
+                        self.runtime_and_shards().0,
                         "the server runs another runtime\n{}",
                         server.context()
                     );

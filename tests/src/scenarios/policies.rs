@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tether_core::{ChannelState, Config, DisconnectReason, OverflowPolicy, SendError};
+use tether_core::{ChannelState, Config, DisconnectReason};
 
 use super::SOON;
 use crate::client::{self, End};

@@ -29,7 +29,9 @@ pub(super) fn spawn(
 }
 
 fn run(handle: &Handle, events: &Events, counters: &ChatCounters) {
-    let mut room = ChatRoom::default();
+    // The adapter queues each member's greeting at accept
+    // (`Options::greeting`), before any broadcast can reach it.
+    let mut room = ChatRoom::greeted_by_adapter();
     let mut out = Posting {
         handle,
         stopped: false,
