@@ -3,7 +3,8 @@
 # the bare C floor and a bare async-std echo server, all in ONE run, with the
 # load client the issues' figures were measured with (../shared/loadgen).
 #
-#   bench/loadgen.sh [--repeat N] [--quick] [runtime ...]   (default: every runtime)
+#   bench/loadgen.sh [--repeat N] [--quick] [runtime:shards ...]
+#   (default: every runtime with 1 and 2 shards, e.g. tokio:2)
 #
 # Prints `uptime` before every measurement and refuses to start above load
 # 1.5 (set TETHER_BENCH_ANY_LOAD=1 to override, and do not publish such
@@ -21,7 +22,7 @@ while [ $# -gt 0 ]; do
     *) RUNTIMES+=("$1"); shift ;;
   esac
 done
-[ ${#RUNTIMES[@]} -gt 0 ] || RUNTIMES=(async-std smol threads tokio)
+[ ${#RUNTIMES[@]} -gt 0 ] || RUNTIMES=(async-std:1 async-std:2 smol:1 smol:2 threads:1 threads:2 tokio:1 tokio:2)
 
 LG=${LOADGEN:-../shared/loadgen}
 OUT=target/loadgen
@@ -33,8 +34,10 @@ gcc -O2 -pthread -o "$OUT/pc" "$LG/pc.c"
 gcc -O2 -o "$OUT/floor" "$LG/floor.c"
 cargo build --release -q -p tether --bin tether
 cargo build --release -q -p tether-async-std --example bare_echo
+cp target/release/examples/bare_echo "$OUT/bare-async-std"
+cargo build --release -q -p tether-tokio --example bare_echo
+cp target/release/examples/bare_echo "$OUT/bare-tokio"
 TETHER=target/release/tether
-BARE=target/release/examples/bare_echo
 PC="$OUT/pc"
 
 CHURN_SECS=5; FAN_CLIENTS=1000; FAN_LINES=1000; KICKS=1000; IDLE=10000
@@ -77,9 +80,9 @@ kick_summary() { # stdin: pc kick output
     printf "n=%d p50_us=%.1f p99_us=%.1f max_us=%.1f\n", NR, a[int(NR*0.5)+1], a[int(NR*0.99) < NR ? int(NR*0.99)+1 : NR], a[NR] }'
 }
 
-start_tether() { # runtime port
-  "$TETHER" serve --runtime "$1" --listen "127.0.0.1:$2" --admin "127.0.0.1:$(($2 + 1))" \
-    --max-channels 20000 --queue-limit 1m >"$OUT/server-$1.log" 2>&1 &
+start_tether() { # runtime:shards port
+  "$TETHER" serve --runtime "${1%%:*}" --shards "${1##*:}" --listen "127.0.0.1:$2" --admin "127.0.0.1:$(($2 + 1))" \
+    --max-channels 20000 --queue-limit 1m >"$OUT/server-${1/:/-}.log" 2>&1 &
   SRV=$!
   wait_port "$2"
 }
@@ -98,10 +101,12 @@ for round in $(seq 1 "$REPEAT"); do
   "$OUT/floor" "$PORT" bcast & F=$!; wait_port "$PORT"
   record "round=$round server=floor-bcast bench=fanout uptime=\"$(uptime)\" $("$PC" fanout "$PORT" "$FAN_CLIENTS" "$FAN_LINES" 64 $F)"
   stop $F
-  load_ok; next_port
-  "$BARE" "127.0.0.1:$PORT" >/dev/null & B=$!; wait_port "$PORT"
-  record "round=$round server=bare-async-std bench=churn uptime=\"$(uptime)\" $("$PC" churn "$PORT" "$CHURN_SECS" 4 10)"
-  stop $B
+  for bare in async-std tokio; do
+    load_ok; next_port
+    "$OUT/bare-$bare" "127.0.0.1:$PORT" >/dev/null & B=$!; wait_port "$PORT"
+    record "round=$round server=bare-$bare bench=churn uptime=\"$(uptime)\" $("$PC" churn "$PORT" "$CHURN_SECS" 4 10)"
+    stop $B
+  done
   # --- every runtime of tether serve
   for rt in "${RUNTIMES[@]}"; do
     load_ok; next_port; start_tether "$rt" "$PORT"
@@ -137,9 +142,17 @@ for r in rows:
     if r.get('bench') == 'idle' and 'rss_after_kb' in r:
         per = (float(r['rss_after_kb']) - float(r['rss_before_kb'])) / max(1, int(r['greeted']))
         print(f"{r['server']:16} idle    greeted={r['greeted']} dead={r['dead']} rss_per_conn_kib={per:.2f}")
-floor = med('floor', 'churn', 'rate'); bare = med('bare-async-std', 'churn', 'rate')
-for s in servers:
+floor = med('floor', 'churn', 'rate'); for s in servers:
     c = med(s, 'churn', 'rate')
-    if c and bare and s not in ('floor', 'bare-async-std'):
-        print(f"{s:16} churn ratio vs bare async-std = {c[0] / bare[0]:.2f}x (floor {c[0] / floor[0]:.2f}x)")
+    if not c or s.startswith('floor') or s.startswith('bare'):
+        continue
+    base = 'bare-tokio' if s.startswith('tokio') else 'bare-async-std'
+    b = med(base, 'churn', 'rate')
+    if b and floor:
+        print(f"{s:16} churn ratio vs {base} = {c[0] / b[0]:.2f}x (vs C floor {c[0] / floor[0]:.2f}x)")
+for rt in ('async-std', 'smol', 'threads', 'tokio'):
+    one, two = med(f'{rt}:1', 'fanout', 'msgs_per_s'), med(f'{rt}:2', 'fanout', 'msgs_per_s')
+    c1, c2 = med(f'{rt}:1', 'churn', 'rate'), med(f'{rt}:2', 'churn', 'rate')
+    if one and two and c1 and c2:
+        print(f"{rt:16} 2 shards / 1 shard: fan-out {two[0] / one[0]:.2f}x, churn {c2[0] / c1[0]:.2f}x")
 PY

@@ -55,6 +55,8 @@ struct Conn<G: Glue> {
     /// non-empty): a backpressured channel that took nothing for
     /// `Options::send_wait` no longer holds sends up.
     progress: Instant,
+    /// When the application kicked it, until its FIN or RST is out.
+    kicked_at: Option<Instant>,
 }
 
 /// What the driver waits for.
@@ -309,9 +311,14 @@ impl<G: Glue> Driver<G> {
         }
     }
 
-    fn rejected<E>(&self, result: Result<(), E>) {
-        if result.is_err() {
+    /// Counts (and logs, at debug level) an adapter input the hub
+    /// rejected: an input that arrived after the channel moved on (bytes
+    /// after an abort, a detach after release…). The hub counts it by kind
+    /// too (`rejected_input.*`).
+    fn rejected<E: std::fmt::Display>(&self, result: Result<(), E>) {
+        if let Err(e) = result {
             AdapterCounters::bump(&self.counters.inputs_rejected);
+            tracing::debug!(shard = self.shard, "hub rejected an adapter input: {e}");
         }
     }
 
@@ -398,13 +405,14 @@ impl<G: Glue> Driver<G> {
                 dirty: false,
                 dead: false,
                 progress: now,
+                kicked_at: None,
             },
         );
         if let Some(greeting) = &self.options.greeting {
             // Before the app hears of the channel, so before any of its
             // sends or broadcasts can reach it.
             let result = self.hub.send(now, id, (greeting.0)(id));
-            self.rejected(result.map_err(drop));
+            self.rejected(result);
         }
     }
 
@@ -429,8 +437,7 @@ impl<G: Glue> Driver<G> {
                 // O(channels), only while some channel is backpressured
                 // (its transmits may still wait in the hub's action queue,
                 // so the connection's own queue cannot tell).
-                self.conns.keys().filter_map(|id| holds(*id))
-                    .min()
+                self.conns.keys().filter_map(|id| holds(*id)).min()
             }
             _ => None,
         }
@@ -464,6 +471,11 @@ impl<G: Glue> Driver<G> {
                 reply,
             } => {
                 let result = hub.kick(now, id, mode, code);
+                if result.is_ok()
+                    && let Some(conn) = self.conns.get_mut(&id)
+                {
+                    conn.kicked_at = Some(now);
+                }
                 // The answer follows the wire: an abort's RST or a graceful
                 // kick's FIN (when nothing is queued) is out when it arrives
                 // (invariant 3).
@@ -498,11 +510,16 @@ impl<G: Glue> Driver<G> {
     fn query(&mut self, now: Instant, query: Query) {
         match query {
             Query::Stats(reply) => {
+                let (kick_latency, kick_latency_sum_seconds, kick_latency_count) =
+                    self.counters.kick_latency.snapshot();
                 let stats = ServerStats {
                     core: self.hub.stats(),
                     adapter: self.counters.snapshot(),
                     runtime: self.runtime,
                     channel_budget: self.budget,
+                    kick_latency,
+                    kick_latency_sum_seconds,
+                    kick_latency_count,
                 };
                 let _ = reply.try_send(stats);
             }
@@ -575,6 +592,9 @@ impl<G: Glue> Driver<G> {
                     };
                     // ENOTCONN after a peer reset is fine: the wire is done.
                     let _ = conn.socket.shutdown(how);
+                    if let Some(at) = conn.kicked_at.take() {
+                        self.counters.kick_latency.observe(at.elapsed());
+                    }
                     if how == std::net::Shutdown::Both {
                         conn.out.clear();
                         if let Some(glue) = &mut conn.glue {
@@ -588,6 +608,9 @@ impl<G: Glue> Driver<G> {
                     conn.dead = true;
                     conn.out.clear();
                     let _ = conn.socket.set_linger_zero();
+                    if let Some(at) = conn.kicked_at.take() {
+                        self.counters.kick_latency.observe(at.elapsed());
+                    }
                     if let Some(glue) = &mut conn.glue {
                         self.glue.release(&conn.socket, glue, Release::Abort);
                     }

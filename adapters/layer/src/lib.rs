@@ -56,7 +56,7 @@ pub use exec::{ThreadSleep, block_on};
 pub use glue::{Glue, Release, Sleep, Socket};
 pub use handle::{Blocking, Error, Events, Handle};
 pub use input::{DriverGone, Input, Inputs, ReadEnd};
-pub use stats::{AdapterCounters, ServerStats};
+pub use stats::{AdapterCounters, Histogram, KICK_BUCKETS, ServerStats};
 
 /// Adapter settings that are not lifecycle policy (that is
 /// [`tether_core::Config`]). The same for every runtime.

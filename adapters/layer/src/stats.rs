@@ -32,6 +32,51 @@ pub struct AdapterCounters {
     /// Hub inputs from the adapter that the hub rejected (they are also
     /// counted by kind in the hub's own stats).
     pub inputs_rejected: AtomicU64,
+    /// Kick → FIN/RST latency: from an application kick to the driver's
+    /// `shutdown(2)` or abort of that socket (after its queue was flushed).
+    pub kick_latency: Histogram,
+}
+
+/// Upper bounds of the kick-latency buckets, in seconds.
+pub const KICK_BUCKETS: [f64; 13] = [
+    10e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 5e-3, 10e-3, 50e-3, 100e-3, 500e-3, 1.0, 5.0,
+];
+
+/// A lock-free latency histogram with the [`KICK_BUCKETS`] bounds.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; KICK_BUCKETS.len()],
+    count: AtomicU64,
+    sum_ns: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, latency: std::time::Duration) {
+        let secs = latency.as_secs_f64();
+        if let Some(i) = KICK_BUCKETS.iter().position(|&bound| secs <= bound) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// `(upper bound in seconds, cumulative count)` per bucket (the `+Inf`
+    /// bucket is [`Histogram::count`]), the sum in seconds, and the count.
+    pub fn snapshot(&self) -> (Vec<(f64, u64)>, f64, u64) {
+        let mut cumulative = 0;
+        let buckets = KICK_BUCKETS
+            .iter()
+            .zip(&self.buckets)
+            .map(|(&bound, n)| {
+                cumulative += n.load(Ordering::Relaxed);
+                (bound, cumulative)
+            })
+            .collect();
+        let sum = self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        (buckets, sum, self.count.load(Ordering::Relaxed))
+    }
 }
 
 impl AdapterCounters {
@@ -59,7 +104,7 @@ impl AdapterCounters {
 }
 
 /// Everything a server counts: the hub's [`Stats`] and the adapter's own.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ServerStats {
     /// The hub's counters and gauges.
     pub core: Stats,
@@ -70,6 +115,14 @@ pub struct ServerStats {
     /// Channels the adapter allows at once: `Config::max_channels`, lowered
     /// to what the fd limit (and, for threads, the thread limit) allows.
     pub channel_budget: usize,
+    /// Kick → FIN/RST latency histogram: `(upper bound in seconds,
+    /// cumulative count)` per bucket (Prometheus' shape; `+Inf` is
+    /// [`kick_latency_count`](ServerStats::kick_latency_count)).
+    pub kick_latency: Vec<(f64, u64)>,
+    /// Sum of every kick → FIN/RST latency, in seconds.
+    pub kick_latency_sum_seconds: f64,
+    /// Kicks whose FIN/RST went out.
+    pub kick_latency_count: u64,
 }
 
 impl ServerStats {
