@@ -1,0 +1,236 @@
+//! The flags as clap reads them, and their validation into options.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use tether_adapter::Options;
+use tether_core::ConfigError;
+
+use super::{
+    ByteSize, DEFAULT_ADMIN, DEFAULT_LISTEN, DemoOptions, Dur, HostPort, REFUSE_LINE, Secret,
+    ServeOptions, Timeout, default_serve_config,
+};
+
+/// The runtime a server runs on. Every runtime takes the same flags and
+/// serves the same protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, ValueEnum)]
+pub enum Runtime {
+    /// async-std tasks (tether-async-std).
+    #[default]
+    #[value(name = "async-std")]
+    AsyncStd,
+    /// smol tasks (tether-async-std on smol's executor).
+    Smol,
+    /// Blocking std::net sockets and std threads (tether-threads).
+    Threads,
+    /// tokio tasks on a multi-thread runtime (tether-tokio).
+    Tokio,
+}
+
+impl Runtime {
+    /// Its name on the command line and in logs: `async-std`, `smol`, `threads`, `tokio`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::AsyncStd => "async-std",
+            Runtime::Smol => "smol",
+            Runtime::Threads => "threads",
+            Runtime::Tokio => "tokio",
+        }
+    }
+}
+
+impl fmt::Display for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The flags of `tether serve`, as written. [`ServeArgs::into_options`]
+/// validates them.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Server")]
+pub struct ServeArgs {
+    /// Which runtime drives the server.
+    #[arg(long, env = "TETHER_RUNTIME", value_enum, default_value_t = Runtime::AsyncStd)]
+    pub runtime: Runtime,
+    /// Where chat clients connect (HOST:PORT; a host name is resolved when binding).
+    #[arg(long, env = "TETHER_LISTEN", default_value = DEFAULT_LISTEN, value_name = "HOST:PORT")]
+    pub listen: HostPort,
+    /// Where the admin console listens. A non-loopback address needs --admin-token.
+    #[arg(long, env = "TETHER_ADMIN", default_value = DEFAULT_ADMIN, value_name = "HOST:PORT")]
+    pub admin: HostPort,
+    /// Most chat channels alive at once (lowered to what the fd limit allows);
+    /// a client beyond it reads `error server full` and is closed.
+    #[arg(
+        long,
+        env = "TETHER_MAX_CHANNELS",
+        default_value_t = 10_000,
+        value_name = "N"
+    )]
+    pub max_channels: usize,
+    /// Kick clients that send nothing this long (e.g. 30s), or `off`.
+    #[arg(
+        long,
+        env = "TETHER_IDLE_TIMEOUT",
+        default_value = "off",
+        value_name = "DUR|off"
+    )]
+    pub idle_timeout: Timeout,
+    /// Kick clients that send no complete line this long after connecting, or `off`.
+    #[arg(
+        long,
+        env = "TETHER_LOGIN_TIMEOUT",
+        default_value = "off",
+        value_name = "DUR|off"
+    )]
+    pub login_timeout: Timeout,
+    /// Per-client outbound queue (e.g. 64k, 1m); a client past it is kicked as
+    /// a slow consumer. Sends wait above a quarter of it.
+    #[arg(
+        long,
+        env = "TETHER_QUEUE_LIMIT",
+        default_value = "1m",
+        value_name = "SIZE"
+    )]
+    pub queue_limit: ByteSize,
+    /// Evict a client whose socket takes none of its queued bytes this long, or `off`
+    /// [default: the core's, 10s].
+    #[arg(long, env = "TETHER_STALL_TIMEOUT", value_name = "DUR|off")]
+    pub stall_timeout: Option<Timeout>,
+    /// How long a graceful kick may flush before it becomes an abort.
+    #[arg(
+        long,
+        env = "TETHER_FLUSH_TIMEOUT",
+        default_value = "5s",
+        value_name = "DUR"
+    )]
+    pub flush_timeout: Dur,
+    /// How long SIGTERM, SIGINT or `shutdown` lets channels drain [default: --flush-timeout].
+    #[arg(long, env = "TETHER_SHUTDOWN_GRACE", value_name = "DUR")]
+    pub shutdown_grace: Option<Dur>,
+    /// Listen backlog of the chat port.
+    #[arg(long, env = "TETHER_BACKLOG", default_value_t = 1024, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub backlog: u32,
+    /// Hubs run side by side, one per core by default, each owned by its own
+    /// task or thread (ids carry their shard: `#shard:slot.gen`).
+    #[arg(long, env = "TETHER_SHARDS", value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub shards: Option<u16>,
+    /// Admin console password: when set, a session's first line must be `auth TOKEN`.
+    #[arg(
+        long,
+        env = "TETHER_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub admin_token: Option<String>,
+    /// Most admin console sessions at once.
+    #[arg(long, env = "TETHER_ADMIN_MAX", default_value_t = 16, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub admin_max: u16,
+    /// Close an admin session that sends no complete line this long, or `off`.
+    #[arg(
+        long,
+        env = "TETHER_ADMIN_IDLE",
+        default_value = "60s",
+        value_name = "DUR|off"
+    )]
+    pub admin_idle: Timeout,
+}
+
+/// The flags of `tether demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Which runtime drives the demo's server.
+    #[arg(long, env = "TETHER_RUNTIME", value_enum, default_value_t = Runtime::AsyncStd)]
+    pub runtime: Runtime,
+    /// How long the demo runs before its summary.
+    #[arg(
+        long,
+        env = "TETHER_DEMO_DURATION",
+        default_value = "15s",
+        value_name = "DUR"
+    )]
+    pub duration: Dur,
+    /// How many simulated clients connect over the run (1 to 5000).
+    #[arg(long, env = "TETHER_DEMO_CLIENTS", default_value_t = 60, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=5000))]
+    pub clients: u16,
+}
+
+impl ServeArgs {
+    /// Every flag at its default (ignoring the environment).
+    pub fn defaults() -> ServeArgs {
+        ServeArgs {
+            runtime: Runtime::AsyncStd,
+            listen: HostPort::from_str(DEFAULT_LISTEN).unwrap_or_else(|_| HostPort::loopback_any()),
+            admin: HostPort::from_str(DEFAULT_ADMIN).unwrap_or_else(|_| HostPort::loopback_any()),
+            max_channels: 10_000,
+            idle_timeout: Timeout(None),
+            login_timeout: Timeout(None),
+            queue_limit: ByteSize(1 << 20),
+            stall_timeout: None,
+            flush_timeout: Dur(Duration::from_secs(5)),
+            shutdown_grace: None,
+            backlog: 1024,
+            shards: None,
+            admin_token: None,
+            admin_max: 16,
+            admin_idle: Timeout(Some(Duration::from_secs(60))),
+        }
+    }
+
+    /// Validates the flags into a hub [`Config`](tether_core::Config) and adapter [`Options`].
+    pub fn into_options(self) -> Result<ServeOptions, ConfigError> {
+        let mut config = default_serve_config()
+            .with_max_channels(self.max_channels)
+            .with_queue_limit(self.queue_limit.0);
+        config.idle_timeout = self.idle_timeout.0;
+        config.login_timeout = self.login_timeout.0;
+        if let Some(stall) = self.stall_timeout {
+            config.stall_timeout = stall.0;
+        }
+        config.flush_timeout = self.flush_timeout.0;
+        config.validate()?;
+        let shards = self.shards.map_or_else(
+            || std::thread::available_parallelism().map_or(1, usize::from),
+            usize::from,
+        );
+        let options = Options {
+            backlog: self.backlog,
+            shards,
+            refuse_line: Some(bytes::Bytes::from_static(REFUSE_LINE)),
+            // The greeting is the first line a client reads, before any
+            // broadcast can reach it.
+            greeting: Some(tether_adapter::Greeting(std::sync::Arc::new(
+                crate::protocol::hello_line,
+            ))),
+            ..Options::default()
+        };
+        Ok(ServeOptions {
+            runtime: self.runtime,
+            listen: self.listen,
+            admin: self.admin,
+            shutdown_grace: self.shutdown_grace.map_or(config.flush_timeout, |d| d.0),
+            config,
+            options,
+            admin_token: self.admin_token.map(Secret::new),
+            admin_max: usize::from(self.admin_max),
+            admin_idle: self.admin_idle.0,
+        })
+    }
+}
+
+impl DemoArgs {
+    /// The demo's options.
+    pub fn into_options(self) -> DemoOptions {
+        DemoOptions {
+            runtime: self.runtime,
+            duration: self.duration.0,
+            clients: usize::from(self.clients),
+        }
+    }
+}
