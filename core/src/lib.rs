@@ -7,8 +7,9 @@
 //! threads or clocks: adapters feed it inputs with the current time and
 //! execute the [`Action`]s it emits; the application reads [`Event`]s.
 //!
-//! What it guarantees (the numbered invariants of DESIGN.md §4, cited in the
-//! code where enforced): exactly one [`Event::Disconnected`] per channel,
+//! What it guarantees (the numbered invariants of the project's
+//! `docs/design.md` §4, cited in the code where enforced): exactly one
+//! [`Event::Disconnected`] per channel,
 //! however it ended; a kick acts on the wire at once (FIN after the queue is
 //! flushed, or RST); ids are generational, so a stale id is rejected and
 //! never reaches the next client on the same slot; a socket is closed only
@@ -77,6 +78,46 @@
 //! assert!(hub.state(id).is_err()); // the id is dead for good
 //! ```
 //!
+//! Outputs wait in the hub until polled: **drain [`Hub::poll_action`] and
+//! [`Hub::poll_event`] after every input**, or their queues grow without
+//! bound. Calling [`Hub::handle_timeout`] early is harmless: it acts on what
+//! is due and nothing else.
+//!
+//! Every transition of both machines — a channel's, and the hub's
+//! (accepting, paused at the limit, draining, stopped) — is one row of the
+//! [`transitions`] table, which a test checks against the code.
+//!
+//! ## Time
+//!
+//! The hub has no clock of its own; inputs bring the time.
+//!
+//! * **Every input takes `now`**: every method that can change state —
+//!   `accept`, the `handle_*` methods, `attach`, `detach`, `send`,
+//!   `broadcast`, the kicks, `authenticate`, `shutdown`. Each first moves
+//!   the hub's clock by the rule below, then acts at that time, even when
+//!   its transition records no time (`attach`, `detach`, `handle_closed`):
+//!   so ages and deadlines computed afterwards are current, and every input
+//!   is checked against the same clock. A rejected call moves the clock
+//!   too. Queries (`channel`, `offline`, `stats`, …) take none: they report
+//!   ages at the hub's clock, [`Hub::now`].
+//! * **Time never runs backwards**: a `now` earlier than the hub's clock is
+//!   clamped to it, counted in [`Stats::time_regressions`], never a panic.
+//! * **One input cannot move the clock ahead by more than
+//!   [`Config::max_clock_jump`]** (a day by default). A `now` further ahead
+//!   is *held*: the input is carried out at the hub's current time, the
+//!   clock stays, and [`Stats::clock_jumps_held`] counts it. The jump is
+//!   believed when the next input confirms it with a `now` at or after the
+//!   held one and within `max_clock_jump` of it — a clock that really
+//!   jumped keeps reading the new time; a single wild `Instant` (say, now +
+//!   100 years) changes nothing, and deadlines set afterwards fire on time.
+//! * A hub with **no channel** (and no shutdown under way) holds no time:
+//!   it takes any `now`, an earlier one too.
+//!
+//! Deadlines are due at `handle_timeout(now)` for the first `now` at or
+//! after them (invariant 7); [`Hub::poll_timeout`] says when that is, and
+//! is `None` when nothing is pending — in particular once shutdown is
+//! complete.
+//!
 //! ## Testing policies without a network
 //!
 //! With the `testing` feature, [`testing::Driver`] runs a hub on a virtual
@@ -94,7 +135,7 @@ mod offline;
 mod output;
 mod stats;
 mod timers;
-mod transitions;
+pub mod transitions;
 
 #[cfg(feature = "testing")]
 pub mod testing;

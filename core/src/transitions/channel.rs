@@ -1,109 +1,32 @@
-//! Every state transition of a channel, in one place.
-//!
-//! States only move down this table's columns (invariant: monotonic); a cell
-//! names what the input does and what it emits. `D(r)` is
-//! `Event::Disconnected{reason: r}`, emitted once per channel (invariant 1).
-//!
-//! | input \ state    | Open                                   | HalfClosed                  | Closing (graceful)                       | Offline                         |
-//! |------------------|----------------------------------------|-----------------------------|------------------------------------------|---------------------------------|
-//! | received         | `Received`, idle timer reset           | error `AfterEof`            | discarded, counted (inv. 2)              | discarded, counted              |
-//! | peer EOF         | Allow: → HalfClosed, `ReadClosed`; Disallow: `D(PeerClosed)`, → Closing | error `AfterEof` | FIN sent: → Offline; else noted | noted                   |
-//! | I/O error        | `D(from_io)`, drop queue, → Offline    | same                        | drop queue, → Offline                    | ignored                         |
-//! | send             | `Transmit`, charge += len + overhead; over limit: overflow policy (inv. 8) | same | error `NotUsable` (inv. 4)   | error `NotUsable`               |
-//! | written(n)       | queue, charge −= n; n > 0 pushes the stall deadline back; `Writable` at low mark | same | queue −= n; flushed: FIN / → Offline | error if n > 0   |
-//! | kick graceful    | `D(r)`, → Closing, FIN if flushed (inv. 3) | same                    | error `AlreadyClosing`                   | error `AlreadyClosing`          |
-//! | kick abort       | `D(r)`, `Abort`, → Offline (inv. 3)    | same                        | `Abort`, → Offline (escalation)          | error `AlreadyClosing`          |
-//! | idle/login due   | kick (default mode), `D(IdleTimeout/LoginTimeout)` | same            | —                                        | —                               |
-//! | stall deadline   | `D(SlowConsumer)`, `Abort`, queue dropped and counted, → Offline (inv. 5, 7) | same | — (flush deadline governs) | —                      |
-//! | flush deadline   | —                                      | —                           | `Abort`, → Offline (inv. 3)              | —                               |
-//! | attach           | holders + 1                            | same                        | same                                     | error `Offline`                 |
-//! | detach           | holders − 1                            | same                        | same                                     | holders − 1; at 0: `CloseSocket` (inv. 5) |
-//! | overdue deadline | —                                      | —                           | —                                        | `HolderOverdue` once            |
-//! | closed confirmed | error `NotRequested`                   | same                        | same                                     | after `CloseSocket`: → Released (inv. 6) |
-//!
-//! The *charge* of a queue is its payload bytes plus `message_overhead` per
-//! message queued since it was last empty; it drops by `n` on `written(n)`
-//! and to 0 when the queue drains (message boundaries are unknown here, so
-//! overhead is released only then). The limit and both watermarks compare
-//! against it. The *stall deadline* of a usable channel is armed when its
-//! queue goes from empty to non-empty, pushed back by every `written(n > 0)`
-//! and disarmed when the queue drains or the channel stops being usable. When
-//! several deadlines of a usable channel are due at once, the stall abort
-//! wins over the login and idle kicks: it is the one that frees the queue now.
-//!
-//! Entering Offline emits `Shutdown(Both)` (unless aborted): it finishes the
-//! wire and tells every holder to let go. `CloseSocket` follows as soon as no
-//! holder is attached — never before (invariant 5).
+//! The per-channel machine: `Open` → `HalfClosed` → `Closing` → `Offline`,
+//! one function per input. Rows `Open`…`Released` of the
+//! [table](super::TRANSITIONS).
 
-use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::{Books, after, after_or_far};
 use crate::channel::Channel;
 use crate::config::{Config, HalfClosePolicy, KickMode, OverflowPolicy};
 use crate::error::{InputError, KickError, SendError};
 use crate::id::ChannelId;
-use crate::offline::OfflineQueue;
 use crate::output::{Action, ChannelState, DisconnectReason, Event, ShutdownHow};
-use crate::stats::Stats;
-use crate::timers::{Kind, Timers};
 
-/// Everything a transition may write to besides the channel itself.
-#[derive(Debug, Default)]
-pub(crate) struct Books {
-    pub actions: VecDeque<Action>,
-    pub events: VecDeque<Event>,
-    pub stats: Stats,
-    pub offline: OfflineQueue,
-    /// Channels Open or HalfClosed.
-    pub usable: usize,
-    /// Usable channels with `backpressured` set (only usable channels ever
-    /// have it set: `disconnect` clears it). Kept by `set_backpressured`
-    /// and `disconnect` only; the checker compares it with a recount.
-    pub backpressured: usize,
+/// A channel was made for an accepted connection: `Opened` (invariant 1:
+/// its `Disconnected` will follow, exactly once).
+pub(crate) fn opened(id: ChannelId, peer: SocketAddr, b: &mut Books) {
+    b.stats.opened += 1;
+    b.usable += 1;
+    b.events.push_back(Event::Opened { id, peer });
 }
 
-/// `t + d`, or `None` if that is past what `Instant` can hold (never due).
-pub(crate) fn after(t: Instant, d: Duration) -> Option<Instant> {
-    t.checked_add(d)
-}
-
-/// `t + d`, or the furthest instant we can represent when that overflows:
-/// for deadlines that must exist (closing, shutdown) but were configured
-/// beyond what `Instant` holds.
-pub(crate) fn after_or_far(t: Instant, d: Duration) -> Instant {
-    after(t, d)
-        .or_else(|| after(t, Duration::from_secs(u32::MAX as u64)))
-        .or_else(|| after(t, Duration::from_secs(u16::MAX as u64)))
-        .unwrap_or(t)
-}
-
-/// Arms the channel's next deadline of each kind in the timer heap, but
-/// only when it is *earlier* than the one already armed (or none is). A
-/// later deadline — received bytes moving the idle deadline, write progress
-/// moving the stall deadline, a drained queue or a state change that needs
-/// none — leaves the armed entry in place: it fires early, finds nothing due
-/// and re-arms then (see `Hub::handle_timeout`). So receiving costs no heap
-/// push, and a channel adds O(1) entries per state change, never per message
-/// (invariants 8, 11).
-///
-/// The stall deadline has its own entry (`Kind::Stall`): since the stall
-/// clock only restarts at `now`, a new stall deadline is never earlier than
-/// an armed one, so a channel pushes a stall entry only when it has none —
-/// after the previous one fired or was settled — and keeps at most one in
-/// the heap. The idle entry is never disturbed by the queue's traffic.
-pub(crate) fn rearm(ch: &mut Channel, id: ChannelId, config: &Config, timers: &mut Timers) {
-    for kind in [Kind::Lifecycle, Kind::Stall] {
-        let Some(next) = ch.deadline_of(kind, config) else {
-            continue;
-        };
-        let armed = ch.armed_mut(kind);
-        if armed.is_none_or(|armed| next < armed) {
-            *armed = Some(next);
-            timers.push(next, id, kind);
-        }
-    }
+/// The adapter confirmed the close: the channel is gone from the table;
+/// `Released` (invariant 6: its id is stale from now on).
+pub(crate) fn released(id: ChannelId, b: &mut Books) {
+    b.stats.released += 1;
+    b.events.push_back(Event::Released { id });
 }
 
 pub(crate) fn received(

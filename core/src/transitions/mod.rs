@@ -1,0 +1,116 @@
+//! Every transition of the hub, in one table.
+//!
+//! Two machines run in a hub. Each **channel** moves forward only:
+//! `Open` → `HalfClosed` (only where half-close is allowed) → `Closing`
+//! (a graceful close: flush, FIN, wait for the peer's EOF, bounded by the
+//! flush deadline) → `Offline` (done on the wire; waiting for every holder
+//! to let go and for the adapter to confirm the close) → `Released` (the
+//! slot is free, the id stale for good). Aborts and errors skip straight to
+//! `Offline`. The **hub** is `Accepting`, `Paused` at the channel limit
+//! (until the live channels fall to the resume mark), `Draining` once
+//! [`Hub::shutdown`](crate::Hub::shutdown) is called, and `Stopped` when the
+//! last channel is released.
+//!
+//! The table below is [`TRANSITIONS`], rendered by [`markdown`]: one row per
+//! transition, with the conditions that select it, the state it leads to,
+//! what it emits (in order, for a channel row only the outputs about that
+//! channel), other effects, and the invariants of docs/design.md §4 it
+//! serves. A test drives every state and trigger through a real hub and
+//! compares the outcome with the row, and compares this page with
+//! [`markdown`], so code, data and documentation cannot drift apart.
+//!
+//! ¹ `CloseSocket` comes in the same call only when no holder is attached;
+//! otherwise with the last `detach` (invariant 5). Entering `Offline`
+//! without an abort emits `Shutdown(Both)`: it finishes the wire and tells
+//! every holder to let go.
+//!
+//! The *charge* of a queue is its payload bytes plus `message_overhead` per
+//! message queued since it was last empty; it drops by `n` on `written(n)`
+//! and to 0 when the queue drains (message boundaries are unknown here, so
+//! overhead is released only then). The limit and both watermarks compare
+//! against it. The *stall deadline* of a usable channel is armed when its
+//! queue goes from empty to non-empty, pushed back by every `written(n > 0)`
+//! and disarmed when the queue drains or the channel stops being usable.
+//! When several deadlines of a usable channel are due at once, the stall
+//! abort wins over the login and idle kicks: it is the one that frees the
+//! queue now.
+//!
+#![doc = include_str!("table.md")]
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::channel::Channel;
+use crate::config::Config;
+use crate::id::ChannelId;
+use crate::offline::OfflineQueue;
+use crate::output::{Action, Event};
+use crate::stats::Stats;
+use crate::timers::{Kind, Timers};
+
+mod channel;
+mod hub;
+mod table;
+#[cfg(test)]
+mod tests;
+
+pub(crate) use channel::*;
+pub(crate) use hub::Gate;
+pub use table::{Cond, Emit, Row, State, TRANSITIONS, Trigger, markdown};
+
+/// Everything a transition may write to besides the channel itself.
+#[derive(Debug, Default)]
+pub(crate) struct Books {
+    pub actions: VecDeque<Action>,
+    pub events: VecDeque<Event>,
+    pub stats: Stats,
+    pub offline: OfflineQueue,
+    /// Channels Open or HalfClosed.
+    pub usable: usize,
+    /// Usable channels with `backpressured` set (only usable channels ever
+    /// have it set: `disconnect` clears it). Kept by `set_backpressured`
+    /// and `disconnect` only; the checker compares it with a recount.
+    pub backpressured: usize,
+}
+
+/// `t + d`, or `None` if that is past what `Instant` can hold (never due).
+pub(crate) fn after(t: Instant, d: Duration) -> Option<Instant> {
+    t.checked_add(d)
+}
+
+/// `t + d`, or the furthest instant we can represent when that overflows:
+/// for deadlines that must exist (closing, shutdown) but were configured
+/// beyond what `Instant` holds.
+pub(crate) fn after_or_far(t: Instant, d: Duration) -> Instant {
+    after(t, d)
+        .or_else(|| after(t, Duration::from_secs(u32::MAX as u64)))
+        .or_else(|| after(t, Duration::from_secs(u16::MAX as u64)))
+        .unwrap_or(t)
+}
+
+/// Arms the channel's next deadline of each kind in the timer heap, but
+/// only when it is *earlier* than the one already armed (or none is). A
+/// later deadline — received bytes moving the idle deadline, write progress
+/// moving the stall deadline, a drained queue or a state change that needs
+/// none — leaves the armed entry in place: it fires early, finds nothing due
+/// and re-arms then (see `Hub::handle_timeout`). So receiving costs no heap
+/// push, and a channel adds O(1) entries per state change, never per message
+/// (invariants 8, 11).
+///
+/// The stall deadline has its own entry (`Kind::Stall`): since the stall
+/// clock only restarts at `now`, a new stall deadline is never earlier than
+/// an armed one, so a channel pushes a stall entry only when it has none —
+/// after the previous one fired or was settled — and keeps at most one in
+/// the heap. The idle entry is never disturbed by the queue's traffic.
+pub(crate) fn rearm(ch: &mut Channel, id: ChannelId, config: &Config, timers: &mut Timers) {
+    for kind in [Kind::Lifecycle, Kind::Stall] {
+        let Some(next) = ch.deadline_of(kind, config) else {
+            continue;
+        };
+        let armed = ch.armed_mut(kind);
+        if armed.is_none_or(|armed| next < armed) {
+            *armed = Some(next);
+            timers.push(next, id, kind);
+        }
+    }
+}
