@@ -2,7 +2,7 @@
 //!
 //! A [`ChannelId`] names one slot *and* one use of it: when a slot is reused
 //! its generation goes up, so an id kept from an earlier connection can never
-//! alias the next one (invariant 6 of DESIGN.md §4). This is the seed's bug:
+//! alias the next one (invariant 6 of docs/design.md §4). This is the seed's bug:
 //! its id pool handed a freed id to the next client while stale events for the
 //! old one were still in flight.
 

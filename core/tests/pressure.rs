@@ -1,4 +1,4 @@
-//! The flow-control policies the adapter layer builds on (DESIGN.md §5.1):
+//! The flow-control policies the adapter layer builds on (docs/design.md §5.2):
 //! per-message overhead in the queue limit, slow = no write progress for
 //! `stall_timeout`, and the backpressure queries. One scenario per rule,
 //! written with the testing kit's `Driver` on a virtual clock.

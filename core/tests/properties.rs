@@ -4,7 +4,7 @@
 //! to closing channels, oversized sends, accept floods) — under several
 //! configurations (per-message overheads from none to most of the limit,
 //! stall timeouts from 1 ms to never), each step checked by `tether_core::testing::Checker`
-//! against its reference model (invariants 1–12 of DESIGN.md §4). No
+//! against its reference model (invariants 1–12 of docs/design.md §4). No
 //! sequence may break an invariant or panic, and the same sequence must give
 //! the same outputs twice (invariant 9).
 

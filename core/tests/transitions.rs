@@ -1,5 +1,5 @@
 //! One test per transition of the table in `core/src/transitions.rs`, and
-//! per error. Invariant numbers refer to DESIGN.md §4.
+//! per error. Invariant numbers refer to docs/design.md §4.
 
 use std::io::ErrorKind;
 use std::time::Duration;

@@ -17,7 +17,7 @@
 //! Because writes are reported at once, the hub's queue for a channel is
 //! exactly what its peer's kernel refused: a prompt reader is never
 //! mistaken for a slow one, and `Config::stall_timeout` evicts only peers
-//! whose send buffer stays full (DESIGN §5.1).
+//! whose send buffer stays full (docs/design.md §5.2).
 
 use std::collections::HashMap;
 use std::io::IoSlice;

@@ -8,7 +8,7 @@
 //! * the [`Driver`], the hub's single owner: feeds it inputs in bounded
 //!   batches, executes its actions, writes each socket with one vectored
 //!   non-blocking write per drain and reports what the kernel took in the
-//!   same step (so "slow" means the kernel refused bytes, DESIGN §5.1);
+//!   same step (so "slow" means the kernel refused bytes, docs/design.md §5.2);
 //! * flow control end to end: every queue is bounded or gated —
 //!   readers wait while the application has [`Options::event_backlog`]
 //!   bytes unread, sends wait while their channel is backpressured, so TCP

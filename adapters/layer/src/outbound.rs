@@ -4,7 +4,7 @@
 //! The hub counts these bytes as queued until the driver reports them
 //! written, which it does right after each write: so the hub's queue is
 //! exactly what the kernel refused, and a channel is slow only when its
-//! peer does not read (DESIGN §5.1), never because the server lagged.
+//! peer does not read (docs/design.md §5.2), never because the server lagged.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};

@@ -11,7 +11,7 @@
 //!   simulated sockets (partial writes, FIN/RST to a simulated peer, holders
 //!   attaching and detaching, closes only when told, then confirmed). Every
 //!   hub call goes through [`tether_core::testing::Checker`] (invariants
-//!   1–12 of DESIGN.md §4), and the simulated adapter checks its side of the
+//!   1–12 of docs/design.md §4), and the simulated adapter checks its side of the
 //!   contract (no FIN before the queue is written, no close under a holder).
 //! * [`Trace`] — a plain-text trace, one op per line with its time; record
 //!   any run, replay it, and [`shrink`] a failing one.

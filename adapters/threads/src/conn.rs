@@ -4,7 +4,7 @@
 //!
 //! Both are *holders* of the socket (the driver attached them before they
 //! started). Each drops its `Arc<ThreadSocket>` **before** posting the
-//! input that detaches it, so when the hub emits `Close` the driver holds
+//! input that detaches it, so when the hub emits `CloseSocket` the driver holds
 //! the last reference and dropping it really closes the descriptor.
 
 use std::io::{self, IoSlice, Read};
@@ -118,7 +118,7 @@ pub struct ThreadConn {
 
 impl Drop for ThreadConn {
     fn drop(&mut self) {
-        // The driver drops this at `Close`: every holder has detached, so
+        // The driver drops this at `CloseSocket`: every holder has detached, so
         // these threads are exiting; the glue joins them.
         bury(&self.graveyard, self.threads.drain(..));
     }

@@ -39,7 +39,7 @@
 //! then `Shutdown(Both)` (or the flush deadline escalates to an abort), an
 //! abort does `shutdown(Read)`; either makes a reader blocked in `read`
 //! return 0. The reader drops its reference to the socket, *then* posts its
-//! detach. The hub emits `Close` only when no holder is attached
+//! detach. The hub emits `CloseSocket` only when no holder is attached
 //! (invariant 5), so the driver's reference is the last one and dropping
 //! it closes the descriptor. No thread can be inside a call on that
 //! descriptor, so it cannot be closed under a reader — the seed's race —

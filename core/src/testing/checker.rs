@@ -1,5 +1,5 @@
 //! The invariant checker: watches one [`Hub`]'s inputs and outputs and
-//! checks the invariants of DESIGN.md §4 after every step against a small
+//! checks the invariants of docs/design.md §4 after every step against a small
 //! reference model of its own.
 //!
 //! A *step* is one input call, its result, and every action and event it
@@ -53,13 +53,13 @@ mod tests;
 
 pub use input::{Input, Outcome, Rejection};
 
-/// A broken invariant: which step, which invariant (1–12 of DESIGN.md §4),
+/// A broken invariant: which step, which invariant (1–12 of docs/design.md §4),
 /// and what was seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
     /// The step (0-based count of inputs checked) where it was detected.
     pub step: u64,
-    /// The invariant's number in DESIGN.md §4.
+    /// The invariant's number in docs/design.md §4.
     pub invariant: u8,
     /// What was expected and what happened.
     pub message: String,

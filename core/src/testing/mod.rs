@@ -4,7 +4,7 @@
 //! * [`VirtualClock`] — an `Instant` you move by hand.
 //! * [`Driver`] — a hub on a virtual clock that plays a well-behaved adapter
 //!   (writes every transmit, confirms every close) and records every output.
-//! * [`Checker`] — checks the invariants of DESIGN.md §4 over a stream of
+//! * [`Checker`] — checks the invariants of docs/design.md §4 over a stream of
 //!   inputs and outputs; the simulator and the fuzzer use it too.
 pub mod checker;
 mod clock;

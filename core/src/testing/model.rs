@@ -1,13 +1,13 @@
 //! The reference model behind [`Checker`](super::Checker): what every channel
 //! should look like and what every input should emit, written from the
-//! transition table of DESIGN.md §3 with none of the hub's machinery (no
+//! transition table of docs/design.md §2.1 (`crate::transitions`) with none of the hub's machinery (no
 //! timer heap, no lazy deletion, no offline queue). It predicts, per input,
 //! the result and the exact actions and events; the checker compares.
 //!
 //! Deadlines are computed exactly from the channel's fields on every check,
 //! so a deadline the hub forgets to arm is caught (invariant 7).
 //!
-//! Flow control as DESIGN.md §5.1 states it: a queue is *charged* its
+//! Flow control as docs/design.md §5.2 states it: a queue is *charged* its
 //! payload plus `message_overhead` per message queued since it was last
 //! empty (all released when it drains), the limit and watermarks compare
 //! against the charge, and a usable channel whose non-empty queue makes no

@@ -135,7 +135,7 @@ pub fn channel_limit<A: Adapter>() {
 /// A client that never reads is evicted as a slow consumer once its send
 /// buffer stays full for the stall timeout, while three prompt readers get
 /// every byte of an unpaced burst far past the queue limit and are never
-/// evicted (DESIGN §5.1: slow means the kernel refused the bytes).
+/// evicted (docs/design.md §5.2: slow means the kernel refused the bytes).
 pub fn slow_consumer<A: Adapter>() {
     let mut config = Config::default().with_queue_limit(256 << 10);
     config.stall_timeout = Some(Duration::from_secs(1));
