@@ -69,7 +69,7 @@ enum Wake<S, A> {
     Orphaned,
 }
 
-/// The hub's owner. Built by [`crate::Server::prepare`]; run with
+/// The hub's owner. Built by [`crate::prepare`]; run with
 /// [`Driver::run`] on the runtime's executor (or a thread, see
 /// [`crate::block_on`]).
 pub struct Driver<G: Glue> {
@@ -116,7 +116,7 @@ impl<G: Glue> std::fmt::Debug for Driver<G> {
     }
 }
 
-/// Everything a driver is made from (see [`crate::Server::prepare`]).
+/// Everything a driver is made from (see [`crate::prepare`]).
 pub(crate) struct Parts<G: Glue> {
     pub hub: Hub,
     pub glue: G,

@@ -63,7 +63,7 @@ impl Histogram {
     }
 
     /// `(upper bound in seconds, cumulative count)` per bucket (the `+Inf`
-    /// bucket is [`Histogram::count`]), the sum in seconds, and the count.
+    /// bucket is the count), the sum in seconds, and the count.
     pub fn snapshot(&self) -> (Vec<(f64, u64)>, f64, u64) {
         let mut cumulative = 0;
         let buckets = KICK_BUCKETS

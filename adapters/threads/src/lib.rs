@@ -126,7 +126,7 @@ const MAPS_PER_THREAD: u64 = 4;
 const RESERVE: u64 = 4096;
 
 /// How many channels this machine's thread limits allow, one reader thread
-/// each: the least of `vm.max_map_count` / [`MAPS_PER_THREAD`] and
+/// each: the least of `vm.max_map_count` / `MAPS_PER_THREAD` (4) and
 /// `kernel.threads-max` / 2 (a waiter may join a reader), minus a reserve.
 /// `None` if neither can be read.
 pub fn thread_budget() -> Option<usize> {

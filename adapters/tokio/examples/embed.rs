@@ -2,6 +2,7 @@
 use std::{collections::HashMap, io::Write, time::Duration, time::Instant};
 use tether_core::{Action, ChannelId, Config, Event, Hub, KickMode};
 use tokio::{io::AsyncReadExt, io::AsyncWriteExt, sync::mpsc::channel, time::sleep};
+/// Serves one client, kicks it, returns (`pub`: tests/examples.rs runs it).
 #[tokio::main] // one task owns the hub, feeds it what tokio reports, executes its actions
 pub async fn main() -> std::io::Result<()> {
     let server = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -25,6 +25,7 @@ struct Conn {
     unsent: Vec<u8>,
 }
 
+/// Runs the demo (`pub`: tests/examples.rs runs it).
 pub fn main() -> io::Result<()> {
     let mut poll = Poll::new()?;
     let mut server = TcpListener::bind("127.0.0.1:0".parse().expect("address"))?;
