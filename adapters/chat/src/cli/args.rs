@@ -139,6 +139,10 @@ pub struct ServeArgs {
         value_name = "DUR|off"
     )]
     pub admin_idle: Timeout,
+    /// Serve `GET /metrics` (Prometheus text format) on this address: every
+    /// counter and gauge of `stats`, plus a kick → FIN latency histogram.
+    #[arg(long, env = "TETHER_METRICS", value_name = "HOST:PORT")]
+    pub metrics: Option<HostPort>,
 }
 
 /// The flags of `tether demo`.
@@ -180,6 +184,7 @@ impl ServeArgs {
             admin_token: None,
             admin_max: 16,
             admin_idle: Timeout(Some(Duration::from_secs(60))),
+            metrics: None,
         }
     }
 
@@ -220,6 +225,7 @@ impl ServeArgs {
             admin_token: self.admin_token.map(Secret::new),
             admin_max: usize::from(self.admin_max),
             admin_idle: self.admin_idle.0,
+            metrics: self.metrics,
         })
     }
 }

@@ -6,6 +6,7 @@
 //!                [--queue-limit SIZE] [--stall-timeout DUR|off] [--flush-timeout DUR]
 //!                [--shutdown-grace DUR] [--backlog N]
 //!                [--admin-token TOKEN] [--admin-max N] [--admin-idle DUR|off]
+//!                [--metrics HOST:PORT]
 //! tether demo    [--runtime …] [--duration DUR] [--clients N]
 //! tether --help | --version
 //! ```
@@ -115,6 +116,8 @@ pub struct ServeOptions {
     pub admin_max: usize,
     /// An admin session without a complete line this long is closed.
     pub admin_idle: Option<Duration>,
+    /// Where `GET /metrics` is served, if anywhere (resolved when binding).
+    pub metrics: Option<HostPort>,
 }
 
 impl ServeOptions {

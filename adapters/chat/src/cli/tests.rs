@@ -37,6 +37,7 @@ fn defaults() {
     assert_eq!(s.admin_max, 16);
     assert_eq!(s.admin_idle, Some(Duration::from_secs(60)));
     assert_eq!(s.admin_token, None);
+    assert_eq!(s.metrics, None);
     assert!(same(&s, &ServeArgs::defaults().into_options().unwrap()));
     let two = serve(&["--shards", "2"]).unwrap();
     assert_eq!(two.options.shards, 2);
@@ -74,6 +75,8 @@ fn every_flag() {
         "3",
         "--admin-idle",
         "off",
+        "--metrics",
+        "localhost:9090",
     ])
     .unwrap();
     assert_eq!(s.runtime, Runtime::Threads);
@@ -95,6 +98,10 @@ fn every_flag() {
     );
     assert_eq!(s.admin_max, 3);
     assert_eq!(s.admin_idle, None);
+    assert_eq!(
+        s.metrics.as_ref().map(HostPort::as_str),
+        Some("localhost:9090")
+    );
     // The grace follows the flush timeout unless given.
     let s = serve(&["--flush-timeout", "2s"]).unwrap();
     assert_eq!(s.shutdown_grace, Duration::from_secs(2));
@@ -278,7 +285,7 @@ fn every_flag_has_its_environment_variable() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 15 * 2 + 3);
+    assert_eq!(checked, 16 * 2 + 3);
 }
 
 #[test]

@@ -21,6 +21,12 @@
 //! * **the watcher** (thread `tether-watch`): once a second, logs
 //!   connections refused because the server is full or out of resources,
 //!   and accept pauses, at warn/info.
+//! * **metrics** (`--metrics ADDR` only, thread `tether-metrics` and one
+//!   short-lived thread per scrape, at most
+//!   [`METRICS_MAX_CONNECTIONS`] at once): `GET /metrics` answers every
+//!   counter of `stats` in the Prometheus text format, plus the queued
+//!   bytes and a kick → FIN latency histogram; anything else gets a 404
+//!   (a 400, 408 or 431 for what is not a timely, bounded HTTP request).
 //! * **signals** ([`serve`] only, thread `tether-signals`): SIGTERM or
 //!   SIGINT runs the same drain as the console's `shutdown`, with grace
 //!   `--shutdown-grace`; the process then exits 0. A second signal exits at
@@ -32,6 +38,7 @@
 //! and warn. The binary installs the subscriber.
 
 mod console;
+mod metrics;
 mod room;
 mod signals;
 mod stop;
@@ -50,6 +57,9 @@ use tether_core::Config;
 use crate::cli::{HostPort, Runtime, ServeOptions};
 
 pub use console::{Console, MAX_ADMIN_LINE};
+pub use metrics::{
+    CONTENT_TYPE as METRICS_CONTENT_TYPE, MAX_CONNECTIONS as METRICS_MAX_CONNECTIONS,
+};
 
 /// Listen backlog of the admin console's port.
 pub const ADMIN_BACKLOG: u32 = 64;
@@ -144,6 +154,8 @@ pub struct ChatServer {
     pub chat_addr: SocketAddr,
     /// Where the admin console listens.
     pub admin_addr: SocketAddr,
+    /// Where `GET /metrics` is served (`--metrics`), if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
     /// The runtime it runs on.
     pub runtime: Runtime,
     console: Console,
@@ -199,6 +211,19 @@ where
         address: options.admin.clone(),
         source,
     })?;
+    let metrics = match &options.metrics {
+        Some(address) => {
+            let listener = bind("--metrics", address, ADMIN_BACKLOG)?;
+            let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+                flag: "--metrics",
+                address: address.clone(),
+                source,
+            })?;
+            Some((listener, addr))
+        }
+        None => None,
+    };
+    let metrics_addr = metrics.as_ref().map(|(_, addr)| *addr);
     let (handle, events) = start_adapter(chat, options.config.clone(), options.options.clone())
         .map_err(|source| ServeError::Start {
             runtime: options.runtime,
@@ -206,7 +231,7 @@ where
         })?;
     let counters = Arc::new(ChatCounters::default());
     let console = Console::new(handle.clone(), options.shutdown_grace, counters.clone());
-    let mut threads = Vec::with_capacity(3);
+    let mut threads = Vec::with_capacity(4);
     let spawned = (|| {
         let (stopped, stop_writer) = stop::stop_pipe().map_err(|source| ServeError::Thread {
             what: "room",
@@ -217,6 +242,7 @@ where
             events,
             counters.clone(),
             stop_writer,
+            options.config.login_timeout.is_some(),
         )?);
         threads.push(console::spawn(
             admin,
@@ -224,6 +250,14 @@ where
             options,
             stopped.clone(),
         )?);
+        if let Some((listener, _)) = metrics {
+            threads.push(metrics::spawn(
+                listener,
+                handle.clone(),
+                counters.clone(),
+                stopped.clone(),
+            )?);
+        }
         threads.push(watch::spawn(handle.clone(), counters.clone(), stopped)?);
         Ok(())
     })();
@@ -236,6 +270,7 @@ where
         chat_addr: handle.local_addr(),
         handle,
         admin_addr,
+        metrics_addr,
         runtime: options.runtime,
         console,
         threads,
@@ -279,6 +314,9 @@ where
             ""
         },
     );
+    if let Some(metrics) = server.metrics_addr {
+        let _ = writeln!(out, "  metrics: http://{metrics}/metrics");
+    }
     let _ = out.flush();
     drop(out);
     tracing::info!(
@@ -286,6 +324,7 @@ where
         %admin,
         runtime = %server.runtime,
         max_channels = options.config.max_channels,
+        metrics = ?server.metrics_addr,
         "listening"
     );
     server.wait();
