@@ -139,12 +139,9 @@ pub fn stale_id<A: Adapter>() {
         rig.server().kick(old, KickMode::Abort, 1),
         Err(KickError::Id(IdError::Stale(old)))
     );
-    assert!(
-        client::stays_silent(&mut next, Duration::from_millis(200)),
-        "{}: stale send leaked",
-        A::NAME
-    );
     assert!(rig.server().stats().stale_calls >= 2);
+    // A leaked stale send would reach the new client ahead of this line,
+    // and the exact read below would see it.
     rig.server()
         .send(new, Bytes::from_static(b"yours\n"))
         .expect("send to the new id");
