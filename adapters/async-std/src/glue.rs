@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
 use async_io::{Async, Timer};
-use bytes::Bytes;
 use futures_lite::future;
 use tether_adapter::listen::AcceptErrors;
 use tether_adapter::{
@@ -186,6 +185,8 @@ async fn read_loop(
     inputs: AsyncInputs,
     cancel: Receiver<()>,
 ) {
+    // Whether the last read filled its buffer: read more at a time.
+    let mut big = false;
     let end = loop {
         let ready = future::or(async { Some(socket.0.readable().await) }, async {
             let _closed = cancel.recv().await;
@@ -197,19 +198,13 @@ async fn read_loop(
             Some(Err(e)) => break ReadEnd::Error(e.kind()),
             Some(Ok(())) => {}
         }
-        // The buffer lives only in this block, never across an await: an
-        // idle connection's task holds no buffer.
-        let read = {
-            let mut buf = [0u8; READ_CHUNK];
-            socket
-                .0
-                .get_ref()
-                .read(&mut buf)
-                .map(|n| Bytes::copy_from_slice(&buf[..n]))
-        };
+        // The buffer lives only inside `read_chunk`, never across an
+        // await: an idle connection's task holds no buffer.
+        let read = tether_adapter::read_chunk(big, READ_CHUNK, |buf| socket.0.get_ref().read(buf));
         match read {
-            Ok(data) if data.is_empty() => break ReadEnd::Eof,
-            Ok(data) => {
+            Ok((data, _)) if data.is_empty() => break ReadEnd::Eof,
+            Ok((data, filled)) => {
+                big = filled;
                 if inputs.send(Input::Received(id, data)).await.is_err() {
                     break ReadEnd::Released;
                 }

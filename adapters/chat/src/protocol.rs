@@ -465,11 +465,21 @@ mod tests {
         let relayed: Vec<u8> = out.0.iter().flat_map(|(_, d)| d.to_vec()).collect();
         assert_eq!(relayed, b"#2.1: a\n".repeat(8192));
         assert!(out.0.len() > 1 && out.0.len() <= 8192 * 8 / MAX_BATCH + 1);
-        assert!(out.0.iter().all(|(to, d)| to.is_none() && d.len() < MAX_BATCH + 16));
+        assert!(
+            out.0
+                .iter()
+                .all(|(to, d)| to.is_none() && d.len() < MAX_BATCH + 16)
+        );
         // An overlong line flushes what came before it first.
         let mut out = Out::default();
         let mixed = [&b"x\n"[..], &vec![b'z'; MAX_LINE + 1], b"\ny\n"].concat();
-        room.handle_event(&Event::Received { id: a, data: Bytes::from(mixed) }, &mut out);
+        room.handle_event(
+            &Event::Received {
+                id: a,
+                data: Bytes::from(mixed),
+            },
+            &mut out,
+        );
         assert_eq!(out.0[0], (None, Bytes::from_static(b"#2.1: x\n")));
         assert_eq!(out.0[1].0, Some(a));
         assert_eq!(out.0[2], (None, Bytes::from_static(b"#2.1: y\n")));

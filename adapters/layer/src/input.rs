@@ -124,3 +124,34 @@ pub(crate) fn queues<S, A>(
         },
     )
 }
+
+/// Bytes a reader takes per read while its peer sends little: a stack
+/// buffer this small costs next to nothing to zero, which matters when a
+/// connection's whole life is a few short reads.
+pub const SMALL_READ: usize = 2 << 10;
+
+/// One read into a stack buffer, for async readers that keep no buffer
+/// across an `await` (so an idle connection holds none): `SMALL_READ` bytes
+/// at first, up to `max` (at most 16 KiB) once a read filled the small
+/// buffer. Returns the bytes and whether they filled the buffer (pass that
+/// as `big` next time).
+pub fn read_chunk(
+    big: bool,
+    max: usize,
+    read: impl FnOnce(&mut [u8]) -> std::io::Result<usize>,
+) -> std::io::Result<(Bytes, bool)> {
+    fn with<const N: usize>(
+        len: usize,
+        read: impl FnOnce(&mut [u8]) -> std::io::Result<usize>,
+    ) -> std::io::Result<(Bytes, bool)> {
+        let mut buf = [0u8; N];
+        let buf = &mut buf[..len.clamp(1, N)];
+        let n = read(buf)?;
+        Ok((Bytes::copy_from_slice(&buf[..n]), n == buf.len()))
+    }
+    if big && max > SMALL_READ {
+        with::<{ 16 << 10 }>(max, read)
+    } else {
+        with::<SMALL_READ>(max, read)
+    }
+}

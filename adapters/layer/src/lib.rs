@@ -55,7 +55,7 @@ pub use driver::Driver;
 pub use exec::{ThreadSleep, block_on};
 pub use glue::{Glue, Release, Sleep, Socket};
 pub use handle::{Blocking, Error, Events, Handle};
-pub use input::{DriverGone, Input, Inputs, ReadEnd};
+pub use input::{DriverGone, Input, Inputs, ReadEnd, SMALL_READ, read_chunk};
 pub use stats::{AdapterCounters, Histogram, KICK_BUCKETS, ServerStats};
 
 /// Adapter settings that are not lifecycle policy (that is
@@ -179,7 +179,6 @@ pub fn prepare<G: Glue>(
     runtime_cap: Option<usize>,
     mut make_glue: impl FnMut(GlueContext) -> io::Result<G>,
 ) -> Result<Prepared<G>, StartError> {
-    let shards = options.shards.clamp(1, 256);
     let configured = config.max_channels;
     let budget = [
         Some(configured),
@@ -190,7 +189,7 @@ pub fn prepare<G: Glue>(
     .flatten()
     .min()
     .unwrap_or(configured)
-    .max(shards);
+    .max(1);
     if budget < configured {
         tracing::warn!(
             configured,
@@ -198,6 +197,9 @@ pub fn prepare<G: Glue>(
             "max-channels lowered to what the fd/thread limits allow; clients beyond it are refused"
         );
     }
+    // Every shard holds at least one channel: never more shards than the
+    // budget, so the configured limit holds over all of them.
+    let shards = options.shards.clamp(1, 256).min(budget);
     config.validate()?;
     let (stopped, stopped_rx) = async_channel::bounded::<()>(1);
     let (listener_alive, stop) = async_channel::bounded::<()>(1);

@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
-use bytes::Bytes;
 use futures_lite::future;
 use tether_adapter::listen::AcceptErrors;
 use tether_adapter::{
@@ -249,6 +248,8 @@ async fn read_loop(
     cancel: Receiver<()>,
     read_len: usize,
 ) {
+    // Whether the last read filled its buffer: read more at a time.
+    let mut big = false;
     let end = loop {
         let ready = future::or(async { Some(socket.stream.readable().await) }, async {
             let _closed = cancel.recv().await;
@@ -263,17 +264,11 @@ async fn read_loop(
         // The buffer lives only in this block, never across an await: an
         // idle connection's task holds no buffer. `try_read` clears tokio's
         // readiness when the kernel has nothing (a spurious wake-up).
-        let read = {
-            let mut buf = [0u8; READ_CHUNK];
-            let buf = &mut buf[..read_len];
-            socket
-                .stream
-                .try_read(buf)
-                .map(|n| Bytes::copy_from_slice(&buf[..n]))
-        };
+        let read = tether_adapter::read_chunk(big, read_len, |buf| socket.stream.try_read(buf));
         match read {
-            Ok(data) if data.is_empty() => break ReadEnd::Eof,
-            Ok(data) => {
+            Ok((data, _)) if data.is_empty() => break ReadEnd::Eof,
+            Ok((data, filled)) => {
+                big = filled;
                 if inputs.send(Input::Received(id, data)).await.is_err() {
                     break ReadEnd::Released;
                 }

@@ -20,21 +20,25 @@ pub(super) fn spawn(
     events: Events,
     counters: Arc<ChatCounters>,
     stop: StopWriter,
+    login: bool,
 ) -> Result<JoinHandle<()>, ServeError> {
     spawn_thread("room", move || {
-        run(&handle, &events, &counters);
+        run(&handle, &events, &counters, login);
         handle.blocking().stopped();
         drop(stop);
     })
 }
 
-fn run(handle: &Handle, events: &Events, counters: &ChatCounters) {
+/// `login`: whether a login deadline is configured, i.e. whether a
+/// member's first line must be reported (otherwise that call is skipped).
+fn run(handle: &Handle, events: &Events, counters: &ChatCounters, login: bool) {
     // The adapter queues each member's greeting at accept
     // (`Options::greeting`), before any broadcast can reach it.
     let mut room = ChatRoom::greeted_by_adapter();
     let mut out = Posting {
         handle,
         stopped: false,
+        login,
     };
     while let Some(event) = events.next_blocking() {
         match &event {
@@ -70,6 +74,7 @@ fn run(handle: &Handle, events: &Events, counters: &ChatCounters) {
 struct Posting<'a> {
     handle: &'a Handle,
     stopped: bool,
+    login: bool,
 }
 
 impl Posting<'_> {
@@ -97,7 +102,7 @@ impl ChatOutput for Posting<'_> {
         }
     }
     fn authenticate(&mut self, id: ChannelId) {
-        if !self.stopped {
+        if !self.stopped && self.login {
             let result = self.handle.blocking().post_authenticate(id);
             self.check(result);
         }
