@@ -32,12 +32,13 @@ RES="$OUT/results.txt"
 
 gcc -O2 -pthread -o "$OUT/pc" "$LG/pc.c"
 gcc -O2 -o "$OUT/floor" "$LG/floor.c"
+TARGET=${CARGO_TARGET_DIR:-target}
 cargo build --release -q -p tether --bin tether
 cargo build --release -q -p tether-async-std --example bare_echo
-cp target/release/examples/bare_echo "$OUT/bare-async-std"
+cp "$TARGET/release/examples/bare_echo" "$OUT/bare-async-std"
 cargo build --release -q -p tether-tokio --example bare_echo
-cp target/release/examples/bare_echo "$OUT/bare-tokio"
-TETHER=target/release/tether
+cp "$TARGET/release/examples/bare_echo" "$OUT/bare-tokio"
+TETHER="$TARGET/release/tether"
 PC="$OUT/pc"
 
 CHURN_SECS=5; FAN_CLIENTS=1000; FAN_LINES=1000; KICKS=1000; IDLE=10000
@@ -142,7 +143,8 @@ for r in rows:
     if r.get('bench') == 'idle' and 'rss_after_kb' in r:
         per = (float(r['rss_after_kb']) - float(r['rss_before_kb'])) / max(1, int(r['greeted']))
         print(f"{r['server']:16} idle    greeted={r['greeted']} dead={r['dead']} rss_per_conn_kib={per:.2f}")
-floor = med('floor', 'churn', 'rate'); for s in servers:
+floor = med('floor', 'churn', 'rate')
+for s in servers:
     c = med(s, 'churn', 'rate')
     if not c or s.startswith('floor') or s.startswith('bare'):
         continue
