@@ -34,10 +34,10 @@ gcc -O2 -pthread -o "$OUT/pc" "$LG/pc.c"
 gcc -O2 -o "$OUT/floor" "$LG/floor.c"
 TARGET=${CARGO_TARGET_DIR:-target}
 cargo build --release -q -p tether --bin tether
-cargo build --release -q -p tether-async-std --example bare_echo
-cp "$TARGET/release/examples/bare_echo" "$OUT/bare-async-std"
-cargo build --release -q -p tether-tokio --example bare_echo
-cp "$TARGET/release/examples/bare_echo" "$OUT/bare-tokio"
+cargo build --release -q -p tether-async-std --example bare_async_std_echo
+cp "$TARGET/release/examples/bare_async_std_echo" "$OUT/bare-async-std"
+cargo build --release -q -p tether-tokio --example bare_tokio_echo
+cp "$TARGET/release/examples/bare_tokio_echo" "$OUT/bare-tokio"
 TETHER="$TARGET/release/tether"
 PC="$OUT/pc"
 

@@ -33,6 +33,7 @@ use tether_core::{Action, ChannelId, Event, Hub, ShutdownHow};
 
 use crate::Options;
 use crate::accept::Gates;
+use crate::app::{APP_BACKLOG, AppState};
 use crate::glue::{Glue, Release, Sleep, Socket};
 use crate::handle::{Command, HandleQueues, Query};
 use crate::input::{Input, InputQueues, Inputs, ReadEnd};
@@ -104,6 +105,8 @@ pub struct Driver<G: Glue> {
     /// Dropped when the driver ends: the listener stops once every shard's
     /// is gone.
     listener_alive: Option<Sender<()>>,
+    /// The in-driver application, if the server runs one.
+    app: Option<AppState>,
 }
 
 impl<G: Glue> std::fmt::Debug for Driver<G> {
@@ -134,6 +137,7 @@ pub(crate) struct Parts<G: Glue> {
     pub remaining: Arc<AtomicUsize>,
     pub stopped: Sender<()>,
     pub listener_alive: Sender<()>,
+    pub app: Option<AppState>,
 }
 
 impl<G: Glue> Driver<G> {
@@ -161,14 +165,20 @@ impl<G: Glue> Driver<G> {
             remaining: parts.remaining,
             _stopped: parts.stopped,
             listener_alive: Some(parts.listener_alive),
+            app: parts.app,
         }
     }
 
     /// Whether reader data may be taken: the application keeps up with
     /// its events (or nobody listens, or the server is draining anyway).
     fn reading_open(&self) -> bool {
-        self.unread.load(Ordering::Acquire) < self.options.event_backlog
-            || self.events.receiver_count() == 0
+        let app_keeps_up = self
+            .app
+            .as_ref()
+            .is_none_or(|app| app.backlog() < APP_BACKLOG);
+        (app_keeps_up
+            && (self.unread.load(Ordering::Acquire) < self.options.event_backlog
+                || self.events.receiver_count() == 0))
             || self.hub.is_shutting_down()
     }
 
@@ -182,10 +192,16 @@ impl<G: Glue> Driver<G> {
             }
             self.reading_held = !reading;
             let commanding = self.held.is_none() && !self.orphaned;
-            let deadline = match (self.hub.poll_timeout(), &self.held) {
+            let mut deadline = match (self.hub.poll_timeout(), &self.held) {
                 (Some(at), Some((_, until))) => Some(at.min(*until)),
                 (at, held) => at.or(held.as_ref().map(|(_, until)| *until)),
             };
+            if self.app.as_ref().is_some_and(AppState::has_remote_pending) {
+                // Another shard's queue was full: look again soon (nothing
+                // else may wake this driver while its reads are held).
+                let retry = Instant::now() + Duration::from_millis(1);
+                deadline = Some(deadline.map_or(retry, |at| at.min(retry)));
+            }
             let wake = {
                 let q = &self.queues;
                 let h = &self.handle;
@@ -252,6 +268,7 @@ impl<G: Glue> Driver<G> {
             self.hub.handle_timeout(now);
             self.drain(now);
             self.release_held(now);
+            self.run_app(now);
         }
         // No more accepts or waiter reports: a sender blocked on a full
         // queue fails and gets its input back. Connections accepted but
@@ -493,6 +510,26 @@ impl<G: Glue> Driver<G> {
         }
     }
 
+    /// Executes what the in-driver application asked for, in order, until
+    /// a send must wait for backpressure (it stays first in line) or
+    /// nothing is left; what it asked of other shards goes to their queues.
+    fn run_app(&mut self, now: Instant) {
+        loop {
+            let Some(app) = &mut self.app else {
+                return;
+            };
+            app.flush_remote();
+            if self.held.is_some() {
+                return;
+            }
+            let Some(command) = app.queues.local.pop_front() else {
+                return;
+            };
+            self.command(now, command);
+            self.drain(now);
+        }
+    }
+
     /// Runs the held command once its wait is over (it stays held, and the
     /// command queue stays closed, otherwise).
     fn release_held(&mut self, now: Instant) {
@@ -566,6 +603,12 @@ impl<G: Glue> Driver<G> {
             if self.remaining.fetch_sub(1, Ordering::AcqRel) != 1 {
                 return;
             }
+        }
+        if let Some(app) = &mut self.app {
+            app.on_event(&event);
+        }
+        if self.events.receiver_count() == 0 {
+            return; // nobody else listens
         }
         if let Event::Received { data, .. } = &event {
             self.unread.fetch_add(data.len(), Ordering::AcqRel);

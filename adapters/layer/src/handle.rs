@@ -88,6 +88,14 @@ pub(crate) struct ShardSenders {
     queries: Sender<Query>,
 }
 
+impl ShardSenders {
+    /// The shard's command queue (for in-driver applications of other
+    /// shards).
+    pub(crate) fn commands(&self) -> &Sender<Command> {
+        &self.commands
+    }
+}
+
 /// Makes one shard's command and query queues.
 pub(crate) fn shard_queues(
     command_cap: usize,

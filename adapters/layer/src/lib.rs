@@ -32,6 +32,7 @@
 #![deny(missing_docs)]
 
 mod accept;
+mod app;
 mod driver;
 mod exec;
 mod glue;
@@ -51,6 +52,7 @@ use std::time::Duration;
 use tether_core::{ChannelId, Config, ConfigError, Hub};
 
 pub use accept::{AcceptRouter, ListenContext};
+pub use app::{APP_BACKLOG, App, AppFactory, AppOut};
 pub use driver::Driver;
 pub use exec::{ThreadSleep, block_on};
 pub use glue::{Glue, Release, Sleep, Socket};
@@ -96,6 +98,11 @@ pub struct Options {
     /// Queued on every new channel before anything else can be sent to it
     /// (e.g. a protocol's greeting): the first bytes its peer reads.
     pub greeting: Option<Greeting>,
+    /// An application run inside each shard's driver (see [`App`]): it sees
+    /// every event in the step that produced it and answers without a
+    /// queue or a thread hop in between. [`Events`] still carries every
+    /// event to whoever reads it (nothing is queued if nobody does).
+    pub app: Option<AppFactory>,
 }
 
 /// Makes a channel's greeting from its id (see [`Options::greeting`]).
@@ -123,6 +130,7 @@ impl Default for Options {
             shards: 1,
             send_wait: Duration::from_secs(1),
             greeting: None,
+            app: None,
         }
     }
 }
@@ -207,14 +215,23 @@ pub fn prepare<G: Glue>(
     let counters = Arc::new(AdapterCounters::default());
     let gates = accept::Gates::new(shards);
     let remaining = Arc::new(std::sync::atomic::AtomicUsize::new(shards));
+    // Every shard's queues first: an in-driver application may command any
+    // shard.
     let mut handle_queues = Vec::with_capacity(shards);
+    let mut receivers = Vec::with_capacity(shards);
+    for _ in 0..shards {
+        let ((senders, commands), queries) = handle::shard_queues(options.command_queue);
+        handle_queues.push(senders);
+        receivers.push((commands, queries));
+    }
     let mut drivers = Vec::with_capacity(shards);
     let mut shard_inputs = Vec::with_capacity(shards);
-    for shard in 0..shards {
+    for (shard, (commands, queries)) in receivers.into_iter().enumerate() {
         // Invariant 12 holds per shard: each gets its share of the budget.
         let share = budget / shards + usize::from(shard < budget % shards);
+        let shard_id = u8::try_from(shard).unwrap_or(u8::MAX);
         let mut shard_config = config.clone();
-        shard_config.shard = u8::try_from(shard).unwrap_or(u8::MAX);
+        shard_config.shard = shard_id;
         shard_config.max_channels = share.max(1);
         if shard_config
             .accept_resume_at
@@ -224,23 +241,28 @@ pub fn prepare<G: Glue>(
         }
         let hub = Hub::new(shard_config)?;
         let (inputs, queues) = input::queues(options.reader_queue, options.control_queue);
-        let (commands, queries) = handle::shard_queues(options.command_queue);
-        handle_queues.push(commands.0);
         let glue = make_glue(GlueContext {
-            shard: u8::try_from(shard).unwrap_or(u8::MAX),
+            shard: shard_id,
             counters: counters.clone(),
             options: options.clone(),
         })?;
+        let app = options.app.as_ref().map(|factory| {
+            // Other shards' queues only: a driver holding its own sender
+            // would keep its queue open after every handle is gone.
+            let remote = handle_queues
+                .iter()
+                .enumerate()
+                .map(|(i, senders)| (i != shard).then(|| senders.commands().clone()))
+                .collect();
+            app::AppState::new((factory.0)(shard_id), shard, remote)
+        });
         shard_inputs.push(inputs.clone());
         drivers.push(Driver::new(driver::Parts {
             hub,
             glue,
             inputs,
             queues,
-            handle: handle::HandleQueues {
-                commands: commands.1,
-                queries,
-            },
+            handle: handle::HandleQueues { commands, queries },
             events: events_tx.clone(),
             unread: unread.clone(),
             counters: counters.clone(),
@@ -252,6 +274,7 @@ pub fn prepare<G: Glue>(
             remaining: remaining.clone(),
             stopped: stopped.clone(),
             listener_alive: listener_alive.clone(),
+            app,
         }));
     }
     let handle = Handle::new(local_addr, handle_queues, stopped_rx);

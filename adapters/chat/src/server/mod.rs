@@ -224,12 +224,23 @@ where
         None => None,
     };
     let metrics_addr = metrics.as_ref().map(|(_, addr)| *addr);
-    let (handle, events) = start_adapter(chat, options.config.clone(), options.options.clone())
-        .map_err(|source| ServeError::Start {
-            runtime: options.runtime,
-            source,
-        })?;
     let counters = Arc::new(ChatCounters::default());
+    // The room runs inside each shard's driver: it sees every event in the
+    // step that produced it, with no thread or queue in between.
+    let mut adapter_options = options.options.clone();
+    adapter_options.app = Some(room::factory(
+        counters.clone(),
+        options.config.login_timeout.is_some(),
+    ));
+    let (handle, events) =
+        start_adapter(chat, options.config.clone(), adapter_options).map_err(|source| {
+            ServeError::Start {
+                runtime: options.runtime,
+                source,
+            }
+        })?;
+    // Every event is handled by the room inside the drivers.
+    drop(events);
     let console = Console::new(handle.clone(), options.shutdown_grace, counters.clone());
     let mut threads = Vec::with_capacity(4);
     let spawned = (|| {
@@ -237,13 +248,7 @@ where
             what: "room",
             source,
         })?;
-        threads.push(room::spawn(
-            handle.clone(),
-            events,
-            counters.clone(),
-            stop_writer,
-            options.config.login_timeout.is_some(),
-        )?);
+        threads.push(room::spawn_stop_watch(handle.clone(), stop_writer)?);
         threads.push(console::spawn(
             admin,
             console.clone(),

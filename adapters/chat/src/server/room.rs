@@ -1,110 +1,122 @@
-//! The room thread: events in, posted sends and broadcasts out.
+//! The chat room, run inside each shard's driver (`tether_adapter::App`):
+//! events in, sends and broadcasts out, in the same step, with no thread or
+//! queue in between.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
-use tether_adapter::{Events, Handle};
+use tether_adapter::{App, AppFactory, AppOut, Handle};
 use tether_core::{ChannelId, Event};
 
 use super::stop::StopWriter;
 use super::{ChatCounters, ServeError, spawn_thread};
 use crate::{ChatOutput, ChatRoom, log_line};
 
-/// Runs the room until the event stream ends (the server stopped), then
-/// waits for the stop to complete and drops `stop`, waking the console and
+/// The room of each shard. `login`: whether a login deadline is configured,
+/// i.e. whether a member's first line must be reported (otherwise that
+/// call is skipped).
+pub(super) fn factory(counters: Arc<ChatCounters>, login: bool) -> AppFactory {
+    AppFactory(Arc::new(move |_shard| {
+        Box::new(Room {
+            // The adapter queues each member's greeting at accept
+            // (`Options::greeting`), before any broadcast can reach it.
+            room: ChatRoom::greeted_by_adapter(),
+            counters: counters.clone(),
+            login,
+        })
+    }))
+}
+
+/// Waits for the server to stop, then drops `stop`, waking the console and
 /// the watcher.
-pub(super) fn spawn(
+pub(super) fn spawn_stop_watch(
     handle: Handle,
-    events: Events,
-    counters: Arc<ChatCounters>,
     stop: StopWriter,
-    login: bool,
 ) -> Result<JoinHandle<()>, ServeError> {
     spawn_thread("room", move || {
-        run(&handle, &events, &counters, login);
         handle.blocking().stopped();
         drop(stop);
     })
 }
 
-/// `login`: whether a login deadline is configured, i.e. whether a
-/// member's first line must be reported (otherwise that call is skipped).
-fn run(handle: &Handle, events: &Events, counters: &ChatCounters, login: bool) {
-    // The adapter queues each member's greeting at accept
-    // (`Options::greeting`), before any broadcast can reach it.
-    let mut room = ChatRoom::greeted_by_adapter();
-    let mut out = Posting {
-        handle,
-        stopped: false,
-        login,
-    };
-    while let Some(event) = events.next_blocking() {
-        match &event {
+struct Room {
+    room: ChatRoom,
+    counters: Arc<ChatCounters>,
+    login: bool,
+}
+
+impl App for Room {
+    fn on_event(&mut self, event: &Event, out: &mut AppOut<'_>) {
+        match event {
             Event::HolderOverdue { .. } => {
-                if let Some(line) = log_line(&event) {
+                if let Some(line) = log_line(event) {
                     tracing::warn!("{line}");
                 }
             }
             Event::ShutdownComplete => tracing::info!("every channel drained and released"),
-            _ => {
-                if let Some(line) = log_line(&event) {
+            Event::Opened { .. } | Event::Disconnected { .. } => {
+                if tracing::enabled!(tracing::Level::DEBUG)
+                    && let Some(line) = log_line(event)
+                {
                     tracing::debug!("{line}");
                 }
             }
+            _ => {}
         }
-        room.handle_event(&event, &mut out);
-        counters
-            .members
-            .store(room.members() as u64, Ordering::Relaxed);
-        counters
-            .lines_relayed
-            .store(room.lines_relayed(), Ordering::Relaxed);
-        counters
-            .lines_dropped
-            .store(room.lines_dropped(), Ordering::Relaxed);
+        let (members, relayed, dropped) = self.totals();
+        let mut output = Output {
+            out,
+            login: self.login,
+        };
+        self.room.handle_event(event, &mut output);
+        // Every shard has a room of its own: the counters add them up.
+        let (members_now, relayed_now, dropped_now) = self.totals();
+        let c = &self.counters;
+        if members_now > members {
+            c.members
+                .fetch_add(members_now - members, Ordering::Relaxed);
+        } else if members > members_now {
+            c.members
+                .fetch_sub(members - members_now, Ordering::Relaxed);
+        }
+        c.lines_relayed
+            .fetch_add(relayed_now - relayed, Ordering::Relaxed);
+        c.lines_dropped
+            .fetch_add(dropped_now - dropped, Ordering::Relaxed);
     }
 }
 
-/// The room's output, posted with the blocking forms: each waits for room
-/// in the bounded command queue (that wait is the flow control), none waits
-/// for a verdict. A refusal (a member that just left) is counted by the hub
-/// (`sends_rejected`); a post fails only once the server has stopped.
-struct Posting<'a> {
-    handle: &'a Handle,
-    stopped: bool,
+impl Room {
+    fn totals(&self) -> (u64, u64, u64) {
+        (
+            self.room.members() as u64,
+            self.room.lines_relayed(),
+            self.room.lines_dropped(),
+        )
+    }
+}
+
+/// The room's output, as driver commands: executed in order, a broadcast
+/// waiting while a channel is backpressured (the driver stops reading while
+/// too many wait). A refusal (a member that just left) is counted by the
+/// hub (`sends_rejected`).
+struct Output<'a, 'b> {
+    out: &'a mut AppOut<'b>,
     login: bool,
 }
 
-impl Posting<'_> {
-    fn check(&mut self, result: Result<(), tether_adapter::Error>) {
-        if let Err(e) = result
-            && !self.stopped
-        {
-            self.stopped = true;
-            tracing::debug!("room output ends: {e}");
-        }
-    }
-}
-
-impl ChatOutput for Posting<'_> {
+impl ChatOutput for Output<'_, '_> {
     fn send(&mut self, id: ChannelId, data: Bytes) {
-        if !self.stopped {
-            let result = self.handle.blocking().post_send(id, data);
-            self.check(result);
-        }
+        self.out.send(id, data);
     }
     fn broadcast(&mut self, data: Bytes) {
-        if !self.stopped {
-            let result = self.handle.blocking().post_broadcast(data);
-            self.check(result);
-        }
+        self.out.broadcast(data);
     }
     fn authenticate(&mut self, id: ChannelId) {
-        if !self.stopped && self.login {
-            let result = self.handle.blocking().post_authenticate(id);
-            self.check(result);
+        if self.login {
+            self.out.authenticate(id);
         }
     }
 }

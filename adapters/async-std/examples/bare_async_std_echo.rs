@@ -3,7 +3,7 @@
 //! Same accept / greeting / line / close cycle as `tether serve`, so
 //! `bench/loadgen.sh` can measure both side by side in one run.
 //!
-//! `cargo run --release -p tether-async-std --example bare_echo -- 127.0.0.1:7100`
+//! `cargo run --release -p tether-async-std --example bare_async_std_echo -- 127.0.0.1:7100`
 
 use async_std::io::{BufReader, prelude::*};
 use async_std::net::{TcpListener, TcpStream};

@@ -4,7 +4,7 @@
 //! `tether serve --runtime tokio`, so `bench/loadgen.sh` measures both side
 //! by side in one run.
 //!
-//! `cargo run --release -p tether-tokio --example bare_echo -- 127.0.0.1:7200`
+//! `cargo run --release -p tether-tokio --example bare_tokio_echo -- 127.0.0.1:7200`
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
