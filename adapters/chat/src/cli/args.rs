@@ -18,10 +18,12 @@ use super::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, ValueEnum)]
 pub enum Runtime {
     /// async-std tasks (tether-async-std).
-    #[default]
     #[value(name = "async-std")]
     AsyncStd,
-    /// smol tasks (tether-async-std on smol's executor).
+    /// smol tasks (tether-async-std on smol's executor). The default: the
+    /// fastest at connection churn in BENCHMARKS.md (and async-std, its
+    /// sibling, is discontinued upstream).
+    #[default]
     Smol,
     /// Blocking std::net sockets and std threads (tether-threads).
     Threads,
@@ -53,7 +55,7 @@ impl fmt::Display for Runtime {
 #[command(next_help_heading = "Server")]
 pub struct ServeArgs {
     /// Which runtime drives the server.
-    #[arg(long, env = "TETHER_RUNTIME", value_enum, default_value_t = Runtime::AsyncStd)]
+    #[arg(long, env = "TETHER_RUNTIME", value_enum, default_value_t = Runtime::Smol)]
     pub runtime: Runtime,
     /// Where chat clients connect (HOST:PORT; a host name is resolved when binding).
     #[arg(long, env = "TETHER_LISTEN", default_value = DEFAULT_LISTEN, value_name = "HOST:PORT")]
@@ -149,7 +151,7 @@ pub struct ServeArgs {
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
     /// Which runtime drives the demo's server.
-    #[arg(long, env = "TETHER_RUNTIME", value_enum, default_value_t = Runtime::AsyncStd)]
+    #[arg(long, env = "TETHER_RUNTIME", value_enum, default_value_t = Runtime::Smol)]
     pub runtime: Runtime,
     /// How long the demo runs before its summary.
     #[arg(
@@ -169,7 +171,7 @@ impl ServeArgs {
     /// Every flag at its default (ignoring the environment).
     pub fn defaults() -> ServeArgs {
         ServeArgs {
-            runtime: Runtime::AsyncStd,
+            runtime: Runtime::Smol,
             listen: HostPort::from_str(DEFAULT_LISTEN).unwrap_or_else(|_| HostPort::loopback_any()),
             admin: HostPort::from_str(DEFAULT_ADMIN).unwrap_or_else(|_| HostPort::loopback_any()),
             max_channels: 10_000,

@@ -260,9 +260,12 @@ fn run(listener: &TcpListener, shared: &Arc<Shared>, stopped: &StopReader) {
             Err(e) => std::thread::sleep(errors.failed(&e)),
         }
     }
-    // The server stopped: wake every session blocked in `read`.
+    // The server stopped: wake every session blocked in `read`. Only the
+    // read side: a session still writing its answer (`ok` to the very
+    // `shutdown` that stopped the server) gets it out, then sees EOF, ends
+    // and closes its socket.
     for stream in shared.sessions().open.values() {
-        let _ = stream.shutdown(Shutdown::Both);
+        let _ = stream.shutdown(Shutdown::Read);
     }
     let deadline = Instant::now() + Duration::from_secs(2);
     while !shared.sessions().open.is_empty() && Instant::now() < deadline {
