@@ -96,7 +96,8 @@ for round in $(seq 1 "$REPEAT"); do
   load_ok; next_port
   "$OUT/floor" "$PORT" & F=$!; wait_port "$PORT"
   record "round=$round server=floor bench=churn uptime=\"$(uptime)\" $("$PC" churn "$PORT" "$CHURN_SECS" 4 10)"
-  record "round=$round server=floor bench=kick $("$PC" kick "$PORT" $((PORT + 1)) "$KICKS" 1000 seq | kick_summary)"
+  load_ok
+  record "round=$round server=floor bench=kick uptime=\"$(uptime)\" $("$PC" kick "$PORT" $((PORT + 1)) "$KICKS" 1000 seq | kick_summary)"
   stop $F
   load_ok; next_port
   "$OUT/floor" "$PORT" bcast & F=$!; wait_port "$PORT"
@@ -112,7 +113,8 @@ for round in $(seq 1 "$REPEAT"); do
   for rt in "${RUNTIMES[@]}"; do
     load_ok; next_port; start_tether "$rt" "$PORT"
     record "round=$round server=$rt bench=churn uptime=\"$(uptime)\" $("$PC" churn "$PORT" "$CHURN_SECS" 4 10)"
-    record "round=$round server=$rt bench=kick $("$PC" kick "$PORT" $((PORT + 1)) "$KICKS" 1000 seq | kick_summary)"
+    load_ok
+    record "round=$round server=$rt bench=kick uptime=\"$(uptime)\" $("$PC" kick "$PORT" $((PORT + 1)) "$KICKS" 1000 seq | kick_summary)"
     stop $SRV
     load_ok; next_port; start_tether "$rt" "$PORT"
     record "round=$round server=$rt bench=fanout uptime=\"$(uptime)\" $("$PC" fanout "$PORT" "$FAN_CLIENTS" "$FAN_LINES" 64 $SRV)"
@@ -130,6 +132,14 @@ echo "== summary (median over rounds; raw lines in $RES)"
 python3 - "$RES" <<'PY'
 import re, statistics, sys
 rows = [r for r in (dict(re.findall(r'(\w+)=("[^"]*"|\S+)', l)) for l in open(sys.argv[1])) if 'server' in r]
+def load(r):
+    m = re.search(r'load average: ([0-9.]+)', r.get('uptime', ''))
+    return float(m.group(1)) if m else None
+# A figure taken at load >= 1.5 is not a figure: left out, and said so.
+for r in rows:
+    if (load(r) or 0) >= 1.5:
+        print(f"left out (load {load(r)}): round {r['round']} {r['server']} {r['bench']}")
+rows = [r for r in rows if (load(r) or 0) < 1.5]
 def med(server, bench, key):
     v = [float(r[key]) for r in rows if r.get('server') == server and r.get('bench') == bench and key in r]
     return (statistics.median(v), min(v), max(v)) if v else None

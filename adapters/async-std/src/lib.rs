@@ -46,7 +46,12 @@ use std::net::TcpListener;
 use async_io::Async;
 use tether_core::Config;
 
-pub use glue::{AsyncGlue, AsyncIoSleep, AsyncSocket};
+pub use glue::{AsyncIoSleep, AsyncListener, AsyncSocket};
+
+use tether_adapter::TaskGlue;
+
+/// Bytes one read may take at most (on the stack, only while reading).
+const READ_CHUNK: usize = 16 * 1024;
 pub use runtime::{AsyncStd, Runtime, Smol};
 pub use tether_adapter::{Blocking, Error, Events, Handle, Options, ServerStats, StartError};
 
@@ -63,13 +68,14 @@ pub fn start<R: Runtime>(
     let listener = Async::new(listener)?;
     let local_addr = listener.get_ref().local_addr()?;
     let prepared = tether_adapter::prepare(config, options, local_addr, R::NAME, None, |_| {
-        Ok(AsyncGlue {
-            runtime: runtime.clone(),
-        })
+        Ok(TaskGlue::new(runtime.clone(), READ_CHUNK))
     })?;
-    runtime.spawn(glue::listen(listener, prepared.listen));
+    Runtime::spawn(
+        &runtime,
+        tether_adapter::listen_task(AsyncListener(listener), prepared.listen, AsyncIoSleep),
+    );
     for driver in prepared.drivers {
-        runtime.spawn(driver.run(AsyncIoSleep));
+        Runtime::spawn(&runtime, driver.run(AsyncIoSleep));
     }
     Ok((prepared.handle, prepared.events))
 }

@@ -41,6 +41,7 @@ mod input;
 pub mod listen;
 mod outbound;
 mod stats;
+mod tasks;
 
 use std::io;
 use std::net::SocketAddr;
@@ -59,6 +60,9 @@ pub use glue::{Glue, Release, Sleep, Socket};
 pub use handle::{Blocking, Error, Events, Handle};
 pub use input::{DriverGone, Input, Inputs, ReadEnd, SMALL_READ, read_chunk};
 pub use stats::{AdapterCounters, Histogram, KICK_BUCKETS, ServerStats};
+pub use tasks::{
+    AsyncListener, AsyncSocket, Spawn, TaskConn, TaskGlue, listen_task, read_task, wait_task,
+};
 
 /// Adapter settings that are not lifecycle policy (that is
 /// [`tether_core::Config`]). The same for every runtime.

@@ -1,30 +1,17 @@
-//! The tokio I/O glue: the listener task, one reader task per connection,
-//! and a short-lived waiter task while a peer's send buffer is full, on
-//! `tokio::net` sockets and `tokio::time` timers.
-//!
-//! The driver (in `tether-adapter`) writes every socket itself, without
-//! blocking; these tasks only read, wait, and report.
+//! The tokio glue: how a `tokio::net` socket waits for readiness, how the
+//! listener accepts, how to sleep (`tokio::time`) and spawn. The tasks
+//! themselves (listener, a reader per connection, a waiter while a send
+//! buffer is full) are `tether-adapter`'s, the same for every async
+//! runtime; the driver writes every socket itself.
 
 use std::io::{self, IoSlice};
-use std::net::Shutdown;
-use std::sync::Arc;
+use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use async_channel::{Receiver, Sender};
-use futures_lite::future;
-use tether_adapter::listen::AcceptErrors;
-use tether_adapter::{
-    AdapterCounters, Glue, Input, Inputs, ListenContext, ReadEnd, Release, Sleep,
-};
-use tether_core::ChannelId;
+use tether_adapter::Sleep;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle as Runtime;
-
-/// The largest read: a stack buffer, so an idle connection holds no
-/// buffer memory at all. [`Options::read_buffer`](tether_adapter::Options::read_buffer)
-/// may lower it.
-const READ_CHUNK: usize = 16 * 1024;
 
 /// A connected socket registered with tokio's reactor.
 #[derive(Debug)]
@@ -33,6 +20,18 @@ pub struct TokioSocket {
     /// tokio has reported this socket writable at least once (see
     /// [`write_vectored`](tether_adapter::Socket::write_vectored)).
     primed: AtomicBool,
+}
+
+impl tether_adapter::AsyncSocket for TokioSocket {
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_ {
+        self.stream.readable()
+    }
+    fn writable(&self) -> impl Future<Output = io::Result<()>> + Send + '_ {
+        self.stream.writable()
+    }
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.try_read(buf)
+    }
 }
 
 impl TokioSocket {
@@ -90,81 +89,35 @@ impl tether_adapter::Socket for TokioSocket {
     }
 }
 
-type TokioInputs = Inputs<TokioSocket, ()>;
+/// Spawns on a tokio runtime.
+#[derive(Debug, Clone)]
+pub struct TokioSpawn(pub Runtime);
 
-/// Per connection: closing `cancel` makes its reader and waiter let go.
-#[derive(Debug)]
-pub struct TokioConn {
-    cancel: Sender<()>,
-    cancelled: Receiver<()>,
-}
-
-/// [`Glue`] for tokio (one per shard).
-#[derive(Debug)]
-pub struct TokioGlue {
-    runtime: Runtime,
-    /// Bytes one read takes at most.
-    read_len: usize,
-}
-
-impl TokioGlue {
-    /// The glue of one shard, spawning its tasks on `runtime`.
-    pub(crate) fn new(runtime: Runtime, options: &tether_adapter::Options) -> TokioGlue {
-        TokioGlue {
-            runtime,
-            read_len: options.read_buffer.clamp(1, READ_CHUNK),
-        }
+impl tether_adapter::Spawn for TokioSpawn {
+    fn spawn(&self, future: impl Future<Output = ()> + Send + 'static) {
+        drop(self.0.spawn(future));
     }
 }
 
-impl Glue for TokioGlue {
+/// The listening socket.
+#[derive(Debug)]
+pub struct TokioListener(pub TcpListener);
+
+impl tether_adapter::AsyncListener for TokioListener {
     type Socket = TokioSocket;
-    type Accepted = ();
-    type Conn = TokioConn;
 
-    fn open(
-        &mut self,
-        id: ChannelId,
-        socket: &Arc<TokioSocket>,
-        (): (),
-        inputs: &TokioInputs,
-    ) -> io::Result<TokioConn> {
-        let (cancel, cancelled) = async_channel::bounded(1);
-        drop(self.runtime.spawn(read_loop(
-            id,
-            socket.clone(),
-            inputs.clone(),
-            cancelled.clone(),
-            self.read_len,
-        )));
-        Ok(TokioConn { cancel, cancelled })
+    async fn accept(&self) -> io::Result<(TokioSocket, SocketAddr)> {
+        // `accept` is cancel-safe: losing a race loses no connection.
+        let (stream, peer) = self.0.accept().await?;
+        // Small chat lines and FINs should leave at once.
+        let _ = stream.set_nodelay(true);
+        Ok((TokioSocket::new(stream), peer))
     }
 
-    fn refuse(&mut self, _socket: &Arc<TokioSocket>, (): ()) {}
-
-    fn wait_writable(
-        &mut self,
-        id: ChannelId,
-        socket: &Arc<TokioSocket>,
-        conn: &mut TokioConn,
-        inputs: &TokioInputs,
-    ) -> io::Result<()> {
-        drop(self.runtime.spawn(wait_writable(
-            id,
-            socket.clone(),
-            inputs.clone(),
-            conn.cancelled.clone(),
-        )));
-        Ok(())
+    fn refuse(socket: &TokioSocket, line: &[u8]) {
+        // Directly, whatever tokio knows of its readiness yet.
+        let _ = socket2::SockRef::from(&socket.stream).send(line);
     }
-
-    fn release(&mut self, _socket: &Arc<TokioSocket>, conn: &mut TokioConn, _how: Release) {
-        // Offline: the socket is already shut down both ways, so a reader
-        // would see EOF anyway; abort: no FIN may be sent, so cancel.
-        conn.cancel.close();
-    }
-
-    fn finish(&mut self) {}
 }
 
 /// [`Sleep`] on `tokio::time`.
@@ -177,136 +130,11 @@ impl Sleep for TokioSleep {
     }
 }
 
-/// Accepts until every shard's driver has ended, handing each connection
-/// to the next shard that accepts. While every shard has paused accepting
-/// (at its channel limit, or shutting down), it keeps accepting but refuses
-/// each connection itself with the refusal line, so a full server says so
-/// instead of leaving clients in the backlog.
-pub(crate) async fn listen(listener: TcpListener, context: ListenContext<TokioSocket, ()>) {
-    let ListenContext {
-        mut router,
-        counters,
-        stopped,
-        stop,
-        options,
-    } = context;
-    let mut errors = AcceptErrors::new("chat");
-    loop {
-        // `accept` is cancel-safe: losing the race loses no connection.
-        let accepted = future::or(async { Some(listener.accept().await) }, async {
-            let _closed = stop.recv().await;
-            None
-        })
-        .await;
-        match accepted {
-            None => break,
-            Some(Ok((stream, peer))) => {
-                errors.success();
-                AdapterCounters::bump(&counters.accepted);
-                let Some(inputs) = router.pick() else {
-                    if let Some(line) = &options.refuse_line {
-                        // Directly, whatever tokio knows of its readiness yet.
-                        let _ = socket2::SockRef::from(&stream).send(line);
-                    }
-                    AdapterCounters::bump(&counters.refused_full);
-                    continue;
-                };
-                // Small chat lines and FINs should leave at once.
-                let _ = stream.set_nodelay(true);
-                let input = Input::Accepted {
-                    socket: Arc::new(TokioSocket::new(stream)),
-                    peer,
-                    accepted: (),
-                };
-                // A shard that just ended refuses nothing more: the socket
-                // in the returned input is dropped, i.e. closed.
-                let _ = inputs.send(input).await;
-            }
-            Some(Err(e)) => {
-                AdapterCounters::bump(&counters.accept_errors);
-                let wait = errors.failed(&e);
-                if !wait.is_zero() {
-                    tokio::time::sleep(wait).await;
-                }
-            }
-        }
-    }
-    // Closed before `stopped` is released: once a handle sees the server
-    // stopped, nothing listens on its port.
-    drop(listener);
-    drop(stopped);
-}
-
-/// Reads until EOF, an error, or cancellation, posting bytes to the
-/// driver (waiting while its reader queue is full: that is how TCP pushes
-/// back on a flooding peer); then drops its socket and reports (which
-/// detaches it, so the driver's close drops the last reference).
-async fn read_loop(
-    id: ChannelId,
-    socket: Arc<TokioSocket>,
-    inputs: TokioInputs,
-    cancel: Receiver<()>,
-    read_len: usize,
-) {
-    // Whether the last read filled its buffer: read more at a time.
-    let mut big = false;
-    let end = loop {
-        let ready = future::or(async { Some(socket.stream.readable().await) }, async {
-            let _closed = cancel.recv().await;
-            None
-        })
-        .await;
-        match ready {
-            None => break ReadEnd::Released,
-            Some(Err(e)) => break ReadEnd::Error(e.kind()),
-            Some(Ok(())) => {}
-        }
-        // The buffer lives only in this block, never across an await: an
-        // idle connection's task holds no buffer. `try_read` clears tokio's
-        // readiness when the kernel has nothing (a spurious wake-up).
-        let read = tether_adapter::read_chunk(big, read_len, |buf| socket.stream.try_read(buf));
-        match read {
-            Ok((data, _)) if data.is_empty() => break ReadEnd::Eof,
-            Ok((data, filled)) => {
-                big = filled;
-                if inputs.send(Input::Received(id, data)).await.is_err() {
-                    break ReadEnd::Released;
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => break ReadEnd::Error(e.kind()),
-        }
-    };
-    drop(socket);
-    let _gone = inputs.send(Input::ReaderDone(id, end)).await;
-}
-
-/// Waits until the socket takes bytes again (or the connection is
-/// released), then drops its reference and reports (which also detaches
-/// it).
-async fn wait_writable(
-    id: ChannelId,
-    socket: Arc<TokioSocket>,
-    inputs: TokioInputs,
-    cancel: Receiver<()>,
-) {
-    future::or(
-        async {
-            let _ = socket.stream.writable().await;
-        },
-        async {
-            let _closed = cancel.recv().await;
-        },
-    )
-    .await;
-    drop(socket);
-    let _gone = inputs.send(Input::WaiterDone(id)).await;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use tether_core::ChannelId;
 
     /// An upper bound on a reader task's state: what an idle connection
     /// costs besides its socket.
@@ -326,10 +154,11 @@ mod tests {
         let (inputs, _queues) = tether_adapter::test_inputs::<TokioSocket, ()>();
         let (_cancel, cancelled) = async_channel::bounded(1);
         let id = ChannelId::from_parts(0, 0, 1).unwrap();
-        let reader = read_loop(id, socket.clone(), inputs.clone(), cancelled.clone(), 1024);
+        let reader =
+            tether_adapter::read_task(id, socket.clone(), inputs.clone(), cancelled.clone(), 1024);
         let size = std::mem::size_of_val(&reader);
         assert!(size <= MAX_READER_FUTURE, "{size}");
-        let waiter = wait_writable(id, socket, inputs, cancelled);
+        let waiter = tether_adapter::wait_task(id, socket, inputs, cancelled);
         let size = std::mem::size_of_val(&waiter);
         assert!(size <= MAX_READER_FUTURE, "{size}");
     }

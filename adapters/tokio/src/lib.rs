@@ -86,7 +86,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use tether_core::Config;
 
-pub use glue::{TokioConn, TokioGlue, TokioSleep, TokioSocket};
+pub use glue::{TokioListener, TokioSleep, TokioSocket, TokioSpawn};
+use tether_adapter::TaskGlue;
 pub use tether_adapter::{Blocking, Error, Events, Handle, Options, ServerStats, StartError};
 
 /// Why [`start`] could not use a tokio runtime. It reaches the caller as
@@ -147,11 +148,17 @@ pub fn start(
     }))
     .map_err(|_| RuntimeError::IoDisabled)??;
     let local_addr = listener.local_addr()?;
+    let spawn = TokioSpawn(runtime.clone());
     let prepared =
         tether_adapter::prepare(config, options, local_addr, "tokio", None, |context| {
-            Ok(TokioGlue::new(runtime.clone(), &context.options))
+            let read_len = context.options.read_buffer.clamp(1, 16 << 10);
+            Ok(TaskGlue::new(spawn.clone(), read_len))
         })?;
-    drop(runtime.spawn(glue::listen(listener, prepared.listen)));
+    drop(runtime.spawn(tether_adapter::listen_task(
+        TokioListener(listener),
+        prepared.listen,
+        TokioSleep,
+    )));
     for driver in prepared.drivers {
         drop(runtime.spawn(driver.run(TokioSleep)));
     }
