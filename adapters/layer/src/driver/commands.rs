@@ -1,0 +1,151 @@
+//! The application's commands and queries, and when a send must wait for backpressure.
+use std::time::Instant;
+
+use tether_core::ChannelId;
+
+use super::Driver;
+use crate::glue::Glue;
+use crate::handle::{Command, Query};
+use crate::stats::{AdapterCounters, ServerStats};
+
+impl<G: Glue> Driver<G> {
+    /// Until when `command` must wait for backpressure to clear, if it
+    /// must: a send while its channel is backpressured, a broadcast while
+    /// any usable channel is — as long as that channel's peer is taking
+    /// bytes (it made progress within `Options::send_wait`). The wait ends
+    /// when the channel drains to its low watermark, ends, is evicted, or
+    /// stops taking bytes for `send_wait`.
+    pub(super) fn wait_until(&self, now: Instant, command: &Command) -> Option<Instant> {
+        let holds = |id: ChannelId| -> Option<Instant> {
+            if !self.hub.is_backpressured(id).unwrap_or(false) {
+                return None;
+            }
+            let conn = self.conns.get(&id)?;
+            let until = conn.progress + self.options.send_wait;
+            (until > now).then_some(until)
+        };
+        match command {
+            Command::Send { id, .. } => holds(*id),
+            Command::Broadcast { .. } if self.hub.backpressured() > 0 => {
+                // O(channels), only while some channel is backpressured
+                // (its transmits may still wait in the hub's action queue,
+                // so the connection's own queue cannot tell).
+                self.conns.keys().filter_map(|id| holds(*id)).min()
+            }
+            _ => None,
+        }
+    }
+
+    pub(super) fn command(&mut self, now: Instant, command: Command) {
+        if let Some(until) = self.wait_until(now, &command) {
+            AdapterCounters::bump(&self.counters.sends_held);
+            self.held = Some((command, until));
+            return;
+        }
+        let hub = &mut self.hub;
+        // A caller that stopped waiting for its reply is not an error.
+        match command {
+            Command::Send { id, data, reply } => {
+                let result = hub.send(now, id, data);
+                if let Some(reply) = reply {
+                    let _ = reply.try_send(result);
+                }
+            }
+            Command::Broadcast { data, reply } => {
+                let report = hub.broadcast(now, data);
+                if let Some(reply) = reply {
+                    let _ = reply.try_send(report);
+                }
+            }
+            Command::Kick {
+                id,
+                mode,
+                code,
+                reply,
+            } => {
+                let result = hub.kick(now, id, mode, code);
+                if result.is_ok()
+                    && let Some(conn) = self.conns.get_mut(&id)
+                {
+                    conn.kicked_at = Some(now);
+                }
+                // The answer follows the wire: an abort's RST or a graceful
+                // kick's FIN (when nothing is queued) is out when it arrives
+                // (invariant 3).
+                self.drain(now);
+                if let Some(reply) = reply {
+                    let _ = reply.try_send(result);
+                }
+            }
+            Command::Authenticate { id, reply } => {
+                let result = hub.authenticate(now, id);
+                if let Some(reply) = reply {
+                    let _ = reply.try_send(result);
+                }
+            }
+        }
+    }
+
+    /// Executes what the in-driver application asked for, in order, until
+    /// a send must wait for backpressure (it stays first in line) or
+    /// nothing is left; what it asked of other shards goes to their queues.
+    pub(super) fn run_app(&mut self, now: Instant) {
+        loop {
+            let Some(app) = &mut self.app else {
+                return;
+            };
+            app.flush_remote();
+            if self.held.is_some() {
+                return;
+            }
+            let Some(command) = app.queues.local.pop_front() else {
+                return;
+            };
+            self.command(now, command);
+            self.drain(now);
+        }
+    }
+
+    /// Runs the held command once its wait is over (it stays held, and the
+    /// command queue stays closed, otherwise).
+    pub(super) fn release_held(&mut self, now: Instant) {
+        let Some((command, _)) = self.held.take() else {
+            return;
+        };
+        if let Some(until) = self.wait_until(now, &command) {
+            self.held = Some((command, until));
+            return;
+        }
+        self.command(now, command);
+        self.drain(now);
+    }
+
+    pub(super) fn query(&mut self, now: Instant, query: Query) {
+        match query {
+            Query::Stats(reply) => {
+                let (kick_latency, kick_latency_sum_seconds, kick_latency_count) =
+                    self.counters.kick_latency.snapshot();
+                let stats = ServerStats {
+                    core: self.hub.stats(),
+                    adapter: self.counters.snapshot(),
+                    runtime: self.runtime,
+                    channel_budget: self.budget,
+                    kick_latency,
+                    kick_latency_sum_seconds,
+                    kick_latency_count,
+                };
+                let _ = reply.try_send(stats);
+            }
+            Query::Channels(reply) => {
+                let _ = reply.try_send(self.hub.channels().collect());
+            }
+            Query::Offline(reply) => {
+                let _ = reply.try_send(self.hub.offline().collect());
+            }
+            Query::Shutdown { grace, reply } => {
+                self.hub.shutdown(now, grace);
+                let _ = reply.try_send(());
+            }
+        }
+    }
+}

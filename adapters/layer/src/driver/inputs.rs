@@ -1,0 +1,109 @@
+//! What the socket tasks report: accepted connections, reads, ends, writability.
+use std::io::IoSlice;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tether_core::ChannelId;
+
+use super::{Conn, Driver};
+use crate::glue::{Glue, Socket};
+use crate::input::{Input, ReadEnd};
+use crate::outbound::Outbound;
+use crate::stats::AdapterCounters;
+
+impl<G: Glue> Driver<G> {
+    pub(super) fn input(&mut self, now: Instant, input: Input<G::Socket, G::Accepted>) {
+        match input {
+            Input::Accepted {
+                socket,
+                peer,
+                accepted,
+            } => self.accepted(now, socket, peer, accepted),
+            Input::Received(id, data) => {
+                let result = self.hub.handle_received(now, id, data);
+                self.rejected(result);
+            }
+            Input::ReaderDone(id, end) => {
+                let result = match end {
+                    ReadEnd::Eof => self.hub.handle_peer_eof(now, id),
+                    ReadEnd::Error(kind) => self.hub.handle_io_error(now, id, kind),
+                    ReadEnd::Released => Ok(()),
+                };
+                // After a kick or an abort the hub already knows: not news.
+                let _already_ended = result;
+                let result = self.hub.detach(now, id);
+                self.rejected(result);
+            }
+            Input::Writable(id) => self.writable(id),
+            Input::WaiterDone(id) => {
+                self.writable(id);
+                let result = self.hub.detach(now, id);
+                self.rejected(result);
+            }
+        }
+    }
+
+    pub(super) fn writable(&mut self, id: ChannelId) {
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.waiting = false;
+            if !conn.out.is_empty() && !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(id);
+            }
+        }
+    }
+
+    pub(super) fn accepted(
+        &mut self,
+        now: Instant,
+        socket: Arc<G::Socket>,
+        peer: SocketAddr,
+        accepted: G::Accepted,
+    ) {
+        let id = match self.hub.accept(now, peer) {
+            Ok(id) => id,
+            Err(_) => {
+                // At the limit or shutting down: say so, then close
+                // (invariant 12; no channel, no event: invariant 1).
+                if let Some(line) = &self.options.refuse_line {
+                    let _ = socket.write_vectored(&[IoSlice::new(line)]);
+                }
+                AdapterCounters::bump(&self.counters.refused_full);
+                self.glue.refuse(&socket, accepted);
+                return;
+            }
+        };
+        // The reader is the first holder (invariant 5); a fresh channel
+        // always takes one.
+        let _ = self.hub.attach(now, id);
+        let glue = match self.glue.open(id, &socket, accepted, &self.inputs) {
+            Ok(conn) => Some(conn),
+            Err(e) => {
+                AdapterCounters::bump(&self.counters.refused_resources);
+                let _ = self.hub.detach(now, id);
+                let _ = self.hub.handle_io_error(now, id, e.kind());
+                None
+            }
+        };
+        self.conns.insert(
+            id,
+            Conn {
+                socket,
+                glue,
+                out: Outbound::default(),
+                waiting: false,
+                dirty: false,
+                dead: false,
+                progress: now,
+                kicked_at: None,
+            },
+        );
+        if let Some(greeting) = &self.options.greeting {
+            // Before the app hears of the channel, so before any of its
+            // sends or broadcasts can reach it.
+            let result = self.hub.send(now, id, (greeting.0)(id));
+            self.rejected(result);
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! The driver: the hub's single owner, written once for every runtime.
+//!
+//! One loop, in the style of quinn-proto's and str0m's run loops:
+//!
+//! 1. wait for a control input (accepts, writability), reader data (only
+//!    while the application keeps up with its events), an application
+//!    command (only while no send is waiting for backpressure), a query,
+//!    or the hub's next deadline;
+//! 2. feed it and up to a batch more to the hub;
+//! 3. `handle_timeout(now)` (early is harmless);
+//! 4. drain: execute every action (transmits are queued per socket), write
+//!    every socket that got transmits with **one vectored non-blocking
+//!    write**, report what the kernel took (`handle_written`) in the same
+//!    step, start a writability waiter where it took less, deliver every
+//!    event; repeat until the hub is quiet.
+//!
+//! Because writes are reported at once, the hub's queue for a channel is
+//! exactly what its peer's kernel refused: a prompt reader is never
+//! mistaken for a slow one, and `Config::stall_timeout` evicts only peers
+//! whose send buffer stays full (docs/design.md §5.2).
+
+mod commands;
+mod inputs;
+mod outputs;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use async_channel::Sender;
+use futures_lite::future;
+use tether_core::{ChannelId, Event, Hub};
+
+use crate::Options;
+use crate::accept::Gates;
+use crate::app::{APP_BACKLOG, AppState};
+use crate::glue::{Glue, Sleep};
+use crate::handle::{Command, HandleQueues, Query};
+use crate::input::{Input, InputQueues, Inputs};
+use crate::outbound::Outbound;
+use crate::stats::AdapterCounters;
+
+/// The driver's record of one connection.
+struct Conn<G: Glue> {
+    socket: Arc<G::Socket>,
+    /// `None` if the runtime could not start its reader.
+    glue: Option<G::Conn>,
+    out: Outbound,
+    /// A writability waiter is running: do not write until it reports.
+    waiting: bool,
+    /// Listed in `dirty` already.
+    dirty: bool,
+    /// Aborted or failed: transmits are dropped (the hub counted them).
+    dead: bool,
+    /// When the kernel last took bytes (or the queue last became
+    /// non-empty): a backpressured channel that took nothing for
+    /// `Options::send_wait` no longer holds sends up.
+    progress: Instant,
+    /// When the application kicked it, until its FIN or RST is out.
+    kicked_at: Option<Instant>,
+}
+
+/// What the driver waits for.
+enum Wake<S, A> {
+    Input(Input<S, A>),
+    Command(Command),
+    Query(Query),
+    Deadline,
+    /// Every handle is gone.
+    Orphaned,
+}
+
+/// The hub's owner. Built by [`crate::prepare`]; run with
+/// [`Driver::run`] on the runtime's executor (or a thread, see
+/// [`crate::block_on`]).
+pub struct Driver<G: Glue> {
+    hub: Hub,
+    glue: G,
+    conns: HashMap<ChannelId, Conn<G>>,
+    inputs: Inputs<G::Socket, G::Accepted>,
+    queues: InputQueues<G::Socket, G::Accepted>,
+    handle: HandleQueues,
+    events: Sender<Event>,
+    /// Received bytes delivered as events and not yet read by the app.
+    unread: Arc<AtomicUsize>,
+    counters: Arc<AdapterCounters>,
+    options: Options,
+    runtime: &'static str,
+    budget: usize,
+    dirty: Vec<ChannelId>,
+    /// A send or broadcast waiting while its target is backpressured, and
+    /// when to look again even if nothing else happens.
+    held: Option<(Command, Instant)>,
+    /// Whether the last wait found reading held back (for the counter).
+    reading_held: bool,
+    orphaned: bool,
+    done: bool,
+    shard: usize,
+    gates: Arc<Gates>,
+    /// Shards whose hub has not completed its shutdown yet: the last one
+    /// forwards `ShutdownComplete`, so the application sees it once.
+    remaining: Arc<AtomicUsize>,
+    /// Dropped when the driver ends: part of `Handle::stopped`.
+    _stopped: Sender<()>,
+    /// Dropped when the driver ends: the listener stops once every shard's
+    /// is gone.
+    listener_alive: Option<Sender<()>>,
+    /// The in-driver application, if the server runs one.
+    app: Option<AppState>,
+}
+
+impl<G: Glue> std::fmt::Debug for Driver<G> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("runtime", &self.runtime)
+            .field("conns", &self.conns.len())
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything a driver is made from (see [`crate::prepare`]).
+pub(crate) struct Parts<G: Glue> {
+    pub hub: Hub,
+    pub glue: G,
+    pub inputs: Inputs<G::Socket, G::Accepted>,
+    pub queues: InputQueues<G::Socket, G::Accepted>,
+    pub handle: HandleQueues,
+    pub events: Sender<Event>,
+    pub unread: Arc<AtomicUsize>,
+    pub counters: Arc<AdapterCounters>,
+    pub options: Options,
+    pub runtime: &'static str,
+    pub budget: usize,
+    pub shard: usize,
+    pub gates: Arc<Gates>,
+    pub remaining: Arc<AtomicUsize>,
+    pub stopped: Sender<()>,
+    pub listener_alive: Sender<()>,
+    pub app: Option<AppState>,
+}
+
+impl<G: Glue> Driver<G> {
+    pub(crate) fn new(parts: Parts<G>) -> Self {
+        Driver {
+            hub: parts.hub,
+            glue: parts.glue,
+            conns: HashMap::new(),
+            inputs: parts.inputs,
+            queues: parts.queues,
+            handle: parts.handle,
+            events: parts.events,
+            unread: parts.unread,
+            counters: parts.counters,
+            options: parts.options,
+            runtime: parts.runtime,
+            budget: parts.budget,
+            dirty: Vec::new(),
+            held: None,
+            reading_held: false,
+            orphaned: false,
+            done: false,
+            shard: parts.shard,
+            gates: parts.gates,
+            remaining: parts.remaining,
+            _stopped: parts.stopped,
+            listener_alive: Some(parts.listener_alive),
+            app: parts.app,
+        }
+    }
+
+    /// Whether reader data may be taken: the application keeps up with
+    /// its events (or nobody listens, or the server is draining anyway).
+    fn reading_open(&self) -> bool {
+        let app_keeps_up = self
+            .app
+            .as_ref()
+            .is_none_or(|app| app.backlog() < APP_BACKLOG);
+        (app_keeps_up
+            && (self.unread.load(Ordering::Acquire) < self.options.event_backlog
+                || self.events.receiver_count() == 0))
+            || self.hub.is_shutting_down()
+    }
+
+    /// Runs until the hub's shutdown completes, then lets the runtime stop
+    /// its listener and threads ([`Glue`]'s `finish`).
+    pub async fn run<T: Sleep>(mut self, mut sleep: T) {
+        while !self.done {
+            let reading = self.reading_open();
+            if !reading && !self.reading_held {
+                AdapterCounters::bump(&self.counters.reads_held);
+            }
+            self.reading_held = !reading;
+            let commanding = self.held.is_none() && !self.orphaned;
+            let mut deadline = match (self.hub.poll_timeout(), &self.held) {
+                (Some(at), Some((_, until))) => Some(at.min(*until)),
+                (at, held) => at.or(held.as_ref().map(|(_, until)| *until)),
+            };
+            if self.app.as_ref().is_some_and(AppState::has_remote_pending) {
+                // Another shard's queue was full: look again soon (nothing
+                // else may wake this driver while its reads are held).
+                let retry = Instant::now() + Duration::from_millis(1);
+                deadline = Some(deadline.map_or(retry, |at| at.min(retry)));
+            }
+            let wake = {
+                let q = &self.queues;
+                let h = &self.handle;
+                let sleep = &mut sleep;
+                future::or(
+                    async {
+                        // The driver holds a sender of each input queue, so
+                        // neither ever closes while it runs.
+                        q.control.recv().await.map_or(Wake::Orphaned, Wake::Input)
+                    },
+                    future::or(
+                        async {
+                            if !reading {
+                                future::pending::<()>().await;
+                            }
+                            q.reader.recv().await.map_or(Wake::Orphaned, Wake::Input)
+                        },
+                        future::or(
+                            async {
+                                if !commanding {
+                                    future::pending::<()>().await;
+                                }
+                                h.commands
+                                    .recv()
+                                    .await
+                                    .map_or(Wake::Orphaned, Wake::Command)
+                            },
+                            future::or(
+                                async {
+                                    match h.queries.recv().await {
+                                        Ok(query) => Wake::Query(query),
+                                        Err(_) => future::pending().await,
+                                    }
+                                },
+                                async {
+                                    match deadline {
+                                        Some(at) => sleep.sleep_until(at).await,
+                                        None => future::pending().await,
+                                    }
+                                    Wake::Deadline
+                                },
+                            ),
+                        ),
+                    ),
+                )
+                .await
+            };
+            let now = Instant::now();
+            match wake {
+                Wake::Input(input) => self.input(now, input),
+                Wake::Command(command) => self.command(now, command),
+                Wake::Query(query) => self.query(now, query),
+                Wake::Deadline => {}
+                Wake::Orphaned => {
+                    // Nobody can command the hub any more: shut it down so
+                    // its sockets and tasks do not outlive every handle.
+                    self.orphaned = true;
+                    self.hub.shutdown(now, Duration::ZERO);
+                }
+            }
+            self.batch(now);
+            // Invariant 7: every due deadline is acted on at the first
+            // wake-up at or after it (an early call does nothing).
+            self.hub.handle_timeout(now);
+            self.drain(now);
+            self.release_held(now);
+            self.run_app(now);
+        }
+        // No more accepts or waiter reports: a sender blocked on a full
+        // queue fails and gets its input back. Connections accepted but
+        // never seen are refused, so whatever the runtime started for them
+        // ends too.
+        self.queues.control.close();
+        while let Ok(input) = self.queues.control.try_recv() {
+            if let Input::Accepted {
+                socket, accepted, ..
+            } = input
+            {
+                self.glue.refuse(&socket, accepted);
+            }
+        }
+        // Calls queued as the driver ends get no answer: closing and
+        // draining their queues drops the reply slots, so every caller
+        // sees `Error::Stopped` instead of waiting forever.
+        self.handle.commands.close();
+        self.handle.queries.close();
+        while self.handle.commands.try_recv().is_ok() {}
+        while self.handle.queries.try_recv().is_ok() {}
+        self.held = None;
+        self.glue.finish();
+        self.gates.set(self.shard, false);
+        drop(self.listener_alive.take());
+    }
+
+    /// Takes up to a batch of further inputs without waiting, alternating
+    /// sources so none starves.
+    fn batch(&mut self, now: Instant) {
+        for _ in 1..self.options.batch {
+            let mut idle = true;
+            if let Ok(input) = self.queues.control.try_recv() {
+                self.input(now, input);
+                idle = false;
+            }
+            if self.reading_open()
+                && let Ok(input) = self.queues.reader.try_recv()
+            {
+                self.input(now, input);
+                idle = false;
+            }
+            if self.held.is_none()
+                && !self.orphaned
+                && let Ok(command) = self.handle.commands.try_recv()
+            {
+                self.command(now, command);
+                idle = false;
+            }
+            if let Ok(query) = self.handle.queries.try_recv() {
+                self.query(now, query);
+                idle = false;
+            }
+            if idle {
+                break;
+            }
+        }
+    }
+
+    /// Counts (and logs, at debug level) an adapter input the hub
+    /// rejected: an input that arrived after the channel moved on (bytes
+    /// after an abort, a detach after release…). The hub counts it by kind
+    /// too (`rejected_input.*`).
+    fn rejected<E: std::fmt::Display>(&self, result: Result<(), E>) {
+        if let Err(e) = result {
+            AdapterCounters::bump(&self.counters.inputs_rejected);
+            tracing::debug!(shard = self.shard, "hub rejected an adapter input: {e}");
+        }
+    }
+}
