@@ -136,16 +136,21 @@ mod tests {
     use std::sync::Arc;
     use tether_core::ChannelId;
 
+    /// A current-thread runtime with I/O and time, for one test.
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
     /// An upper bound on a reader task's state: what an idle connection
     /// costs besides its socket.
     const MAX_READER_FUTURE: usize = 512;
 
     #[test]
     fn idle_tasks_hold_no_read_buffer() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = runtime();
         let _entered = rt.enter();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
@@ -169,10 +174,7 @@ mod tests {
     fn the_first_write_does_not_wait_for_the_reactor() {
         use std::io::Read;
         use tether_adapter::Socket;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = runtime();
         let _entered = rt.enter();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let server = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();

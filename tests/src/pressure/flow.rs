@@ -169,17 +169,6 @@ fn connect(server: &mut Server, name: &str, deadline: Instant) -> Client {
         .unwrap_or_else(|e| panic!("{name}: {e}\n{}", server.context()))
 }
 
-fn fail_if_any(server: &mut Server, what: &str, failures: &[String]) {
-    if !failures.is_empty() {
-        let context = server.context();
-        panic!(
-            "{what} on {}:\n  - {}\n{context}",
-            server.runtime,
-            failures.join("\n  - "),
-        );
-    }
-}
-
 /// **Burst.** One sender sends `burst_lines` × 1,000 B lines without
 /// pacing (and reads its own echoes concurrently) while three prompt
 /// readers read as fast as they can and one client with a 4 KiB receive
@@ -293,7 +282,7 @@ pub fn burst(runtime: &'static str, scale: &Scale) {
         scale.name,
         stats.map(|s| s.to_string()).unwrap_or_default()
     );
-    fail_if_any(&mut server, "burst", &failures);
+    server.fail_if_any("burst", &failures);
 }
 
 /// What a raw reader counted.
@@ -439,7 +428,7 @@ pub fn tiny_lines(runtime: &'static str, scale: &Scale) {
         mb(peak),
         mb(after)
     );
-    fail_if_any(&mut server, "tiny lines", &failures);
+    server.fail_if_any("tiny lines", &failures);
 }
 
 fn rss_of(pid: u32) -> Option<u64> {
@@ -558,5 +547,5 @@ pub fn sigterm_mid_burst(runtime: &'static str, scale: &Scale) {
             .map(|t| (t.lines, t.end, t.partial))
             .collect::<Vec<_>>()
     );
-    fail_if_any(&mut server, "SIGTERM mid-burst", &failures);
+    server.fail_if_any("SIGTERM mid-burst", &failures);
 }

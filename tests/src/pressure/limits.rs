@@ -10,20 +10,9 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use super::net::{Client, FirstLine, LineReader, first_line, start_connect};
-use super::server::{Admin, Server, ServerSpec};
+use super::server::{Admin, ServerSpec};
 use super::{Scale, serial};
 use crate::client::{self, End};
-
-fn fail_if_any(server: &mut Server, what: &str, failures: &[String]) {
-    if !failures.is_empty() {
-        let context = server.context();
-        panic!(
-            "{what} on {}:\n  - {}\n{context}",
-            server.runtime,
-            failures.join("\n  - "),
-        );
-    }
-}
 
 /// Outcomes grouped by kind, with a count each (for messages).
 fn tally_outcomes<'a>(
@@ -115,7 +104,7 @@ pub fn concurrent_connects(runtime: &'static str, _scale: &Scale) {
         greeted.len()
     );
     drop(results);
-    fail_if_any(&mut server, "1,500 concurrent connects", &failures);
+    server.fail_if_any("1,500 concurrent connects", &failures);
 }
 
 /// **fd limit.** The server runs under `prlimit --nofile=256:256` and 400
@@ -181,7 +170,7 @@ pub fn fd_limit(runtime: &'static str, _scale: &Scale) {
         cpu_share.map(|s| format!("{:.1}%", s * 100.0)),
         stats.as_ref().map(ToString::to_string).unwrap_or_default()
     );
-    fail_if_any(&mut server, "fd limit", &failures);
+    server.fail_if_any("fd limit", &failures);
 }
 
 /// **300 silent admin connections** (`--admin-max 16 --admin-idle 2s`)
@@ -241,7 +230,7 @@ pub fn silent_admin_connections(runtime: &'static str, _scale: &Scale) {
         answered.as_ref().map(|(_, t)| *t)
     );
     drop(silent);
-    fail_if_any(&mut server, "300 silent admin connections", &failures);
+    server.fail_if_any("300 silent admin connections", &failures);
 }
 
 /// **A full server says so.** With `--max-channels 2`, a third client reads
@@ -288,7 +277,7 @@ pub fn server_full_says_so(runtime: &'static str, _scale: &Scale) {
         "pressure full [{runtime}]: third client read {:?} then {end:?}",
         String::from_utf8_lossy(&data)
     );
-    fail_if_any(&mut server, "full server", &failures);
+    server.fail_if_any("full server", &failures);
 }
 
 /// The environment variable that turns [`child_hook`] into a client process:
@@ -509,5 +498,5 @@ pub fn twenty_thousand_connections(runtime: &'static str, _scale: &Scale) {
         rss.map(|r| r >> 20),
         stats.as_ref().map(ToString::to_string).unwrap_or_default()
     );
-    fail_if_any(&mut server, "20,000 connections", &failures);
+    server.fail_if_any("20,000 connections", &failures);
 }

@@ -370,6 +370,19 @@ impl Server {
         String::from_utf8_lossy(&text[start..]).into_owned()
     }
 
+    /// Panics with every failure of scenario `what` and the server's
+    /// context (command, stderr) if there is any failure.
+    pub fn fail_if_any(&mut self, what: &str, failures: &[String]) {
+        if !failures.is_empty() {
+            let context = self.context();
+            panic!(
+                "{what} on {}:\n  - {}\n{context}",
+                self.runtime,
+                failures.join("\n  - "),
+            );
+        }
+    }
+
     /// What to show when a check fails: the command, exit status, stdout
     /// after the banner and the tail of stderr.
     pub fn context(&mut self) -> String {

@@ -191,7 +191,10 @@ impl ChatServer {
 ///
 /// ```no_run
 /// # fn adapter(_: std::net::TcpListener, _: tether_core::Config, _: tether_adapter::Options)
-/// #     -> Result<(tether_adapter::Handle, tether_adapter::Events), tether_adapter::StartError> { todo!() }
+/// #     -> Result<(tether_adapter::Handle, tether_adapter::Events), tether_adapter::StartError> {
+/// #     // A real server passes a runtime adapter's start, e.g. `tether_tokio::start`.
+/// #     Err(std::io::Error::other("no runtime in this example").into())
+/// # }
 /// use std::time::Duration;
 /// use tether_chat::cli::ServeOptions;
 /// let server = tether_chat::server::start(&ServeOptions::ephemeral(), adapter).unwrap();
