@@ -208,6 +208,15 @@ pub trait ChatOutput {
 /// entry per member instead of one per line), in pieces of at most this.
 pub const MAX_BATCH: usize = 8 << 10;
 
+/// Relayed lines go to every member, or back to their sender in echo mode.
+fn relay(echo: bool, from: ChannelId, batch: Vec<u8>, out: &mut impl ChatOutput) {
+    if echo {
+        out.send(from, Bytes::from(batch));
+    } else {
+        out.broadcast(Bytes::from(batch));
+    }
+}
+
 /// The chat application, sans-IO: feed it every hub event, it says what to
 /// send. Keeps one [`LineBuffer`] per usable channel.
 #[derive(Debug)]
@@ -219,6 +228,8 @@ pub struct ChatRoom {
     /// adapter queues the greeting at accept, see
     /// `tether_adapter::Options::greeting`).
     greets: bool,
+    /// Whether lines go back to their sender only (see [`ChatRoom::echo`]).
+    echo: bool,
 }
 
 impl Default for ChatRoom {
@@ -228,6 +239,7 @@ impl Default for ChatRoom {
             lines_relayed: 0,
             lines_dropped: 0,
             greets: true,
+            echo: false,
         }
     }
 }
@@ -246,6 +258,13 @@ impl ChatRoom {
             greets: false,
             ..ChatRoom::default()
         }
+    }
+
+    /// The same room, but each line goes back to its sender only (as
+    /// `<id>: <line>`), not to every member: the cycle of the bare echo
+    /// servers the benchmarks compare against (`tether serve --echo`).
+    pub fn echo(self) -> Self {
+        ChatRoom { echo: true, ..self }
     }
 
     /// Reacts to one hub event.
@@ -281,13 +300,13 @@ impl ChatRoom {
                     self.lines_relayed += 1;
                     push_chat_line(&mut batch, id, &line);
                     if batch.len() >= MAX_BATCH {
-                        out.broadcast(Bytes::from(std::mem::take(&mut batch)));
+                        relay(self.echo, id, std::mem::take(&mut batch), out);
                     }
                 }
                 Err(LineError::TooLong { max }) => {
                     // In order: what came before it goes out first.
                     if !batch.is_empty() {
-                        out.broadcast(Bytes::from(std::mem::take(&mut batch)));
+                        relay(self.echo, id, std::mem::take(&mut batch), out);
                     }
                     self.lines_dropped += 1;
                     out.send(
@@ -298,7 +317,7 @@ impl ChatRoom {
             }
         }
         if !batch.is_empty() {
-            out.broadcast(Bytes::from(batch));
+            relay(self.echo, id, batch, out);
         }
     }
 
@@ -449,6 +468,26 @@ mod tests {
         );
         assert_eq!(out.0.len(), 2);
         assert_eq!(room.lines_relayed(), 2);
+    }
+
+    #[test]
+    fn echo_room_sends_each_line_back_to_its_sender_only() {
+        let mut room = ChatRoom::greeted_by_adapter().echo();
+        let mut out = Out::default();
+        let (a, b) = (id("#1.1"), id("#2.1"));
+        let peer = "127.0.0.1:1".parse().unwrap();
+        room.handle_event(&Event::Opened { id: a, peer }, &mut out);
+        room.handle_event(&Event::Opened { id: b, peer }, &mut out);
+        let data = Bytes::from_static(b"x\ny\n");
+        room.handle_event(&Event::Received { id: b, data }, &mut out);
+        assert_eq!(
+            out.0,
+            [(Some(b), Bytes::from_static(b"#2.1: x\n#2.1: y\n"))]
+        );
+        assert_eq!(
+            (out.1.as_slice(), room.lines_relayed()),
+            ([b].as_slice(), 2)
+        );
     }
 
     #[test]

@@ -145,6 +145,11 @@ pub struct ServeArgs {
     /// counter and gauge of `stats`, plus a kick → FIN latency histogram.
     #[arg(long, env = "TETHER_METRICS", value_name = "HOST:PORT")]
     pub metrics: Option<HostPort>,
+    /// Send each line back to its sender only, instead of to every client:
+    /// the accept / greeting / line / close cycle of a bare echo server,
+    /// for benchmarks that compare against one.
+    #[arg(long, env = "TETHER_ECHO")]
+    pub echo: bool,
 }
 
 /// The flags of `tether demo`.
@@ -187,6 +192,7 @@ impl ServeArgs {
             admin_max: 16,
             admin_idle: Timeout(Some(Duration::from_secs(60))),
             metrics: None,
+            echo: false,
         }
     }
 
@@ -228,6 +234,7 @@ impl ServeArgs {
             admin_max: usize::from(self.admin_max),
             admin_idle: self.admin_idle.0,
             metrics: self.metrics,
+            echo: self.echo,
         })
     }
 }

@@ -118,6 +118,8 @@ pub struct ServeOptions {
     pub admin_idle: Option<Duration>,
     /// Where `GET /metrics` is served, if anywhere (resolved when binding).
     pub metrics: Option<HostPort>,
+    /// Lines go back to their sender only (`--echo`), not to every client.
+    pub echo: bool,
 }
 
 impl ServeOptions {

@@ -285,7 +285,7 @@ fn every_flag_has_its_environment_variable() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 16 * 2 + 3);
+    assert_eq!(checked, 17 * 2 + 3);
 }
 
 #[test]

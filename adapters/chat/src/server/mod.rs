@@ -234,6 +234,7 @@ where
     adapter_options.app = Some(room::factory(
         counters.clone(),
         options.config.login_timeout.is_some(),
+        options.echo,
     ));
     let (handle, events) =
         start_adapter(chat, options.config.clone(), adapter_options).map_err(|source| {

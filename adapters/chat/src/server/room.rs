@@ -16,13 +16,14 @@ use crate::{ChatOutput, ChatRoom, log_line};
 
 /// The room of each shard. `login`: whether a login deadline is configured,
 /// i.e. whether a member's first line must be reported (otherwise that
-/// call is skipped).
-pub(super) fn factory(counters: Arc<ChatCounters>, login: bool) -> AppFactory {
+/// call is skipped); `echo`: lines go back to their sender only.
+pub(super) fn factory(counters: Arc<ChatCounters>, login: bool, echo: bool) -> AppFactory {
     AppFactory(Arc::new(move |_shard| {
+        // The adapter queues each member's greeting at accept
+        // (`Options::greeting`), before any broadcast can reach it.
+        let room = ChatRoom::greeted_by_adapter();
         Box::new(Room {
-            // The adapter queues each member's greeting at accept
-            // (`Options::greeting`), before any broadcast can reach it.
-            room: ChatRoom::greeted_by_adapter(),
+            room: if echo { room.echo() } else { room },
             counters: counters.clone(),
             login,
         })
