@@ -37,7 +37,7 @@ use arbitrary::{Arbitrary, Unstructured};
 pub use config::{SimConfig, Timeout};
 pub use ids::{IdOp, IdViolation, check_ids, fuzz_ids};
 pub use op::{Call, IoKind, Op, SendSize};
-pub use shrink::{ShrinkLimits, shrink};
+pub use shrink::{ShrinkLimits, ddmin, shrink, shrink_lines};
 pub use sim::Sim;
 pub use trace::{Failure, Line, Trace, TraceError};
 
