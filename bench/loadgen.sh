@@ -3,8 +3,9 @@
 # the bare C floor and a bare async-std echo server, all in ONE run, with the
 # load client the issues' figures were measured with (../shared/loadgen).
 #
-#   bench/loadgen.sh [--repeat N] [--quick] [runtime:shards ...]
-#   (default: every runtime with 1 and 2 shards, e.g. tokio:2)
+#   bench/loadgen.sh [--repeat N] [--quick] [runtime:shards[:variant...] ...]
+#   (default: every runtime with 1 and 2 shards, e.g. tokio:2; variants
+#   echo, reuseport, record: see spec_flags below)
 #
 # Prints `uptime` before every measurement and refuses to start above load
 # 1.5 (set TETHER_BENCH_ANY_LOAD=1 to override, and do not publish such
@@ -81,9 +82,32 @@ kick_summary() { # stdin: pc kick output
     printf "n=%d p50_us=%.1f p99_us=%.1f max_us=%.1f\n", NR, a[int(NR*0.5)+1], a[int(NR*0.99) < NR ? int(NR*0.99)+1 : NR], a[NR] }'
 }
 
-start_tether() { # runtime:shards port
-  "$TETHER" serve --runtime "${1%%:*}" --shards "${1##*:}" --listen "127.0.0.1:$2" --admin "127.0.0.1:$(($2 + 1))" \
-    --max-channels 20000 --queue-limit 1m >"$OUT/server-${1/:/-}.log" 2>&1 &
+# A server spec is runtime:shards[:variant...]; each variant adds flags:
+#   echo       --echo (lines back to their sender only: the bare servers' cycle)
+#   reuseport  --accept reuseport (one SO_REUSEPORT listener per shard)
+#   record     --record FILE (the flight recorder on)
+spec_flags() { # spec -> extra flags on stdout
+  local IFS=: words
+  read -ra words <<<"$1"
+  for w in "${words[@]:2}"; do
+    case "$w" in
+      echo) echo --echo ;;
+      reuseport) echo --accept reuseport ;;
+      record) echo --record "$OUT/record-${1//:/-}/rec" ;;
+      *) echo "unknown variant $w in $1" >&2; return 1 ;;
+    esac
+  done
+}
+
+start_tether() { # spec port
+  local IFS=: words extra
+  read -ra words <<<"$1"
+  extra=$(spec_flags "$1") || exit 2
+  if [[ "$1" == *:record* ]]; then rm -rf "$OUT/record-${1//:/-}"; mkdir -p "$OUT/record-${1//:/-}"; fi
+  IFS=$' \t\n'
+  # shellcheck disable=SC2086 # extra is a list of flags
+  "$TETHER" serve --runtime "${words[0]}" --shards "${words[1]}" --listen "127.0.0.1:$2" --admin "127.0.0.1:$(($2 + 1))" \
+    --max-channels 20000 --queue-limit 1m $extra >"$OUT/server-${1//:/-}.log" 2>&1 &
   SRV=$!
   wait_port "$2"
 }
@@ -162,9 +186,27 @@ for s in servers:
     b = med(base, 'churn', 'rate')
     if b and floor:
         print(f"{s:16} churn ratio vs {base} = {c[0] / b[0]:.2f}x (vs C floor {c[0] / floor[0]:.2f}x)")
-for rt in ('async-std', 'smol', 'threads', 'tokio'):
-    one, two = med(f'{rt}:1', 'fanout', 'msgs_per_s'), med(f'{rt}:2', 'fanout', 'msgs_per_s')
-    c1, c2 = med(f'{rt}:1', 'churn', 'rate'), med(f'{rt}:2', 'churn', 'rate')
-    if one and two and c1 and c2:
-        print(f"{rt:16} 2 shards / 1 shard: fan-out {two[0] / one[0]:.2f}x, churn {c2[0] / c1[0]:.2f}x")
+def parts(spec):
+    w = spec.split(':')
+    return w[0], w[1] if len(w) > 1 else '', w[2:]
+for s in servers:
+    rt, shards, variant = parts(s)
+    if shards != '2' or s.startswith(('floor', 'bare')):
+        continue
+    one = ':'.join([rt, '1'] + variant)
+    f1, f2 = med(one, 'fanout', 'msgs_per_s'), med(s, 'fanout', 'msgs_per_s')
+    c1, c2 = med(one, 'churn', 'rate'), med(s, 'churn', 'rate')
+    if f1 and f2:
+        print(f"{s:16} 2 shards / 1 shard: fan-out {f2[0] / f1[0]:.2f}x")
+    if c1 and c2:
+        print(f"{s:16} 2 shards / 1 shard: churn {c2[0] / c1[0]:.2f}x")
+# Variants against the same spec without them, e.g. smol:1:record vs smol:1.
+for s in servers:
+    rt, shards, variant = parts(s)
+    for v in variant:
+        base = ':'.join([rt, shards] + [x for x in variant if x != v])
+        for bench, key in [('churn', 'rate'), ('fanout', 'msgs_per_s')]:
+            a, b = med(s, bench, key), med(base, bench, key)
+            if a and b:
+                print(f"{s:16} {bench} with {v} / without = {a[0] / b[0]:.2f}x (vs {base})")
 PY
