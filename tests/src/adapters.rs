@@ -21,12 +21,9 @@ fn loopback() -> TcpListener {
         .expect("bind loopback")
 }
 
-/// Options with `shards` hubs.
-fn options(shards: usize) -> Options {
-    Options {
-        shards,
-        ..Options::default()
-    }
+/// `options` with `shards` hubs.
+fn options(options: Options, shards: usize) -> Options {
+    Options { shards, ..options }
 }
 
 /// `tether-async-std` on async-std, with `N` shards.
@@ -39,9 +36,9 @@ pub struct Threads<const N: usize = 1>;
 impl<const N: usize> Adapter for AsyncStd<N> {
     const NAME: &'static str = "async-std";
     type Server = LayerServer;
-    fn start(config: Config) -> LayerServer {
+    fn start_with(config: Config, opts: Options) -> LayerServer {
         let runtime = tether_async_std::AsyncStd;
-        let started = tether_async_std::start(runtime, loopback(), config, options(N));
+        let started = tether_async_std::start(runtime, loopback(), config, options(opts, N));
         LayerServer::new(started.expect("server starts"))
     }
 }
@@ -49,9 +46,9 @@ impl<const N: usize> Adapter for AsyncStd<N> {
 impl<const N: usize> Adapter for Smol<N> {
     const NAME: &'static str = "smol";
     type Server = LayerServer;
-    fn start(config: Config) -> LayerServer {
+    fn start_with(config: Config, opts: Options) -> LayerServer {
         let runtime = tether_async_std::Smol;
-        let started = tether_async_std::start(runtime, loopback(), config, options(N));
+        let started = tether_async_std::start(runtime, loopback(), config, options(opts, N));
         LayerServer::new(started.expect("server starts"))
     }
 }
@@ -59,8 +56,8 @@ impl<const N: usize> Adapter for Smol<N> {
 impl<const N: usize> Adapter for Threads<N> {
     const NAME: &'static str = "threads";
     type Server = LayerServer;
-    fn start(config: Config) -> LayerServer {
-        let started = tether_threads::start(loopback(), config, options(N));
+    fn start_with(config: Config, opts: Options) -> LayerServer {
+        let started = tether_threads::start(loopback(), config, options(opts, N));
         LayerServer::new(started.expect("server starts"))
     }
 }
@@ -82,9 +79,9 @@ fn tokio_runtime() -> &'static tokio::runtime::Runtime {
 impl<const N: usize> Adapter for Tokio<N> {
     const NAME: &'static str = "tokio";
     type Server = LayerServer;
-    fn start(config: Config) -> LayerServer {
+    fn start_with(config: Config, opts: Options) -> LayerServer {
         let _entered = tokio_runtime().enter();
-        let started = tether_tokio::start(loopback(), config, options(N));
+        let started = tether_tokio::start(loopback(), config, options(opts, N));
         LayerServer::new(started.expect("server starts"))
     }
 }

@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use tether_adapter::Options;
 use tether_core::{
     BroadcastReport, ChannelId, ChannelInfo, Config, DisconnectReason, Event, IdError, KickError,
     KickMode, SendError, Stats,
@@ -22,7 +23,12 @@ pub trait Adapter: 'static {
     type Server: ServerUnderTest;
     /// Starts a server listening on `127.0.0.1:0` with `config`. Panics if
     /// it cannot (this is test code).
-    fn start(config: Config) -> Self::Server;
+    fn start(config: Config) -> Self::Server {
+        Self::start_with(config, Options::default())
+    }
+    /// [`Adapter::start`] with adapter options (e.g. a recording,
+    /// `Options::record`); the adapter applies its own shard count.
+    fn start_with(config: Config, options: Options) -> Self::Server;
 }
 
 /// A running server, driven through blocking calls from test threads.
@@ -75,10 +81,17 @@ pub struct Log {
     /// Invariant violations seen (1: a second `Disconnected`; 2: an event
     /// after `Disconnected`; a `Released` without `Disconnected`).
     pub violations: Vec<String>,
+    /// Every event with its payload, `Received` included, in order: kept
+    /// only when the rig was started with [`Rig::start_keeping_every_event`]
+    /// (a recorded run compares it with its replay).
+    pub every_event: Option<Vec<Event>>,
 }
 
 impl Log {
     fn record(&mut self, event: Event) {
+        if let Some(every) = &mut self.every_event {
+            every.push(event.clone());
+        }
         match &event {
             Event::Opened { id, peer } => {
                 self.opened += 1;
@@ -146,9 +159,23 @@ pub struct Rig<A: Adapter> {
 impl<A: Adapter> Rig<A> {
     /// Starts a server with `config` and its recorder.
     pub fn start(config: Config) -> Rig<A> {
-        let server = Arc::new(A::start(config));
+        Self::launch(A::start(config), Log::default())
+    }
+
+    /// Starts a server with `config` and adapter `options`, whose log
+    /// keeps every event with its payload ([`Log::every_event`]).
+    pub fn start_keeping_every_event(config: Config, options: Options) -> Rig<A> {
+        let log = Log {
+            every_event: Some(Vec::new()),
+            ..Log::default()
+        };
+        Self::launch(A::start_with(config, options), log)
+    }
+
+    fn launch(server: A::Server, log: Log) -> Rig<A> {
+        let server = Arc::new(server);
         let shared = Arc::new(Shared {
-            log: Mutex::new(Log::default()),
+            log: Mutex::new(log),
             changed: Condvar::new(),
             stop: AtomicBool::new(false),
         });
@@ -276,8 +303,8 @@ impl<A: Adapter> Rig<A> {
 
     /// Shuts the server down, waits for it to stop, and asserts that every
     /// invariant the recorder checks held and every opened channel got
-    /// exactly one `Disconnected` and was released.
-    pub fn finish(mut self) {
+    /// exactly one `Disconnected` and was released. Returns the log.
+    pub fn finish(mut self) -> Log {
         self.server.shutdown(Duration::from_secs(2));
         assert!(
             self.server.wait_stopped(Duration::from_secs(10)),
@@ -306,6 +333,8 @@ impl<A: Adapter> Rig<A> {
             "{}: not every channel released",
             A::NAME
         );
+        drop(log);
+        std::mem::take(&mut *self.log())
     }
 
     fn stop_recorder(&mut self) {

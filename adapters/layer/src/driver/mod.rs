@@ -7,7 +7,8 @@
 //!    command (only while no send is waiting for backpressure), a query,
 //!    or the hub's next deadline;
 //! 2. feed it and up to a batch more to the hub;
-//! 3. `handle_timeout(now)` (early is harmless);
+//! 3. `handle_timeout(now)` when the hub's next deadline is due (only
+//!    then: a recording holds one `timeout` line per call);
 //! 4. drain: execute every action (transmits are queued per socket), write
 //!    every socket that got transmits with **one vectored non-blocking
 //!    write**, report what the kernel took (`handle_written`) in the same
@@ -264,8 +265,11 @@ impl<G: Glue> Driver<G> {
             }
             self.batch(now);
             // Invariant 7: every due deadline is acted on at the first
-            // wake-up at or after it (an early call does nothing).
-            self.hub.handle_timeout(now);
+            // wake-up at or after it. Only then: an early call would do
+            // nothing but fill a recording with no-op `timeout` lines.
+            if self.hub.poll_timeout().is_some_and(|at| at <= now) {
+                self.hub.handle_timeout(now);
+            }
             self.drain(now);
             self.release_held(now);
             self.run_app(now);
