@@ -18,7 +18,8 @@
 //! * **the listener** accepts connections and hands each to the next shard
 //!   that accepts; while every shard has paused accepting it refuses them
 //!   itself with [`Options::refuse_line`], and it backs off on accept
-//!   errors (EMFILE…).
+//!   errors (EMFILE…). With `Accept::ReusePort` ([`Options::accept`]) each
+//!   shard has a listener of its own that feeds only its shard.
 //! * **a reader per connection**, a holder of the channel: waits with
 //!   `readable()`, reads with `try_read` into a stack buffer (an idle
 //!   connection's task holds no buffer), posts the bytes (waiting while the
@@ -40,6 +41,15 @@
 //! [`blocking`](Handle::blocking) forms park the calling thread: use them
 //! from plain threads (or `spawn_blocking`), never from a task of a
 //! current-thread runtime, which would then never run the driver.
+//!
+//! **Worker threads.** Each shard's driver is one task, woken by every
+//! reader task of its connections. On a multi-thread runtime with more
+//! workers than shards, the scheduler spreads readers and drivers over the
+//! workers and each read becomes a cross-thread wake-up: with one shard on
+//! 2 cores, churn was 18,900 conn/s on 2 workers and 23,700 on 1 (a bare
+//! tokio echo server ran 21,000–24,800 in the same run). `tether serve
+//! --runtime tokio` therefore builds one worker per shard; an application
+//! that owns its runtime may do the same.
 //!
 //! ## Dependencies
 //!
@@ -125,7 +135,9 @@ impl From<RuntimeError> for StartError {
 }
 
 /// Starts a server on `listener` (see `tether_adapter::listen::bind` for
-/// one with a deep backlog): spawns the listener and the drivers on the
+/// one with a deep backlog, and `listen::bind_reuse_port` for
+/// [`Options::accept`] `ReusePort`, whose other shards' listeners are bound
+/// here on its address): spawns the listeners and the drivers on the
 /// current tokio runtime and returns the handle and the event stream. Runs
 /// until [`Handle::shutdown`] completes, or every handle is dropped.
 ///
@@ -142,11 +154,6 @@ pub fn start(
     // timer panics (before changing anything) when one is missing.
     catch_unwind(|| drop(tokio::time::sleep(std::time::Duration::ZERO)))
         .map_err(|_| RuntimeError::TimeDisabled)?;
-    listener.set_nonblocking(true)?;
-    let listener = catch_unwind(AssertUnwindSafe(|| {
-        tokio::net::TcpListener::from_std(listener)
-    }))
-    .map_err(|_| RuntimeError::IoDisabled)??;
     let local_addr = listener.local_addr()?;
     let spawn = TokioSpawn(runtime.clone());
     let prepared =
@@ -154,11 +161,20 @@ pub fn start(
             let read_len = context.options.read_buffer.clamp(1, 16 << 10);
             Ok(TaskGlue::new(spawn.clone(), read_len))
         })?;
-    drop(runtime.spawn(tether_adapter::listen_task(
-        TokioListener(listener),
-        prepared.listen,
-        TokioSleep,
-    )));
+    // One listener, or one per shard (`Accept::ReusePort`): registered
+    // before anything is spawned, so a failure leaves nothing running.
+    let mut listeners = Vec::new();
+    for (listener, context) in prepared.listen.bind(listener)? {
+        listener.set_nonblocking(true)?;
+        let listener = catch_unwind(AssertUnwindSafe(|| {
+            tokio::net::TcpListener::from_std(listener)
+        }))
+        .map_err(|_| RuntimeError::IoDisabled)??;
+        listeners.push((TokioListener(listener), context));
+    }
+    for (listener, context) in listeners {
+        drop(runtime.spawn(tether_adapter::listen_task(listener, context, TokioSleep)));
+    }
     for driver in prepared.drivers {
         drop(runtime.spawn(driver.run(TokioSleep)));
     }
