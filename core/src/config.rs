@@ -7,6 +7,7 @@ use crate::id::MAX_SLOTS;
 /// How a kick ends a channel on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "snapshot", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum KickMode {
     /// Flush what is queued, then send FIN and wait for the peer's EOF;
@@ -21,6 +22,7 @@ pub enum KickMode {
 /// [`Config::queue_limit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "snapshot", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum OverflowPolicy {
     /// Reject the send with [`SendError::QueueFull`](crate::SendError::QueueFull);
@@ -35,6 +37,7 @@ pub enum OverflowPolicy {
 /// What a peer's EOF (it shut down its sending side) means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "snapshot", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum HalfClosePolicy {
     /// The peer's EOF ends the channel: `Disconnected(PeerClosed)` at once,
@@ -69,6 +72,7 @@ pub enum HalfClosePolicy {
 /// config.validate().unwrap();
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "snapshot", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct Config {
     /// Shard number carried by every id of this hub (run one hub per thread).

@@ -389,6 +389,66 @@ impl<T> IdTable<T> {
     }
 }
 
+/// Raw access for `Hub::snapshot` / `Hub::restore` (feature `snapshot`).
+#[cfg(feature = "snapshot")]
+impl<T> IdTable<T> {
+    /// Every slot in order: the generation of its current or latest use,
+    /// and its value if occupied.
+    pub(crate) fn raw_slots(&self) -> impl Iterator<Item = (u32, Option<&T>)> + '_ {
+        self.entries.iter().map(|entry| match entry {
+            Entry::Occupied { generation, value } => (*generation, Some(value)),
+            Entry::Vacant { generation, .. } => (*generation, None),
+        })
+    }
+
+    /// The free list, head first (the next slot `insert` reuses first).
+    /// Stops after `slots()` entries, so even a corrupted list ends.
+    pub(crate) fn free_list(&self) -> Vec<u32> {
+        let mut list = Vec::new();
+        let mut next = self.free_head;
+        while next != NO_FREE && list.len() < self.entries.len() {
+            list.push(next);
+            next = match self.entries.get(next as usize) {
+                Some(Entry::Vacant { next_free, .. }) => *next_free,
+                _ => NO_FREE,
+            };
+        }
+        list
+    }
+
+    /// A table of exactly these slots, with `free` as its free list, head
+    /// first. The caller checked them: every slot of `free` is vacant,
+    /// listed once, and every vacant slot below the last generation is in
+    /// `free`.
+    pub(crate) fn from_raw(shard: u8, slots: Vec<(u32, Option<T>)>, free: &[u32]) -> Self {
+        let mut next_of = vec![NO_FREE; slots.len()];
+        for pair in free.windows(2) {
+            if let Some(next) = next_of.get_mut(pair[0] as usize) {
+                *next = pair[1];
+            }
+        }
+        let mut len = 0;
+        let entries = (slots.into_iter().zip(next_of))
+            .map(|((generation, value), next_free)| match value {
+                Some(value) => {
+                    len += 1;
+                    Entry::Occupied { generation, value }
+                }
+                None => Entry::Vacant {
+                    generation,
+                    next_free,
+                },
+            })
+            .collect();
+        IdTable {
+            entries,
+            free_head: free.first().copied().unwrap_or(NO_FREE),
+            len,
+            shard,
+        }
+    }
+}
+
 impl<T> fmt::Debug for IdTable<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IdTable")

@@ -133,6 +133,8 @@ mod hub;
 mod id;
 mod offline;
 mod output;
+#[cfg(feature = "snapshot")]
+pub mod snapshot;
 mod stats;
 mod timers;
 pub mod transitions;
@@ -146,6 +148,8 @@ pub use error::{AcceptError, InputError, KickError, SendError};
 pub use hub::{BroadcastReport, Hub};
 pub use id::{ChannelId, IdError, IdTable, MAX_SLOTS, ParseIdError, TableFull};
 pub use output::{Action, ChannelState, DisconnectReason, Event, ShutdownHow};
+#[cfg(feature = "snapshot")]
+pub use snapshot::{RestoreError, Snapshot, SnapshotError};
 pub use stats::{DisconnectCounts, RejectedInputs, Stats};
 
 /// The README's examples, compiled and run as doctests.

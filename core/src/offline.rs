@@ -62,3 +62,21 @@ impl OfflineQueue {
             .filter(move |&(id, _)| live(id))
     }
 }
+
+#[cfg(feature = "snapshot")]
+impl OfflineQueue {
+    /// Every entry (released ones not yet removed included), in order, with
+    /// the depth and the peak.
+    pub fn parts(&self) -> (&VecDeque<(ChannelId, Instant)>, usize, usize) {
+        (&self.entries, self.depth, self.peak)
+    }
+
+    /// A queue of exactly these parts (checked by the caller).
+    pub fn from_parts(entries: VecDeque<(ChannelId, Instant)>, depth: usize, peak: usize) -> Self {
+        OfflineQueue {
+            entries,
+            depth,
+            peak,
+        }
+    }
+}

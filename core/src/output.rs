@@ -13,6 +13,8 @@ use crate::id::ChannelId;
 /// order (a channel may skip states, never go back). A released channel has
 /// no state: its id is [stale](crate::IdError::Stale).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "snapshot", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "snapshot", serde(rename_all = "kebab-case"))]
 #[non_exhaustive]
 pub enum ChannelState {
     /// Usable: the app may send, the peer may send.

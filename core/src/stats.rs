@@ -7,6 +7,7 @@ use crate::output::DisconnectReason;
 
 /// Disconnects counted by reason.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "snapshot", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct DisconnectCounts {
     /// [`DisconnectReason::PeerClosed`].
@@ -73,6 +74,7 @@ impl DisconnectCounts {
 /// Calls with a stale or unknown id are counted in
 /// [`Stats::stale_calls`] instead.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "snapshot", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct RejectedInputs {
     /// [`InputError::AfterEof`]: bytes or a second EOF after the peer's EOF
@@ -128,6 +130,7 @@ impl RejectedInputs {
 
 /// A snapshot of the hub's counters and gauges.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "snapshot", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct Stats {
     /// Channels opened.

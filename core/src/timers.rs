@@ -55,3 +55,23 @@ impl Timers {
             .retain(|Reverse((at, raw, kind))| valid(*at, ChannelId::from_raw(*raw), *kind));
     }
 }
+
+#[cfg(feature = "snapshot")]
+impl Timers {
+    /// Every entry, stale ones included, in the heap's own order (which
+    /// [`Timers::from_entries`] keeps: a valid heap is not reordered).
+    pub fn entries(&self) -> impl Iterator<Item = (Instant, ChannelId, Kind)> + '_ {
+        (self.heap.as_slice().iter())
+            .map(|Reverse((at, raw, kind))| (*at, ChannelId::from_raw(*raw), *kind))
+    }
+
+    /// A heap of exactly these entries.
+    pub fn from_entries(entries: impl IntoIterator<Item = (Instant, ChannelId, Kind)>) -> Timers {
+        let entries: Vec<_> = (entries.into_iter())
+            .map(|(at, id, kind)| Reverse((at, id.to_raw(), kind)))
+            .collect();
+        Timers {
+            heap: BinaryHeap::from(entries),
+        }
+    }
+}

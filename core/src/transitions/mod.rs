@@ -56,6 +56,8 @@ mod tests;
 
 pub(crate) use channel::*;
 pub(crate) use hub::Gate;
+#[cfg(feature = "snapshot")]
+pub(crate) use hub::Shutdown;
 pub use table::{Cond, Emit, Row, State, TRANSITIONS, Trigger, markdown};
 
 /// Everything a transition may write to besides the channel itself.
@@ -102,15 +104,26 @@ pub(crate) fn after_or_far(t: Instant, d: Duration) -> Instant {
 /// an armed one, so a channel pushes a stall entry only when it has none —
 /// after the previous one fired or was settled — and keeps at most one in
 /// the heap. The idle entry is never disturbed by the queue's traffic.
+#[inline]
 pub(crate) fn rearm(ch: &mut Channel, id: ChannelId, config: &Config, timers: &mut Timers) {
-    for kind in [Kind::Lifecycle, Kind::Stall] {
-        let Some(next) = ch.deadline_of(kind, config) else {
-            continue;
-        };
-        let armed = ch.armed_mut(kind);
-        if armed.is_none_or(|armed| next < armed) {
-            *armed = Some(next);
-            timers.push(next, id, kind);
-        }
+    if let Some(next) = ch.next_deadline(config)
+        && ch.armed.is_none_or(|armed| next < armed)
+    {
+        ch.armed = Some(next);
+        timers.push(next, id, Kind::Lifecycle);
     }
+    // Only a channel without a stall entry can need one: the stall clock
+    // restarts only at `now`, and the hub's clock never runs backwards while
+    // the channel exists, so its stall deadline is never earlier than the
+    // one armed.
+    if ch.stall_armed.is_none()
+        && let Some(next) = ch.stall_deadline(config)
+    {
+        ch.stall_armed = Some(next);
+        timers.push(next, id, Kind::Stall);
+    }
+    debug_assert!(
+        (ch.stall_deadline(config)).is_none_or(|next| ch.stall_armed.is_some_and(|a| a <= next)),
+        "a stall deadline earlier than its armed entry"
+    );
 }
