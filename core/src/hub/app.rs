@@ -212,7 +212,7 @@ impl Hub {
     /// assert_eq!(hub.poll_timeout(), None);
     /// ```
     pub fn authenticate(&mut self, now: Instant, id: ChannelId) -> Result<(), IdError> {
-        self.with_channel(now, id, |ch, _, _, _| {
+        self.with_channel_later(now, id, |ch, _, _| {
             t::authenticate(ch);
             Ok(())
         })

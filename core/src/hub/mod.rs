@@ -151,7 +151,8 @@ impl Hub {
         // `now - from <= bound`, as `now <= from + bound` (an addition is
         // cheaper than `duration_since`); a `from + bound` past what
         // `Instant` holds is past every `now`.
-        let near = |from: Instant| now >= from && from.checked_add(bound).is_none_or(|far| now <= far);
+        let near =
+            |from: Instant| now >= from && from.checked_add(bound).is_none_or(|far| now <= far);
         if near(last) || self.held_jump.is_some_and(near) {
             self.held_jump = None;
             self.now = Some(now);
@@ -193,6 +194,34 @@ impl Hub {
         let ch = Self::lookup(&mut self.table, &mut self.books.stats, id)?;
         let result = f(ch, &mut self.books, &self.config, now);
         t::rearm(ch, id, &self.config, &mut self.timers);
+        result
+    }
+
+    /// `with_channel` for an input that can only move the channel's
+    /// deadlines later or remove them (received bytes, a holder attaching
+    /// or detaching, a login): its armed entries stay in place, early at
+    /// worst (`transitions::rearm` would push nothing), so it skips the
+    /// re-arm.
+    fn with_channel_later<R, E: From<IdError>>(
+        &mut self,
+        now: Instant,
+        id: ChannelId,
+        f: impl FnOnce(&mut Channel, &mut Books, Instant) -> Result<R, E>,
+    ) -> Result<R, E> {
+        let now = self.clock(now);
+        let ch = Self::lookup(&mut self.table, &mut self.books.stats, id)?;
+        let result = f(ch, &mut self.books, now);
+        debug_assert!(
+            [Kind::Lifecycle, Kind::Stall].into_iter().all(|kind| {
+                let armed = match kind {
+                    Kind::Lifecycle => ch.armed,
+                    Kind::Stall => ch.stall_armed,
+                };
+                (ch.deadline_of(kind, &self.config))
+                    .is_none_or(|next| armed.is_some_and(|armed| armed <= next))
+            }),
+            "an input that moves deadlines later made one earlier"
+        );
         result
     }
 
@@ -271,7 +300,7 @@ impl Hub {
         id: ChannelId,
         data: Bytes,
     ) -> Result<(), InputError> {
-        let r = self.with_channel(now, id, |ch, b, _, now| t::received(ch, id, data, b, now));
+        let r = self.with_channel_later(now, id, |ch, b, now| t::received(ch, id, data, b, now));
         self.count_rejected(r)
     }
 
@@ -389,7 +418,7 @@ impl Hub {
     /// assert_eq!(hub.channel(id).unwrap().holders, 1);
     /// ```
     pub fn attach(&mut self, now: Instant, id: ChannelId) -> Result<(), InputError> {
-        let r = self.with_channel(now, id, |ch, _, _, _| t::attach(ch, id));
+        let r = self.with_channel_later(now, id, |ch, _, _| t::attach(ch, id));
         self.count_rejected(r)
     }
 
@@ -416,7 +445,7 @@ impl Hub {
     /// assert_eq!(hub.poll_action(), Some(Action::CloseSocket { id }));
     /// ```
     pub fn detach(&mut self, now: Instant, id: ChannelId) -> Result<(), InputError> {
-        let r = self.with_channel(now, id, |ch, b, _, _| t::detach(ch, id, b));
+        let r = self.with_channel_later(now, id, |ch, b, _| t::detach(ch, id, b));
         self.count_rejected(r)
     }
 

@@ -27,6 +27,7 @@ impl Hub {
     /// }
     /// ```
     #[must_use]
+    #[inline]
     pub fn poll_action(&mut self) -> Option<Action> {
         self.books.actions.pop_front()
     }
@@ -45,6 +46,7 @@ impl Hub {
     /// assert_eq!(hub.poll_event(), None);
     /// ```
     #[must_use]
+    #[inline]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.books.events.pop_front()
     }
@@ -67,7 +69,18 @@ impl Hub {
     /// assert_eq!(hub.poll_timeout(), Some(now + Duration::from_secs(10)));
     /// ```
     #[must_use]
+    #[inline]
     pub fn poll_timeout(&mut self) -> Option<Instant> {
+        // No channel deadline pending (the common answer between deadlines
+        // when no timer is configured): only the hub's own can be.
+        if self.timers.len() == 0 {
+            return self.gate.deadline();
+        }
+        self.settle_timeout()
+    }
+
+    /// [`poll_timeout`](Hub::poll_timeout) with entries in the timer heap.
+    fn settle_timeout(&mut self) -> Option<Instant> {
         // The top entry may be stale (channel released or re-armed) or early
         // (armed before activity or write progress moved the real deadline
         // later, or before the queue drained, see `transitions::rearm`).

@@ -117,6 +117,7 @@ impl Gate {
     }
 
     /// The hub-level deadline `poll_timeout` must report, if any.
+    #[inline]
     pub fn deadline(&self) -> Option<Instant> {
         self.shutdown
             .filter(|s| !s.deadline_done)
