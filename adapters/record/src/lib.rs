@@ -45,6 +45,12 @@
 pub mod checksum;
 pub mod errorkind;
 pub mod format;
+pub mod replay;
+pub mod rerecord;
+#[cfg(feature = "shrink")]
+pub mod shrink;
+pub mod synthetic;
+pub mod timeline;
 
 pub use checksum::Checksum;
 pub use format::{
