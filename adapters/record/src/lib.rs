@@ -7,12 +7,19 @@
 //! input per line, versioned) is specified in the project's
 //! `docs/recording.md`.
 //!
-//! * [`format`] — the [`Header`] and [`Line`] types, their encoders, and
+//! * [`format`](mod@format) — the [`Header`] and [`Line`] types, their encoders, and
 //!   the parser ([`Recording::parse`]), which returns every complete line
 //!   before the first error and never panics.
 //! * [`checksum`] — the running output checksum ([`Checksum`]) and its
 //!   canonical encoding.
 //! * [`errorkind`] — the `io::ErrorKind` names a recording may hold.
+//! * [`recorded`] — [`RecordedHub`]: a hub with the same input methods as
+//!   [`Hub`], recording each input, its time, its outcome and the running
+//!   checksum; forwarding at the cost of one branch when not recording.
+//! * [`writer`] — [`RecordOptions`] (path, `max_bytes`, `keep`, `bytes`)
+//!   and the [`SegmentWriter`]: one file per shard, rotated by size, each
+//!   segment starting with a header and a snapshot; buffered; an I/O error
+//!   stops the recording, never the server.
 //!
 //! [`Hub`]: tether_core::Hub
 //!
@@ -45,15 +52,19 @@
 pub mod checksum;
 pub mod errorkind;
 pub mod format;
+pub mod recorded;
 pub mod replay;
 pub mod rerecord;
 #[cfg(feature = "shrink")]
 pub mod shrink;
 pub mod synthetic;
 pub mod timeline;
+pub mod writer;
 
 pub use checksum::Checksum;
 pub use format::{
     EncodeError, Header, Line, ParseError, ParseErrorKind, Recording, Segment, encode_header,
     encode_line,
 };
+pub use recorded::RecordedHub;
+pub use writer::{OptionsError, RecordError, RecordOptions, RecordStats, SegmentWriter};
