@@ -179,7 +179,11 @@ impl Parser {
             usize::try_from(declared).map_err(|_| ParseErrorKind::PayloadTooLarge(declared))?;
         if !bytes {
             if self.zeros.len() < len {
-                self.zeros = Bytes::from(vec![0u8; len.max(4096)]);
+                // Grown geometrically (lines still hold the old buffer), so
+                // a hostile file makes at most ~17 of them, never one a line.
+                let cap = usize::try_from(MAX_PAYLOAD).unwrap_or(usize::MAX);
+                let size = len.max(self.zeros.len().saturating_mul(2)).max(4096);
+                self.zeros = Bytes::from(vec![0u8; size.min(cap).max(len)]);
             }
             return Ok((self.zeros.slice(..len), 0));
         }
