@@ -189,11 +189,15 @@ impl RecordedHub {
         self.rec.as_mut().and_then(|r| r.error.take())
     }
 
-    /// Writes out what is buffered; an error stops the recording and is
-    /// returned (and not kept for [`take_error`](Self::take_error)).
+    /// Writes out what is buffered. Returns the error that stopped the
+    /// recording — this flush's, or an earlier input's not taken yet — once
+    /// (it is then not kept for [`take_error`](Self::take_error)).
     pub fn flush(&mut self) -> Result<(), RecordError> {
         match &mut self.rec {
             Some(rec) => {
+                if let Some(e) = rec.error.take() {
+                    return Err(e);
+                }
                 let result = rec.writer.flush();
                 rec.active &= !rec.writer.is_stopped();
                 result

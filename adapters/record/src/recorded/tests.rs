@@ -386,6 +386,7 @@ fn a_write_error_stops_the_recording_not_the_hub() {
         other => panic!("expected a create error, got {other:?}"),
     }
     assert!(hub.take_error().is_none(), "returned once");
+    assert!(hub.flush().is_ok());
     // The hub carries on, unrecorded, its outputs still served.
     let id = hub.accept(epoch, "127.0.0.1:1".parse().unwrap()).unwrap();
     assert!(matches!(hub.poll_event(), Some(Event::Opened { id: opened, .. }) if opened == id));
@@ -441,4 +442,32 @@ fn without_a_recorder_every_call_is_forwarded() {
     assert_eq!(hub.channel(id).unwrap().queued, 1);
     assert!(hub.finish().is_ok());
     let _hub: Hub = hub.into_inner();
+}
+
+#[test]
+fn a_stored_error_is_returned_once_by_flush_or_finish() {
+    for use_finish in [false, true] {
+        let dir = TempDir::new("error-once");
+        let path = dir.path("gone").join("hub.rec");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let options = RecordOptions::new(&path)
+            .with_max_bytes(2 * 64 * 1024)
+            .with_keep(1);
+        let epoch = Instant::now();
+        let mut hub =
+            RecordedHub::recording(Hub::new(Config::default()).unwrap(), epoch, options).unwrap();
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+        chatter(&mut hub, epoch, 100);
+        assert!(!hub.is_recording());
+        let first = if use_finish {
+            hub.finish()
+        } else {
+            hub.flush()
+        };
+        assert!(matches!(first, Err(RecordError::Io { op: "create", .. })));
+        assert!(hub.take_error().is_none());
+        assert!(hub.flush().is_ok());
+        assert!(hub.finish().is_ok());
+        assert_eq!(hub.record_stats().unwrap().errors, 1);
+    }
 }
