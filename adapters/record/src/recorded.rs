@@ -25,7 +25,9 @@ mod tests;
 /// as [`Hub`]'s — plus [`poll_action`](Self::poll_action),
 /// [`poll_event`](Self::poll_event) and [`poll_timeout`](Self::poll_timeout);
 /// every read-only query goes to the hub through `Deref`. An adapter owns
-/// one instead of a `Hub` and changes nothing else.
+/// one instead of a `Hub` and changes nothing else. (`kick_with_reason`
+/// and `broadcast_to` are not offered: the recording format has no line
+/// for them.)
 ///
 /// Without a recorder ([`RecordedHub::new`]) every call is forwarded: the
 /// cost is one branch. With one ([`RecordedHub::recording`]), after each
