@@ -49,6 +49,8 @@ macro_rules! conformance_suite {
             half_close_allowed,
             broadcast_to_1000,
             shutdown_drains_within_deadline,
+            recorded_run,
+            recorded_rotation,
         );
     };
     (@tests $adapter:ty; $($name:ident),* $(,)?) => {

@@ -20,6 +20,36 @@
 //!   limit ([`listen::fd_budget`]), accept errors that back off and log
 //!   once a second ([`listen::AcceptErrors`]).
 //!
+//! ## Recording a live server
+//!
+//! [`Options::record`] turns on the flight recorder (docs/recording.md) on
+//! any runtime: each shard's driver writes every hub input it makes, with
+//! its time and result and a running checksum of the hub's outputs, to
+//! its own file (`FILE` with one shard, `FILE.shard<k>` with more),
+//! rotated to stay within `max_bytes` per shard. `tether replay FILE` (or
+//! `tether_record::replay`) runs it again through a fresh hub. A recording
+//! that cannot start fails the start ([`StartError::Record`]); one that
+//! fails later (disk full) logs a warning once and stops, and the server
+//! keeps running. `adapter.record_lines`, `record_bytes`,
+//! `record_rotations` and `record_errors` count it ([`ServerStats`]).
+//!
+//! ```
+//! use tether_adapter::{Options, RecordOptions};
+//!
+//! let options = Options {
+//!     record: Some(
+//!         RecordOptions::new("/var/log/tether/chat.rec")
+//!             .with_max_bytes(64 << 20) // per shard, rotated files included
+//!             .with_keep(3) // chat.rec.1 … chat.rec.3 besides chat.rec
+//!             .with_bytes(false), // lengths only, no payloads (the default)
+//!     ),
+//!     ..Options::default()
+//! };
+//! # assert!(options.record.as_ref().is_some_and(|r| r.validate().is_ok()));
+//! // Then any runtime, the same way: e.g.
+//! // let (handle, events) = tether_tokio::start(listener, config, options)?;
+//! ```
+//!
 //! ## Memory bound
 //!
 //! Per connection: the hub's queue limit (`Config::queue_limit`, which
@@ -51,6 +81,8 @@ use bytes::Bytes;
 use std::time::Duration;
 
 use tether_core::{ChannelId, Config, ConfigError, Hub};
+pub use tether_record::RecordOptions;
+use tether_record::RecordedHub;
 
 pub use accept::{AcceptRouter, ListenContext};
 pub use app::{APP_BACKLOG, App, AppFactory, AppOut};
@@ -107,6 +139,13 @@ pub struct Options {
     /// queue or a thread hop in between. [`Events`] still carries every
     /// event to whoever reads it (nothing is queued if nobody does).
     pub app: Option<AppFactory>,
+    /// The flight recorder (docs/recording.md): every hub input of every
+    /// shard, with its time, result and a running checksum of the outputs,
+    /// written to `path` (with N > 1 shards, shard *k* writes
+    /// `path.shard<k>`), rotated to stay within `max_bytes` per shard.
+    /// `tether replay` runs a recording again. `None`: nothing recorded
+    /// (the driver forwards every call). See the crate docs' example.
+    pub record: Option<RecordOptions>,
 }
 
 /// Makes a channel's greeting from its id (see [`Options::greeting`]).
@@ -135,6 +174,7 @@ impl Default for Options {
             send_wait: Duration::from_secs(1),
             greeting: None,
             app: None,
+            record: None,
         }
     }
 }
@@ -149,6 +189,21 @@ pub enum StartError {
     /// Binding the listener or starting a task or thread failed.
     #[error("{0}")]
     Io(#[from] io::Error),
+    /// The recording ([`Options::record`]) could not start: invalid
+    /// options, or its file could not be created or written.
+    #[error("cannot record: {}", record_error(.0))]
+    Record(#[from] tether_record::RecordError),
+}
+
+/// A recording error without the "recording stopped" of a running
+/// recorder: at start nothing was recording yet.
+fn record_error(e: &tether_record::RecordError) -> String {
+    match e {
+        tether_record::RecordError::Io { op, path, source } => {
+            format!("cannot {op} {}: {source}", path.display())
+        }
+        other => other.to_string(),
+    }
 }
 
 /// What a runtime's glue (one per shard) is built from.
@@ -212,6 +267,9 @@ pub fn prepare<G: Glue>(
     // Every shard holds at least one channel: never more shards than the
     // budget, so the configured limit holds over all of them.
     let shards = options.shards.clamp(1, 256).min(budget);
+    // One epoch for every shard's recording: times are nanoseconds since
+    // the server started.
+    let epoch = std::time::Instant::now();
     config.validate()?;
     let (stopped, stopped_rx) = async_channel::bounded::<()>(1);
     let (listener_alive, stop) = async_channel::bounded::<()>(1);
@@ -244,6 +302,10 @@ pub fn prepare<G: Glue>(
             shard_config.accept_resume_at = None;
         }
         let hub = Hub::new(shard_config)?;
+        let hub = match &options.record {
+            Some(record) => RecordedHub::recording(hub, epoch, record.for_shard(shard, shards))?,
+            None => RecordedHub::new(hub),
+        };
         let (inputs, queues) = input::queues(options.reader_queue, options.control_queue);
         let glue = make_glue(GlueContext {
             shard: shard_id,

@@ -32,6 +32,16 @@ pub struct AdapterCounters {
     /// Hub inputs from the adapter that the hub rejected (they are also
     /// counted by kind in the hub's own stats).
     pub inputs_rejected: AtomicU64,
+    /// Lines written to the flight recorder (`Options::record`), every
+    /// shard's; 0 while recording is off.
+    pub record_lines: AtomicU64,
+    /// Bytes written to the flight recorder's files.
+    pub record_bytes: AtomicU64,
+    /// Recording segments rotated (`FILE` renamed `FILE.1`, a new one started).
+    pub record_rotations: AtomicU64,
+    /// Recording errors (a write, flush or rotation failed; the recording
+    /// of that shard stops, the server keeps running).
+    pub record_errors: AtomicU64,
     /// Kick → FIN/RST latency: from an application kick to the driver's
     /// `shutdown(2)` or abort of that socket (after its queue was flushed).
     pub kick_latency: Histogram,
@@ -99,6 +109,10 @@ impl AdapterCounters {
             ("adapter.reads_held", get(&self.reads_held)),
             ("adapter.sends_held", get(&self.sends_held)),
             ("adapter.inputs_rejected", get(&self.inputs_rejected)),
+            ("adapter.record_lines", get(&self.record_lines)),
+            ("adapter.record_bytes", get(&self.record_bytes)),
+            ("adapter.record_rotations", get(&self.record_rotations)),
+            ("adapter.record_errors", get(&self.record_errors)),
         ]
     }
 }

@@ -12,6 +12,7 @@
 mod endings;
 mod load;
 mod policies;
+mod recorded;
 
 pub use endings::{
     abortive_kick, graceful_kick, half_close_allowed, half_close_disallowed, peer_close,
@@ -19,6 +20,7 @@ pub use endings::{
 };
 pub use load::{broadcast_to_1000, connect_kick_close_cycles, shutdown_drains_within_deadline};
 pub use policies::{channel_limit, idle_timeout, login_timeout, slow_consumer};
+pub use recorded::{recorded_rotation, recorded_run};
 
 use std::time::Duration;
 

@@ -123,6 +123,7 @@ impl<G: Glue> Driver<G> {
     pub(super) fn query(&mut self, now: Instant, query: Query) {
         match query {
             Query::Stats(reply) => {
+                self.sync_record();
                 let (kick_latency, kick_latency_sum_seconds, kick_latency_count) =
                     self.counters.kick_latency.snapshot();
                 let stats = ServerStats {

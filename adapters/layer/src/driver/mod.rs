@@ -30,7 +30,8 @@ use std::time::{Duration, Instant};
 
 use async_channel::Sender;
 use futures_lite::future;
-use tether_core::{ChannelId, Event, Hub};
+use tether_core::{ChannelId, Event};
+use tether_record::{RecordStats, RecordedHub};
 
 use crate::Options;
 use crate::accept::Gates;
@@ -40,6 +41,10 @@ use crate::handle::{Command, HandleQueues, Query};
 use crate::input::{Input, InputQueues, Inputs};
 use crate::outbound::Outbound;
 use crate::stats::AdapterCounters;
+
+/// How long recorded lines may wait in the recorder's buffer (it also
+/// writes out on its own whenever the buffer fills).
+const RECORD_FLUSH: Duration = Duration::from_millis(100);
 
 /// The driver's record of one connection.
 struct Conn<G: Glue> {
@@ -75,7 +80,14 @@ enum Wake<S, A> {
 /// [`Driver::run`] on the runtime's executor (or a thread, see
 /// [`crate::block_on`]).
 pub struct Driver<G: Glue> {
-    hub: Hub,
+    /// The hub, recording every input when `Options::record` is set (else
+    /// every call is forwarded).
+    hub: RecordedHub,
+    /// What the recorder had done at the last [`Driver::sync_record`].
+    recorded: RecordStats,
+    /// When the recorder was last flushed, and what it had done then.
+    flushed_at: Instant,
+    flushed: RecordStats,
     glue: G,
     conns: HashMap<ChannelId, Conn<G>>,
     inputs: Inputs<G::Socket, G::Accepted>,
@@ -122,7 +134,7 @@ impl<G: Glue> std::fmt::Debug for Driver<G> {
 
 /// Everything a driver is made from (see [`crate::prepare`]).
 pub(crate) struct Parts<G: Glue> {
-    pub hub: Hub,
+    pub hub: RecordedHub,
     pub glue: G,
     pub inputs: Inputs<G::Socket, G::Accepted>,
     pub queues: InputQueues<G::Socket, G::Accepted>,
@@ -145,6 +157,9 @@ impl<G: Glue> Driver<G> {
     pub(crate) fn new(parts: Parts<G>) -> Self {
         Driver {
             hub: parts.hub,
+            recorded: RecordStats::default(),
+            flushed_at: Instant::now(),
+            flushed: RecordStats::default(),
             glue: parts.glue,
             conns: HashMap::new(),
             inputs: parts.inputs,
@@ -197,6 +212,9 @@ impl<G: Glue> Driver<G> {
                 (Some(at), Some((_, until))) => Some(at.min(*until)),
                 (at, held) => at.or(held.as_ref().map(|(_, until)| *until)),
             };
+            if let Some(flush) = self.record_due() {
+                deadline = Some(deadline.map_or(flush, |at| at.min(flush)));
+            }
             if self.app.as_ref().is_some_and(AppState::has_remote_pending) {
                 // Another shard's queue was full: look again soon (nothing
                 // else may wake this driver while its reads are held).
@@ -273,7 +291,12 @@ impl<G: Glue> Driver<G> {
             self.drain(now);
             self.release_held(now);
             self.run_app(now);
+            if self.record_due().is_some_and(|at| at <= now) {
+                self.flush_record(now);
+            }
         }
+        // After `ShutdownComplete`: the recording is complete.
+        self.finish_record();
         // No more accepts or waiter reports: a sender blocked on a full
         // queue fails and gets its input back. Connections accepted but
         // never seen are refused, so whatever the runtime started for them
@@ -330,6 +353,57 @@ impl<G: Glue> Driver<G> {
                 break;
             }
         }
+    }
+
+    /// When the recorder must be written out: [`RECORD_FLUSH`] after the
+    /// last flush, if lines were recorded since (or an error stopped it,
+    /// to be logged); `None` without a recorder or with nothing to do.
+    fn record_due(&self) -> Option<Instant> {
+        let stats = self.hub.record_stats()?;
+        let pending = (self.hub.is_recording() && stats.bytes > self.flushed.bytes)
+            || stats.errors > self.flushed.errors;
+        pending.then(|| self.flushed_at + RECORD_FLUSH)
+    }
+
+    /// Writes out what the recorder buffered, logs an error that stopped
+    /// it (once: the recording ends there, the server keeps running), and
+    /// brings the `adapter.record_*` counters up to date.
+    fn flush_record(&mut self, now: Instant) {
+        self.flushed_at = now;
+        let flushed = self.hub.flush();
+        self.record_failed(flushed);
+        self.flushed = self.hub.record_stats().unwrap_or_default();
+        self.sync_record();
+    }
+
+    /// Flushes and closes the recording (the driver is ending).
+    fn finish_record(&mut self) {
+        let finished = self.hub.finish();
+        self.record_failed(finished);
+        self.sync_record();
+    }
+
+    fn record_failed(&mut self, result: Result<(), tether_record::RecordError>) {
+        for e in result.err().into_iter().chain(self.hub.take_error()) {
+            tracing::warn!(shard = self.shard, "the flight recorder stopped: {e}");
+        }
+    }
+
+    /// Adds what the recorder did since the last call to the shared
+    /// `adapter.record_*` counters.
+    pub(super) fn sync_record(&mut self) {
+        let Some(now) = self.hub.record_stats() else {
+            return;
+        };
+        let was = std::mem::replace(&mut self.recorded, now);
+        let c = &self.counters;
+        let add = |counter: &std::sync::atomic::AtomicU64, new: u64, old: u64| {
+            counter.fetch_add(new.saturating_sub(old), Ordering::Relaxed);
+        };
+        add(&c.record_lines, now.lines, was.lines);
+        add(&c.record_bytes, now.bytes, was.bytes);
+        add(&c.record_rotations, now.rotations, was.rotations);
+        add(&c.record_errors, now.errors, was.errors);
     }
 
     /// Counts (and logs, at debug level) an adapter input the hub
