@@ -29,11 +29,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ChannelId, ChannelState, Config, ConfigError, DisconnectReason, Stats};
 
+mod check;
 mod names;
 mod restore;
 mod take;
 
 pub(crate) use restore::{Restored, restore};
+#[cfg(feature = "testing")]
+pub(crate) use take::instant_or;
 pub(crate) use take::{Parts, take};
 
 /// The format version of [`Snapshot`] this build writes and reads.

@@ -29,7 +29,7 @@ impl<'de> Deserialize<'de> for ChannelId {
 
 /// Serialized as its name with its payload: `kicked(7)`,
 /// `io-error(TimedOut)` (the `io::ErrorKind`'s Debug name), `idle-timeout`.
-/// Fails for an I/O error kind [`error_kind`] cannot read back.
+/// Fails for an I/O error kind this build cannot read back.
 impl Serialize for DisconnectReason {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {

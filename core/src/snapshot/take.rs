@@ -50,6 +50,13 @@ pub(crate) fn instant(n: i64, epoch: Instant) -> Option<Instant> {
     }
 }
 
+/// [`instant`], or `epoch` when `Instant` cannot hold it (for snapshots
+/// already checked by `Hub::restore`, where every instant exists).
+#[cfg(feature = "testing")]
+pub(crate) fn instant_or(n: i64, epoch: Instant) -> Instant {
+    instant(n, epoch).unwrap_or(epoch)
+}
+
 pub(crate) fn kind_of(kind: Kind) -> TimerKind {
     match kind {
         Kind::Lifecycle => TimerKind::Lifecycle,

@@ -123,6 +123,46 @@ impl Checker {
         }
     }
 
+    /// A checker for the hub [`Hub::restore`] makes of `snapshot` at
+    /// `epoch`, as if it had watched that hub from its start: its reference
+    /// model is initialised from the snapshot (every channel, every slot's
+    /// last generation, the clock and its held jump, the gate, the byte
+    /// and rejected-input counters), and it knows accepting is paused when
+    /// the snapshot says so. Fails as `Hub::restore` would, for the same
+    /// snapshot. Steps are counted from the snapshot on. The model keeps
+    /// nothing the snapshot lacks, so checking is as exact as from the
+    /// start; the one thing taken on trust is `paused`, which the checker
+    /// otherwise learns from the `PauseAccept`/`ResumeAccept` it saw.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use tether_core::testing::{Checker, Input};
+    /// use tether_core::{Config, Hub};
+    ///
+    /// let epoch = Instant::now();
+    /// let mut hub = Hub::new(Config::default()).unwrap();
+    /// let id = hub.accept(epoch, "127.0.0.1:4000".parse().unwrap()).unwrap();
+    /// let _ = hub.poll_event();
+    /// let snapshot = hub.snapshot(epoch).unwrap();
+    ///
+    /// let mut replay = Hub::restore(&snapshot, epoch).unwrap();
+    /// let mut checker = Checker::from_snapshot(&snapshot, epoch).unwrap();
+    /// let (mut actions, mut events) = (Vec::new(), Vec::new());
+    /// let kick = Input::KickDefault { id };
+    /// checker.step(&mut replay, epoch, &kick, &mut actions, &mut events).unwrap();
+    /// ```
+    #[cfg(feature = "snapshot")]
+    pub fn from_snapshot(
+        snapshot: &crate::Snapshot,
+        epoch: Instant,
+    ) -> Result<Checker, crate::RestoreError> {
+        Hub::restore(snapshot, epoch)?;
+        let mut checker = Checker::new(&snapshot.config);
+        checker.model = Model::from_snapshot(snapshot, epoch);
+        checker.paused_seen = snapshot.accept_paused;
+        Ok(checker)
+    }
+
     /// Steps checked so far.
     pub fn steps(&self) -> u64 {
         self.step

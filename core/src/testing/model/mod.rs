@@ -21,6 +21,8 @@ use bytes::Bytes;
 
 use super::checker::{Outcome, Rejection};
 
+#[cfg(feature = "snapshot")]
+mod snapshot;
 mod time;
 use crate::{
     Action, ChannelId, ChannelState, Config, DisconnectReason, Event, HalfClosePolicy, KickMode,

@@ -1,0 +1,342 @@
+//! Random hub inputs for the snapshot tests (`tests/snapshot.rs`): the
+//! same vocabulary as `tests/properties.rs` — hostile steps included (stale
+//! and forged ids, double kicks, detach without attach, closes never
+//! requested, time running backwards) — played by a [`Run`] that keeps its
+//! own bookkeeping (ids handed out, closes requested, the clock) so that a
+//! run can be copied onto a restored hub and continued identically.
+#![allow(dead_code)]
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use quickcheck::{Arbitrary, Gen};
+use tether_core::testing::{Checker, Input, Outcome};
+use tether_core::{
+    Action, Bytes, ChannelId, ChannelInfo, Config, Event, HalfClosePolicy, Hub, KickMode,
+    OfflineEntry, OverflowPolicy, Stats,
+};
+
+/// Which channel a step names.
+#[derive(Debug, Clone, Copy)]
+pub enum Pick {
+    /// A live channel (index mod live).
+    Live(u8),
+    /// Any id handed out so far, live or dead (stale calls).
+    Any(u8),
+    /// A made-up id.
+    Forged(u64),
+}
+
+/// One step: an input (or a few), or a move of the clock.
+#[derive(Debug, Clone, Copy)]
+pub enum Step {
+    Accept,
+    AcceptFlood(u8),
+    Received(Pick, u8),
+    PeerEof(Pick),
+    IoError(Pick, bool),
+    /// Report a share (percent) of the queue written; above 100 hostile.
+    Written(Pick, u8),
+    /// A send of this many bytes; 255 sends more than the queue limit.
+    Send(Pick, u8),
+    Broadcast(u8),
+    Kick(Pick, bool, u8),
+    KickDefault(Pick),
+    Authenticate(Pick),
+    Attach(Pick),
+    Detach(Pick),
+    Closed(Pick),
+    /// A well-behaved adapter: confirm every close requested so far.
+    ConfirmRequested,
+    Timeout,
+    Advance(u16),
+    /// The next input reads a clock this many ms earlier.
+    Rewind(u16),
+    /// The next input reads a clock this many hours later (held, unless
+    /// the one after confirms it).
+    Jump(u16),
+    Shutdown(u16),
+}
+
+impl Arbitrary for Pick {
+    fn arbitrary(g: &mut Gen) -> Pick {
+        match u8::arbitrary(g) % 10 {
+            0..=6 => Pick::Live(u8::arbitrary(g)),
+            7 | 8 => Pick::Any(u8::arbitrary(g)),
+            _ => Pick::Forged(u64::arbitrary(g) & 0x0100_00FF_0000_000F),
+        }
+    }
+}
+
+impl Arbitrary for Step {
+    fn arbitrary(g: &mut Gen) -> Step {
+        let p = Pick::arbitrary(g);
+        let n = u8::arbitrary(g);
+        match u8::arbitrary(g) % 24 {
+            0..=2 => Step::Accept,
+            3 => Step::AcceptFlood(n % 8),
+            4 => Step::Received(p, n),
+            5 => Step::PeerEof(p),
+            6 => Step::IoError(p, bool::arbitrary(g)),
+            7 | 8 => Step::Written(p, n % 120),
+            9 | 10 => Step::Send(p, n),
+            11 => Step::Broadcast(n),
+            12 => Step::Kick(p, bool::arbitrary(g), n),
+            13 => Step::KickDefault(p),
+            14 => Step::Authenticate(p),
+            15 => Step::Attach(p),
+            16 => Step::Detach(p),
+            17 => Step::Closed(p),
+            18 => Step::ConfirmRequested,
+            19 => Step::Timeout,
+            20 | 21 => Step::Advance(u16::arbitrary(g) % 3_000),
+            22 if bool::arbitrary(g) => Step::Rewind(u16::arbitrary(g) % 2_000),
+            22 => Step::Jump(u16::arbitrary(g) % 100),
+            _ => Step::Shutdown(u16::arbitrary(g) % 5_000),
+        }
+    }
+}
+
+/// The configurations the snapshot properties run under: every policy
+/// that changes what a channel's fields mean.
+pub fn configs() -> Vec<Config> {
+    let ms = Duration::from_millis;
+    vec![
+        Config::default().with_queue_limit(1_000).with(|c| {
+            c.stall_timeout = Some(ms(500));
+            c.holder_overdue_after = ms(800);
+        }),
+        Config::default()
+            .with_max_channels(3)
+            .with_queue_limit(16)
+            .with(|c| {
+                c.half_close = HalfClosePolicy::Allow;
+                c.idle_timeout = Some(ms(1_000));
+                c.message_overhead = 3;
+                c.stall_timeout = Some(ms(200));
+                c.max_clock_jump = Duration::from_secs(3_600);
+            }),
+        Config::default()
+            .with_max_channels(4)
+            .with_queue_limit(8)
+            .with(|c| {
+                c.overflow = OverflowPolicy::KickSlowConsumer;
+                c.login_timeout = Some(ms(700));
+                c.default_kick = KickMode::Abort;
+                c.message_overhead = 0;
+                c.stall_timeout = Some(ms(1));
+                c.shard = 3;
+            }),
+        Config::default()
+            .with_max_channels(5)
+            .with_queue_limit(400)
+            .with(|c| {
+                c.idle_timeout = Some(ms(400));
+                c.flush_timeout = ms(300);
+                c.holder_overdue_after = ms(100);
+                c.message_overhead = 96;
+                c.stall_timeout = Some(ms(150));
+                c.accept_resume_at = Some(1);
+            }),
+    ]
+}
+
+/// What one input gave: its outcome and outputs, and the hub's answers to
+/// every query after it (instants as nanoseconds since the run's start).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub input: Input,
+    pub outcome: Outcome,
+    pub actions: Vec<Action>,
+    pub events: Vec<Event>,
+    pub stats: Stats,
+    pub timeout: Option<i128>,
+    pub now: Option<i128>,
+    pub channels: Vec<ChannelInfo>,
+    pub offline: Vec<OfflineEntry>,
+}
+
+/// A hub, its checker, and the adapter's bookkeeping.
+#[derive(Debug)]
+pub struct Run {
+    pub hub: Hub,
+    pub checker: Checker,
+    /// The instant the run's clock counts from.
+    pub start: Instant,
+    pub clock: Duration,
+    pub skew: Duration,
+    pub jump: Duration,
+    pub ever: Vec<ChannelId>,
+    pub requested: Vec<ChannelId>,
+}
+
+/// `t` as signed nanoseconds since `start`.
+pub fn since(t: Instant, start: Instant) -> i128 {
+    if t >= start {
+        t.duration_since(start).as_nanos() as i128
+    } else {
+        -(start.duration_since(t).as_nanos() as i128)
+    }
+}
+
+impl Run {
+    /// A fresh hub under `config`, starting at `start`.
+    pub fn new(config: &Config, start: Instant) -> Run {
+        Run::with(
+            Hub::new(config.clone()).unwrap(),
+            Checker::new(config),
+            start,
+        )
+    }
+
+    pub fn with(hub: Hub, checker: Checker, start: Instant) -> Run {
+        Run {
+            hub,
+            checker,
+            start,
+            clock: Duration::ZERO,
+            skew: Duration::ZERO,
+            jump: Duration::ZERO,
+            ever: Vec::new(),
+            requested: Vec::new(),
+        }
+    }
+
+    /// The same adapter bookkeeping around another hub and checker (a
+    /// restored one) whose instants count from `start`.
+    pub fn continued(&self, hub: Hub, checker: Checker, start: Instant) -> Run {
+        Run {
+            hub,
+            checker,
+            start,
+            clock: self.clock,
+            skew: self.skew,
+            jump: self.jump,
+            ever: self.ever.clone(),
+            requested: self.requested.clone(),
+        }
+    }
+
+    /// The inputs `step` makes now.
+    fn inputs(&mut self, step: Step) -> Vec<Input> {
+        let config = self.hub.config().clone();
+        let live: Vec<ChannelId> = self.hub.channels().map(|c| c.id).collect();
+        let ever = &self.ever;
+        let pick = |p: Pick| -> Option<ChannelId> {
+            match p {
+                Pick::Live(n) if !live.is_empty() => Some(live[usize::from(n) % live.len()]),
+                Pick::Any(n) if !ever.is_empty() => Some(ever[usize::from(n) % ever.len()]),
+                Pick::Forged(raw) => Some(ChannelId::from_raw(raw)),
+                _ => None,
+            }
+        };
+        let bytes = |n: u8| {
+            // Over the limit (unless a corrupted config made it huge).
+            let over = config.queue_limit.saturating_add(1).min(1 << 20);
+            let len = if n == 255 { over } else { usize::from(n) };
+            Bytes::from(vec![b'x'; len])
+        };
+        let peer: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+        let one = |input: Option<Input>| input.into_iter().collect();
+        match step {
+            Step::Accept => vec![Input::Accept { peer }],
+            Step::AcceptFlood(n) => (0..=n).map(|_| Input::Accept { peer }).collect(),
+            Step::Received(p, n) => one(pick(p).map(|id| Input::Received {
+                id,
+                data: bytes(n % 64),
+            })),
+            Step::PeerEof(p) => one(pick(p).map(|id| Input::PeerEof { id })),
+            Step::IoError(p, reset) => one(pick(p).map(|id| Input::IoError {
+                id,
+                kind: if reset {
+                    io::ErrorKind::ConnectionReset
+                } else {
+                    io::ErrorKind::TimedOut
+                },
+            })),
+            Step::Written(p, percent) => one(pick(p).map(|id| {
+                let queued = self.hub.channel(id).map_or(3, |c| c.queued);
+                Input::Written {
+                    id,
+                    n: (queued * usize::from(percent)).div_ceil(100),
+                }
+            })),
+            Step::Send(p, n) => one(pick(p).map(|id| Input::Send { id, data: bytes(n) })),
+            Step::Broadcast(n) => vec![Input::Broadcast { data: bytes(n) }],
+            Step::Kick(p, abort, code) => one(pick(p).map(|id| Input::Kick {
+                id,
+                mode: if abort {
+                    KickMode::Abort
+                } else {
+                    KickMode::Graceful
+                },
+                code: code.into(),
+            })),
+            Step::KickDefault(p) => one(pick(p).map(|id| Input::KickDefault { id })),
+            Step::Authenticate(p) => one(pick(p).map(|id| Input::Authenticate { id })),
+            Step::Attach(p) => one(pick(p).map(|id| Input::Attach { id })),
+            Step::Detach(p) => one(pick(p).map(|id| Input::Detach { id })),
+            Step::Closed(p) => one(pick(p).map(|id| Input::Closed { id })),
+            Step::ConfirmRequested => self
+                .requested
+                .drain(..)
+                .map(|id| Input::Closed { id })
+                .collect(),
+            Step::Timeout => vec![Input::Timeout],
+            Step::Advance(ms) => {
+                self.clock += Duration::from_millis(ms.into());
+                vec![Input::Timeout]
+            }
+            Step::Rewind(ms) => {
+                self.skew = Duration::from_millis(ms.into());
+                Vec::new()
+            }
+            Step::Jump(hours) => {
+                self.jump = Duration::from_secs(3_600 * u64::from(hours));
+                Vec::new()
+            }
+            Step::Shutdown(ms) => vec![Input::Shutdown {
+                grace: Duration::from_millis(ms.into()),
+            }],
+        }
+    }
+
+    /// Plays `steps`, every input checked; what each input gave, or the
+    /// first violation.
+    pub fn play(&mut self, steps: &[Step]) -> Result<Vec<Observed>, String> {
+        let mut seen = Vec::new();
+        for (i, &step) in steps.iter().enumerate() {
+            for input in self.inputs(step) {
+                let now = self.start
+                    + self.clock.saturating_sub(std::mem::take(&mut self.skew))
+                    + std::mem::take(&mut self.jump);
+                let (mut actions, mut events) = (Vec::new(), Vec::new());
+                let outcome = (self.checker)
+                    .step(&mut self.hub, now, &input, &mut actions, &mut events)
+                    .map_err(|v| format!("step {i} ({step:?}): {v}"))?;
+                if let Outcome::Opened(id) = outcome {
+                    self.ever.push(id);
+                }
+                self.requested
+                    .extend(actions.iter().filter_map(|a| match a {
+                        Action::CloseSocket { id } => Some(*id),
+                        _ => None,
+                    }));
+                let start = self.start;
+                seen.push(Observed {
+                    input,
+                    outcome,
+                    actions,
+                    events,
+                    stats: self.hub.stats(),
+                    timeout: self.hub.poll_timeout().map(|t| since(t, start)),
+                    now: self.hub.now().map(|t| since(t, start)),
+                    channels: self.hub.channels().collect(),
+                    offline: self.hub.offline().collect(),
+                });
+            }
+        }
+        Ok(seen)
+    }
+}
