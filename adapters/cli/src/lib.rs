@@ -8,6 +8,8 @@
 //! ```text
 //! tether [serve] [--runtime async-std|smol|threads|tokio] [flags…]  the chat server (default)
 //! tether demo [--runtime …] [--duration 15s] [--clients 60]         server + simulated clients
+//! tether replay FILE... [--channel ID] [--from T] [--to T] [--timeline|--quiet] [--shrink OUT]
+//!                                                                     replay a flight recording
 //! tether --help | --version
 //! ```
 //!
@@ -15,11 +17,14 @@
 //! 1 when the server cannot start (the message names the flag, e.g.
 //! `--listen 127.0.0.1:7000: cannot listen on 127.0.0.1:7000: …`); 2 for a
 //! bad command line; 128 + the signal's number (130 for SIGINT, 143 for
-//! SIGTERM) when a second signal cuts the drain short.
+//! SIGTERM) when a second signal cuts the drain short. `tether replay` has
+//! its own (see [`replay`]): 0 match, 1 divergence or broken invariant, 2
+//! unreadable or unparsable recording.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod demo;
+pub mod replay;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -27,8 +32,9 @@ use std::net::TcpListener;
 use std::process::ExitCode;
 use std::sync::OnceLock;
 
+use clap::{Args as _, CommandFactory as _, FromArgMatches as _};
 use tether_adapter::{Events, Handle, Options, StartError};
-use tether_chat::cli::{Command, Runtime, ServeOptions};
+use tether_chat::cli::{Cli, CliError, Command, Runtime, ServeOptions};
 use tether_chat::server::{self, ChatServer, ServeError};
 use tether_core::Config;
 use tracing_subscriber::EnvFilter;
@@ -112,6 +118,37 @@ pub fn init_logging(default: LevelFilter) {
         .try_init();
 }
 
+/// A parsed command line: one of the chat crate's commands, or `replay`.
+#[derive(Debug, Clone)]
+pub enum Parsed {
+    /// `serve` or `demo`.
+    Command(Command),
+    /// `tether replay`.
+    Replay(replay::ReplayArgs),
+}
+
+/// Parses a whole command line (the program name first): the chat
+/// crate's command line ([`tether_chat::cli::Cli`]) with the `replay`
+/// subcommand added.
+pub fn parse_from<I, T>(args: I) -> Result<Parsed, CliError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let about = "Replay a flight recording through a fresh hub under the invariant checker; \
+                 compare every outcome and output checksum with the recorded ones";
+    let replay = replay::ReplayArgs::augment_args(clap::Command::new("replay")).about(about);
+    let matches = Cli::command()
+        .subcommand(replay)
+        .try_get_matches_from(args)?;
+    if let Some(("replay", sub)) = matches.subcommand() {
+        return Ok(Parsed::Replay(replay::ReplayArgs::from_arg_matches(sub)?));
+    }
+    Cli::from_arg_matches(&matches)?
+        .into_command()
+        .map(Parsed::Command)
+}
+
 /// The whole program: parses `args` (the program name first), runs the
 /// command, and returns the exit status. Help, version and command-line
 /// errors exit the process from here, the way clap prints them.
@@ -120,8 +157,9 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let command = match tether_chat::cli::parse_from(args) {
-        Ok(command) => command,
+    let command = match parse_from(args) {
+        Ok(Parsed::Replay(args)) => return replay::run(&args),
+        Ok(Parsed::Command(command)) => command,
         Err(e) => e.exit(),
     };
     let result = match command {

@@ -52,6 +52,7 @@
 pub mod checksum;
 pub mod errorkind;
 pub mod format;
+pub mod fuzz;
 pub mod recorded;
 pub mod replay;
 pub mod rerecord;

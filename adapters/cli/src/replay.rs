@@ -1,0 +1,261 @@
+//! `tether replay FILE... [--channel ID] [--from T] [--to T]
+//! [--timeline|--quiet] [--shrink OUT]`: replays a flight recording
+//! (docs/recording.md) through a fresh hub on a virtual clock, under the
+//! invariant checker, and says whether every input returned what was
+//! recorded and emitted the recorded outputs.
+//!
+//! Files are segments of one recording, oldest first (`FILE.2 FILE.1
+//! FILE`). Exit status: 0 when everything matches; 1 on a divergence or a
+//! broken invariant (the report names the line); 2 when a file cannot be
+//! read or does not parse (naming the line; every complete line before it
+//! is replayed first).
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use tether_core::ChannelId;
+use tether_record::Recording;
+use tether_record::replay::{ReplayError, ReplayOptions, ReplayReport, Replayer};
+use tether_record::shrink::{ShrinkLimits, shrink_violation};
+use tether_record::timeline::{Filter, Timeline};
+
+/// The flags of `tether replay`.
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    /// The recording's files, oldest segment first (FILE.2 FILE.1 FILE).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Follow one channel: only the inputs naming it and the outputs
+    /// mentioning it (in the timeline). E.g. `#0.5`, `0.5` or `#1:0.5`.
+    #[arg(long, value_name = "ID", value_parser = parse_channel)]
+    pub channel: Option<ChannelId>,
+    /// Timeline from this time since the recording's epoch (`12.5`, `1m30s`).
+    #[arg(long, value_name = "T", value_parser = parse_time)]
+    pub from: Option<Duration>,
+    /// Timeline up to this time since the recording's epoch.
+    #[arg(long, value_name = "T", value_parser = parse_time)]
+    pub to: Option<Duration>,
+    /// Print the timeline: one line per input with its outputs.
+    #[arg(long, conflicts_with = "quiet")]
+    pub timeline: bool,
+    /// Print nothing but a divergence or an error (the exit status tells).
+    #[arg(long)]
+    pub quiet: bool,
+    /// When an invariant is broken, shrink the recording to a minimal one
+    /// that breaks it and write it to OUT.
+    #[arg(long, value_name = "OUT")]
+    pub shrink: Option<PathBuf>,
+}
+
+/// `#0.5`, `0.5` or `#1:0.5`.
+pub fn parse_channel(s: &str) -> Result<ChannelId, String> {
+    let with_hash = if s.starts_with('#') {
+        s.to_string()
+    } else {
+        format!("#{s}")
+    };
+    with_hash
+        .parse()
+        .map_err(|e| format!("{s:?} is not a channel id (#slot.gen or #shard:slot.gen): {e}"))
+}
+
+/// Plain seconds (`12`, `12.000345`) or a humantime duration (`1m30s`).
+pub fn parse_time(s: &str) -> Result<Duration, String> {
+    if let Ok(secs) = s.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|e| format!("{s:?} is not a time in seconds: {e}"));
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is neither seconds nor a duration like 1m30s: {e}"))
+}
+
+/// What one run of `tether replay` printed and its exit status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayOutput {
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    /// 0 match, 1 divergence or violation, 2 unreadable or unparsable.
+    pub status: u8,
+}
+
+/// Runs `tether replay` and returns what it prints (for tests), without
+/// printing it.
+pub fn replay(args: &ReplayArgs) -> ReplayOutput {
+    let mut out = ReplayOutput {
+        stdout: String::new(),
+        stderr: String::new(),
+        status: 0,
+    };
+    let filter = Filter {
+        channel: args.channel,
+        from: args.from,
+        to: args.to,
+    };
+    let mut timeline = Timeline::new(filter);
+    let mut replayer = Replayer::new(ReplayOptions::default());
+    let mut all_lines = Vec::new();
+    let mut first_header = None;
+    let mut unreadable = None;
+    for path in &args.files {
+        let name = path.display().to_string();
+        let (recording, error) = match Recording::read(path) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                unreadable = Some(format!("tether replay: {name}: cannot read: {e}"));
+                break;
+            }
+        };
+        for segment in &recording.segments {
+            first_header.get_or_insert_with(|| segment.header.clone());
+            all_lines.extend(segment.lines.iter().cloned());
+            let _ = replayer.segment(segment, |step| {
+                if args.timeline {
+                    timeline.step(step);
+                }
+            });
+        }
+        match &error {
+            Some(e) => replayer.parse_error(e),
+            None if recording.segments.is_empty() => {
+                unreadable = Some(format!(
+                    "tether replay: {name}: not a recording (no `tether-record` header)"
+                ));
+            }
+            None => {}
+        }
+        if replayer.stopped() || unreadable.is_some() {
+            let report = replayer.report();
+            if let Err(e) = &report.result {
+                out.status = if matches!(e, ReplayError::Parse(_)) {
+                    2
+                } else {
+                    1
+                };
+                let _ = writeln!(out.stderr, "tether replay: {name}: {e}");
+            }
+            break;
+        }
+    }
+    if args.timeline {
+        out.stdout.push_str(timeline.text());
+    }
+    let report = replayer.report();
+    if let Some(message) = unreadable {
+        out.status = 2;
+        let _ = writeln!(out.stderr, "{message}");
+    }
+    // An unreadable first file replayed nothing: no summary for it.
+    if !args.quiet && (out.status != 2 || report.lines > 0) {
+        summary(&mut out.stdout, args, &report);
+    }
+    if let (Some(target), Err(ReplayError::Violation { .. }), Some(header)) =
+        (&args.shrink, &report.result, &first_header)
+    {
+        shrink_to(&mut out, target, header, &all_lines);
+    }
+    out
+}
+
+fn summary(out: &mut String, args: &ReplayArgs, report: &ReplayReport) {
+    let names: Vec<String> = args.files.iter().map(|p| p.display().to_string()).collect();
+    let files = names.join(" ");
+    let kinds: Vec<String> = report
+        .inputs
+        .iter()
+        .map(|(kind, n)| format!("{kind} {n}"))
+        .collect();
+    let violations = u8::from(matches!(report.result, Err(ReplayError::Violation { .. })));
+    let verdict = match &report.result {
+        Ok(()) => "outcomes and checksums match".to_string(),
+        Err(ReplayError::Divergence(d)) => format!("diverged at line {}", d.line_number),
+        Err(ReplayError::Violation { line_number, .. }) => {
+            format!("invariant broken at line {line_number}")
+        }
+        Err(e) => match e.line_number() {
+            Some(line) => format!("stopped at line {line}"),
+            None => "stopped".into(),
+        },
+    };
+    let unchecked = if report.checked || report.lines == 0 {
+        ""
+    } else {
+        " (unchecked: the first segment starts mid-run)"
+    };
+    let _ = writeln!(
+        out,
+        "replayed {} from {files}: {verdict}, {}{unchecked}",
+        plural(report.lines, "line"),
+        plural(violations.into(), "invariant violation"),
+    );
+    let _ = writeln!(
+        out,
+        "  {}, {}, {:.6} s of recording, {}; inputs: {}",
+        plural(report.segments as u64, "segment"),
+        plural(report.channels as u64, "channel"),
+        report.span().as_secs_f64(),
+        plural(report.checksum.outputs, "output"),
+        kinds.join(", ")
+    );
+}
+
+fn plural(n: u64, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+fn shrink_to(
+    out: &mut ReplayOutput,
+    target: &PathBuf,
+    header: &tether_record::Header,
+    lines: &[tether_record::Line],
+) {
+    match shrink_violation(header, lines, ShrinkLimits::default()) {
+        Ok(Some(shrunk)) => {
+            let invariant = shrunk.violation.as_ref().map_or(0, |v| v.invariant);
+            match std::fs::write(target, &shrunk.text) {
+                Ok(()) => {
+                    let _ = writeln!(
+                        out.stdout,
+                        "shrunk {} lines to {} breaking invariant {invariant}: {}",
+                        shrunk.original,
+                        shrunk.lines.len(),
+                        target.display()
+                    );
+                }
+                Err(e) => {
+                    let _ = writeln!(
+                        out.stderr,
+                        "tether replay: {}: cannot write: {e}",
+                        target.display()
+                    );
+                    out.status = 2;
+                }
+            }
+        }
+        Ok(None) => {
+            let _ = writeln!(
+                out.stdout,
+                "the loose replay (ids remapped) breaks no invariant: nothing to shrink"
+            );
+        }
+        Err(e) => {
+            let _ = writeln!(out.stderr, "tether replay: cannot shrink: {e}");
+        }
+    }
+}
+
+/// Runs `tether replay`, printing its output, and returns its exit status.
+pub fn run(args: &ReplayArgs) -> ExitCode {
+    let out = replay(args);
+    print!("{}", out.stdout);
+    eprint!("{}", out.stderr);
+    ExitCode::from(out.status)
+}

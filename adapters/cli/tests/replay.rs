@@ -1,0 +1,153 @@
+//! `tether replay` as operators run it: the summary and exit status of a
+//! recording that matches (0), one that diverges (1, naming the line with
+//! the expected and actual outputs), one cut short or unreadable (2, naming
+//! the line); the timeline following one channel in a window.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use tether_record::synthetic;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tether");
+
+fn tether(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("replay")
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run tether")
+}
+
+fn file(name: &str, data: &[u8]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tether-replay-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, data).unwrap();
+    path
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn a_matching_recording_exits_0_with_its_summary() {
+    let path = file("ok.rec", &synthetic::recording(3, 800));
+    let out = tether(&[path.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.starts_with(&format!(
+            "replayed 800 lines from {}: outcomes and checksums match, 0 invariant violations\n",
+            path.display()
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("inputs: accept "), "{stdout}");
+    let quiet = tether(&[path.to_str().unwrap(), "--quiet"]);
+    assert_eq!((quiet.status.code(), quiet.stdout.len()), (Some(0), 0));
+}
+
+#[test]
+fn a_divergence_exits_1_naming_the_line_and_the_outputs() {
+    let good = text(&synthetic::recording(3, 300));
+    // The first `received` line (a Received event): claim a different checksum.
+    let n = good.lines().position(|l| l.contains(" received ")).unwrap();
+    let bad: String = good
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == n {
+                let (head, count) = l.rsplit_once(' ').unwrap();
+                let (head, _) = head.rsplit_once(' ').unwrap();
+                format!("{head} 00000000000000aa {count}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    let path = file("diverges.rec", bad.as_bytes());
+    let out = tether(&[path.to_str().unwrap()]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let line = n + 1;
+    assert!(
+        stdout.contains(&format!("diverged at line {line}")),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(&format!("line {line}: the replay diverges")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("expected: ok 00000000000000aa"), "{stderr}");
+    assert!(stderr.contains("\n    Received #"), "{stderr}");
+}
+
+#[test]
+fn a_cut_or_unreadable_recording_exits_2_naming_the_line() {
+    let good = synthetic::recording(5, 100);
+    let cut = &good[..good.len() - 3];
+    let path = file("cut.rec", cut);
+    let out = tether(&[path.to_str().unwrap()]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(stdout.starts_with("replayed 99 lines"), "{stdout}");
+    assert!(stderr.contains(": line 107: truncated"), "{stderr}");
+
+    let version = text(&good).replacen("tether-record 1", "tether-record 7", 1);
+    let path = file("version.rec", version.as_bytes());
+    let out = tether(&[path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("line 1: "),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stderr).contains('7'), "{}", text(&out.stderr));
+
+    let out = tether(&["/nonexistent/recording"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("cannot read"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn the_timeline_follows_one_channel_in_a_window() {
+    let path = file("timeline.rec", &synthetic::recording(9, 2_000));
+    let out = tether(&[path.to_str().unwrap(), "--timeline", "--channel", "#0.2"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let timeline: Vec<&str> = stdout
+        .lines()
+        .filter(|l| {
+            let first = l.split_whitespace().next().unwrap_or("");
+            first.contains('.') && first.parse::<f64>().is_ok()
+        })
+        .collect();
+    assert!(timeline.len() > 3, "{stdout}");
+    assert!(timeline.iter().all(|l| l.contains("#0.2")), "{stdout}");
+    assert!(timeline[0].contains("=> opened #0.2"), "{stdout}");
+
+    let out = tether(&[
+        path.to_str().unwrap(),
+        "--timeline",
+        "--from",
+        "2",
+        "--to",
+        "2500ms",
+    ]);
+    let stdout = text(&out.stdout);
+    let times: Vec<f64> = stdout
+        .lines()
+        .filter_map(|l| {
+            let first = l.split_whitespace().next()?;
+            first.contains('.').then(|| first.parse().ok())?
+        })
+        .collect();
+    assert!(!times.is_empty(), "{stdout}");
+    assert!(times.iter().all(|t| (2.0..=2.5).contains(t)), "{stdout}");
+}
