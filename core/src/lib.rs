@@ -123,6 +123,15 @@
 //! With the `testing` feature, [`testing::Driver`] runs a hub on a virtual
 //! clock and plays a well-behaved adapter, so a policy test reads like its
 //! specification. See the [`testing`] module.
+//!
+//! ## Snapshots
+//!
+//! With the `snapshot` feature, [`Hub::snapshot`] gives the complete state
+//! of a drained hub as a [`Snapshot`] (serde), and [`Hub::restore`] makes
+//! the same hub of it — at the same or a shifted epoch — after checking
+//! every field, so a hostile or corrupted snapshot is a typed
+//! [`RestoreError`], never a panic. The flight recorder starts every
+//! segment of a recording with one. See the [`snapshot`] module.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
