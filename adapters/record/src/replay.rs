@@ -7,9 +7,8 @@
 //! `at_ns` is fed at `base + at_ns`. The first segment's snapshot is
 //! restored with that epoch. The checker starts with
 //! [`Checker::new`] when the snapshot is a fresh hub (a recording from the
-//! start of a run); a segment that starts mid-run replays unchecked (its
-//! outcomes and checksums are still compared) until the checker can start
-//! from a snapshot. Each later segment's header must equal the replayed
+//! start of a run), else with [`Checker::from_snapshot`] (a segment that
+//! starts mid-run: its reference model starts from the snapshot too). Each later segment's header must equal the replayed
 //! hub: its snapshot (`Hub::snapshot` at the same epoch) and its checksum.
 //!
 //! The first difference ends the replay: a [`Divergence`] (the line, its
@@ -234,7 +233,8 @@ pub(crate) fn at(base: Instant, at_ns: u64) -> Option<Instant> {
 }
 
 /// The hub restored from a header's snapshot at epoch `base`, and a
-/// checker for it when the snapshot is a fresh hub.
+/// checker for it: [`Checker::new`] for a fresh hub, else
+/// [`Checker::from_snapshot`].
 pub(crate) fn restore(header: &Header, base: Instant) -> Result<(Hub, Option<Checker>), String> {
     let snapshot = &header.snapshot;
     let hub = catch(|| Hub::restore(snapshot, base))
@@ -244,7 +244,14 @@ pub(crate) fn restore(header: &Header, base: Instant) -> Result<(Hub, Option<Che
         .ok()
         .and_then(|h| h.snapshot(base).ok())
         .is_some_and(|s| s == *snapshot);
-    let checker = fresh.then(|| Checker::new(snapshot.config()));
+    let checker = if fresh {
+        Some(Checker::new(snapshot.config()))
+    } else {
+        // Mid-run: the checker's model starts from the snapshot too.
+        catch(|| Checker::from_snapshot(snapshot, base))
+            .ok()
+            .and_then(Result::ok)
+    };
     Ok((hub, checker))
 }
 

@@ -135,10 +135,12 @@ fn consecutive_segments_replay_together_and_each_later_header_is_checked() {
     assert_eq!(report.result, Ok(()));
     assert_eq!((report.segments, report.lines), (2, 1_000));
 
-    // The second segment alone: from its own snapshot, mid-run.
+    // The second segment alone: from its own snapshot, mid-run, with the
+    // checker's model started from the snapshot too.
     let report = replay_text(&second);
     assert_eq!(report.result, Ok(()));
     assert_eq!(report.lines, 400);
+    assert!(report.checked);
 
     // A later snapshot that is not the replayed hub: named, with the field.
     let text = String::from_utf8(second.clone()).unwrap();
