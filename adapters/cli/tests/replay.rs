@@ -151,3 +151,46 @@ fn the_timeline_follows_one_channel_in_a_window() {
     assert!(!times.is_empty(), "{stdout}");
     assert!(times.iter().all(|t| (2.0..=2.5).contains(t)), "{stdout}");
 }
+
+#[test]
+fn rotated_files_replay_together_oldest_first() {
+    use tether_record::rerecord::Rerecorder;
+    use tether_record::{Recording, encode_header};
+
+    let original = synthetic::recording(12, 600);
+    let (recording, _) = Recording::parse(&original);
+    let segment = &recording.segments[0];
+    let mut rec = Rerecorder::from_header(&segment.header).unwrap();
+    let (mut cut, mut header) = (0, Vec::new());
+    for (i, line) in segment.lines.iter().enumerate() {
+        if i == 350 {
+            cut = rec.text().len();
+            encode_header(&rec.header(1).unwrap(), &mut header).unwrap();
+        }
+        rec.feed(line.at_ns, line.input.clone());
+    }
+    let all = rec.finish();
+    let older = file("rotated.rec.1", &all[..cut]);
+    let newer = file("rotated.rec", &[&header[..], &all[cut..]].concat());
+    let (older, newer) = (older.to_str().unwrap(), newer.to_str().unwrap());
+
+    let out = tether(&[older, newer]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.starts_with("replayed 600 lines from "), "{stdout}");
+    assert!(stdout.contains("\n  2 segments, "), "{stdout}");
+
+    // The newest file alone replays from its own snapshot.
+    let out = tether(&[newer]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).starts_with("replayed 250 lines"));
+
+    // Out of order: the second file's header does not follow the first.
+    let out = tether(&[newer, older]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{older}: line 1: segment 2")),
+        "{stderr}"
+    );
+}

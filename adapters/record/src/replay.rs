@@ -114,7 +114,7 @@ pub enum ReplayError {
     },
     /// A segment's header does not fit: the snapshot does not restore, or
     /// a later segment's snapshot or checksum differs from the replayed hub.
-    #[error("line {header_line}: segment {segment} (header {}): {problem}", .segment + 1)]
+    #[error("line {header_line}: segment {} of the replay: {problem}", .segment + 1)]
     Segment {
         /// The 0-based segment index.
         segment: usize,
@@ -200,6 +200,7 @@ pub struct Replayer {
     channels: BTreeSet<u64>,
     span_ns: Option<(u64, u64)>,
     checked: bool,
+    last_segment: Option<u64>,
     result: Result<(), ReplayError>,
 }
 
@@ -316,6 +317,7 @@ impl Replayer {
             channels: BTreeSet::new(),
             span_ns: None,
             checked: false,
+            last_segment: None,
             result: Ok(()),
         }
     }
@@ -385,8 +387,17 @@ impl Replayer {
             self.hub = Some(hub);
             self.checker = checker;
             self.checksum = header.checksum;
+            self.last_segment = Some(header.segment);
             return Ok(());
         };
+        let expected = self.last_segment.map_or(0, |n| n.saturating_add(1));
+        let number = std::mem::replace(&mut self.last_segment, Some(header.segment));
+        if number.is_some() && header.segment != expected {
+            return Err(format!(
+                "its header says segment {}, the next one is {expected}: the files are not consecutive, oldest first",
+                header.segment
+            ));
+        }
         if header.checksum != self.checksum {
             return Err(format!(
                 "its checksum {:016x} {} differs from the replay's {:016x} {}",
