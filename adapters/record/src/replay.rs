@@ -391,7 +391,7 @@ impl Replayer {
             return Ok(());
         };
         let expected = self.last_segment.map_or(0, |n| n.saturating_add(1));
-        let number = std::mem::replace(&mut self.last_segment, Some(header.segment));
+        let number = self.last_segment.replace(header.segment);
         if number.is_some() && header.segment != expected {
             return Err(format!(
                 "its header says segment {}, the next one is {expected}: the files are not consecutive, oldest first",
