@@ -16,8 +16,10 @@
 //! Exit status: 0 after a drain (console `shutdown`, SIGTERM, SIGINT);
 //! 1 when the server cannot start (the message names the flag, e.g.
 //! `--listen 127.0.0.1:7000: cannot listen on 127.0.0.1:7000: …`); 2 for a
-//! bad command line; 128 + the signal's number (130 for SIGINT, 143 for
-//! SIGTERM) when a second signal cuts the drain short. `tether replay` has
+//! bad command line, and for a `--record FILE` that cannot be created or
+//! written (`--record /no/such/dir/chat.rec: cannot create …`); 128 + the
+//! signal's number (130 for SIGINT, 143 for SIGTERM) when a second signal
+//! cuts the drain short. `tether replay` has
 //! its own (see [`replay`]): 0 match, 1 divergence or broken invariant, 2
 //! unreadable or unparsable recording.
 #![forbid(unsafe_code)]
@@ -177,7 +179,12 @@ where
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tether: {e}");
-            ExitCode::FAILURE
+            match e {
+                // A recording file that cannot be written is a usage
+                // error, like a bad flag value.
+                ServeError::Record { .. } => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }

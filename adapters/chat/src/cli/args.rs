@@ -1,16 +1,17 @@
 //! The flags as clap reads them, and their validation into options.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use tether_adapter::Options;
-use tether_core::ConfigError;
+use tether_adapter::{Options, RecordOptions};
+use tether_record::OptionsError;
 
 use super::{
-    ByteSize, DEFAULT_ADMIN, DEFAULT_LISTEN, DemoOptions, Dur, HostPort, REFUSE_LINE, Secret,
-    ServeOptions, Timeout, default_serve_config,
+    ByteSize, CliError, DEFAULT_ADMIN, DEFAULT_LISTEN, DemoOptions, Dur, HostPort, REFUSE_LINE,
+    Secret, ServeOptions, Timeout, default_serve_config,
 };
 
 /// The runtime a server runs on. Every runtime takes the same flags and
@@ -150,6 +151,34 @@ pub struct ServeArgs {
     /// for benchmarks that compare against one.
     #[arg(long, env = "TETHER_ECHO")]
     pub echo: bool,
+    /// Record every input of every shard's hub, with its time and result, to
+    /// FILE (the flight recorder, docs/recording.md; with several shards,
+    /// shard k writes FILE.shard<k>); `tether replay FILE` runs it again.
+    #[arg(long, env = "TETHER_RECORD", value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Most bytes one shard's recording files hold together: FILE is rotated
+    /// to FILE.1 … FILE.<keep> at SIZE / (keep + 1), the oldest deleted.
+    #[arg(
+        long,
+        env = "TETHER_RECORD_MAX",
+        default_value = "256MiB",
+        value_name = "SIZE",
+        requires = "record"
+    )]
+    pub record_max: ByteSize,
+    /// Rotated recording files kept besides the one being written.
+    #[arg(
+        long,
+        env = "TETHER_RECORD_KEEP",
+        default_value_t = 3,
+        value_name = "N",
+        requires = "record"
+    )]
+    pub record_keep: u32,
+    /// Record payloads (bytes received and sent, as hex) too; by default only
+    /// their lengths are recorded, for privacy.
+    #[arg(long, env = "TETHER_RECORD_BYTES", requires = "record")]
+    pub record_bytes: bool,
 }
 
 /// The flags of `tether demo`.
@@ -193,11 +222,15 @@ impl ServeArgs {
             admin_idle: Timeout(Some(Duration::from_secs(60))),
             metrics: None,
             echo: false,
+            record: None,
+            record_max: ByteSize(256 << 20),
+            record_keep: 3,
+            record_bytes: false,
         }
     }
 
     /// Validates the flags into a hub [`Config`](tether_core::Config) and adapter [`Options`].
-    pub fn into_options(self) -> Result<ServeOptions, ConfigError> {
+    pub fn into_options(self) -> Result<ServeOptions, CliError> {
         let mut config = default_serve_config()
             .with_max_channels(self.max_channels)
             .with_queue_limit(self.queue_limit.0);
@@ -223,6 +256,8 @@ impl ServeArgs {
             ))),
             ..Options::default()
         };
+        let mut options = options;
+        options.record = self.record_options()?;
         Ok(ServeOptions {
             runtime: self.runtime,
             listen: self.listen,
@@ -236,6 +271,33 @@ impl ServeArgs {
             metrics: self.metrics,
             echo: self.echo,
         })
+    }
+}
+
+impl ServeArgs {
+    /// `--record`, `--record-max`, `--record-keep`, `--record-bytes`,
+    /// validated (the file is created when the server starts).
+    fn record_options(&self) -> Result<Option<RecordOptions>, CliError> {
+        let Some(path) = &self.record else {
+            return Ok(None);
+        };
+        let options = RecordOptions::new(path)
+            .with_max_bytes(self.record_max.0 as u64)
+            .with_keep(self.record_keep)
+            .with_bytes(self.record_bytes);
+        options.validate().map_err(|source| {
+            let (flag, value) = match source {
+                OptionsError::EmptyPath => ("--record", String::new()),
+                OptionsError::TooManyKept(_) => ("--record-keep", self.record_keep.to_string()),
+                _ => ("--record-max", self.record_max.to_string()),
+            };
+            CliError::Record {
+                flag,
+                value,
+                source,
+            }
+        })?;
+        Ok(Some(options))
     }
 }
 

@@ -6,7 +6,8 @@
 //!                [--queue-limit SIZE] [--stall-timeout DUR|off] [--flush-timeout DUR]
 //!                [--shutdown-grace DUR] [--backlog N]
 //!                [--admin-token TOKEN] [--admin-max N] [--admin-idle DUR|off]
-//!                [--metrics HOST:PORT]
+//!                [--metrics HOST:PORT] [--echo]
+//!                [--record FILE [--record-max SIZE] [--record-keep N] [--record-bytes]]
 //! tether demo    [--runtime …] [--duration DUR] [--clients N]
 //! tether --help | --version
 //! ```
@@ -77,6 +78,8 @@ pub struct Cli {
 }
 
 /// The subcommands.
+// Parsed once per process: the size of `ServeArgs` costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Subcommand)]
 pub enum CliCommand {
     /// Run the chat server and its admin console (the default).
@@ -167,6 +170,17 @@ pub enum CliError {
     /// The values do not make a valid hub configuration.
     #[error("invalid configuration: {0}")]
     Config(#[from] ConfigError),
+    /// The recording flags do not make a usable recording (e.g.
+    /// `--record-max` below 64 KiB per file).
+    #[error("{flag} {value}: {source}")]
+    Record {
+        /// The flag at fault.
+        flag: &'static str,
+        /// Its value, as given.
+        value: String,
+        /// What is wrong.
+        source: tether_record::OptionsError,
+    },
 }
 
 impl CliError {
@@ -176,6 +190,9 @@ impl CliError {
         match self {
             CliError::Clap(e) => e.exit(),
             CliError::Config(e) => Cli::command()
+                .error(clap::error::ErrorKind::ValueValidation, e)
+                .exit(),
+            e @ CliError::Record { .. } => Cli::command()
                 .error(clap::error::ErrorKind::ValueValidation, e)
                 .exit(),
         }

@@ -263,6 +263,76 @@ fn help_and_version_end_the_program() {
 }
 
 #[test]
+fn record_flags() {
+    assert_eq!(serve(&[]).unwrap().options.record, None);
+    let r = serve(&[
+        "--record",
+        "/var/log/chat.rec",
+        "--record-max",
+        "64MiB",
+        "--record-keep",
+        "2",
+        "--record-bytes",
+    ])
+    .unwrap()
+    .options
+    .record
+    .unwrap();
+    assert_eq!(r.path, std::path::PathBuf::from("/var/log/chat.rec"));
+    assert_eq!((r.max_bytes, r.keep, r.bytes), (64 << 20, 2, true));
+    let r = serve(&["--record", "chat.rec"])
+        .unwrap()
+        .options
+        .record
+        .unwrap();
+    assert_eq!((r.max_bytes, r.keep, r.bytes), (256 << 20, 3, false));
+    // Values that make no usable recording name their flag.
+    let e = serve(&["--record", "x", "--record-max", "100k"]).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            CliError::Record {
+                flag: "--record-max",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().starts_with("--record-max 102400: "), "{e}");
+    let e = serve(&[
+        "--record",
+        "x",
+        "--record-keep",
+        "5000",
+        "--record-max",
+        "1g",
+    ])
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            CliError::Record {
+                flag: "--record-keep",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(
+        clap_kind(serve(&["--record", "x", "--record-max", "lots"])),
+        ErrorKind::ValueValidation
+    );
+    // The other recording flags need --record.
+    for flags in [&["--record-bytes"][..], &["--record-keep", "2"]] {
+        assert_eq!(
+            clap_kind(serve(flags)),
+            ErrorKind::MissingRequiredArgument,
+            "{flags:?}"
+        );
+    }
+}
+
+#[test]
 fn every_flag_has_its_environment_variable() {
     let cli = Cli::command();
     let mut checked = 0;
@@ -285,7 +355,7 @@ fn every_flag_has_its_environment_variable() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 17 * 2 + 3);
+    assert_eq!(checked, 21 * 2 + 3);
 }
 
 #[test]

@@ -91,6 +91,18 @@ pub enum ServeError {
         /// The non-loopback address it resolved to.
         resolved: SocketAddr,
     },
+    /// The recording (`--record`) could not start: its file (or a shard's
+    /// `FILE.shard<k>`) could not be created or written. Displayed as
+    /// `--record /var/log/chat.rec: cannot create /var/log/chat.rec: Permission denied`.
+    #[error("{flag} {}: {}", path.display(), record_error(source))]
+    Record {
+        /// The flag (`--record`).
+        flag: &'static str,
+        /// The path as given.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        source: tether_record::RecordError,
+    },
     /// The runtime's adapter did not start.
     #[error("cannot start the {runtime} server: {source}")]
     Start {
@@ -238,9 +250,16 @@ where
     ));
     let (handle, events) =
         start_adapter(chat, options.config.clone(), adapter_options).map_err(|source| {
-            ServeError::Start {
-                runtime: options.runtime,
-                source,
+            match (source, &options.options.record) {
+                (StartError::Record(source), Some(record)) => ServeError::Record {
+                    flag: "--record",
+                    path: record.path.clone(),
+                    source,
+                },
+                (source, _) => ServeError::Start {
+                    runtime: options.runtime,
+                    source,
+                },
             }
         })?;
     // Every event is handled by the room inside the drivers.
@@ -362,6 +381,17 @@ fn resolve(flag: &'static str, address: &HostPort) -> Result<Vec<SocketAddr>, Se
         )));
     }
     Ok(addrs)
+}
+
+/// A recording error at start, without the "recording stopped" of a
+/// running recorder.
+fn record_error(e: &tether_record::RecordError) -> String {
+    match e {
+        tether_record::RecordError::Io { op, path, source } => {
+            format!("cannot {op} {}: {source}", path.display())
+        }
+        other => other.to_string(),
+    }
 }
 
 /// Binds the first address `address` resolves to that can be bound.
