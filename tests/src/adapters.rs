@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tether_adapter::{Error, Events, Handle, Options};
+use tether_adapter::{Accept, Error, Events, Handle, Options};
 use tether_core::{
     BroadcastReport, ChannelId, ChannelInfo, Config, Event, IdError, KickError, KickMode,
     SendError, Stats,
@@ -15,56 +15,87 @@ use tether_core::{
 
 use crate::rig::{Adapter, ServerUnderTest};
 
-/// A loopback listener as every server binds it.
-fn loopback() -> TcpListener {
-    tether_adapter::listen::bind("127.0.0.1:0".parse().expect("address"), 1024)
-        .expect("bind loopback")
+/// A loopback listener as every server binds it: with `SO_REUSEPORT` when
+/// every shard is to bind a listener of its own on its port.
+fn loopback(reuse_port: bool) -> TcpListener {
+    let addr = "127.0.0.1:0".parse().expect("address");
+    let bound = if reuse_port {
+        tether_adapter::listen::bind_reuse_port(addr, 1024)
+    } else {
+        tether_adapter::listen::bind(addr, 1024)
+    };
+    bound.expect("bind loopback")
 }
 
-/// `options` with `shards` hubs.
-fn options(options: Options, shards: usize) -> Options {
-    Options { shards, ..options }
+/// `options` with `shards` hubs, accepting with one `SO_REUSEPORT` listener
+/// per shard if `reuse_port`, else round-robin from one.
+fn options(options: Options, shards: usize, reuse_port: bool) -> Options {
+    let accept = if reuse_port {
+        Accept::ReusePort
+    } else {
+        Accept::RoundRobin
+    };
+    Options {
+        shards,
+        accept,
+        ..options
+    }
 }
 
-/// `tether-async-std` on async-std, with `N` shards.
-pub struct AsyncStd<const N: usize = 1>;
-/// `tether-async-std` on smol, with `N` shards.
-pub struct Smol<const N: usize = 1>;
-/// `tether-threads`, with `N` shards.
-pub struct Threads<const N: usize = 1>;
+/// `tether-async-std` on async-std, with `N` shards (one `SO_REUSEPORT`
+/// listener per shard if `REUSE_PORT`, else one round-robin acceptor).
+pub struct AsyncStd<const N: usize = 1, const REUSE_PORT: bool = false>;
+/// `tether-async-std` on smol, with `N` shards (per-shard `SO_REUSEPORT`
+/// listeners if `REUSE_PORT`).
+pub struct Smol<const N: usize = 1, const REUSE_PORT: bool = false>;
+/// `tether-threads`, with `N` shards (per-shard `SO_REUSEPORT` listeners
+/// and acceptor threads if `REUSE_PORT`).
+pub struct Threads<const N: usize = 1, const REUSE_PORT: bool = false>;
 
-impl<const N: usize> Adapter for AsyncStd<N> {
+impl<const N: usize, const REUSE_PORT: bool> Adapter for AsyncStd<N, REUSE_PORT> {
     const NAME: &'static str = "async-std";
     type Server = LayerServer;
     fn start_with(config: Config, opts: Options) -> LayerServer {
         let runtime = tether_async_std::AsyncStd;
-        let started = tether_async_std::start(runtime, loopback(), config, options(opts, N));
+        let started = tether_async_std::start(
+            runtime,
+            loopback(REUSE_PORT),
+            config,
+            options(opts, N, REUSE_PORT),
+        );
         LayerServer::new(started.expect("server starts"))
     }
 }
 
-impl<const N: usize> Adapter for Smol<N> {
+impl<const N: usize, const REUSE_PORT: bool> Adapter for Smol<N, REUSE_PORT> {
     const NAME: &'static str = "smol";
     type Server = LayerServer;
     fn start_with(config: Config, opts: Options) -> LayerServer {
         let runtime = tether_async_std::Smol;
-        let started = tether_async_std::start(runtime, loopback(), config, options(opts, N));
+        let started = tether_async_std::start(
+            runtime,
+            loopback(REUSE_PORT),
+            config,
+            options(opts, N, REUSE_PORT),
+        );
         LayerServer::new(started.expect("server starts"))
     }
 }
 
-impl<const N: usize> Adapter for Threads<N> {
+impl<const N: usize, const REUSE_PORT: bool> Adapter for Threads<N, REUSE_PORT> {
     const NAME: &'static str = "threads";
     type Server = LayerServer;
     fn start_with(config: Config, opts: Options) -> LayerServer {
-        let started = tether_threads::start(loopback(), config, options(opts, N));
+        let started =
+            tether_threads::start(loopback(REUSE_PORT), config, options(opts, N, REUSE_PORT));
         LayerServer::new(started.expect("server starts"))
     }
 }
 
-/// `tether-tokio`, with `N` shards, on one multi-thread tokio runtime kept
-/// for the whole test process.
-pub struct Tokio<const N: usize = 1>;
+/// `tether-tokio`, with `N` shards (per-shard `SO_REUSEPORT` listeners if
+/// `REUSE_PORT`), on one multi-thread tokio runtime kept for the whole test
+/// process.
+pub struct Tokio<const N: usize = 1, const REUSE_PORT: bool = false>;
 
 fn tokio_runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
@@ -76,12 +107,13 @@ fn tokio_runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-impl<const N: usize> Adapter for Tokio<N> {
+impl<const N: usize, const REUSE_PORT: bool> Adapter for Tokio<N, REUSE_PORT> {
     const NAME: &'static str = "tokio";
     type Server = LayerServer;
     fn start_with(config: Config, opts: Options) -> LayerServer {
         let _entered = tokio_runtime().enter();
-        let started = tether_tokio::start(loopback(), config, options(opts, N));
+        let started =
+            tether_tokio::start(loopback(REUSE_PORT), config, options(opts, N, REUSE_PORT));
         LayerServer::new(started.expect("server starts"))
     }
 }

@@ -162,6 +162,12 @@ impl<A: Adapter> Rig<A> {
         Self::launch(A::start(config), Log::default())
     }
 
+    /// Starts a server with `config` and adapter `options` (the adapter
+    /// applies its own shard count and accept mode) and its recorder.
+    pub fn start_with(config: Config, options: Options) -> Rig<A> {
+        Self::launch(A::start_with(config, options), Log::default())
+    }
+
     /// Starts a server with `config` and adapter `options`, whose log
     /// keeps every event with its payload ([`Log::every_event`]).
     pub fn start_keeping_every_event(config: Config, options: Options) -> Rig<A> {

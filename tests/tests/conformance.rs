@@ -1,6 +1,7 @@
 //! The conformance suite on every runtime adapter: async-std, smol,
-//! blocking threads and tokio (one process; the fd-counting cycles run
-//! alone in `*_cycles.rs`).
+//! blocking threads and tokio, with one shard, two shards fed round-robin
+//! by one acceptor, and two shards with an `SO_REUSEPORT` listener each
+//! (one process; the fd-counting cycles run alone in `*_cycles.rs`).
 
 mod async_std {
     tether_conformance::conformance_suite!(tether_conformance::adapters::AsyncStd);
@@ -32,4 +33,48 @@ mod threads_2_shards {
 
 mod tokio_2_shards {
     tether_conformance::conformance_suite!(tether_conformance::adapters::Tokio<2>);
+}
+
+mod async_std_2_shards_reuseport {
+    tether_conformance::conformance_suite!(tether_conformance::adapters::AsyncStd<2, true>);
+
+    #[test]
+    fn reuse_port_spreads_and_refuses() {
+        tether_conformance::scenarios::reuse_port_spreads_and_refuses::<
+            tether_conformance::adapters::AsyncStd<2, true>,
+        >();
+    }
+}
+
+mod smol_2_shards_reuseport {
+    tether_conformance::conformance_suite!(tether_conformance::adapters::Smol<2, true>);
+
+    #[test]
+    fn reuse_port_spreads_and_refuses() {
+        tether_conformance::scenarios::reuse_port_spreads_and_refuses::<
+            tether_conformance::adapters::Smol<2, true>,
+        >();
+    }
+}
+
+mod threads_2_shards_reuseport {
+    tether_conformance::conformance_suite!(tether_conformance::adapters::Threads<2, true>);
+
+    #[test]
+    fn reuse_port_spreads_and_refuses() {
+        tether_conformance::scenarios::reuse_port_spreads_and_refuses::<
+            tether_conformance::adapters::Threads<2, true>,
+        >();
+    }
+}
+
+mod tokio_2_shards_reuseport {
+    tether_conformance::conformance_suite!(tether_conformance::adapters::Tokio<2, true>);
+
+    #[test]
+    fn reuse_port_spreads_and_refuses() {
+        tether_conformance::scenarios::reuse_port_spreads_and_refuses::<
+            tether_conformance::adapters::Tokio<2, true>,
+        >();
+    }
 }

@@ -12,8 +12,11 @@
 //!   feeds inputs in batches, executes actions, writes every socket itself
 //!   with one vectored non-blocking write per drain, delivers events, and
 //!   sleeps on the hub's `poll_timeout`.
-//! * **the listener** accepts connections; while the hub has paused
-//!   accepting it refuses them itself with the refusal line.
+//! * **the listener** accepts connections and hands each to the next shard
+//!   that accepts; while every shard has paused accepting it refuses them
+//!   itself with the refusal line. With `Accept::ReusePort`
+//!   ([`Options::accept`]) each shard has a listener of its own that feeds
+//!   only its shard.
 //! * **a reader per connection**, a holder of the channel: reads, posts the
 //!   bytes (waiting while the driver's reader queue is full, so TCP pushes
 //!   back on a flooder), and detaches after dropping its socket.
@@ -56,7 +59,9 @@ pub use runtime::{AsyncStd, Runtime, Smol};
 pub use tether_adapter::{Blocking, Error, Events, Handle, Options, ServerStats, StartError};
 
 /// Starts a server on `listener` (see `tether_adapter::listen::bind` for
-/// one with a deep backlog): spawns the driver and the listener on
+/// one with a deep backlog, and `listen::bind_reuse_port` for
+/// [`Options::accept`] `ReusePort`, whose other shards' listeners are bound
+/// here on its address): spawns the drivers and the listeners on
 /// `runtime` and returns the handle and the event stream. Runs until
 /// [`Handle::shutdown`] completes, or every handle is dropped.
 pub fn start<R: Runtime>(
@@ -65,15 +70,24 @@ pub fn start<R: Runtime>(
     config: Config,
     options: Options,
 ) -> Result<(Handle, Events), StartError> {
-    let listener = Async::new(listener)?;
-    let local_addr = listener.get_ref().local_addr()?;
+    let local_addr = listener.local_addr()?;
     let prepared = tether_adapter::prepare(config, options, local_addr, R::NAME, None, |_| {
         Ok(TaskGlue::new(runtime.clone(), READ_CHUNK))
     })?;
-    Runtime::spawn(
-        &runtime,
-        tether_adapter::listen_task(AsyncListener(listener), prepared.listen, AsyncIoSleep),
-    );
+    // One listener, or one per shard (`Accept::ReusePort`): registered
+    // before anything is spawned, so a failure leaves nothing running.
+    let listeners = prepared
+        .listen
+        .bind(listener)?
+        .into_iter()
+        .map(|(listener, context)| Ok((AsyncListener(Async::new(listener)?), context)))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    for (listener, context) in listeners {
+        Runtime::spawn(
+            &runtime,
+            tether_adapter::listen_task(listener, context, AsyncIoSleep),
+        );
+    }
     for driver in prepared.drivers {
         Runtime::spawn(&runtime, driver.run(AsyncIoSleep));
     }

@@ -1,16 +1,31 @@
-//! One listener for every shard: accepted connections are handed out
-//! round-robin to the shards whose hub accepts (invariant 12 holds per
-//! shard: each pauses at its own limit). While every shard is paused, the
-//! listener refuses connections itself with the refusal line, so a full
-//! server says so instead of leaving clients in the backlog.
+//! How accepted connections reach the shards ([`Accept`], chosen with
+//! [`Options::accept`](crate::Options::accept)), and the per-shard gates
+//! (invariant 12 holds per shard: each pauses at its own limit).
 //!
-//! Why one acceptor and not one `SO_REUSEPORT` listener per shard: the
-//! kernel hashes connections to reuseport listeners by address and port,
-//! so it cannot skip a shard that is full, and a shard's paused listener
-//! would strand the connections hashed to it. One acceptor places each
-//! connection on a shard that can take it; `accept(2)` is cheap next to
-//! the rest of a connection's life.
+//! * [`Accept::RoundRobin`]: **one** listener; each accepted connection
+//!   goes to the next shard whose hub accepts. While every shard is paused
+//!   the listener refuses connections itself with the refusal line, so a
+//!   full server says so instead of leaving clients in the backlog. A
+//!   connection is refused only when the whole server is full.
+//! * [`Accept::ReusePort`]: **one listener per shard**, all bound to the
+//!   same address with `SO_REUSEPORT`, each with its own accept task or
+//!   thread feeding only its own driver: no hand-off between shards. The
+//!   kernel picks the listener by a hash of the connection's addresses and
+//!   ports, so it **cannot skip a full shard**: a connection hashed to a
+//!   shard at its limit is refused with the refusal line even while another
+//!   shard has room (each shard holds its share of `max_channels`, so the
+//!   server may refuse before it holds `max_channels` in all). A shard's
+//!   listener keeps accepting while its shard is paused, precisely so that
+//!   those connections are answered instead of stranded in its backlog.
+//!   Spreading is statistical, not exact: with few, long-lived connections
+//!   one shard may hold more than the other.
+//!
+//! Both keep the same rules per listener: accept errors back off
+//! ([`crate::listen::AcceptErrors`]), each shard's fd budget is its share,
+//! and every listener closes once every shard's driver has ended.
 
+use std::io;
+use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -39,16 +54,32 @@ impl Gates {
     }
 }
 
-/// Hands accepted connections to shards, round-robin over those accepting.
+/// How connections reach the shards (see the [module docs](self)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Accept {
+    /// One listener hands each connection to the next shard that accepts;
+    /// refuses only when every shard is full.
+    #[default]
+    RoundRobin,
+    /// One `SO_REUSEPORT` listener per shard, feeding only its own shard;
+    /// the kernel hashes each connection to a listener, and a full shard
+    /// refuses what is hashed to it. The server's listener must be bound
+    /// with [`crate::listen::bind_reuse_port`].
+    ReusePort,
+}
+
+/// Hands accepted connections to shards, round-robin over those accepting
+/// (with [`Accept::ReusePort`], a router has one shard: its own).
 #[derive(Debug)]
 pub struct AcceptRouter<S, A> {
-    shards: Vec<Inputs<S, A>>,
+    /// Each shard's number (its gate) and its inputs.
+    shards: Vec<(usize, Inputs<S, A>)>,
     gates: Arc<Gates>,
     next: usize,
 }
 
 impl<S, A> AcceptRouter<S, A> {
-    pub(crate) fn new(shards: Vec<Inputs<S, A>>, gates: Arc<Gates>) -> Self {
+    pub(crate) fn new(shards: Vec<(usize, Inputs<S, A>)>, gates: Arc<Gates>) -> Self {
         AcceptRouter {
             shards,
             gates,
@@ -61,16 +92,16 @@ impl<S, A> AcceptRouter<S, A> {
     pub fn pick(&mut self) -> Option<&Inputs<S, A>> {
         let n = self.shards.len();
         for i in 0..n {
-            let shard = (self.next + i) % n;
-            if self.gates.open(shard) {
-                self.next = (shard + 1) % n;
-                return Some(&self.shards[shard]);
+            let at = (self.next + i) % n;
+            if self.gates.open(self.shards[at].0) {
+                self.next = (at + 1) % n;
+                return Some(&self.shards[at].1);
             }
         }
         None
     }
 
-    /// How many shards there are.
+    /// How many shards this router hands connections to.
     pub fn shards(&self) -> usize {
         self.shards.len()
     }
@@ -91,4 +122,85 @@ pub struct ListenContext<S, A> {
     pub stop: async_channel::Receiver<()>,
     /// The adapter settings (`refuse_line`, `read_buffer`).
     pub options: Options,
+}
+
+/// Every listener a server runs, each with its context: one for
+/// [`Accept::RoundRobin`], one per shard for [`Accept::ReusePort`]. A
+/// runtime pairs them with sockets ([`Listeners::bind`]) and runs one
+/// listener task or thread per pair.
+#[derive(Debug)]
+pub struct Listeners<S, A> {
+    contexts: Vec<ListenContext<S, A>>,
+    accept: Accept,
+    backlog: u32,
+}
+
+impl<S, A> Listeners<S, A> {
+    /// One context per listener of `accept`, over every shard's inputs.
+    pub(crate) fn new(
+        shards: Vec<Inputs<S, A>>,
+        gates: Arc<Gates>,
+        counters: Arc<crate::AdapterCounters>,
+        stopped: async_channel::Sender<()>,
+        stop: async_channel::Receiver<()>,
+        options: Options,
+    ) -> Self {
+        let accept = options.accept;
+        let backlog = options.backlog;
+        let context = |router| ListenContext {
+            router,
+            counters: counters.clone(),
+            stopped: stopped.clone(),
+            stop: stop.clone(),
+            options: options.clone(),
+        };
+        let contexts = match accept {
+            Accept::RoundRobin => vec![context(AcceptRouter::new(
+                shards.into_iter().enumerate().collect(),
+                gates,
+            ))],
+            Accept::ReusePort => shards
+                .into_iter()
+                .enumerate()
+                .map(|shard| context(AcceptRouter::new(vec![shard], gates.clone())))
+                .collect(),
+        };
+        Listeners {
+            contexts,
+            accept,
+            backlog,
+        }
+    }
+
+    /// The accept mode.
+    pub fn accept(&self) -> Accept {
+        self.accept
+    }
+
+    /// How many listeners: 1, or one per shard with [`Accept::ReusePort`].
+    pub fn len(&self) -> usize {
+        self.contexts.len()
+    }
+
+    /// Always false: a server has at least one listener.
+    pub fn is_empty(&self) -> bool {
+        self.contexts.is_empty()
+    }
+
+    /// Pairs every context with its listening socket: the server's
+    /// `listener` for the first; with [`Accept::ReusePort`], one more
+    /// `SO_REUSEPORT` listener per other shard, bound on the address
+    /// `listener` got (port 0 included: the others take its port). Fails,
+    /// binding nothing more, if `listener` lacks `SO_REUSEPORT` then.
+    pub fn bind(
+        self,
+        listener: TcpListener,
+    ) -> io::Result<Vec<(TcpListener, ListenContext<S, A>)>> {
+        let siblings =
+            crate::listen::reuse_port_siblings(&listener, self.contexts.len() - 1, self.backlog)?;
+        Ok(std::iter::once(listener)
+            .chain(siblings)
+            .zip(self.contexts)
+            .collect())
+    }
 }

@@ -84,7 +84,7 @@ use tether_core::{ChannelId, Config, ConfigError, Hub};
 pub use tether_record::RecordOptions;
 use tether_record::RecordedHub;
 
-pub use accept::{AcceptRouter, ListenContext};
+pub use accept::{Accept, AcceptRouter, ListenContext, Listeners};
 pub use app::{APP_BACKLOG, App, AppFactory, AppOut};
 pub use driver::Driver;
 pub use exec::{ThreadSleep, block_on};
@@ -124,6 +124,9 @@ pub struct Options {
     /// Hubs run side by side, each owned by its own driver task or thread,
     /// sharing nothing; ids carry their shard. 1 to 256.
     pub shards: usize,
+    /// How connections reach the shards: one round-robin acceptor, or one
+    /// `SO_REUSEPORT` listener per shard (see [`Accept`]).
+    pub accept: Accept,
     /// How long a send or broadcast waits for a backpressured channel whose
     /// peer takes no bytes at all. A peer that reads slowly paces the
     /// senders (TCP pushes back end to end); one that reads nothing for
@@ -171,6 +174,7 @@ impl Default for Options {
             refuse_line: None,
             fd_reserve: listen::FD_RESERVE,
             shards: 1,
+            accept: Accept::RoundRobin,
             send_wait: Duration::from_secs(1),
             greeting: None,
             app: None,
@@ -227,8 +231,9 @@ pub struct Prepared<G: Glue> {
     pub events: Events,
     /// The drivers, one per shard, to be spawned.
     pub drivers: Vec<Driver<G>>,
-    /// For the listener.
-    pub listen: ListenContext<G::Socket, G::Accepted>,
+    /// For the listeners: one, or one per shard with
+    /// [`Accept::ReusePort`] (see [`Listeners::bind`]).
+    pub listen: Listeners<G::Socket, G::Accepted>,
     /// The channel budget in force, over all shards (see
     /// [`ServerStats::channel_budget`]).
     pub budget: usize,
@@ -247,9 +252,14 @@ pub fn prepare<G: Glue>(
     mut make_glue: impl FnMut(GlueContext) -> io::Result<G>,
 ) -> Result<Prepared<G>, StartError> {
     let configured = config.max_channels;
+    // Per-shard listeners take descriptors of their own.
+    let listeners = match options.accept {
+        Accept::RoundRobin => 0,
+        Accept::ReusePort => options.shards.clamp(1, 256) as u64 - 1,
+    };
     let budget = [
         Some(configured),
-        listen::fd_budget(options.fd_reserve),
+        listen::fd_budget(options.fd_reserve + listeners),
         runtime_cap,
     ]
     .into_iter()
@@ -344,13 +354,7 @@ pub fn prepare<G: Glue>(
         }));
     }
     let handle = Handle::new(local_addr, handle_queues, stopped_rx);
-    let listen = ListenContext {
-        router: AcceptRouter::new(shard_inputs, gates),
-        counters,
-        stopped,
-        stop,
-        options,
-    };
+    let listen = Listeners::new(shard_inputs, gates, counters, stopped, stop, options);
     Ok(Prepared {
         handle,
         events,

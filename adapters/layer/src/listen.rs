@@ -1,6 +1,8 @@
 //! Listening sockets and resource limits, the same for every runtime:
-//! the backlog, the channel budget the fd limit allows, and accept errors
-//! that back off and log at most once a second instead of spinning.
+//! the backlog, per-shard `SO_REUSEPORT` listeners
+//! ([`Accept::ReusePort`](crate::Accept::ReusePort)), the channel budget
+//! the fd limit allows, and accept errors that back off and log at most
+//! once a second instead of spinning.
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -12,6 +14,51 @@ use std::time::{Duration, Instant};
 ///
 /// The error names the address; callers add the flag that chose it.
 pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    bind_with(addr, backlog, false)
+}
+
+/// [`bind`] with `SO_REUSEPORT` as well: the first listener of a server
+/// run with [`Accept::ReusePort`](crate::Accept::ReusePort), whose other
+/// shards bind their own listeners on the address this one got
+/// ([`reuse_port_siblings`]). Any listener must have it set before it binds
+/// to join a reuseport group, and Linux lets only the same effective user
+/// join (another user's process cannot take a share of the connections).
+///
+/// Unsupported (an error) where the platform has no `SO_REUSEPORT`.
+pub fn bind_reuse_port(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    bind_with(addr, backlog, true)
+}
+
+/// The listening socket for `accept`: [`bind_reuse_port`] for
+/// [`Accept::ReusePort`](crate::Accept::ReusePort), else [`bind`].
+pub fn bind_for(addr: SocketAddr, backlog: u32, accept: crate::Accept) -> io::Result<TcpListener> {
+    bind_with(addr, backlog, accept == crate::Accept::ReusePort)
+}
+
+/// `count` more listeners on the address `first` is bound to (its port
+/// when it was bound to port 0), each with `SO_REUSEPORT`, so that the
+/// kernel spreads new connections over all of them. `first` must have been
+/// bound with `SO_REUSEPORT` ([`bind_reuse_port`]): otherwise the error
+/// says so rather than "address in use".
+pub fn reuse_port_siblings(
+    first: &TcpListener,
+    count: usize,
+    backlog: u32,
+) -> io::Result<Vec<TcpListener>> {
+    let addr = first.local_addr()?;
+    if count > 0 && !reuse_port_of(first)? {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "cannot add per-shard listeners on {addr}: its listener was bound without \
+                 SO_REUSEPORT (bind it with tether_adapter::listen::bind_reuse_port)"
+            ),
+        ));
+    }
+    (0..count).map(|_| bind_with(addr, backlog, true)).collect()
+}
+
+fn bind_with(addr: SocketAddr, backlog: u32, reuse_port: bool) -> io::Result<TcpListener> {
     let named = |e: io::Error| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"));
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
@@ -20,10 +67,72 @@ pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     )
     .map_err(named)?;
     socket.set_reuse_address(true).map_err(named)?;
+    if reuse_port {
+        set_reuse_port(&socket).map_err(named)?;
+    }
     socket.bind(&addr.into()).map_err(named)?;
     let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
     socket.listen(backlog).map_err(named)?;
     Ok(socket.into())
+}
+
+#[cfg(all(
+    unix,
+    not(any(
+        target_os = "solaris",
+        target_os = "illumos",
+        target_os = "cygwin",
+        target_os = "nuttx",
+        target_os = "wasi"
+    ))
+))]
+fn set_reuse_port(socket: &socket2::Socket) -> io::Result<()> {
+    socket.set_reuse_port(true)
+}
+
+#[cfg(all(
+    unix,
+    not(any(
+        target_os = "solaris",
+        target_os = "illumos",
+        target_os = "cygwin",
+        target_os = "nuttx",
+        target_os = "wasi"
+    ))
+))]
+fn reuse_port_of(listener: &TcpListener) -> io::Result<bool> {
+    socket2::SockRef::from(listener).reuse_port()
+}
+
+#[cfg(not(all(
+    unix,
+    not(any(
+        target_os = "solaris",
+        target_os = "illumos",
+        target_os = "cygwin",
+        target_os = "nuttx",
+        target_os = "wasi"
+    ))
+)))]
+fn set_reuse_port(_socket: &socket2::Socket) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "SO_REUSEPORT is not available on this platform (use --accept round-robin)",
+    ))
+}
+
+#[cfg(not(all(
+    unix,
+    not(any(
+        target_os = "solaris",
+        target_os = "illumos",
+        target_os = "cygwin",
+        target_os = "nuttx",
+        target_os = "wasi"
+    ))
+)))]
+fn reuse_port_of(_listener: &TcpListener) -> io::Result<bool> {
+    Ok(false)
 }
 
 /// File descriptors kept free of chat channels for everything else the
@@ -119,6 +228,24 @@ mod tests {
         // The port is taken now (SO_REUSEADDR does not allow two listeners).
         let err = bind(addr, 16).unwrap_err();
         assert!(err.to_string().contains(&addr.to_string()), "{err}");
+    }
+
+    #[test]
+    fn reuse_port_siblings_share_the_first_listeners_port() {
+        let first = bind_reuse_port("127.0.0.1:0".parse().unwrap(), 64).unwrap();
+        let addr = first.local_addr().unwrap();
+        assert_ne!(addr.port(), 0);
+        let siblings = reuse_port_siblings(&first, 3, 64).unwrap();
+        assert_eq!(siblings.len(), 3);
+        for sibling in &siblings {
+            assert_eq!(sibling.local_addr().unwrap(), addr);
+        }
+        // A listener bound without SO_REUSEPORT has no siblings, and the
+        // error says why.
+        let plain = bind("127.0.0.1:0".parse().unwrap(), 64).unwrap();
+        let err = reuse_port_siblings(&plain, 1, 64).unwrap_err();
+        assert!(err.to_string().contains("SO_REUSEPORT"), "{err}");
+        assert!(reuse_port_siblings(&plain, 0, 64).unwrap().is_empty());
     }
 
     #[test]

@@ -18,7 +18,10 @@
 //! * **the acceptor** — blocks in `accept`, starts the connection's reader
 //!   (so the driver never spends a thread start) and hands both over.
 //!   While the hub has paused accepting (at its channel limit), it refuses
-//!   new connections itself with the refusal line. If a thread cannot be
+//!   new connections itself with the refusal line. With several shards it
+//!   hands connections round-robin to those that accept, or, with
+//!   `Accept::ReusePort` ([`Options::accept`]), each shard has an acceptor
+//!   and `SO_REUSEPORT` listener of its own. If a thread cannot be
 //!   started (thread or memory-map limits), that connection is refused,
 //!   counted and logged — the server keeps serving the rest.
 //! * **a reader per channel** — blocks in `read`, posts what it reads
@@ -174,7 +177,12 @@ pub fn start_with(
             })
         },
     )?;
-    acceptor::start(listener, prepared.listen, threads)?;
+    // One acceptor, or one per shard (`Accept::ReusePort`), each on its
+    // own listener (the others bound here on `listener`'s address).
+    for (listener, context) in prepared.listen.bind(listener)? {
+        listener.set_nonblocking(false)?;
+        acceptor::start(listener, context, threads.clone())?;
+    }
     for driver in prepared.drivers {
         // Each driver thread holds `stopped` until `run` has returned, so
         // that when `Handle::stopped` resolves the driver threads are ending.

@@ -96,10 +96,15 @@ pub fn login_timeout<A: Adapter>() {
 
 /// At the channel limit accepting pauses (nothing beyond the limit is
 /// served); once channels are released it accepts again.
+///
+/// With one `SO_REUSEPORT` listener per shard the kernel may hash a client
+/// to a shard at its share of the limit, which refuses it while another
+/// shard has room: clients are connected until served
+/// ([`super::connect_served`]), which round-robin does at the first try.
 pub fn channel_limit<A: Adapter>() {
     let config = Config::default().with_max_channels(4); // resumes at 3
     let rig = Rig::<A>::start(config);
-    let mut clients: Vec<TcpStream> = (0..4).map(|_| rig.connect().0).collect();
+    let mut clients: Vec<TcpStream> = (0..4).map(|_| super::connect_served(&rig, 64).0).collect();
     assert!(
         rig.server().stats().accept_paused,
         "{}: paused at the limit",
@@ -138,7 +143,7 @@ pub fn channel_limit<A: Adapter>() {
                 "{}: fifth neither served nor refused",
                 A::NAME
             );
-            let (late, _) = rig.connect();
+            let (late, _, _) = super::connect_served(&rig, 64);
             clients.push(late);
             false
         }
