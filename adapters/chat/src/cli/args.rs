@@ -50,6 +50,47 @@ impl fmt::Display for Runtime {
     }
 }
 
+/// How connections reach the shards (`--accept`; see
+/// [`tether_adapter::Accept`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, ValueEnum)]
+pub enum AcceptMode {
+    /// One acceptor hands each connection to the next shard with room: a
+    /// client is refused only when every shard is full.
+    #[default]
+    #[value(name = "round-robin")]
+    RoundRobin,
+    /// One SO_REUSEPORT listener per shard, each feeding only its shard:
+    /// the kernel hashes each connection to a shard, so a full shard refuses
+    /// it even while another has room.
+    #[value(name = "reuseport", alias = "reuse-port")]
+    ReusePort,
+}
+
+impl AcceptMode {
+    /// Its name on the command line: `round-robin`, `reuseport`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AcceptMode::RoundRobin => "round-robin",
+            AcceptMode::ReusePort => "reuseport",
+        }
+    }
+}
+
+impl fmt::Display for AcceptMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl From<AcceptMode> for tether_adapter::Accept {
+    fn from(mode: AcceptMode) -> Self {
+        match mode {
+            AcceptMode::RoundRobin => tether_adapter::Accept::RoundRobin,
+            AcceptMode::ReusePort => tether_adapter::Accept::ReusePort,
+        }
+    }
+}
+
 /// The flags of `tether serve`, as written. [`ServeArgs::into_options`]
 /// validates them.
 #[derive(Debug, Clone, Args)]
@@ -122,6 +163,12 @@ pub struct ServeArgs {
     #[arg(long, env = "TETHER_SHARDS", value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub shards: Option<u16>,
+    /// How connections reach the shards: one acceptor handing them out
+    /// round-robin to shards with room, or one SO_REUSEPORT listener per
+    /// shard (the kernel spreads them, and a full shard refuses even while
+    /// another has room).
+    #[arg(long, env = "TETHER_ACCEPT", value_enum, default_value_t = AcceptMode::RoundRobin)]
+    pub accept: AcceptMode,
     /// Admin console password: when set, a session's first line must be `auth TOKEN`.
     #[arg(
         long,
@@ -217,6 +264,7 @@ impl ServeArgs {
             shutdown_grace: None,
             backlog: 1024,
             shards: None,
+            accept: AcceptMode::RoundRobin,
             admin_token: None,
             admin_max: 16,
             admin_idle: Timeout(Some(Duration::from_secs(60))),
@@ -248,6 +296,7 @@ impl ServeArgs {
         let options = Options {
             backlog: self.backlog,
             shards,
+            accept: self.accept.into(),
             refuse_line: Some(bytes::Bytes::from_static(REFUSE_LINE)),
             // The greeting is the first line a client reads, before any
             // broadcast can reach it.

@@ -4,7 +4,7 @@
 //! tether [serve] [--runtime async-std|smol|threads|tokio] [--listen HOST:PORT] [--admin HOST:PORT]
 //!                [--max-channels N] [--idle-timeout DUR|off] [--login-timeout DUR|off]
 //!                [--queue-limit SIZE] [--stall-timeout DUR|off] [--flush-timeout DUR]
-//!                [--shutdown-grace DUR] [--backlog N]
+//!                [--shutdown-grace DUR] [--backlog N] [--shards N] [--accept round-robin|reuseport]
 //!                [--admin-token TOKEN] [--admin-max N] [--admin-idle DUR|off]
 //!                [--metrics HOST:PORT] [--echo]
 //!                [--record FILE [--record-max SIZE] [--record-keep N] [--record-bytes]]
@@ -43,7 +43,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use tether_adapter::Options;
 use tether_core::{Config, ConfigError, OverflowPolicy};
 
-pub use args::{DemoArgs, Runtime, ServeArgs};
+pub use args::{AcceptMode, DemoArgs, Runtime, ServeArgs};
 pub use values::{
     BadAddress, ByteSize, Dur, DurationError, HostPort, Secret, SizeError, Timeout, parse_duration,
 };

@@ -42,6 +42,33 @@ fn defaults() {
     let two = serve(&["--shards", "2"]).unwrap();
     assert_eq!(two.options.shards, 2);
     assert!(serve(&["--shards", "0"]).is_err());
+    assert_eq!(s.options.accept, tether_adapter::Accept::RoundRobin);
+}
+
+#[test]
+fn accept_modes() {
+    let accept = |mode: &str| serve(&["--shards", "2", "--accept", mode]).map(|s| s.options.accept);
+    assert_eq!(
+        accept("reuseport").unwrap(),
+        tether_adapter::Accept::ReusePort
+    );
+    assert_eq!(
+        accept("reuse-port").unwrap(),
+        tether_adapter::Accept::ReusePort
+    );
+    assert_eq!(
+        accept("round-robin").unwrap(),
+        tether_adapter::Accept::RoundRobin
+    );
+    assert_eq!(
+        clap_kind(serve(&["--accept", "random"])),
+        ErrorKind::InvalidValue
+    );
+    let help = Cli::command().render_long_help().to_string();
+    assert!(
+        help.contains("--accept") && help.contains("reuseport") && help.contains("TETHER_ACCEPT"),
+        "{help}"
+    );
 }
 
 #[test]
@@ -355,7 +382,7 @@ fn every_flag_has_its_environment_variable() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 21 * 2 + 3);
+    assert_eq!(checked, 22 * 2 + 3);
 }
 
 #[test]

@@ -219,7 +219,9 @@ where
     F: FnOnce(TcpListener, Config, Options) -> Result<(Handle, Events), StartError>,
 {
     check_console_exposure(options)?;
-    let chat = bind("--listen", &options.listen, options.options.backlog)?;
+    // With `--accept reuseport` the adapter binds every other shard's
+    // listener on the address this one got.
+    let chat = bind_chat(&options.listen, &options.options)?;
     let admin = bind("--admin", &options.admin, ADMIN_BACKLOG)?;
     let admin_addr = admin.local_addr().map_err(|source| ServeError::Bind {
         flag: "--admin",
@@ -351,6 +353,8 @@ where
         %chat,
         %admin,
         runtime = %server.runtime,
+        shards = options.options.shards,
+        accept = ?options.options.accept,
         max_channels = options.config.max_channels,
         metrics = ?server.metrics_addr,
         "listening"
@@ -396,9 +400,24 @@ fn record_error(e: &tether_record::RecordError) -> String {
 
 /// Binds the first address `address` resolves to that can be bound.
 fn bind(flag: &'static str, address: &HostPort, backlog: u32) -> Result<TcpListener, ServeError> {
+    bind_with(flag, address, backlog, tether_adapter::Accept::RoundRobin)
+}
+
+/// Binds the chat port as `options.accept` needs it (`SO_REUSEPORT` for
+/// per-shard listeners).
+fn bind_chat(address: &HostPort, options: &Options) -> Result<TcpListener, ServeError> {
+    bind_with("--listen", address, options.backlog, options.accept)
+}
+
+fn bind_with(
+    flag: &'static str,
+    address: &HostPort,
+    backlog: u32,
+    accept: tether_adapter::Accept,
+) -> Result<TcpListener, ServeError> {
     let mut last = None;
     for addr in resolve(flag, address)? {
-        match listen::bind(addr, backlog) {
+        match listen::bind_for(addr, backlog, accept) {
             Ok(listener) => return Ok(listener),
             Err(e) => last = Some(e),
         }
