@@ -83,14 +83,84 @@ pub struct ReplayOutput {
     pub status: u8,
 }
 
+/// One file, parsed.
+struct File {
+    name: String,
+    recording: Recording,
+    error: Option<tether_record::ParseError>,
+}
+
 /// Runs `tether replay` and returns what it prints (for tests), without
-/// printing it.
+/// printing it. Files of different shards (`FILE.shard0 FILE.shard1`) are
+/// separate recordings: each shard's files replay as one, in the order
+/// given, with a summary each.
 pub fn replay(args: &ReplayArgs) -> ReplayOutput {
     let mut out = ReplayOutput {
         stdout: String::new(),
         stderr: String::new(),
         status: 0,
     };
+    // Read and parse every file; group them by shard, keeping the order.
+    let mut chains: Vec<(u8, Vec<File>)> = Vec::new();
+    for path in &args.files {
+        let name = path.display().to_string();
+        let (recording, error) = match Recording::read(path) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                let _ = writeln!(out.stderr, "tether replay: {name}: cannot read: {e}");
+                out.status = 2;
+                continue;
+            }
+        };
+        let Some(shard) = recording.segments.first().map(|s| s.header.shard) else {
+            let why = match &error {
+                Some(e) => e.to_string(),
+                None => "not a recording (no `tether-record` header)".into(),
+            };
+            let _ = writeln!(out.stderr, "tether replay: {name}: {why}");
+            out.status = 2;
+            continue;
+        };
+        let file = File {
+            name,
+            recording,
+            error,
+        };
+        match chains.iter_mut().find(|(s, _)| *s == shard) {
+            Some((_, files)) => files.push(file),
+            None => chains.push((shard, vec![file])),
+        }
+    }
+    let several = chains.len() > 1;
+    let mut shrunk = false;
+    for (shard, files) in &chains {
+        if several && args.timeline {
+            let _ = writeln!(out.stdout, "shard {shard}:");
+        }
+        let (report, status) = replay_chain(args, files, &mut out);
+        out.status = out.status.max(status);
+        if !args.quiet {
+            let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+            summary(&mut out.stdout, &names.join(" "), &report);
+        }
+        if let (Some(target), Err(ReplayError::Violation { .. }), false) =
+            (&args.shrink, &report.result, shrunk)
+        {
+            let header = &files[0].recording.segments[0].header;
+            let lines: Vec<tether_record::Line> = files
+                .iter()
+                .flat_map(|f| f.recording.lines().map(|(_, l)| l.clone()))
+                .collect();
+            shrink_to(&mut out, target, header, &lines);
+            shrunk = true;
+        }
+    }
+    out
+}
+
+/// Replays one shard's files as one recording; returns the report and the
+/// exit status (0, 1, 2), printing the timeline and any error into `out`.
+fn replay_chain(args: &ReplayArgs, files: &[File], out: &mut ReplayOutput) -> (ReplayReport, u8) {
     let filter = Filter {
         channel: args.channel,
         from: args.from,
@@ -98,72 +168,35 @@ pub fn replay(args: &ReplayArgs) -> ReplayOutput {
     };
     let mut timeline = Timeline::new(filter);
     let mut replayer = Replayer::new(ReplayOptions::default());
-    let mut all_lines = Vec::new();
-    let mut first_header = None;
-    let mut unreadable = None;
-    for path in &args.files {
-        let name = path.display().to_string();
-        let (recording, error) = match Recording::read(path) {
-            Ok(parsed) => parsed,
-            Err(e) => {
-                unreadable = Some(format!("tether replay: {name}: cannot read: {e}"));
-                break;
-            }
-        };
-        for segment in &recording.segments {
-            first_header.get_or_insert_with(|| segment.header.clone());
-            all_lines.extend(segment.lines.iter().cloned());
+    let mut status = 0;
+    for file in files {
+        for segment in &file.recording.segments {
             let _ = replayer.segment(segment, |step| {
                 if args.timeline {
                     timeline.step(step);
                 }
             });
         }
-        match &error {
-            Some(e) => replayer.parse_error(e),
-            None if recording.segments.is_empty() => {
-                unreadable = Some(format!(
-                    "tether replay: {name}: not a recording (no `tether-record` header)"
-                ));
-            }
-            None => {}
+        if let Some(e) = &file.error {
+            replayer.parse_error(e);
         }
-        if replayer.stopped() || unreadable.is_some() {
-            let report = replayer.report();
-            if let Err(e) = &report.result {
-                out.status = if matches!(e, ReplayError::Parse(_)) {
-                    2
-                } else {
-                    1
-                };
-                let _ = writeln!(out.stderr, "tether replay: {name}: {e}");
-            }
+        if let Err(e) = &replayer.report().result {
+            status = if matches!(e, ReplayError::Parse(_)) {
+                2
+            } else {
+                1
+            };
+            let _ = writeln!(out.stderr, "tether replay: {}: {e}", file.name);
             break;
         }
     }
     if args.timeline {
         out.stdout.push_str(timeline.text());
     }
-    let report = replayer.report();
-    if let Some(message) = unreadable {
-        out.status = 2;
-        let _ = writeln!(out.stderr, "{message}");
-    }
-    // An unreadable first file replayed nothing: no summary for it.
-    if !args.quiet && (out.status != 2 || report.lines > 0) {
-        summary(&mut out.stdout, args, &report);
-    }
-    if let (Some(target), Err(ReplayError::Violation { .. }), Some(header)) =
-        (&args.shrink, &report.result, &first_header)
-    {
-        shrink_to(&mut out, target, header, &all_lines);
-    }
-    out
+    (replayer.report(), status)
 }
 
-fn summary(out: &mut String, args: &ReplayArgs, report: &ReplayReport) {
-    let names: Vec<String> = args.files.iter().map(|p| p.display().to_string()).collect();
-    let files = names.join(" ");
+fn summary(out: &mut String, files: &str, report: &ReplayReport) {
     let kinds: Vec<String> = report
         .inputs
         .iter()

@@ -194,3 +194,28 @@ fn rotated_files_replay_together_oldest_first() {
         "{stderr}"
     );
 }
+
+#[test]
+fn each_shards_files_replay_as_their_own_recording() {
+    use tether_core::testing::{Input, Outcome};
+    use tether_record::rerecord::Rerecorder;
+
+    let mut config = synthetic::config();
+    config.shard = 1;
+    let mut rec = Rerecorder::fresh(config).unwrap();
+    let peer = "127.0.0.1:4000".parse().unwrap();
+    let Outcome::Opened(id) = rec.feed(1_000, Input::Accept { peer }) else {
+        panic!("accept")
+    };
+    rec.feed(2_000, Input::PeerEof { id });
+    let shard0 = file("sharded.rec.shard0", &synthetic::recording(4, 200));
+    let shard1 = file("sharded.rec.shard1", &rec.finish());
+    let out = tether(&[shard0.to_str().unwrap(), shard1.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.starts_with("replayed 200 lines from "), "{stdout}");
+    assert!(
+        stdout.contains(&format!("\nreplayed 2 lines from {}: ", shard1.display())),
+        "{stdout}"
+    );
+}
