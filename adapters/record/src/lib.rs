@@ -20,6 +20,19 @@
 //!   and the [`SegmentWriter`]: one file per shard, rotated by size, each
 //!   segment starting with a header and a snapshot; buffered; an I/O error
 //!   stops the recording, never the server.
+//! * [`replay`] — replay one or more consecutive segments through a hub
+//!   restored from the first snapshot, on a virtual clock, under the
+//!   invariant checker: every outcome and running checksum compared, the
+//!   first divergence reported with its line ([`replay::ReplayReport`]).
+//! * [`timeline`] — a replay as readable text, one line per input with its
+//!   outputs, filtered by channel and time window.
+//! * `shrink` (feature `shrink`) — a recording that breaks an invariant
+//!   (or any failure a predicate names) shrunk to the few lines that still
+//!   do, re-recorded so that it replays exactly.
+//! * [`rerecord`] — recording on a virtual clock in memory (what the
+//!   shrinker writes with); [`synthetic`] — seeded chat-like recordings for
+//!   tests and trying `tether replay`; [`fuzz`] — the `record_parse` fuzz
+//!   target's body.
 //!
 //! [`Hub`]: tether_core::Hub
 //!
