@@ -1,8 +1,9 @@
 //! `tether serve --record`: the chat server (its room runs inside the
 //! drivers) records every shard's hub inputs on every runtime, counts them
 //! in `stats`, and `tether replay` runs each shard's file again and finds
-//! every outcome and checksum as recorded; a recording that cannot be
-//! created stops the start with exit status 2, naming the flag and path.
+//! every outcome and checksum as recorded; a recording that fails later
+//! stops, counted, while the server keeps serving; a recording that cannot
+//! be created stops the start with exit status 2, naming the flag and path.
 
 mod common;
 
@@ -94,6 +95,60 @@ fn a_recorded_chat_server_replays_on_every_runtime() {
     ] {
         recorded_chat(runtime);
     }
+}
+
+/// A recording that fails mid-run (its first rotation cannot delete the
+/// oldest file: a directory is in the way) stops, is counted in
+/// `adapter.record_errors`, and the server goes on serving; what was
+/// recorded before still replays.
+#[test]
+fn a_recording_error_stops_the_recording_not_the_server() {
+    let dir = scratch("error");
+    let path = dir.join("chat.rec");
+    let mut options = ServeOptions::ephemeral();
+    options.options.shards = 1;
+    let record = RecordOptions::new(&path)
+        .with_max_bytes(256 << 10)
+        .with_keep(3);
+    options.options.record = Some(record.clone());
+    let server = tether::start(&options).expect("the server starts");
+    // Created after the start (which clears old rotated files): the first
+    // rotation must delete `chat.rec.3` and cannot.
+    std::fs::create_dir_all(record.rotated(3).join("in-the-way")).unwrap();
+    let (mut alice, alice_id) = Client::join(server.chat_addr);
+    let (mut bob, _) = Client::join(server.chat_addr);
+    let mut admin = Client::connect(server.admin_addr);
+    let mut lines = 0;
+    while stat(&admin.stats(), "adapter.record_errors") == 0 {
+        assert!(lines < 5_000, "the recording never rotated");
+        for _ in 0..100 {
+            alice.send("a line long enough to fill a 64 KiB segment soon ....\n");
+            assert!(bob.line().starts_with(&alice_id));
+            assert!(alice.line().starts_with(&alice_id));
+        }
+        lines += 100;
+    }
+    let stats = admin.stats();
+    assert_eq!(stat(&stats, "adapter.record_errors"), 1, "{stats:?}");
+    assert_eq!(stat(&stats, "adapter.record_rotations"), 0, "{stats:?}");
+    let recorded = stat(&stats, "adapter.record_lines");
+    // The server keeps serving; the recorder records nothing more.
+    alice.send("still here\n");
+    assert_eq!(bob.line(), format!("{alice_id}: still here\n"));
+    let stats = admin.stats();
+    assert_eq!(stat(&stats, "adapter.record_lines"), recorded, "{stats:?}");
+    admin.send("shutdown 200\n");
+    assert_eq!(admin.line(), "ok\n");
+    assert!(
+        server
+            .handle
+            .blocking()
+            .wait_stopped(Duration::from_secs(5))
+    );
+    drop((alice, bob, admin));
+    server.wait();
+    replay(&path);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
