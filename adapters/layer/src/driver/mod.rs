@@ -385,7 +385,7 @@ impl<G: Glue> Driver<G> {
 
     fn record_failed(&mut self, result: Result<(), tether_record::RecordError>) {
         for e in result.err().into_iter().chain(self.hub.take_error()) {
-            tracing::warn!(shard = self.shard, "the flight recorder stopped: {e}");
+            tracing::warn!(shard = self.shard, "flight recorder: {e}");
         }
     }
 
