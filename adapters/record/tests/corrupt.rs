@@ -9,7 +9,12 @@ use tether_record::{ParseErrorKind, Recording, synthetic};
 
 fn run(text: &[u8]) -> ReplayReport {
     let (recording, error) = Recording::parse(text);
-    replay(&recording, error.as_ref(), &ReplayOptions::default(), |_| {})
+    replay(
+        &recording,
+        error.as_ref(),
+        &ReplayOptions::default(),
+        |_| {},
+    )
 }
 
 /// Lines in `text` (a last line without `\n` counts).
@@ -52,7 +57,11 @@ fn cut_at_every_line_boundary_and_mid_line() {
                 // The partial last line is named; every line before replayed.
                 assert_eq!(e.line, complete + 1, "cut {cut}: {e}");
                 assert_eq!(e.kind, ParseErrorKind::Truncated, "cut {cut}: {e}");
-                assert_eq!(report.lines as usize, complete.saturating_sub(7), "cut {cut}");
+                assert_eq!(
+                    report.lines as usize,
+                    complete.saturating_sub(7),
+                    "cut {cut}"
+                );
             }
             // A header cut short: named at the first line it lacks, or empty.
             Err(ReplayError::Parse(e)) => assert!(complete < 7 && e.line <= complete + 1, "{e}"),
@@ -60,7 +69,11 @@ fn cut_at_every_line_boundary_and_mid_line() {
             Err(e) => panic!("cut {cut}: {e}"),
         }
     }
-    assert_eq!(boundaries, total - 7 + 1, "every cut after the header replays");
+    assert_eq!(
+        boundaries,
+        total - 7 + 1,
+        "every cut after the header replays"
+    );
 }
 
 #[test]
@@ -78,7 +91,10 @@ fn every_byte_flipped_is_named_or_replays_never_panics() {
                 Err(ReplayError::Parse(e)) => {
                     parse_errors += 1;
                     assert!((1..=lines + 1).contains(&e.line), "byte {i}: {e}");
-                    assert!(e.to_string().starts_with(&format!("line {}: ", e.line)), "{e}");
+                    assert!(
+                        e.to_string().starts_with(&format!("line {}: ", e.line)),
+                        "{e}"
+                    );
                 }
                 Err(e) => {
                     divergences += 1;
@@ -101,15 +117,28 @@ fn wrong_version_bad_id_bad_hex_are_named() {
     let text = String::from_utf8(with_bytes()).unwrap();
 
     let e = parse_error(&text.replacen("tether-record 1", "tether-record 2", 1));
-    assert_eq!((e.line, e.kind.clone()), (1, ParseErrorKind::UnknownVersion("2".into())));
-    assert!(e.to_string().contains("unknown format version \"2\""), "{e}");
+    assert_eq!(
+        (e.line, e.kind.clone()),
+        (1, ParseErrorKind::UnknownVersion("2".into()))
+    );
+    assert!(
+        e.to_string().contains("unknown format version \"2\""),
+        "{e}"
+    );
 
-    let n = text.lines().position(|l| l.contains(" received #")).unwrap() + 1;
+    let n = text
+        .lines()
+        .position(|l| l.contains(" received #"))
+        .unwrap()
+        + 1;
     let line = text.lines().nth(n - 1).unwrap();
     let bad_id = text.replacen(line, &line.replacen(" #", " #x", 1), 1);
     let e = parse_error(&bad_id);
     assert_eq!(e.line, n, "{e}");
-    assert!(e.to_string().starts_with(&format!("line {n}: expected")), "{e}");
+    assert!(
+        e.to_string().starts_with(&format!("line {n}: expected")),
+        "{e}"
+    );
     // Every complete line before it replays.
     let report = run(bad_id.as_bytes());
     assert_eq!(report.lines as usize, n - 8);
