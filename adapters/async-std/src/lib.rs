@@ -45,6 +45,7 @@ mod glue;
 mod runtime;
 
 use std::net::TcpListener;
+use std::sync::Arc;
 
 use async_io::Async;
 use tether_core::Config;
@@ -71,8 +72,18 @@ pub fn start<R: Runtime>(
     options: Options,
 ) -> Result<(Handle, Events), StartError> {
     let local_addr = listener.local_addr()?;
+    // One executor per shard, if the runtime runs shards on threads of
+    // their own (made as `prepare` asks for each shard's glue).
+    let mut executors = Vec::new();
     let prepared = tether_adapter::prepare(config, options, local_addr, R::NAME, None, |_| {
-        Ok(TaskGlue::new(runtime.clone(), READ_CHUNK))
+        let spawner = if R::THREAD_PER_SHARD {
+            let executor = Arc::new(smol::Executor::new());
+            executors.push(executor.clone());
+            Spawner::Shard(executor)
+        } else {
+            Spawner::Runtime(runtime.clone())
+        };
+        Ok(TaskGlue::new(spawner, READ_CHUNK))
     })?;
     // One listener, or one per shard (`Accept::ReusePort`): registered
     // before anything is spawned, so a failure leaves nothing running.
@@ -82,14 +93,60 @@ pub fn start<R: Runtime>(
         .into_iter()
         .map(|(listener, context)| Ok((AsyncListener(Async::new(listener)?), context)))
         .collect::<std::io::Result<Vec<_>>>()?;
-    for (listener, context) in listeners {
-        Runtime::spawn(
-            &runtime,
-            tether_adapter::listen_task(listener, context, AsyncIoSleep),
-        );
+    let per_shard = listeners.len() > 1;
+    for (shard, (listener, context)) in listeners.into_iter().enumerate() {
+        let task = tether_adapter::listen_task(listener, context, AsyncIoSleep);
+        match executors.get(shard) {
+            // A reuseport listener feeds only its shard: it runs there.
+            Some(executor) if per_shard => executor.spawn(task).detach(),
+            _ => Runtime::spawn(&runtime, task),
+        }
     }
-    for driver in prepared.drivers {
-        Runtime::spawn(&runtime, driver.run(AsyncIoSleep));
+    if executors.is_empty() {
+        for driver in prepared.drivers {
+            Runtime::spawn(&runtime, driver.run(AsyncIoSleep));
+        }
+    } else {
+        for (shard, (driver, executor)) in prepared.drivers.into_iter().zip(executors).enumerate() {
+            let runtime = runtime.clone();
+            std::thread::Builder::new()
+                .name(format!("tether-{}-{shard}", R::NAME))
+                .spawn(move || run_shard(&runtime, &executor, driver.run(AsyncIoSleep)))?;
+        }
     }
     Ok((prepared.handle, prepared.events))
+}
+
+/// Where a shard's tasks are spawned.
+#[derive(Debug, Clone)]
+enum Spawner<R> {
+    /// The runtime's own executor.
+    Runtime(R),
+    /// The shard's executor, run by its thread.
+    Shard(Arc<smol::Executor<'static>>),
+}
+
+impl<R: Runtime> tether_adapter::Spawn for Spawner<R> {
+    fn spawn(&self, future: impl Future<Output = ()> + Send + 'static) {
+        match self {
+            Spawner::Runtime(runtime) => Runtime::spawn(runtime, future),
+            Spawner::Shard(executor) => executor.spawn(future).detach(),
+        }
+    }
+}
+
+/// A shard's thread: runs its executor until the driver ends, then until
+/// its other tasks (readers and waiters the driver let go, which end at
+/// once) are done too — at most a second — so their sockets are closed.
+fn run_shard<R: Runtime>(
+    runtime: &R,
+    executor: &smol::Executor<'static>,
+    driver: impl Future<Output = ()>,
+) {
+    runtime.block_on(executor.run(driver));
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while !executor.is_empty() && std::time::Instant::now() < until {
+        runtime
+            .block_on(executor.run(async_io::Timer::after(std::time::Duration::from_millis(10))));
+    }
 }

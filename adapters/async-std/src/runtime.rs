@@ -12,6 +12,13 @@ pub trait Runtime: tether_adapter::Spawn + Sync {
     /// A short name for logs and test names.
     const NAME: &'static str;
 
+    /// Whether each shard runs on an executor thread of its own: its driver,
+    /// its readers and waiters (and, with `Accept::ReusePort`, its listener)
+    /// on one thread, so a reader waking its driver is a same-thread
+    /// wake-up, and shards run in parallel. `false`: everything is spawned
+    /// on the runtime's own executor.
+    const THREAD_PER_SHARD: bool = false;
+
     /// Runs `future` in the background, detached.
     fn spawn<F>(&self, future: F)
     where
@@ -42,12 +49,20 @@ impl Runtime for AsyncStd {
     }
 }
 
-/// smol's global executor (where async-std users are moving).
+/// smol (where async-std users are moving): each shard on an executor
+/// thread of its own (`tether-smol-<shard>`), the listener of
+/// `Accept::RoundRobin` on smol's global executor.
+///
+/// Why not everything on the global executor: it runs one thread unless
+/// `SMOL_THREADS` says otherwise, so every shard would share that thread;
+/// and with several threads its work stealing spreads a shard's readers
+/// and driver over them, making each read a cross-thread wake-up.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Smol;
 
 impl Runtime for Smol {
     const NAME: &'static str = "smol";
+    const THREAD_PER_SHARD: bool = true;
 
     fn spawn<F>(&self, future: F)
     where
