@@ -7,8 +7,8 @@
 //! Files are segments of one recording, oldest first (`FILE.2 FILE.1
 //! FILE`). Exit status: 0 when everything matches; 1 on a divergence or a
 //! broken invariant (the report names the line); 2 when a file cannot be
-//! read or does not parse (naming the line; every complete line before it
-//! is replayed first).
+//! read or does not parse, or its snapshot does not restore (naming the
+//! line; every complete line before a parse error is replayed first).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -181,11 +181,7 @@ fn replay_chain(args: &ReplayArgs, files: &[File], out: &mut ReplayOutput) -> (R
             replayer.parse_error(e);
         }
         if let Err(e) = &replayer.report().result {
-            status = if matches!(e, ReplayError::Parse(_)) {
-                2
-            } else {
-                1
-            };
+            status = if e.is_unreadable() { 2 } else { 1 };
             let _ = writeln!(out.stderr, "tether replay: {}: {e}", file.name);
             break;
         }

@@ -106,6 +106,17 @@ fn a_cut_or_unreadable_recording_exits_2_naming_the_line() {
     );
     assert!(text(&out.stderr).contains('7'), "{}", text(&out.stderr));
 
+    // A snapshot that parses but does not restore: named at its header.
+    let invalid = text(&good).replacen("\"max_channels\":16", "\"max_channels\":0", 1);
+    let path = file("invalid.rec", invalid.as_bytes());
+    let out = tether(&[path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(": line 1: the snapshot does not restore: "),
+        "{}",
+        text(&out.stderr)
+    );
+
     let out = tether(&["/nonexistent/recording"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(

@@ -112,8 +112,17 @@ pub enum ReplayError {
         /// What broke.
         violation: Violation,
     },
-    /// A segment's header does not fit: the snapshot does not restore, or
-    /// a later segment's snapshot or checksum differs from the replayed hub.
+    /// The first segment's snapshot does not restore (`Hub::restore` names
+    /// what is wrong with it).
+    #[error("line {header_line}: {problem}")]
+    Restore {
+        /// The header's first line.
+        header_line: usize,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A later segment's header does not fit the replayed hub: its segment
+    /// number, checksum or snapshot differs.
     #[error("line {header_line}: segment {} of the replay: {problem}", .segment + 1)]
     Segment {
         /// The 0-based segment index.
@@ -147,10 +156,25 @@ impl ReplayError {
             ReplayError::Violation { line_number, .. } | ReplayError::Time { line_number, .. } => {
                 Some(*line_number)
             }
-            ReplayError::Segment { header_line, .. } => Some(*header_line),
+            ReplayError::Segment { header_line, .. } | ReplayError::Restore { header_line, .. } => {
+                Some(*header_line)
+            }
             ReplayError::Parse(e) => Some(e.line),
             ReplayError::Empty => None,
         }
+    }
+
+    /// Whether the recording cannot be replayed as written (it does not
+    /// parse, its snapshot does not restore, a time is out of range, it is
+    /// empty), as opposed to a replay that differs from it.
+    pub fn is_unreadable(&self) -> bool {
+        matches!(
+            self,
+            ReplayError::Parse(_)
+                | ReplayError::Restore { .. }
+                | ReplayError::Time { .. }
+                | ReplayError::Empty
+        )
     }
 }
 
@@ -345,11 +369,20 @@ impl Replayer {
         }
         let index = self.segments;
         self.segments += 1;
+        let first = self.hub.is_none();
         if let Err(problem) = self.start(segment) {
-            return self.stop(ReplayError::Segment {
-                segment: index,
-                header_line: segment.header_line,
-                problem,
+            let header_line = segment.header_line;
+            return self.stop(if first {
+                ReplayError::Restore {
+                    header_line,
+                    problem,
+                }
+            } else {
+                ReplayError::Segment {
+                    segment: index,
+                    header_line,
+                    problem,
+                }
             });
         }
         for (line_number, line) in segment.numbered() {
