@@ -18,7 +18,10 @@
 //!   listener keeps accepting while its shard is paused, precisely so that
 //!   those connections are answered instead of stranded in its backlog.
 //!   Spreading is statistical, not exact: with few, long-lived connections
-//!   one shard may hold more than the other.
+//!   one shard may hold more than the other. And any process of the same
+//!   user may bind the port with `SO_REUSEPORT` too and silently take a
+//!   share of the connections (a second server on the port starts instead
+//!   of failing with "address in use").
 //!
 //! Both keep the same rules per listener: accept errors back off
 //! ([`crate::listen::AcceptErrors`]), each shard's fd budget is its share,
@@ -54,7 +57,16 @@ impl Gates {
     }
 }
 
-/// How connections reach the shards (see the [module docs](self)).
+/// How connections reach the shards ([`Options::accept`]).
+///
+/// [`Accept::RoundRobin`] refuses a client only when every shard is full.
+/// [`Accept::ReusePort`] lets the kernel hash each connection to a shard's
+/// own listener, so a shard at its limit refuses what is hashed to it even
+/// while another has room; the spread is statistical; and any process of
+/// the same user may bind the port with `SO_REUSEPORT` too and silently take
+/// a share of the connections. Both keep their rules per listener: accept
+/// errors back off, each shard's fd budget is its share, and every listener
+/// closes once every shard's driver has ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Accept {
     /// One listener hands each connection to the next shard that accepts;

@@ -61,7 +61,8 @@ pub enum AcceptMode {
     RoundRobin,
     /// One SO_REUSEPORT listener per shard, each feeding only its shard:
     /// the kernel hashes each connection to a shard, so a full shard refuses
-    /// it even while another has room.
+    /// it even while another has room (and another process of the same user
+    /// may bind the port too and take a share).
     #[value(name = "reuseport", alias = "reuse-port")]
     ReusePort,
 }
