@@ -100,31 +100,20 @@ pub struct Line {
 pub struct EncodeError(#[from] serde_json::Error);
 
 /// Appends `n` in decimal, without allocating.
-pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
+#[inline]
+pub(crate) fn push_u64(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// Appends `secs.nnnnnnnnn`.
+#[inline]
 pub(crate) fn push_time(out: &mut Vec<u8>, secs: u64, nanos: u32) {
     push_u64(out, secs);
     out.push(b'.');
-    let mut buf = [b'0'; 9];
-    let mut n = nanos;
-    for digit in buf.iter_mut().rev() {
-        *digit = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
-    out.extend_from_slice(&buf);
+    let mut buf = itoa::Buffer::new();
+    let digits = buf.format(nanos.min(999_999_999)).as_bytes();
+    out.extend_from_slice(&b"000000000"[..9 - digits.len()]);
+    out.extend_from_slice(digits);
 }
 
 fn push_duration(out: &mut Vec<u8>, d: Duration) {
