@@ -5,10 +5,11 @@
 
 use std::future::Future;
 use std::io;
+use std::pin::pin;
 use std::sync::Arc;
 
 use async_channel::Receiver;
-use futures_lite::future;
+use futures_lite::{StreamExt, future};
 use tether_core::ChannelId;
 
 use crate::glue::Socket;
@@ -39,9 +40,14 @@ pub async fn read_task<S: AsyncSocket, A>(
 ) {
     // Whether the last read filled its buffer: read more at a time.
     let mut big = false;
+    // Polled as a `Stream`, the receiver keeps its listener from one wait
+    // to the next: one registration per connection, not one per read (a
+    // fresh `recv()` each time costs an allocation and a locked list
+    // insert and removal). Nothing is ever sent on it: it only closes.
+    let mut cancel = pin!(cancel);
     let end = loop {
         let ready = future::or(async { Some(socket.readable().await) }, async {
-            let _closed = cancel.recv().await;
+            let _closed = cancel.next().await;
             None
         })
         .await;
@@ -200,9 +206,12 @@ pub async fn listen_task<L: AsyncListener, T: crate::Sleep>(
         options,
     } = context;
     let mut errors = crate::listen::AcceptErrors::new("chat");
+    // As in `read_task`: one listener for the whole loop, not one per
+    // accepted connection. Nothing is sent on it: it only closes.
+    let mut stop = pin!(stop);
     loop {
         let accepted = future::or(async { Some(listener.accept().await) }, async {
-            let _closed = stop.recv().await;
+            let _closed = stop.next().await;
             None
         })
         .await;

@@ -21,18 +21,21 @@
 //! whose send buffer stays full (docs/design.md §5.2).
 
 mod commands;
+mod conns;
 mod inputs;
 mod outputs;
-use std::collections::HashMap;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use async_channel::Sender;
-use futures_lite::future;
+use async_channel::{Receiver, Sender};
+use futures_lite::{Stream, future};
 use tether_core::{ChannelId, Event};
 use tether_record::{RecordStats, RecordedHub};
 
+use self::conns::Conns;
 use crate::Options;
 use crate::accept::Gates;
 use crate::app::{APP_BACKLOG, AppState};
@@ -66,6 +69,30 @@ struct Conn<G: Glue> {
     kicked_at: Option<Instant>,
 }
 
+/// A receiving end, pinned once (`async_channel::Receiver` is `!Unpin`)
+/// so that the driver's wait can poll it as a `Stream`.
+type Rx<T> = Pin<Box<Receiver<T>>>;
+
+/// The driver's ends of its queues: the inputs of its sockets' tasks and
+/// the application's commands and queries.
+struct Queues<S, A> {
+    control: Rx<Input<S, A>>,
+    reader: Rx<Input<S, A>>,
+    commands: Rx<Command>,
+    queries: Rx<Query>,
+}
+
+impl<S, A> Queues<S, A> {
+    fn new(inputs: InputQueues<S, A>, handle: HandleQueues) -> Self {
+        Queues {
+            control: Box::pin(inputs.control),
+            reader: Box::pin(inputs.reader),
+            commands: Box::pin(handle.commands),
+            queries: Box::pin(handle.queries),
+        }
+    }
+}
+
 /// What the driver waits for.
 enum Wake<S, A> {
     Input(Input<S, A>),
@@ -89,10 +116,9 @@ pub struct Driver<G: Glue> {
     flushed_at: Instant,
     flushed: RecordStats,
     glue: G,
-    conns: HashMap<ChannelId, Conn<G>>,
+    conns: Conns<Conn<G>>,
     inputs: Inputs<G::Socket, G::Accepted>,
-    queues: InputQueues<G::Socket, G::Accepted>,
-    handle: HandleQueues,
+    queues: Queues<G::Socket, G::Accepted>,
     events: Sender<Event>,
     /// Received bytes delivered as events and not yet read by the app.
     unread: Arc<AtomicUsize>,
@@ -161,10 +187,9 @@ impl<G: Glue> Driver<G> {
             flushed_at: Instant::now(),
             flushed: RecordStats::default(),
             glue: parts.glue,
-            conns: HashMap::new(),
+            conns: Conns::new(),
             inputs: parts.inputs,
-            queues: parts.queues,
-            handle: parts.handle,
+            queues: Queues::new(parts.queues, parts.handle),
             events: parts.events,
             unread: parts.unread,
             counters: parts.counters,
@@ -222,50 +247,42 @@ impl<G: Glue> Driver<G> {
                 deadline = Some(deadline.map_or(retry, |at| at.min(retry)));
             }
             let wake = {
-                let q = &self.queues;
-                let h = &self.handle;
-                let sleep = &mut sleep;
-                future::or(
-                    async {
-                        // The driver holds a sender of each input queue, so
-                        // neither ever closes while it runs.
-                        q.control.recv().await.map_or(Wake::Orphaned, Wake::Input)
-                    },
-                    future::or(
-                        async {
-                            if !reading {
-                                future::pending::<()>().await;
-                            }
-                            q.reader.recv().await.map_or(Wake::Orphaned, Wake::Input)
-                        },
-                        future::or(
-                            async {
-                                if !commanding {
-                                    future::pending::<()>().await;
-                                }
-                                h.commands
-                                    .recv()
-                                    .await
-                                    .map_or(Wake::Orphaned, Wake::Command)
-                            },
-                            future::or(
-                                async {
-                                    match h.queries.recv().await {
-                                        Ok(query) => Wake::Query(query),
-                                        Err(_) => future::pending().await,
-                                    }
-                                },
-                                async {
-                                    match deadline {
-                                        Some(at) => sleep.sleep_until(at).await,
-                                        None => future::pending().await,
-                                    }
-                                    Wake::Deadline
-                                },
-                            ),
-                        ),
-                    ),
-                )
+                // One hand-written wait instead of a `future::or` of fresh
+                // `recv()` futures: each queue is polled as a `Stream`,
+                // which keeps its listener inside the receiver from one
+                // wake-up to the next, so a queue that stays empty costs
+                // no new listener (an allocation and a locked list insert,
+                // removed again on drop) at every wake-up. Polled in this
+                // order, the first one ready wins, exactly as `future::or`
+                // did: control, reader data (while reading is open),
+                // commands (while nothing is held and a handle is left),
+                // queries, the deadline.
+                let q = &mut self.queues;
+                let mut sleeping = pin!(async {
+                    match deadline {
+                        Some(at) => sleep.sleep_until(at).await,
+                        None => future::pending().await,
+                    }
+                });
+                future::poll_fn(|cx| {
+                    // The driver holds a sender of each input queue, so
+                    // neither ever closes while it runs.
+                    if let Poll::Ready(input) = q.control.as_mut().poll_next(cx) {
+                        return Poll::Ready(input.map_or(Wake::Orphaned, Wake::Input));
+                    }
+                    if reading && let Poll::Ready(input) = q.reader.as_mut().poll_next(cx) {
+                        return Poll::Ready(input.map_or(Wake::Orphaned, Wake::Input));
+                    }
+                    if commanding && let Poll::Ready(command) = q.commands.as_mut().poll_next(cx) {
+                        return Poll::Ready(command.map_or(Wake::Orphaned, Wake::Command));
+                    }
+                    // Closed (every handle gone), the query queue wakes
+                    // nothing: the command queue's end says so.
+                    if let Poll::Ready(Some(query)) = q.queries.as_mut().poll_next(cx) {
+                        return Poll::Ready(Wake::Query(query));
+                    }
+                    sleeping.as_mut().poll(cx).map(|()| Wake::Deadline)
+                })
                 .await
             };
             let now = Instant::now();
@@ -313,10 +330,10 @@ impl<G: Glue> Driver<G> {
         // Calls queued as the driver ends get no answer: closing and
         // draining their queues drops the reply slots, so every caller
         // sees `Error::Stopped` instead of waiting forever.
-        self.handle.commands.close();
-        self.handle.queries.close();
-        while self.handle.commands.try_recv().is_ok() {}
-        while self.handle.queries.try_recv().is_ok() {}
+        self.queues.commands.close();
+        self.queues.queries.close();
+        while self.queues.commands.try_recv().is_ok() {}
+        while self.queues.queries.try_recv().is_ok() {}
         self.held = None;
         self.glue.finish();
         self.gates.set(self.shard, false);
@@ -340,12 +357,12 @@ impl<G: Glue> Driver<G> {
             }
             if self.held.is_none()
                 && !self.orphaned
-                && let Ok(command) = self.handle.commands.try_recv()
+                && let Ok(command) = self.queues.commands.try_recv()
             {
                 self.command(now, command);
                 idle = false;
             }
-            if let Ok(query) = self.handle.queries.try_recv() {
+            if let Ok(query) = self.queues.queries.try_recv() {
                 self.query(now, query);
                 idle = false;
             }
