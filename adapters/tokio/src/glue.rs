@@ -4,12 +4,13 @@
 //! buffer is full) are `tether-adapter`'s, the same for every async
 //! runtime; the driver writes every socket itself.
 
-use std::io::{self, IoSlice};
+use std::io::{self, IoSlice, Read};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tether_adapter::Sleep;
+use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle as Runtime;
 
@@ -29,10 +30,60 @@ impl tether_adapter::AsyncSocket for TokioSocket {
     fn writable(&self) -> impl Future<Output = io::Result<()>> + Send + '_ {
         self.stream.writable()
     }
+    /// `TcpStream::try_read`, except that a short read also clears
+    /// tokio's read readiness, as tokio's own `AsyncRead` does
+    /// (`PollEvented::poll_read`, tokio issue 5866): with an edge-triggered
+    /// selector (epoll, kqueue), fewer bytes than asked for mean the
+    /// socket's receive queue was empty. `try_read` clears readiness only
+    /// on `WouldBlock`, so the reader would otherwise wake at once for a
+    /// read that finds nothing (one `recvfrom` returning EAGAIN per line).
+    /// Race-free: the clear is for the readiness event the read was made
+    /// under, so an event that arrived since is kept, and a peer's close
+    /// (`READ_CLOSED`) is never cleared.
     fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.stream.try_read(buf)
+        if !EDGE_TRIGGERED {
+            return self.stream.try_read(buf);
+        }
+        let len = buf.len();
+        let mut short = None;
+        let read = self.stream.try_io(Interest::READABLE, || {
+            // Directly on the socket: tokio's own methods would touch the
+            // readiness `try_io` is managing.
+            let n = (&*socket2::SockRef::from(&self.stream)).read(buf)?;
+            if 0 < n && n < len {
+                // `WouldBlock` is how `try_io` is told to clear readiness.
+                short = Some(n);
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(n)
+        });
+        short.map_or(read, Ok)
     }
 }
+
+/// Whether tokio's reactor is edge-triggered here (mio on epoll or kqueue),
+/// the platforms on which tokio itself clears readiness after a short read.
+/// `mio_unsupported_force_poll_poll` (a `--cfg` for mio's level-triggered
+/// `poll(2)` backend) turns it off, as it does in tokio.
+#[allow(unexpected_cfgs)]
+const EDGE_TRIGGERED: bool = cfg!(all(
+    not(mio_unsupported_force_poll_poll),
+    any(
+        target_os = "android",
+        target_os = "illumos",
+        target_os = "linux",
+        target_os = "redox",
+        target_os = "dragonfly",
+        target_os = "freebsd",
+        target_os = "ios",
+        target_os = "macos",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "tvos",
+        target_os = "visionos",
+        target_os = "watchos",
+    )
+));
 
 impl TokioSocket {
     fn new(stream: TcpStream) -> Self {
