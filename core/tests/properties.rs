@@ -8,117 +8,16 @@
 //! sequence may break an invariant or panic, and the same sequence must give
 //! the same outputs twice (invariant 9).
 
-use std::io;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
 use tether_core::testing::{Checker, Input, Outcome};
-use tether_core::{
-    Action, Bytes, ChannelId, Config, Event, HalfClosePolicy, Hub, KickMode, OverflowPolicy,
-};
+use tether_core::{Bytes, ChannelId, Config, HalfClosePolicy, Hub, KickMode, OverflowPolicy};
 
-/// Which channel a step names.
-#[derive(Debug, Clone, Copy)]
-enum Pick {
-    /// A live channel (index mod live).
-    Live(u8),
-    /// Any id handed out so far, live or dead (stale calls).
-    Any(u8),
-    /// A made-up id.
-    Forged(u64),
-}
+#[path = "common/steps.rs"]
+mod steps;
 
-#[derive(Debug, Clone, Copy)]
-enum Size {
-    Empty,
-    Small(u8),
-    /// The largest single send that fits: `queue_limit - message_overhead`.
-    Fits,
-    AtLimit,
-    OverLimit,
-    Huge,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Step {
-    Accept,
-    AcceptFlood(u8),
-    Received(Pick, u8),
-    PeerEof(Pick),
-    IoError(Pick, bool),
-    /// Report a share (percent) of the queue written; above 100: more than
-    /// is queued (hostile).
-    Written(Pick, u8),
-    Send(Pick, Size),
-    Broadcast(Size),
-    Kick(Pick, bool, u8),
-    KickDefault(Pick),
-    Authenticate(Pick),
-    Attach(Pick),
-    Detach(Pick),
-    /// `handle_closed` on any id (unrequested, twice, stale…).
-    Closed(Pick),
-    /// A well-behaved adapter: confirm every close requested so far.
-    ConfirmRequested,
-    Timeout,
-    Advance(u16),
-    /// The next input reads a clock this many ms earlier.
-    Rewind(u16),
-    Shutdown(u16),
-}
-
-impl Arbitrary for Pick {
-    fn arbitrary(g: &mut Gen) -> Pick {
-        match u8::arbitrary(g) % 10 {
-            0..=6 => Pick::Live(u8::arbitrary(g)),
-            7 | 8 => Pick::Any(u8::arbitrary(g)),
-            _ => Pick::Forged(u64::arbitrary(g) & 0x0100_00FF_0000_000F),
-        }
-    }
-}
-
-impl Arbitrary for Size {
-    fn arbitrary(g: &mut Gen) -> Size {
-        let n = u8::arbitrary(g);
-        match u8::arbitrary(g) % 7 {
-            0 => Size::Empty,
-            1 => Size::Small(n),
-            2 => Size::Small(n % 8),
-            3 => Size::AtLimit,
-            4 => Size::OverLimit,
-            5 => Size::Fits,
-            _ => Size::Huge,
-        }
-    }
-}
-
-impl Arbitrary for Step {
-    fn arbitrary(g: &mut Gen) -> Step {
-        let p = Pick::arbitrary(g);
-        match u8::arbitrary(g) % 22 {
-            0 | 1 => Step::Accept,
-            2 => Step::AcceptFlood(u8::arbitrary(g) % 16),
-            3 => Step::Received(p, u8::arbitrary(g)),
-            4 => Step::PeerEof(p),
-            5 => Step::IoError(p, bool::arbitrary(g)),
-            6 | 7 => Step::Written(p, u8::arbitrary(g) % 120),
-            8 | 9 => Step::Send(p, Size::arbitrary(g)),
-            10 => Step::Broadcast(Size::arbitrary(g)),
-            11 => Step::Kick(p, bool::arbitrary(g), u8::arbitrary(g)),
-            12 => Step::KickDefault(p),
-            13 => Step::Authenticate(p),
-            14 => Step::Attach(p),
-            15 => Step::Detach(p),
-            16 => Step::Closed(p),
-            17 => Step::ConfirmRequested,
-            18 => Step::Timeout,
-            19 | 20 => Step::Advance(u16::arbitrary(g) % 3_000),
-            _ if bool::arbitrary(g) => Step::Rewind(u16::arbitrary(g) % 2_000),
-            _ => Step::Shutdown(u16::arbitrary(g) % 5_000),
-        }
-    }
-}
+use steps::{Observed, Run, Step};
 
 /// A random sequence of steps (shrinks by dropping steps).
 #[derive(Debug, Clone)]
@@ -212,111 +111,10 @@ fn configs() -> Vec<Config> {
     ]
 }
 
-/// Everything observable from one run: per step the outcome, the actions
-/// and the events.
-type Record = Vec<(Outcome, Vec<Action>, Vec<Event>)>;
-
-/// Runs `steps` on a fresh hub under `config`, checking every step.
-fn run(config: &Config, steps: &[Step], start: Instant) -> Result<Record, String> {
-    let mut hub = Hub::new(config.clone()).map_err(|e| e.to_string())?;
-    let mut checker = Checker::new(config);
-    let mut ever: Vec<ChannelId> = Vec::new();
-    let mut requested: Vec<ChannelId> = Vec::new();
-    let (mut clock, mut skew) = (Duration::ZERO, Duration::ZERO);
-    let mut record = Record::new();
-    let peer: SocketAddr = "127.0.0.1:7000".parse().expect("valid address");
-    let bytes = |size: Size| -> Bytes {
-        let len = match size {
-            Size::Empty => 0,
-            Size::Small(n) => usize::from(n),
-            Size::Fits => config.queue_limit - config.message_overhead,
-            Size::AtLimit => config.queue_limit,
-            Size::OverLimit => config.queue_limit + 1,
-            Size::Huge => 1 << 20,
-        };
-        Bytes::from(vec![b'x'; len])
-    };
-    for (i, step) in steps.iter().enumerate() {
-        let live: Vec<ChannelId> = hub.channels().map(|c| c.id).collect();
-        let pick = |p: Pick| -> Option<ChannelId> {
-            match p {
-                Pick::Live(n) if !live.is_empty() => Some(live[usize::from(n) % live.len()]),
-                Pick::Any(n) if !ever.is_empty() => Some(ever[usize::from(n) % ever.len()]),
-                Pick::Forged(raw) => Some(ChannelId::from_raw(raw)),
-                _ => None,
-            }
-        };
-        let mut inputs = Vec::new();
-        match *step {
-            Step::Accept => inputs.push(Input::Accept { peer }),
-            Step::AcceptFlood(n) => inputs.extend((0..=n).map(|_| Input::Accept { peer })),
-            Step::Received(p, len) => inputs.extend(pick(p).map(|id| Input::Received {
-                id,
-                data: bytes(Size::Small(len)),
-            })),
-            Step::PeerEof(p) => inputs.extend(pick(p).map(|id| Input::PeerEof { id })),
-            Step::IoError(p, reset) => inputs.extend(pick(p).map(|id| Input::IoError {
-                id,
-                kind: if reset {
-                    io::ErrorKind::ConnectionReset
-                } else {
-                    io::ErrorKind::TimedOut
-                },
-            })),
-            Step::Written(p, percent) => inputs.extend(pick(p).map(|id| {
-                let queued = hub.channel(id).map_or(3, |c| c.queued);
-                let n = (queued * usize::from(percent)).div_ceil(100);
-                Input::Written { id, n }
-            })),
-            Step::Send(p, size) => inputs.extend(pick(p).map(|id| Input::Send {
-                id,
-                data: bytes(size),
-            })),
-            Step::Broadcast(size) => inputs.push(Input::Broadcast { data: bytes(size) }),
-            Step::Kick(p, abort, code) => inputs.extend(pick(p).map(|id| Input::Kick {
-                id,
-                mode: if abort {
-                    KickMode::Abort
-                } else {
-                    KickMode::Graceful
-                },
-                code: code.into(),
-            })),
-            Step::KickDefault(p) => inputs.extend(pick(p).map(|id| Input::KickDefault { id })),
-            Step::Authenticate(p) => inputs.extend(pick(p).map(|id| Input::Authenticate { id })),
-            Step::Attach(p) => inputs.extend(pick(p).map(|id| Input::Attach { id })),
-            Step::Detach(p) => inputs.extend(pick(p).map(|id| Input::Detach { id })),
-            Step::Closed(p) => inputs.extend(pick(p).map(|id| Input::Closed { id })),
-            Step::ConfirmRequested => {
-                inputs.extend(requested.drain(..).map(|id| Input::Closed { id }));
-            }
-            Step::Timeout => inputs.push(Input::Timeout),
-            Step::Advance(ms) => {
-                clock += Duration::from_millis(ms.into());
-                inputs.push(Input::Timeout);
-            }
-            Step::Rewind(ms) => skew = Duration::from_millis(ms.into()),
-            Step::Shutdown(ms) => inputs.push(Input::Shutdown {
-                grace: Duration::from_millis(ms.into()),
-            }),
-        }
-        for input in inputs {
-            let now = start + clock.saturating_sub(std::mem::take(&mut skew));
-            let (mut actions, mut events) = (Vec::new(), Vec::new());
-            let outcome = checker
-                .step(&mut hub, now, &input, &mut actions, &mut events)
-                .map_err(|v| format!("step {i} ({step:?}): {v}"))?;
-            if let Outcome::Opened(id) = outcome {
-                ever.push(id);
-            }
-            requested.extend(actions.iter().filter_map(|a| match a {
-                Action::CloseSocket { id } => Some(*id),
-                _ => None,
-            }));
-            record.push((outcome, actions, events));
-        }
-    }
-    Ok(record)
+/// Runs `steps` on a fresh hub under `config`, checking every step: what
+/// each input gave, or the first violation.
+fn run(config: &Config, steps: &[Step], start: Instant) -> Result<Vec<Observed>, String> {
+    Run::new(config, start).play(steps)
 }
 
 /// Cases per configuration; each case is up to `SIZE` steps.

@@ -1,7 +1,8 @@
-//! Random hub inputs for the snapshot tests (`tests/snapshot.rs`): the
-//! same vocabulary as `tests/properties.rs` — hostile steps included (stale
-//! and forged ids, double kicks, detach without attach, closes never
-//! requested, time running backwards) — played by a [`Run`] that keeps its
+//! Random hub inputs for the property and snapshot tests
+//! (`tests/properties.rs`, `tests/snapshot.rs`) — hostile steps included
+//! (stale and forged ids, double kicks, detach without attach, closes
+//! never requested, oversized sends, accept floods, time running backwards
+//! or jumping ahead) — played by a [`Run`] that keeps its
 //! own bookkeeping (ids handed out, closes requested, the clock) so that a
 //! run can be copied onto a restored hub and continued identically.
 #![allow(dead_code)]
@@ -28,6 +29,18 @@ pub enum Pick {
     Forged(u64),
 }
 
+/// How many bytes a send or broadcast carries, relative to the hub's limits.
+#[derive(Debug, Clone, Copy)]
+pub enum Size {
+    Empty,
+    Small(u8),
+    /// The largest single send that fits: `queue_limit - message_overhead`.
+    Fits,
+    AtLimit,
+    OverLimit,
+    Huge,
+}
+
 /// One step: an input (or a few), or a move of the clock.
 #[derive(Debug, Clone, Copy)]
 pub enum Step {
@@ -36,16 +49,17 @@ pub enum Step {
     Received(Pick, u8),
     PeerEof(Pick),
     IoError(Pick, bool),
-    /// Report a share (percent) of the queue written; above 100 hostile.
+    /// Report a share (percent) of the queue written; above 100: more than
+    /// is queued (hostile).
     Written(Pick, u8),
-    /// A send of this many bytes; 255 sends more than the queue limit.
-    Send(Pick, u8),
-    Broadcast(u8),
+    Send(Pick, Size),
+    Broadcast(Size),
     Kick(Pick, bool, u8),
     KickDefault(Pick),
     Authenticate(Pick),
     Attach(Pick),
     Detach(Pick),
+    /// `handle_closed` on any id (unrequested, twice, stale…).
     Closed(Pick),
     /// A well-behaved adapter: confirm every close requested so far.
     ConfirmRequested,
@@ -69,33 +83,61 @@ impl Arbitrary for Pick {
     }
 }
 
+impl Arbitrary for Size {
+    fn arbitrary(g: &mut Gen) -> Size {
+        let n = u8::arbitrary(g);
+        match u8::arbitrary(g) % 7 {
+            0 => Size::Empty,
+            1 => Size::Small(n),
+            2 => Size::Small(n % 8),
+            3 => Size::AtLimit,
+            4 => Size::OverLimit,
+            5 => Size::Fits,
+            _ => Size::Huge,
+        }
+    }
+}
+
 impl Arbitrary for Step {
     fn arbitrary(g: &mut Gen) -> Step {
         let p = Pick::arbitrary(g);
-        let n = u8::arbitrary(g);
-        match u8::arbitrary(g) % 24 {
-            0..=2 => Step::Accept,
-            3 => Step::AcceptFlood(n % 8),
-            4 => Step::Received(p, n),
-            5 => Step::PeerEof(p),
-            6 => Step::IoError(p, bool::arbitrary(g)),
-            7 | 8 => Step::Written(p, n % 120),
-            9 | 10 => Step::Send(p, n),
-            11 => Step::Broadcast(n),
-            12 => Step::Kick(p, bool::arbitrary(g), n),
-            13 => Step::KickDefault(p),
-            14 => Step::Authenticate(p),
-            15 => Step::Attach(p),
-            16 => Step::Detach(p),
-            17 => Step::Closed(p),
-            18 => Step::ConfirmRequested,
-            19 => Step::Timeout,
-            20 | 21 => Step::Advance(u16::arbitrary(g) % 3_000),
-            22 if bool::arbitrary(g) => Step::Rewind(u16::arbitrary(g) % 2_000),
-            22 => Step::Jump(u16::arbitrary(g) % 100),
+        match u8::arbitrary(g) % 23 {
+            0 | 1 => Step::Accept,
+            2 => Step::AcceptFlood(u8::arbitrary(g) % 16),
+            3 => Step::Received(p, u8::arbitrary(g)),
+            4 => Step::PeerEof(p),
+            5 => Step::IoError(p, bool::arbitrary(g)),
+            6 | 7 => Step::Written(p, u8::arbitrary(g) % 120),
+            8 | 9 => Step::Send(p, Size::arbitrary(g)),
+            10 => Step::Broadcast(Size::arbitrary(g)),
+            11 => Step::Kick(p, bool::arbitrary(g), u8::arbitrary(g)),
+            12 => Step::KickDefault(p),
+            13 => Step::Authenticate(p),
+            14 => Step::Attach(p),
+            15 => Step::Detach(p),
+            16 => Step::Closed(p),
+            17 => Step::ConfirmRequested,
+            18 => Step::Timeout,
+            19 | 20 => Step::Advance(u16::arbitrary(g) % 3_000),
+            21 if bool::arbitrary(g) => Step::Rewind(u16::arbitrary(g) % 2_000),
+            21 => Step::Jump(u16::arbitrary(g) % 100),
             _ => Step::Shutdown(u16::arbitrary(g) % 5_000),
         }
     }
+}
+
+/// The bytes a `size` stands for under `config` (capped, so that a
+/// corrupted limit cannot make a send huge).
+pub fn bytes(config: &Config, size: Size) -> Bytes {
+    let len = match size {
+        Size::Empty => 0,
+        Size::Small(n) => usize::from(n),
+        Size::Fits => config.queue_limit.saturating_sub(config.message_overhead),
+        Size::AtLimit => config.queue_limit,
+        Size::OverLimit => config.queue_limit.saturating_add(1),
+        Size::Huge => 1 << 20,
+    };
+    Bytes::from(vec![b'x'; len.min(1 << 21)])
 }
 
 /// The configurations the snapshot properties run under: every policy
@@ -231,12 +273,7 @@ impl Run {
                 _ => None,
             }
         };
-        let bytes = |n: u8| {
-            // Over the limit (unless a corrupted config made it huge).
-            let over = config.queue_limit.saturating_add(1).min(1 << 20);
-            let len = if n == 255 { over } else { usize::from(n) };
-            Bytes::from(vec![b'x'; len])
-        };
+        let bytes = |size: Size| bytes(&config, size);
         let peer: SocketAddr = "127.0.0.1:7000".parse().unwrap();
         let one = |input: Option<Input>| input.into_iter().collect();
         match step {
@@ -244,7 +281,7 @@ impl Run {
             Step::AcceptFlood(n) => (0..=n).map(|_| Input::Accept { peer }).collect(),
             Step::Received(p, n) => one(pick(p).map(|id| Input::Received {
                 id,
-                data: bytes(n % 64),
+                data: bytes(Size::Small(n)),
             })),
             Step::PeerEof(p) => one(pick(p).map(|id| Input::PeerEof { id })),
             Step::IoError(p, reset) => one(pick(p).map(|id| Input::IoError {
@@ -262,8 +299,11 @@ impl Run {
                     n: (queued * usize::from(percent)).div_ceil(100),
                 }
             })),
-            Step::Send(p, n) => one(pick(p).map(|id| Input::Send { id, data: bytes(n) })),
-            Step::Broadcast(n) => vec![Input::Broadcast { data: bytes(n) }],
+            Step::Send(p, size) => one(pick(p).map(|id| Input::Send {
+                id,
+                data: bytes(size),
+            })),
+            Step::Broadcast(size) => vec![Input::Broadcast { data: bytes(size) }],
             Step::Kick(p, abort, code) => one(pick(p).map(|id| Input::Kick {
                 id,
                 mode: if abort {
