@@ -46,7 +46,7 @@ pub fn reuse_port_siblings(
     backlog: u32,
 ) -> io::Result<Vec<TcpListener>> {
     let addr = first.local_addr()?;
-    if count > 0 && !reuse_port_of(first)? {
+    if count > 0 && !reuse_port::of(first)? {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!(
@@ -68,7 +68,7 @@ fn bind_with(addr: SocketAddr, backlog: u32, reuse_port: bool) -> io::Result<Tcp
     .map_err(named)?;
     socket.set_reuse_address(true).map_err(named)?;
     if reuse_port {
-        set_reuse_port(&socket).map_err(named)?;
+        reuse_port::set(&socket).map_err(named)?;
     }
     socket.bind(&addr.into()).map_err(named)?;
     let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
@@ -76,6 +76,9 @@ fn bind_with(addr: SocketAddr, backlog: u32, reuse_port: bool) -> io::Result<Tcp
     Ok(socket.into())
 }
 
+/// `SO_REUSEPORT` where socket2 offers it: unix but for a few targets.
+/// Both modules name the same platforms (one cfg and its negation), so
+/// exactly one of them is compiled.
 #[cfg(all(
     unix,
     not(any(
@@ -86,24 +89,20 @@ fn bind_with(addr: SocketAddr, backlog: u32, reuse_port: bool) -> io::Result<Tcp
         target_os = "wasi"
     ))
 ))]
-fn set_reuse_port(socket: &socket2::Socket) -> io::Result<()> {
-    socket.set_reuse_port(true)
+mod reuse_port {
+    use std::io;
+    use std::net::TcpListener;
+
+    pub(super) fn set(socket: &socket2::Socket) -> io::Result<()> {
+        socket.set_reuse_port(true)
+    }
+
+    pub(super) fn of(listener: &TcpListener) -> io::Result<bool> {
+        socket2::SockRef::from(listener).reuse_port()
+    }
 }
 
-#[cfg(all(
-    unix,
-    not(any(
-        target_os = "solaris",
-        target_os = "illumos",
-        target_os = "cygwin",
-        target_os = "nuttx",
-        target_os = "wasi"
-    ))
-))]
-fn reuse_port_of(listener: &TcpListener) -> io::Result<bool> {
-    socket2::SockRef::from(listener).reuse_port()
-}
-
+/// No `SO_REUSEPORT`: setting it is an error, and no listener has it.
 #[cfg(not(all(
     unix,
     not(any(
@@ -114,25 +113,20 @@ fn reuse_port_of(listener: &TcpListener) -> io::Result<bool> {
         target_os = "wasi"
     ))
 )))]
-fn set_reuse_port(_socket: &socket2::Socket) -> io::Result<()> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "SO_REUSEPORT is not available on this platform (use --accept round-robin)",
-    ))
-}
+mod reuse_port {
+    use std::io;
+    use std::net::TcpListener;
 
-#[cfg(not(all(
-    unix,
-    not(any(
-        target_os = "solaris",
-        target_os = "illumos",
-        target_os = "cygwin",
-        target_os = "nuttx",
-        target_os = "wasi"
-    ))
-)))]
-fn reuse_port_of(_listener: &TcpListener) -> io::Result<bool> {
-    Ok(false)
+    pub(super) fn set(_socket: &socket2::Socket) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "SO_REUSEPORT is not available on this platform (use --accept round-robin)",
+        ))
+    }
+
+    pub(super) fn of(_listener: &TcpListener) -> io::Result<bool> {
+        Ok(false)
+    }
 }
 
 /// File descriptors kept free of chat channels for everything else the
