@@ -117,24 +117,9 @@ pub fn run_loose(header: &Header, lines: &[Line]) -> Result<LooseRun, String> {
 /// `accept` of that id was replayed.
 fn remap(input: &Input, ids: &HashMap<ChannelId, ChannelId>) -> Input {
     let mut input = input.clone();
-    let id = match &mut input {
-        Input::Received { id, .. }
-        | Input::PeerEof { id }
-        | Input::IoError { id, .. }
-        | Input::Written { id, .. }
-        | Input::Send { id, .. }
-        | Input::Kick { id, .. }
-        | Input::KickDefault { id }
-        | Input::Authenticate { id }
-        | Input::Attach { id }
-        | Input::Detach { id }
-        | Input::Closed { id } => id,
-        Input::Accept { .. }
-        | Input::Broadcast { .. }
-        | Input::Timeout
-        | Input::Shutdown { .. } => return input,
-    };
-    if let Some(mapped) = ids.get(id) {
+    if let Some(id) = input.channel_mut()
+        && let Some(mapped) = ids.get(id)
+    {
         *id = *mapped;
     }
     input

@@ -228,6 +228,12 @@ impl Input {
 
     /// The channel this input names, if any.
     pub fn channel(&self) -> Option<ChannelId> {
+        self.clone().channel_mut().copied()
+    }
+
+    /// The channel this input names, if any, to change (e.g. to map a
+    /// recording's ids onto a replay's).
+    pub fn channel_mut(&mut self) -> Option<&mut ChannelId> {
         match self {
             Input::Received { id, .. }
             | Input::PeerEof { id }
@@ -239,7 +245,7 @@ impl Input {
             | Input::Authenticate { id }
             | Input::Attach { id }
             | Input::Detach { id }
-            | Input::Closed { id } => Some(*id),
+            | Input::Closed { id } => Some(id),
             Input::Accept { .. }
             | Input::Broadcast { .. }
             | Input::Timeout
