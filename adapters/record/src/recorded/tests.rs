@@ -363,9 +363,11 @@ fn a_new_recording_removes_old_rotated_files_and_keep_zero_keeps_none() {
     assert!(rec.segments[0].header.segment > 0);
 }
 
-#[test]
-fn a_write_error_stops_the_recording_not_the_hub() {
-    let dir = TempDir::new("error");
+/// A recording hub whose recording failed: its directory disappeared, so
+/// the next segment could not be created. The directory guard, the hub and
+/// its epoch.
+fn failed_recording(name: &str) -> (TempDir, RecordedHub, Instant) {
+    let dir = TempDir::new(name);
     let path = dir.path("gone").join("hub.rec");
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let options = RecordOptions::new(&path)
@@ -374,10 +376,15 @@ fn a_write_error_stops_the_recording_not_the_hub() {
     let epoch = Instant::now();
     let mut hub =
         RecordedHub::recording(Hub::new(Config::default()).unwrap(), epoch, options).unwrap();
-    // The directory disappears: the next segment cannot be created.
     std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     chatter(&mut hub, epoch, 100);
     assert!(!hub.is_recording());
+    (dir, hub, epoch)
+}
+
+#[test]
+fn a_write_error_stops_the_recording_not_the_hub() {
+    let (_dir, mut hub, epoch) = failed_recording("error");
     let stats = hub.record_stats().unwrap();
     assert_eq!(stats.errors, 1);
     let lines = stats.lines;
@@ -447,18 +454,7 @@ fn without_a_recorder_every_call_is_forwarded() {
 #[test]
 fn a_stored_error_is_returned_once_by_flush_or_finish() {
     for use_finish in [false, true] {
-        let dir = TempDir::new("error-once");
-        let path = dir.path("gone").join("hub.rec");
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        let options = RecordOptions::new(&path)
-            .with_max_bytes(2 * 64 * 1024)
-            .with_keep(1);
-        let epoch = Instant::now();
-        let mut hub =
-            RecordedHub::recording(Hub::new(Config::default()).unwrap(), epoch, options).unwrap();
-        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
-        chatter(&mut hub, epoch, 100);
-        assert!(!hub.is_recording());
+        let (_dir, mut hub, _) = failed_recording("error-once");
         let first = if use_finish {
             hub.finish()
         } else {
