@@ -31,6 +31,20 @@ fn need(
     }
 }
 
+/// A channel's instant `at` lies in its life so far: from `opened_at` to
+/// the hub's clock `now`.
+fn in_life(
+    ch: &Channel,
+    at: Instant,
+    now: Instant,
+    id: ChannelId,
+    field: &'static str,
+) -> Result<(), RestoreError> {
+    need(ch.opened_at <= at && at <= now, id, field, || {
+        "not between opened_at and the hub's clock".into()
+    })
+}
+
 /// Checks one restored channel against the configuration and the hub's
 /// clock `now` (set whenever a channel exists).
 pub(super) fn channel(
@@ -44,12 +58,7 @@ pub(super) fn channel(
     need(ch.opened_at <= now, id, "opened_at", || {
         "after the hub's clock".into()
     })?;
-    need(
-        ch.opened_at <= ch.last_activity && ch.last_activity <= now,
-        id,
-        "last_activity",
-        || "not between opened_at and the hub's clock".into(),
-    )?;
+    in_life(ch, ch.last_activity, now, id, "last_activity")?;
     queue(id, ch, config)?;
     // `disconnect` sets the reason exactly when a channel stops being usable.
     need(ch.reason.is_some() != usable, id, "reason", || {
@@ -84,12 +93,7 @@ pub(super) fn channel(
         },
     )?;
     if let Some(since) = ch.stall_since {
-        need(
-            ch.opened_at <= since && since <= now,
-            id,
-            "stall_since",
-            || "not between opened_at and the hub's clock".into(),
-        )?;
+        in_life(ch, since, now, id, "stall_since")?;
     }
     flags(id, ch, config, now)?;
     armed(id, ch, config, now)
@@ -174,12 +178,7 @@ fn flags(id: ChannelId, ch: &Channel, config: &Config, now: Instant) -> Result<(
                 "close_requested",
                 || format!("{} with {} holders", ch.close_requested, ch.holders),
             )?;
-            need(
-                ch.opened_at <= ch.offline_since && ch.offline_since <= now,
-                id,
-                "offline_since",
-                || "not between opened_at and the hub's clock".into(),
-            )?;
+            in_life(ch, ch.offline_since, now, id, "offline_since")?;
         }
     }
     Ok(())
