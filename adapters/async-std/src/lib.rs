@@ -93,13 +93,14 @@ pub fn start<R: Runtime>(
         .into_iter()
         .map(|(listener, context)| Ok((AsyncListener(Async::new(listener)?), context)))
         .collect::<std::io::Result<Vec<_>>>()?;
-    let per_shard = listeners.len() > 1;
     for (shard, (listener, context)) in listeners.into_iter().enumerate() {
         let task = tether_adapter::listen_task(listener, context, AsyncIoSleep);
+        // A reuseport listener feeds only its shard: it runs there. The one
+        // round-robin listener runs beside shard 0's driver: with one shard
+        // an accepted connection reaches its driver without a thread hop.
         match executors.get(shard) {
-            // A reuseport listener feeds only its shard: it runs there.
-            Some(executor) if per_shard => executor.spawn(task).detach(),
-            _ => Runtime::spawn(&runtime, task),
+            Some(executor) => executor.spawn(task).detach(),
+            None => Runtime::spawn(&runtime, task),
         }
     }
     if executors.is_empty() {

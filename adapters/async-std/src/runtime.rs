@@ -51,7 +51,7 @@ impl Runtime for AsyncStd {
 
 /// smol (where async-std users are moving): each shard on an executor
 /// thread of its own (`tether-smol-<shard>`), the listener of
-/// `Accept::RoundRobin` on smol's global executor.
+/// `Accept::RoundRobin` beside shard 0 (on its thread).
 ///
 /// Why not everything on the global executor: it runs one thread unless
 /// `SMOL_THREADS` says otherwise, so every shard would share that thread;
