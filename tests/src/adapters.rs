@@ -52,18 +52,26 @@ pub struct Smol<const N: usize = 1, const REUSE_PORT: bool = false>;
 /// and acceptor threads if `REUSE_PORT`).
 pub struct Threads<const N: usize = 1, const REUSE_PORT: bool = false>;
 
+/// `tether-async-std` on `runtime` (async-std and smol differ only there).
+fn start_async_std<R: tether_async_std::Runtime>(
+    runtime: R,
+    config: Config,
+    opts: Options,
+) -> LayerServer {
+    let reuse_port = matches!(opts.accept, Accept::ReusePort);
+    let started = tether_async_std::start(runtime, loopback(reuse_port), config, opts);
+    LayerServer::new(started.expect("server starts"))
+}
+
 impl<const N: usize, const REUSE_PORT: bool> Adapter for AsyncStd<N, REUSE_PORT> {
     const NAME: &'static str = "async-std";
     type Server = LayerServer;
     fn start_with(config: Config, opts: Options) -> LayerServer {
-        let runtime = tether_async_std::AsyncStd;
-        let started = tether_async_std::start(
-            runtime,
-            loopback(REUSE_PORT),
+        start_async_std(
+            tether_async_std::AsyncStd,
             config,
             options(opts, N, REUSE_PORT),
-        );
-        LayerServer::new(started.expect("server starts"))
+        )
     }
 }
 
@@ -71,14 +79,7 @@ impl<const N: usize, const REUSE_PORT: bool> Adapter for Smol<N, REUSE_PORT> {
     const NAME: &'static str = "smol";
     type Server = LayerServer;
     fn start_with(config: Config, opts: Options) -> LayerServer {
-        let runtime = tether_async_std::Smol;
-        let started = tether_async_std::start(
-            runtime,
-            loopback(REUSE_PORT),
-            config,
-            options(opts, N, REUSE_PORT),
-        );
-        LayerServer::new(started.expect("server starts"))
+        start_async_std(tether_async_std::Smol, config, options(opts, N, REUSE_PORT))
     }
 }
 
