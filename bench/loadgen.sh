@@ -125,6 +125,15 @@ start_tether() { # spec port
 
 stop() { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
+# One measurement of the server listening on $PORT, recorded with its uptime.
+churn() { # name
+  record "round=$round server=$1 bench=churn uptime=\"$(uptime)\" $("$PC" churn "$PORT" "$CHURN_SECS" 4 10)"
+}
+kick() { # name (waits for the load first: it follows another measurement)
+  load_ok
+  record "round=$round server=$1 bench=kick uptime=\"$(uptime)\" $("$PC" kick "$PORT" $((PORT + 1)) "$KICKS" 1000 seq | kick_summary)"
+}
+
 for round in $(seq 1 "$REPEAT"); do
   echo "== round $round"
   # --- the floors
@@ -132,11 +141,10 @@ for round in $(seq 1 "$REPEAT"); do
     load_ok; next_port
     "$OUT/floor" "$PORT" & F=$!; wait_port "$PORT"
     if wants churn; then
-      record "round=$round server=floor bench=churn uptime=\"$(uptime)\" $("$PC" churn "$PORT" "$CHURN_SECS" 4 10)"
+      churn floor
     fi
     if wants kick; then
-      load_ok
-      record "round=$round server=floor bench=kick uptime=\"$(uptime)\" $("$PC" kick "$PORT" $((PORT + 1)) "$KICKS" 1000 seq | kick_summary)"
+      kick floor
     fi
     stop $F
   fi
@@ -150,7 +158,7 @@ for round in $(seq 1 "$REPEAT"); do
     for bare in async-std tokio; do
       load_ok; next_port
       "$OUT/bare-$bare" "127.0.0.1:$PORT" >/dev/null & B=$!; wait_port "$PORT"
-      record "round=$round server=bare-$bare bench=churn uptime=\"$(uptime)\" $("$PC" churn "$PORT" "$CHURN_SECS" 4 10)"
+      churn "bare-$bare"
       stop $B
     done
   fi
@@ -159,11 +167,10 @@ for round in $(seq 1 "$REPEAT"); do
     if wants churn || wants kick; then
       load_ok; next_port; start_tether "$rt" "$PORT"
       if wants churn; then
-        record "round=$round server=$rt bench=churn uptime=\"$(uptime)\" $("$PC" churn "$PORT" "$CHURN_SECS" 4 10)"
+        churn "$rt"
       fi
       if wants kick; then
-        load_ok
-        record "round=$round server=$rt bench=kick uptime=\"$(uptime)\" $("$PC" kick "$PORT" $((PORT + 1)) "$KICKS" 1000 seq | kick_summary)"
+        kick "$rt"
       fi
       stop $SRV
     fi
