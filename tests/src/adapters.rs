@@ -119,6 +119,25 @@ impl<const N: usize, const REUSE_PORT: bool> Adapter for Tokio<N, REUSE_PORT> {
     }
 }
 
+/// `tether-tokio`'s [`start_on_threads`](tether_tokio::start_on_threads)
+/// (what `tether serve --runtime tokio` runs): a current-thread runtime per
+/// shard on a thread of its own; with `N` > 1 and round-robin accepting,
+/// every connection is handed to its shard's runtime unregistered.
+pub struct TokioThreads<const N: usize = 1, const REUSE_PORT: bool = false>;
+
+impl<const N: usize, const REUSE_PORT: bool> Adapter for TokioThreads<N, REUSE_PORT> {
+    const NAME: &'static str = "tokio-threads";
+    type Server = LayerServer;
+    fn start_with(config: Config, opts: Options) -> LayerServer {
+        let started = tether_tokio::start_on_threads(
+            loopback(REUSE_PORT),
+            config,
+            options(opts, N, REUSE_PORT),
+        );
+        LayerServer::new(started.expect("server starts"))
+    }
+}
+
 /// A running server of any adapter.
 pub struct LayerServer {
     handle: Handle,

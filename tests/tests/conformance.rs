@@ -1,5 +1,6 @@
 //! The conformance suite on every runtime adapter: async-std, smol,
-//! blocking threads and tokio, with one shard, two shards fed round-robin
+//! blocking threads and tokio (on the application's runtime, and on a
+//! runtime per shard as `tether serve` runs it), with one shard, two shards fed round-robin
 //! by one acceptor, and two shards with an `SO_REUSEPORT` listener each
 //! (one process; the fd-counting cycles run alone in `*_cycles.rs`).
 
@@ -19,6 +20,11 @@ mod tokio {
     tether_conformance::conformance_suite!(tether_conformance::adapters::Tokio);
 }
 
+/// What `tether serve --runtime tokio` runs: a runtime per shard.
+mod tokio_threads {
+    tether_conformance::conformance_suite!(tether_conformance::adapters::TokioThreads);
+}
+
 mod async_std_2_shards {
     tether_conformance::conformance_suite!(tether_conformance::adapters::AsyncStd<2>);
 }
@@ -33,6 +39,11 @@ mod threads_2_shards {
 
 mod tokio_2_shards {
     tether_conformance::conformance_suite!(tether_conformance::adapters::Tokio<2>);
+}
+
+/// Connections handed from shard 0's runtime to shard 1's unregistered.
+mod tokio_threads_2_shards {
+    tether_conformance::conformance_suite!(tether_conformance::adapters::TokioThreads<2>);
 }
 
 mod async_std_2_shards_reuseport {
@@ -75,6 +86,17 @@ mod tokio_2_shards_reuseport {
     fn reuse_port_spreads_and_refuses() {
         tether_conformance::scenarios::reuse_port_spreads_and_refuses::<
             tether_conformance::adapters::Tokio<2, true>,
+        >();
+    }
+}
+
+mod tokio_threads_2_shards_reuseport {
+    tether_conformance::conformance_suite!(tether_conformance::adapters::TokioThreads<2, true>);
+
+    #[test]
+    fn reuse_port_spreads_and_refuses() {
+        tether_conformance::scenarios::reuse_port_spreads_and_refuses::<
+            tether_conformance::adapters::TokioThreads<2, true>,
         >();
     }
 }

@@ -32,7 +32,6 @@ use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::net::TcpListener;
 use std::process::ExitCode;
-use std::sync::OnceLock;
 
 use clap::{Args as _, CommandFactory as _, FromArgMatches as _};
 use tether_adapter::{Events, Handle, Options, StartError};
@@ -56,34 +55,10 @@ pub fn start_adapter(
         }
         Runtime::Smol => tether_async_std::start(tether_async_std::Smol, listener, config, options),
         Runtime::Threads => tether_threads::start(listener, config, options),
-        Runtime::Tokio => {
-            let _entered = tokio_runtime(options.shards)?.enter();
-            tether_tokio::start(listener, config, options)
-        }
+        // A current-thread runtime per shard, on threads of its own (see
+        // `start_on_threads` for why not one multi-thread runtime).
+        Runtime::Tokio => tether_tokio::start_on_threads(listener, config, options),
     }
-}
-
-/// The process's tokio runtime (multi-thread, I/O and timers), built on
-/// first use with one worker thread per shard of the server that first
-/// needs it; every tokio server of the process runs on it.
-///
-/// One worker per shard, not one per core: a shard's driver is one task
-/// and every reader task of its connections wakes it, so with more workers
-/// than drivers the scheduler spreads readers and driver over threads and
-/// every read becomes a cross-thread wake-up. Measured with `pc churn` on
-/// 2 cores (BENCHMARKS.md): one shard on 1 worker ran 23,700 conn/s, on 2
-/// workers 18,900 (a bare tokio echo server: 21,000–24,800 in the same run).
-fn tokio_runtime(shards: usize) -> Result<&'static tokio::runtime::Runtime, StartError> {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    if let Some(runtime) = RUNTIME.get() {
-        return Ok(runtime);
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(shards.clamp(1, 256))
-        .enable_all()
-        .thread_name("tether-tokio")
-        .build()?;
-    Ok(RUNTIME.get_or_init(|| runtime))
 }
 
 /// Starts the chat server on `options.runtime` and returns at once (for

@@ -7,6 +7,7 @@
 use std::io::{self, IoSlice, Read};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tether_adapter::Sleep;
@@ -14,21 +15,29 @@ use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle as Runtime;
 
-/// A connected socket registered with tokio's reactor.
+/// A connected socket on tokio's reactor.
+///
+/// Registered with the reactor of the runtime it is first used on: at once
+/// when accepted by a listener of its shard's runtime, or — when the round-
+/// robin listener hands it to another shard's runtime ([`crate::start_on_threads`]) —
+/// by the first of that shard's driver and reader to touch it, so that its
+/// readiness wakes tasks on its own shard's thread.
 #[derive(Debug)]
 pub struct TokioSocket {
-    stream: TcpStream,
+    registered: OnceLock<TcpStream>,
+    /// The socket until it is registered (taken then).
+    pending: Mutex<Option<std::net::TcpStream>>,
     /// tokio has reported this socket writable at least once (see
     /// [`write_vectored`](tether_adapter::Socket::write_vectored)).
     primed: AtomicBool,
 }
 
 impl tether_adapter::AsyncSocket for TokioSocket {
-    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_ {
-        self.stream.readable()
+    async fn readable(&self) -> io::Result<()> {
+        self.stream()?.readable().await
     }
-    fn writable(&self) -> impl Future<Output = io::Result<()>> + Send + '_ {
-        self.stream.writable()
+    async fn writable(&self) -> io::Result<()> {
+        self.stream()?.writable().await
     }
     /// `TcpStream::try_read`, except that a short read also clears
     /// tokio's read readiness, as tokio's own `AsyncRead` does
@@ -41,15 +50,16 @@ impl tether_adapter::AsyncSocket for TokioSocket {
     /// under, so an event that arrived since is kept, and a peer's close
     /// (`READ_CLOSED`) is never cleared.
     fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let stream = self.stream()?;
         if !EDGE_TRIGGERED {
-            return self.stream.try_read(buf);
+            return stream.try_read(buf);
         }
         let len = buf.len();
         let mut short = None;
-        let read = self.stream.try_io(Interest::READABLE, || {
+        let read = stream.try_io(Interest::READABLE, || {
             // Directly on the socket: tokio's own methods would touch the
             // readiness `try_io` is managing.
-            let n = (&*socket2::SockRef::from(&self.stream)).read(buf)?;
+            let n = (&*socket2::SockRef::from(stream)).read(buf)?;
             if 0 < n && n < len {
                 // `WouldBlock` is how `try_io` is told to clear readiness.
                 short = Some(n);
@@ -86,17 +96,68 @@ const EDGE_TRIGGERED: bool = cfg!(all(
 ));
 
 impl TokioSocket {
-    fn new(stream: TcpStream) -> Self {
+    /// A socket already registered with its runtime's reactor.
+    pub fn new(stream: TcpStream) -> Self {
         TokioSocket {
-            stream,
+            registered: OnceLock::from(stream),
+            pending: Mutex::new(None),
             primed: AtomicBool::new(false),
         }
     }
 
-    /// The tokio stream.
-    pub fn stream(&self) -> &TcpStream {
-        &self.stream
+    /// A socket to be registered by its first use, with the reactor of the
+    /// tokio runtime current then. `stream` must be non-blocking.
+    pub fn unregistered(stream: std::net::TcpStream) -> Self {
+        TokioSocket {
+            registered: OnceLock::new(),
+            pending: Mutex::new(Some(stream)),
+            primed: AtomicBool::new(false),
+        }
     }
+
+    /// The tokio stream, registered now if it was not yet (with the current
+    /// runtime's reactor). Fails without a current runtime, if the reactor
+    /// refuses the socket (`epoll_ctl`: out of memory, `max_user_watches`),
+    /// and ever after such a failure (the socket is closed then).
+    pub fn stream(&self) -> io::Result<&TcpStream> {
+        if let Some(stream) = self.registered.get() {
+            return Ok(stream);
+        }
+        // Poisoned only by a panic while registering, which `try_current`
+        // rules out; the socket is then as unusable as after an error.
+        let mut pending = self.pending.lock().map_err(|_| unregistered())?;
+        if let Some(stream) = self.registered.get() {
+            return Ok(stream); // registered by the other holder meanwhile
+        }
+        // `from_std` panics outside a runtime: ask first, keeping the
+        // socket for a later call from inside one.
+        tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
+        let std = pending.take().ok_or_else(unregistered)?;
+        let stream = TcpStream::from_std(std)?;
+        Ok(self.registered.get_or_init(|| stream))
+    }
+
+    /// `f` on the socket, registered or not (for calls that need no
+    /// readiness: shutdown, options, a refusal's direct write).
+    fn with_fd<R>(&self, f: impl FnOnce(socket2::SockRef<'_>) -> io::Result<R>) -> io::Result<R> {
+        if let Some(stream) = self.registered.get() {
+            return f(socket2::SockRef::from(stream));
+        }
+        let pending = self.pending.lock().map_err(|_| unregistered())?;
+        match (&*pending, self.registered.get()) {
+            (_, Some(stream)) => f(socket2::SockRef::from(stream)),
+            (Some(std), None) => f(socket2::SockRef::from(std)),
+            (None, None) => Err(unregistered()),
+        }
+    }
+}
+
+/// The error of a socket whose registration failed (it was closed then).
+fn unregistered() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "socket closed: registering it with tokio's reactor failed",
+    )
 }
 
 impl tether_adapter::Socket for TokioSocket {
@@ -114,13 +175,14 @@ impl tether_adapter::Socket for TokioSocket {
     /// which can only make a later `writable()` return early (the driver
     /// then writes again), never miss a wake-up.
     fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let tried = self.stream.try_write_vectored(bufs);
+        let stream = self.stream()?;
+        let tried = stream.try_write_vectored(bufs);
         if self.primed.load(Ordering::Relaxed) {
             return tried;
         }
         match tried {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                socket2::SockRef::from(&self.stream).send_vectored(bufs)
+                socket2::SockRef::from(stream).send_vectored(bufs)
             }
             other => {
                 self.primed.store(true, Ordering::Relaxed);
@@ -130,13 +192,13 @@ impl tether_adapter::Socket for TokioSocket {
     }
 
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        socket2::SockRef::from(&self.stream).shutdown(how)
+        self.with_fd(|fd| fd.shutdown(how))
     }
 
     fn set_linger_zero(&self) -> io::Result<()> {
         // The close that follows is the driver's drop of a non-blocking
         // socket: with a zero linger it sends RST and never blocks.
-        socket2::SockRef::from(&self.stream).set_linger(Some(Duration::ZERO))
+        self.with_fd(|fd| fd.set_linger(Some(Duration::ZERO)))
     }
 }
 
@@ -152,22 +214,53 @@ impl tether_adapter::Spawn for TokioSpawn {
 
 /// The listening socket.
 #[derive(Debug)]
-pub struct TokioListener(pub TcpListener);
+pub struct TokioListener {
+    listener: TcpListener,
+    hand_off: bool,
+}
+
+impl TokioListener {
+    /// A listener whose connections stay on its own runtime's reactor.
+    pub fn new(listener: TcpListener) -> Self {
+        TokioListener {
+            listener,
+            hand_off: false,
+        }
+    }
+
+    /// A listener whose connections go to other runtimes (the round-robin
+    /// listener of [`crate::start_on_threads`]): each is taken out of this
+    /// runtime's reactor and registered by its shard's runtime on first
+    /// use.
+    pub fn handing_off(listener: TcpListener) -> Self {
+        TokioListener {
+            listener,
+            hand_off: true,
+        }
+    }
+}
 
 impl tether_adapter::AsyncListener for TokioListener {
     type Socket = TokioSocket;
 
     async fn accept(&self) -> io::Result<(TokioSocket, SocketAddr)> {
         // `accept` is cancel-safe: losing a race loses no connection.
-        let (stream, peer) = self.0.accept().await?;
+        let (stream, peer) = self.listener.accept().await?;
         // Small chat lines and FINs should leave at once.
         let _ = stream.set_nodelay(true);
-        Ok((TokioSocket::new(stream), peer))
+        let socket = if self.hand_off {
+            // tokio registers what it accepts; `into_std` deregisters it
+            // (and leaves it non-blocking).
+            TokioSocket::unregistered(stream.into_std()?)
+        } else {
+            TokioSocket::new(stream)
+        };
+        Ok((socket, peer))
     }
 
     fn refuse(socket: &TokioSocket, line: &[u8]) {
         // Directly, whatever tokio knows of its readiness yet.
-        let _ = socket2::SockRef::from(&socket.stream).send(line);
+        let _ = socket.with_fd(|fd| fd.send(line));
     }
 }
 
@@ -234,7 +327,7 @@ mod tests {
         // Registered, but the reactor never turned (nothing runs on `rt`).
         let socket = TokioSocket::new(TcpStream::from_std(server).unwrap());
         assert_eq!(
-            socket.stream.try_write(b"x").unwrap_err().kind(),
+            socket.stream().unwrap().try_write(b"x").unwrap_err().kind(),
             io::ErrorKind::WouldBlock,
             "tokio refuses before its reactor turned"
         );
@@ -243,5 +336,42 @@ mod tests {
         let mut got = [0u8; 6];
         client.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"hello\n");
+    }
+
+    /// A socket handed to another runtime unregistered: outside a runtime
+    /// its use is an error that keeps the socket; options and shutdown need
+    /// no registration; the first use inside a runtime registers it there,
+    /// and it reads and writes as any other.
+    #[test]
+    fn an_unregistered_socket_registers_on_first_use() {
+        use std::io::{Read, Write};
+        use tether_adapter::{AsyncSocket, Socket};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut client, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        let socket = TokioSocket::unregistered(server);
+        let error = socket.stream().unwrap_err();
+        assert!(error.to_string().contains("runtime"), "{error}");
+        assert!(
+            socket.write_vectored(&[IoSlice::new(b"x")]).is_err(),
+            "no write outside a runtime"
+        );
+        socket.set_linger_zero().unwrap();
+        let rt = runtime();
+        rt.block_on(async {
+            let n = socket.write_vectored(&[IoSlice::new(b"hello\n")]).unwrap();
+            assert_eq!(n, 6);
+            client.write_all(b"ping\n").unwrap();
+            socket.readable().await.unwrap();
+            let mut buf = [0u8; 16];
+            let n = socket.try_read(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"ping\n");
+        });
+        let mut got = [0u8; 6];
+        client.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"hello\n");
+        socket.shutdown(Shutdown::Both).unwrap();
+        assert_eq!(client.read(&mut got).unwrap(), 0, "EOF after shutdown");
     }
 }

@@ -43,13 +43,15 @@
 //! current-thread runtime, which would then never run the driver.
 //!
 //! **Worker threads.** Each shard's driver is one task, woken by every
-//! reader task of its connections. On a multi-thread runtime with more
-//! workers than shards, the scheduler spreads readers and drivers over the
-//! workers and each read becomes a cross-thread wake-up: with one shard on
-//! 2 cores, churn was 18,900 conn/s on 2 workers and 23,700 on 1 (a bare
-//! tokio echo server ran 21,000–24,800 in the same run). `tether serve
-//! --runtime tokio` therefore builds one worker per shard; an application
-//! that owns its runtime may do the same.
+//! reader task of its connections. On a multi-thread runtime the scheduler
+//! spreads readers and drivers over the workers and each read becomes a
+//! cross-thread wake-up: with one shard on 2 cores, churn was 18,900
+//! conn/s on 2 workers and 23,700 on 1 (a bare tokio echo server ran
+//! 21,000–24,800 in the same run), and 2 shards on 2 workers made fan-out
+//! only 1.21× of one. [`start_on_threads`] therefore runs each shard on a
+//! current-thread runtime of its own, on its own thread; it is what
+//! `tether serve --runtime tokio` runs. [`start`] is for an application
+//! that keeps everything on its own runtime.
 //!
 //! ## Dependencies
 //!
@@ -170,13 +172,106 @@ pub fn start(
             tokio::net::TcpListener::from_std(listener)
         }))
         .map_err(|_| RuntimeError::IoDisabled)??;
-        listeners.push((TokioListener(listener), context));
+        listeners.push((TokioListener::new(listener), context));
     }
     for (listener, context) in listeners {
         drop(runtime.spawn(tether_adapter::listen_task(listener, context, TokioSleep)));
     }
     for driver in prepared.drivers {
         drop(runtime.spawn(driver.run(TokioSleep)));
+    }
+    Ok((prepared.handle, prepared.events))
+}
+
+/// Starts a server on threads of its own: **one current-thread tokio
+/// runtime per shard** (thread `tether-tokio-<shard>`), each running its
+/// shard's driver, the reader and waiter tasks of its connections and, with
+/// [`Accept::ReusePort`](tether_adapter::Accept::ReusePort), its own
+/// listener; the round-robin listener runs beside shard 0's driver and
+/// hands each connection to its shard's runtime unregistered, so that its
+/// readiness wakes its own shard's thread (see [`TokioListener::handing_off`]).
+/// `tether serve --runtime tokio` runs this.
+///
+/// Why not the application's runtime, as [`start`] does: on a multi-thread
+/// runtime the scheduler moves a shard's readers and its driver between
+/// workers, making each read a cross-thread wake-up, and two shards never
+/// run on a core each for long. Measured on 2 cores with `pc fanout`
+/// (BENCHMARKS.md): 2 shards / 1 shard was 1.21× on one 2-worker runtime.
+///
+/// Needs no runtime of the caller's: call it from anywhere, `main`
+/// included. The [`Handle`] works from any thread or task (its async
+/// methods on any executor). The threads end after [`Handle::shutdown`] has
+/// completed, or every handle is dropped; each drops its runtime then,
+/// closing whatever sockets its tasks still held.
+///
+/// ```no_run
+/// use tether_core::{Config, Event};
+///
+/// let listener = tether_adapter::listen::bind("127.0.0.1:7000".parse().unwrap(), 1024).unwrap();
+/// let options = tether_tokio::Options { shards: 2, ..Default::default() };
+/// let (handle, events) =
+///     tether_tokio::start_on_threads(listener, Config::default(), options).unwrap();
+/// for event in events {
+///     if let Event::Received { id, data } = event {
+///         let _ = handle.blocking().send(id, data); // echo
+///     }
+/// }
+/// ```
+pub fn start_on_threads(
+    listener: TcpListener,
+    config: Config,
+    options: Options,
+) -> Result<(Handle, Events), StartError> {
+    let local_addr = listener.local_addr()?;
+    let mut runtimes = Vec::new();
+    let prepared =
+        tether_adapter::prepare(config, options, local_addr, "tokio", None, |context| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let spawn = TokioSpawn(runtime.handle().clone());
+            runtimes.push(runtime);
+            let read_len = context.options.read_buffer.clamp(1, 16 << 10);
+            Ok(TaskGlue::new(spawn, read_len))
+        })?;
+    let listen = prepared.listen.bind(listener)?;
+    // One round-robin listener for several shards hands its connections
+    // off; a shard's own listener (one shard, or reuseport) keeps them.
+    let hand_off = listen.len() == 1 && runtimes.len() > 1;
+    let mut listeners = Vec::with_capacity(listen.len());
+    for (shard, (listener, context)) in listen.into_iter().enumerate() {
+        listener.set_nonblocking(true)?;
+        let runtime = &runtimes[shard];
+        let listener = {
+            let _entered = runtime.enter();
+            tokio::net::TcpListener::from_std(listener)?
+        };
+        let listener = if hand_off {
+            TokioListener::handing_off(listener)
+        } else {
+            TokioListener::new(listener)
+        };
+        listeners.push(Some(
+            runtime.spawn(tether_adapter::listen_task(listener, context, TokioSleep)),
+        ));
+    }
+    for (shard, (driver, runtime)) in prepared.drivers.into_iter().zip(runtimes).enumerate() {
+        // The listener spawned on this runtime (if any) must outlive the
+        // driver: it closes once every shard's driver has ended.
+        let listener = listeners.get_mut(shard).and_then(Option::take);
+        std::thread::Builder::new()
+            .name(format!("tether-tokio-{shard}"))
+            .spawn(move || {
+                runtime.block_on(async move {
+                    driver.run(TokioSleep).await;
+                    if let Some(listener) = listener {
+                        let _ = listener.await;
+                    }
+                });
+                // Dropping the runtime drops the tasks still held (readers
+                // and waiters the driver let go), closing their sockets.
+                drop(runtime);
+            })?;
     }
     Ok((prepared.handle, prepared.events))
 }

@@ -1,6 +1,8 @@
 //! `tether_tokio::start` on real runtimes: the typed error without one,
 //! and what a new connection sees first (its greeting, or the refusal line
-//! of a full server), before tokio's reactor has seen its socket writable.
+//! of a full server), before tokio's reactor has seen its socket writable;
+//! `start_on_threads` (a runtime per shard) with no runtime of the caller's,
+//! and its threads' end.
 
 use std::io::Read;
 use std::net::TcpStream;
@@ -129,4 +131,91 @@ fn new_sockets_get_their_first_line_at_once_current_thread() {
         .build()
         .unwrap();
     rt.block_on(first_lines());
+}
+
+/// The threads `start_on_threads` runs, by name (`tether-tokio-<shard>`).
+fn shard_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|tasks| {
+            tasks
+                .flatten()
+                .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
+                .filter(|name| name.starts_with("tether-tokio-"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// No runtime of the caller's; 2 shards, the round-robin listener handing
+/// every other connection to shard 1's runtime unregistered: clients
+/// already in the backlog, and more after the start, are served by both
+/// shards (greeting, echo, a graceful kick's EOF); a full server refuses
+/// with its line; after shutdown the shard threads end.
+#[test]
+fn start_on_threads_serves_every_shard_and_its_threads_end() {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = listener();
+    let addr = listener.local_addr().unwrap();
+    let early: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let options = Options {
+        shards: 2,
+        refuse_line: Some("error server full\n".into()),
+        ..Options::default()
+    };
+    let config = Config::default().with_max_channels(8);
+    let (handle, events) = tether_tokio::start_on_threads(listener, config, options).unwrap();
+    assert_eq!(handle.shards(), 2);
+    let late: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let mut clients: Vec<BufReader<TcpStream>> =
+        early.into_iter().chain(late).map(BufReader::new).collect();
+    let mut shards = std::collections::BTreeSet::new();
+    let mut ids = Vec::new();
+    while ids.len() < clients.len() {
+        match events.next_timeout(Duration::from_secs(5)) {
+            Some(Event::Opened { id, .. }) => {
+                shards.insert(id.shard());
+                handle.blocking().send(id, format!("hello {id}\n")).unwrap();
+                ids.push(id);
+            }
+            Some(_) => {}
+            None => panic!("only {} of {} channels opened", ids.len(), clients.len()),
+        }
+    }
+    assert_eq!(shards.into_iter().collect::<Vec<_>>(), [0, 1]);
+    // Full now (8 channels): the next client reads the refusal line.
+    let refused = read_all(TcpStream::connect(addr).unwrap());
+    assert_eq!(refused, "error server full\n");
+    for client in &mut clients {
+        client
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut line = String::new();
+        client.read_line(&mut line).unwrap();
+        assert!(line.starts_with("hello #"), "{line:?}");
+        client.get_mut().write_all(b"ping\n").unwrap();
+    }
+    let mut echoed = 0;
+    while echoed < clients.len() {
+        match events.next_timeout(Duration::from_secs(5)) {
+            Some(Event::Received { id, data }) => {
+                handle.blocking().send(id, data).unwrap();
+                handle.blocking().kick(id, KickMode::Graceful, 0).unwrap();
+                echoed += 1;
+            }
+            Some(_) => {}
+            None => panic!("only {echoed} lines received"),
+        }
+    }
+    for client in clients {
+        assert_eq!(read_all(client.into_inner()), "ping\n");
+    }
+    assert!(shard_threads() >= 2, "{}", shard_threads());
+    handle.blocking().shutdown(Duration::from_secs(1)).unwrap();
+    assert!(handle.blocking().wait_stopped(Duration::from_secs(5)));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while shard_threads() > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(shard_threads(), 0, "the shard threads outlive the server");
 }
