@@ -39,6 +39,9 @@ RES="$OUT/results.txt"
 
 gcc -O2 -pthread -o "$OUT/pc" "$LG/pc.c"
 gcc -O2 -o "$OUT/floor" "$LG/floor.c"
+# The floor's echo on N threads (one SO_REUSEPORT listener and epoll each):
+# how much 2 threads can gain over 1 at churn on this machine at all.
+gcc -O2 -pthread -o "$OUT/floor-threads" bench/floor_threads.c
 TARGET=${CARGO_TARGET_DIR:-target}
 cargo build --release -q -p tether --bin tether
 cargo build --release -q -p tether-async-std --example bare_async_std_echo
@@ -155,6 +158,12 @@ for round in $(seq 1 "$REPEAT"); do
     stop $F
   fi
   if wants churn; then
+    for n in 1 2; do
+      load_ok; next_port
+      "$OUT/floor-threads" "$PORT" "$n" & F=$!; wait_port "$PORT"
+      churn "floor-threads:$n"
+      stop $F
+    done
     for bare in async-std tokio; do
       load_ok; next_port
       "$OUT/bare-$bare" "127.0.0.1:$PORT" >/dev/null & B=$!; wait_port "$PORT"
@@ -243,6 +252,11 @@ for s in servers:
         print(f"{s:16} 2 shards / 1 shard: fan-out {f2[0] / f1[0]:.2f}x")
     if c1 and c2:
         print(f"{s:16} 2 shards / 1 shard: churn {c2[0] / c1[0]:.2f}x")
+# What any server can gain from a second thread here: the C floor's echo on
+# 2 threads against 1, beside the load client on the same cores.
+t1, t2 = med('floor-threads:1', 'churn', 'rate'), med('floor-threads:2', 'churn', 'rate')
+if t1 and t2:
+    print(f"{'floor-threads:2':16} 2 threads / 1 thread: churn {t2[0] / t1[0]:.2f}x (the C floor's ceiling here)")
 # Variants against the same spec without them, e.g. smol:1:record vs smol:1.
 for s in servers:
     rt, shards, variant = parts(s)
