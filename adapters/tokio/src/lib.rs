@@ -157,11 +157,9 @@ pub fn start(
     catch_unwind(|| drop(tokio::time::sleep(std::time::Duration::ZERO)))
         .map_err(|_| RuntimeError::TimeDisabled)?;
     let local_addr = listener.local_addr()?;
-    let spawn = TokioSpawn(runtime.clone());
     let prepared =
         tether_adapter::prepare(config, options, local_addr, "tokio", None, |context| {
-            let read_len = context.options.read_buffer.clamp(1, 16 << 10);
-            Ok(TaskGlue::new(spawn.clone(), read_len))
+            Ok(shard_glue(runtime.clone(), &context))
         })?;
     // One listener, or one per shard (`Accept::ReusePort`): registered
     // before anything is spawned, so a failure leaves nothing running.
@@ -181,6 +179,16 @@ pub fn start(
         drop(runtime.spawn(driver.run(TokioSleep)));
     }
     Ok((prepared.handle, prepared.events))
+}
+
+/// A shard's glue: its tasks spawned on `runtime`, reading at most 16 KiB
+/// at a time (on the stack, only while reading).
+fn shard_glue(
+    runtime: tokio::runtime::Handle,
+    context: &tether_adapter::GlueContext,
+) -> TaskGlue<TokioSpawn, TokioSocket> {
+    let read_len = context.options.read_buffer.clamp(1, 16 << 10);
+    TaskGlue::new(TokioSpawn(runtime), read_len)
 }
 
 /// Starts a server on threads of its own: **one current-thread tokio
@@ -229,19 +237,19 @@ pub fn start_on_threads(
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            let spawn = TokioSpawn(runtime.handle().clone());
+            let glue = shard_glue(runtime.handle().clone(), &context);
             runtimes.push(runtime);
-            let read_len = context.options.read_buffer.clamp(1, 16 << 10);
-            Ok(TaskGlue::new(spawn, read_len))
+            Ok(glue)
         })?;
     let listen = prepared.listen.bind(listener)?;
     // One round-robin listener for several shards hands its connections
     // off; a shard's own listener (one shard, or reuseport) keeps them.
     let hand_off = listen.len() == 1 && runtimes.len() > 1;
     let mut listeners = Vec::with_capacity(listen.len());
-    for (shard, (listener, context)) in listen.into_iter().enumerate() {
+    // The round-robin listener on shard 0's runtime, a reuseport listener
+    // on its own shard's.
+    for ((listener, context), runtime) in listen.into_iter().zip(&runtimes) {
         listener.set_nonblocking(true)?;
-        let runtime = &runtimes[shard];
         let listener = {
             let _entered = runtime.enter();
             tokio::net::TcpListener::from_std(listener)?
