@@ -183,12 +183,13 @@ for round in $(seq 1 "$REPEAT"); do
       fi
       stop $SRV
     fi
-    if wants fanout; then
+    # --echo sends lines back to their sender only: no fan-out to measure.
+    if wants fanout && [[ "$rt" != *:echo* ]]; then
       load_ok; next_port; start_tether "$rt" "$PORT"
       record "round=$round server=$rt bench=fanout uptime=\"$(uptime)\" $("$PC" fanout "$PORT" "$FAN_CLIENTS" "$FAN_LINES" 64 $SRV)"
       stop $SRV
     fi
-    if [ "$round" = 1 ] && wants idle; then
+    if [ "$round" = 1 ] && wants idle && [[ "$rt" != *:echo* ]]; then
       load_ok; next_port; start_tether "$rt" "$PORT"
       record "round=$round server=$rt bench=idle uptime=\"$(uptime)\" $("$PC" idle "$PORT" "$IDLE" 8 20 $SRV | tr '\n' ' ')"
       stop $SRV
