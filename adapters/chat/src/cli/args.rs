@@ -21,14 +21,18 @@ pub enum Runtime {
     /// async-std tasks (tether-async-std).
     #[value(name = "async-std")]
     AsyncStd,
-    /// smol tasks (tether-async-std on smol's executor). The default: the
-    /// fastest at connection churn in BENCHMARKS.md (and async-std, its
-    /// sibling, is discontinued upstream).
-    #[default]
+    /// smol tasks (tether-async-std on smol's executor), an executor thread
+    /// per shard.
     Smol,
     /// Blocking std::net sockets and std threads (tether-threads).
     Threads,
-    /// tokio tasks on a multi-thread runtime (tether-tokio).
+    /// tokio tasks on a current-thread runtime per shard (tether-tokio's
+    /// `start_on_threads`). The default: at the default shard count (one
+    /// per core) the fastest or within the spread of the fastest at churn,
+    /// fan-out and kick latency in BENCHMARKS.md, where smol churned 5–10%
+    /// slower with 2 shards in two runs (async-std, as fast at churn, is
+    /// discontinued upstream and slower at fan-out).
+    #[default]
     Tokio,
 }
 
@@ -98,7 +102,7 @@ impl From<AcceptMode> for tether_adapter::Accept {
 #[command(next_help_heading = "Server")]
 pub struct ServeArgs {
     /// Which runtime drives the server.
-    #[arg(long, env = "TETHER_RUNTIME", value_enum, default_value_t = Runtime::Smol)]
+    #[arg(long, env = "TETHER_RUNTIME", value_enum, default_value_t = Runtime::Tokio)]
     pub runtime: Runtime,
     /// Where chat clients connect (HOST:PORT; a host name is resolved when binding).
     #[arg(long, env = "TETHER_LISTEN", default_value = DEFAULT_LISTEN, value_name = "HOST:PORT")]
@@ -233,7 +237,7 @@ pub struct ServeArgs {
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
     /// Which runtime drives the demo's server.
-    #[arg(long, env = "TETHER_RUNTIME", value_enum, default_value_t = Runtime::Smol)]
+    #[arg(long, env = "TETHER_RUNTIME", value_enum, default_value_t = Runtime::Tokio)]
     pub runtime: Runtime,
     /// How long the demo runs before its summary.
     #[arg(
@@ -253,7 +257,7 @@ impl ServeArgs {
     /// Every flag at its default (ignoring the environment).
     pub fn defaults() -> ServeArgs {
         ServeArgs {
-            runtime: Runtime::Smol,
+            runtime: Runtime::Tokio,
             listen: HostPort::from_str(DEFAULT_LISTEN).unwrap_or_else(|_| HostPort::loopback_any()),
             admin: HostPort::from_str(DEFAULT_ADMIN).unwrap_or_else(|_| HostPort::loopback_any()),
             max_channels: 10_000,

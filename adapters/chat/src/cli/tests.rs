@@ -25,7 +25,7 @@ fn defaults() {
     // `Debug` stands in for equality: the greeting is a function.
     let same = |a: &ServeOptions, b: &ServeOptions| format!("{a:?}") == format!("{b:?}");
     assert!(same(&s, &serve(&["serve"]).unwrap()));
-    assert_eq!(s.runtime, Runtime::Smol);
+    assert_eq!(s.runtime, Runtime::Tokio);
     assert!(s.options.shards >= 1);
     assert!(s.options.greeting.is_some());
     assert_eq!(s.listen.as_str(), DEFAULT_LISTEN);
