@@ -6,6 +6,7 @@
 
 use std::io::{self, IoSlice, Read};
 use std::net::{Shutdown, SocketAddr};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -123,8 +124,7 @@ impl TokioSocket {
         if let Some(stream) = self.registered.get() {
             return Ok(stream);
         }
-        // Poisoned only by a panic while registering, which `try_current`
-        // rules out; the socket is then as unusable as after an error.
+        // Never poisoned: nothing below panics while it is held.
         let mut pending = self.pending.lock().map_err(|_| unregistered())?;
         if let Some(stream) = self.registered.get() {
             return Ok(stream); // registered by the other holder meanwhile
@@ -133,7 +133,10 @@ impl TokioSocket {
         // socket for a later call from inside one.
         tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
         let std = pending.take().ok_or_else(unregistered)?;
-        let stream = TcpStream::from_std(std)?;
+        // It also panics (before registering; the socket is closed as it
+        // unwinds) in a runtime built without its I/O driver.
+        let stream = catch_unwind(AssertUnwindSafe(|| TcpStream::from_std(std)))
+            .map_err(|_| io::Error::other(crate::RuntimeError::IoDisabled))??;
         Ok(self.registered.get_or_init(|| stream))
     }
 
@@ -336,6 +339,29 @@ mod tests {
         let mut got = [0u8; 6];
         client.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"hello\n");
+    }
+
+    /// In a runtime without its I/O driver, registering is a typed error
+    /// (tokio panics; the socket is closed), and so is every later use.
+    #[test]
+    fn registering_without_an_io_driver_is_an_error() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        server.set_nonblocking(true).unwrap();
+        let socket = TokioSocket::unregistered(server);
+        let no_io = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let _entered = no_io.enter();
+        let error = socket.stream().unwrap_err();
+        assert!(error.to_string().contains("I/O driver"), "{error}");
+        assert_eq!(
+            socket.stream().unwrap_err().kind(),
+            io::ErrorKind::NotConnected
+        );
+        use tether_adapter::Socket;
+        assert!(socket.shutdown(Shutdown::Both).is_err());
     }
 
     /// A socket handed to another runtime unregistered: outside a runtime
