@@ -48,7 +48,7 @@
 //! cross-thread wake-up: with one shard on 2 cores, churn was 18,900
 //! conn/s on 2 workers and 23,700 on 1 (a bare tokio echo server ran
 //! 21,000–24,800 in the same run), and 2 shards on 2 workers made fan-out
-//! only 1.21× of one. [`start_on_threads`] therefore runs each shard on a
+//! only 1.21× of one (1.57× on a runtime each). [`start_on_threads`] therefore runs each shard on a
 //! current-thread runtime of its own, on its own thread; it is what
 //! `tether serve --runtime tokio` runs. [`start`] is for an application
 //! that keeps everything on its own runtime.
@@ -204,7 +204,8 @@ fn shard_glue(
 /// runtime the scheduler moves a shard's readers and its driver between
 /// workers, making each read a cross-thread wake-up, and two shards never
 /// run on a core each for long. Measured on 2 cores with `pc fanout`
-/// (BENCHMARKS.md): 2 shards / 1 shard was 1.21× on one 2-worker runtime.
+/// (BENCHMARKS.md): 2 shards / 1 shard was 1.21× on one 2-worker runtime,
+/// 1.57× with a runtime per shard.
 ///
 /// Needs no runtime of the caller's: call it from anywhere, `main`
 /// included. The [`Handle`] works from any thread or task (its async
