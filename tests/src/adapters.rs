@@ -206,6 +206,11 @@ impl ServerUnderTest for LayerServer {
         stats.core.refused + stats.adapter("adapter.refused_full")
     }
 
+    fn accept_errors(&self) -> u64 {
+        let stats = self.handle.blocking().stats().unwrap_or_else(stopped);
+        stats.adapter("adapter.accept_errors")
+    }
+
     fn channels(&self) -> Vec<ChannelInfo> {
         self.handle.blocking().channels().unwrap_or_else(stopped)
     }

@@ -61,6 +61,11 @@ pub trait ServerUnderTest: Send + Sync + 'static {
     fn refused(&self) -> u64 {
         self.stats().refused
     }
+    /// Failed `accept` calls so far (counted by the listener; a peer that
+    /// reset before it was accepted may be one).
+    fn accept_errors(&self) -> u64 {
+        0
+    }
 }
 
 /// Everything the recorder saw, with indexes scenarios wait on.

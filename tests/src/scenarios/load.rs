@@ -151,8 +151,85 @@ pub fn connect_kick_close_cycles<A: Adapter>(cycles: usize, clients: usize) {
     assert_eq!(stats.released, stats.opened, "{}", A::NAME);
     assert_eq!(stats.disconnected.kicked, stats.opened, "{}", A::NAME);
     eprintln!("{}: {cycles} cycles in {:?}", A::NAME, started.elapsed());
+    reset_on_connect_flood(&rig, cycles / 5, clients, baseline);
     let rig = Arc::into_inner(rig).expect("workers are done");
     rig.finish();
+}
+
+/// Hostile peers: `connections` clients (over `clients` threads) that
+/// connect and at once close with `SO_LINGER` 0 — a RST, possibly before
+/// the server has accepted, handed the socket to its shard, registered it
+/// or greeted it — never reading. Nothing may leak: every channel that
+/// opened is released, no file descriptor is left above `baseline`.
+fn reset_on_connect_flood<A: Adapter>(
+    rig: &Arc<Rig<A>>,
+    connections: usize,
+    clients: usize,
+    baseline: usize,
+) {
+    let before = rig.server().stats();
+    let (refused_before, errors_before) = (rig.server().refused(), rig.server().accept_errors());
+    let addr = rig.addr();
+    let workers: Vec<_> = (0..clients)
+        .map(|worker| {
+            let share = connections / clients + usize::from(worker < connections % clients);
+            std::thread::spawn(move || {
+                for _ in 0..share {
+                    let stream = TcpStream::connect(addr).expect("connect");
+                    socket2::SockRef::from(&stream)
+                        .set_linger(Some(Duration::ZERO))
+                        .expect("linger");
+                    drop(stream); // RST
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().expect("worker");
+    }
+    // Reset connections still in the backlog are accepted (and found
+    // reset) in the server's own time.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut stats = rig.server().stats();
+    while (stats.live > 0 || stats.released < stats.opened) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+        stats = rig.server().stats();
+    }
+    assert_eq!(
+        stats.live,
+        0,
+        "{}: channels left after the RST flood",
+        A::NAME
+    );
+    assert_eq!(stats.released, stats.opened, "{}", A::NAME);
+    // Every connection the server took is accounted for: a channel, a
+    // refusal, or a failed accept (the kernel may also drop a connection
+    // reset in its backlog before any accept sees it).
+    let opened = stats.opened - before.opened;
+    let refused = rig.server().refused() - refused_before;
+    let accept_errors = rig.server().accept_errors() - errors_before;
+    assert!(
+        opened + refused + accept_errors <= connections as u64,
+        "{}: {opened} opened, {refused} refused, {accept_errors} accept errors",
+        A::NAME
+    );
+    let mut fds = client::open_fds();
+    let settle = Instant::now();
+    while fds > baseline && settle.elapsed() < SOON {
+        std::thread::sleep(Duration::from_millis(10));
+        fds = client::open_fds();
+    }
+    assert_eq!(
+        fds,
+        baseline,
+        "{}: file descriptors leaked after the RST flood",
+        A::NAME
+    );
+    eprintln!(
+        "{}: {connections} connect-and-reset clients: {opened} opened as channels, \
+         {refused} refused, {accept_errors} failed accepts",
+        A::NAME
+    );
 }
 
 fn one_cycle<A: Adapter>(rig: &Rig<A>, mode: KickMode) {
