@@ -16,13 +16,8 @@ ulimit -n 20000 2>/dev/null || true
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 cpu() { awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8, $5}' /proc/stat; }
 hz=$(getconf CLK_TCK)
-load_ok() { # as bench/loadgen.sh: measure only at load < 1.5
-  for _ in $(seq 1 60); do
-    awk -v l="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN{exit !(l < 1.5)}' && return 0
-    sleep 5
-  done
-  echo "load still >= 1.5: this line is not a figure" >&2
-}
+# shellcheck source=bench/load.sh
+. bench/load.sh
 for spec in "$@"; do
   PORT=$((PORT + 10))
   IFS=: read -ra w <<<"$spec"

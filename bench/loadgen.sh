@@ -59,18 +59,8 @@ if [ "$QUICK" = 1 ]; then CHURN_SECS=2; FAN_CLIENTS=200; FAN_LINES=200; KICKS=20
 
 ulimit -n 20000 2>/dev/null || true
 
-load_ok() {
-  local load
-  load=$(cut -d' ' -f1 /proc/loadavg)
-  if [ "${TETHER_BENCH_ANY_LOAD:-0}" != 1 ] && awk -v l="$load" 'BEGIN{exit !(l >= 1.5)}'; then
-    echo "load average $load >= 1.5: waiting (TETHER_BENCH_ANY_LOAD=1 to override)" >&2
-    for _ in $(seq 1 60); do
-      sleep 5
-      load=$(cut -d' ' -f1 /proc/loadavg)
-      awk -v l="$load" 'BEGIN{exit !(l < 1.5)}' && break
-    done
-  fi
-}
+# shellcheck source=bench/load.sh
+. bench/load.sh
 
 wants() { [[ ",$BENCHES," == *",$1,"* ]]; }
 

@@ -87,13 +87,8 @@ fn chat_and_kick(runtime: Runtime) {
     admin.send(&format!("kick {bob_id} abort\n"));
     assert_eq!(admin.line(), "ok\n");
     assert!(bob.try_line().is_err(), "an abortive kick resets");
-    admin.send("shutdown 200\n");
-    assert_eq!(admin.line(), "ok\n");
     assert!(
-        server
-            .handle
-            .blocking()
-            .wait_stopped(Duration::from_secs(5)),
+        common::console_shutdown(&mut admin, &server),
         "server stopped"
     );
     // The console closes its sessions once the server has stopped.

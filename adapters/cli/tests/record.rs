@@ -9,7 +9,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use common::{Client, stat};
 use tether_adapter::RecordOptions;
@@ -67,13 +66,8 @@ fn recorded_chat(runtime: Runtime) {
     assert!(stat(&stats, "adapter.record_bytes") > 0, "{stats:?}");
     assert_eq!(stat(&stats, "adapter.record_errors"), 0, "{stats:?}");
     assert_eq!(stat(&stats, "adapter.record_rotations"), 0, "{stats:?}");
-    admin.send("shutdown 200\n");
-    assert_eq!(admin.line(), "ok\n");
     assert!(
-        server
-            .handle
-            .blocking()
-            .wait_stopped(Duration::from_secs(5)),
+        common::console_shutdown(&mut admin, &server),
         "{runtime}: server stopped"
     );
     drop((alice, bob, admin));
@@ -137,14 +131,7 @@ fn a_recording_error_stops_the_recording_not_the_server() {
     assert_eq!(bob.line(), format!("{alice_id}: still here\n"));
     let stats = admin.stats();
     assert_eq!(stat(&stats, "adapter.record_lines"), recorded, "{stats:?}");
-    admin.send("shutdown 200\n");
-    assert_eq!(admin.line(), "ok\n");
-    assert!(
-        server
-            .handle
-            .blocking()
-            .wait_stopped(Duration::from_secs(5))
-    );
+    assert!(common::console_shutdown(&mut admin, &server));
     drop((alice, bob, admin));
     server.wait();
     replay(&path);

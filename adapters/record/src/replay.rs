@@ -552,6 +552,19 @@ impl Replayer {
     }
 }
 
+/// Parses `text` and replays all of it with the default options: the
+/// one-call form of [`Recording::parse`] then [`replay`] (a parse error
+/// is the report's result once what parsed has replayed).
+pub fn replay_text(text: impl AsRef<[u8]>) -> ReplayReport {
+    let (recording, error) = Recording::parse(text);
+    replay(
+        &recording,
+        error.as_ref(),
+        &ReplayOptions::default(),
+        |_| {},
+    )
+}
+
 /// Replays every segment of `recording`, then reports `error` (the
 /// parser's, if it stopped early). `observe` sees every replayed input.
 pub fn replay(

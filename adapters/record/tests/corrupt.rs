@@ -3,19 +3,9 @@
 //! bad id, a bad hex length. The parser names the line; replay runs every
 //! complete line before it; nothing panics.
 
-use tether_record::replay::{ReplayError, ReplayOptions, ReplayReport, replay};
+use tether_record::replay::{ReplayError, replay_text};
 use tether_record::rerecord::Rerecorder;
 use tether_record::{ParseErrorKind, Recording, synthetic};
-
-fn run(text: &[u8]) -> ReplayReport {
-    let (recording, error) = Recording::parse(text);
-    replay(
-        &recording,
-        error.as_ref(),
-        &ReplayOptions::default(),
-        |_| {},
-    )
-}
 
 /// Lines in `text` (a last line without `\n` counts).
 fn line_count(text: &[u8]) -> usize {
@@ -44,7 +34,7 @@ fn cut_at_every_line_boundary_and_mid_line() {
     let mut boundaries = 0;
     for cut in 0..=text.len() {
         let part = &text[..cut];
-        let report = run(part);
+        let report = replay_text(part);
         let complete = part.iter().filter(|&&b| b == b'\n').count();
         let at_boundary = cut == 0 || part.ends_with(b"\n");
         match &report.result {
@@ -88,7 +78,7 @@ fn every_byte_flipped_is_named_or_replays_never_panics() {
         {
             let mut bad = text.clone();
             bad[i] ^= mask;
-            let report = run(&bad);
+            let report = replay_text(&bad);
             match &report.result {
                 Ok(()) => {}
                 Err(ReplayError::Parse(e)) => {
@@ -143,7 +133,7 @@ fn wrong_version_bad_id_bad_hex_are_named() {
         "{e}"
     );
     // Every complete line before it replays.
-    let report = run(bad_id.as_bytes());
+    let report = replay_text(bad_id.as_bytes());
     assert_eq!(report.lines as usize, n - 8);
     assert!(matches!(report.result, Err(ReplayError::Parse(_))));
 

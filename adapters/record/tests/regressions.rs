@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tether_record::replay::{ReplayOptions, replay};
+use tether_record::replay::replay_text;
 use tether_record::{Recording, fuzz};
 
 fn files(dir: &Path) -> Vec<PathBuf> {
@@ -36,13 +36,7 @@ fn every_saved_recording_replays_exactly_under_the_checker() {
             "{}: needs a `# caught: ...` first line",
             path.display()
         );
-        let (recording, error) = Recording::parse(&text);
-        let report = replay(
-            &recording,
-            error.as_ref(),
-            &ReplayOptions::default(),
-            |_| {},
-        );
+        let report = replay_text(&text);
         assert!(report.checked, "{}: replayed unchecked", path.display());
         if let Err(e) = report.result {
             panic!("{}: {e}", path.display());

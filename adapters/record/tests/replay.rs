@@ -5,20 +5,10 @@
 use std::time::Duration;
 
 use tether_core::testing::{Input, Outcome};
-use tether_record::replay::{ReplayError, ReplayOptions, ReplayReport, replay};
+use tether_record::replay::{ReplayError, ReplayOptions, replay, replay_text};
 use tether_record::rerecord::Rerecorder;
 use tether_record::timeline::{Filter, Timeline};
 use tether_record::{Recording, encode_header, synthetic};
-
-fn replay_text(text: &[u8]) -> ReplayReport {
-    let (recording, error) = Recording::parse(text);
-    replay(
-        &recording,
-        error.as_ref(),
-        &ReplayOptions::default(),
-        |_| {},
-    )
-}
 
 fn replace_line(text: &[u8], number: usize, f: impl Fn(&str) -> String) -> Vec<u8> {
     let text = String::from_utf8(text.to_vec()).unwrap();

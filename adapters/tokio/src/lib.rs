@@ -260,14 +260,15 @@ pub fn start_on_threads(
         } else {
             TokioListener::new(listener)
         };
-        listeners.push(Some(
-            runtime.spawn(tether_adapter::listen_task(listener, context, TokioSleep)),
-        ));
+        listeners.push(runtime.spawn(tether_adapter::listen_task(listener, context, TokioSleep)));
     }
+    // Listeners were spawned from shard 0 on: the first ones go with the
+    // first shards' threads.
+    let mut listeners = listeners.into_iter();
     for (shard, (driver, runtime)) in prepared.drivers.into_iter().zip(runtimes).enumerate() {
         // The listener spawned on this runtime (if any) must outlive the
         // driver: it closes once every shard's driver has ended.
-        let listener = listeners.get_mut(shard).and_then(Option::take);
+        let listener = listeners.next();
         std::thread::Builder::new()
             .name(format!("tether-tokio-{shard}"))
             .spawn(move || {

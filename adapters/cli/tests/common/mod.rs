@@ -89,3 +89,14 @@ pub fn stat(stats: &[(String, u64)], key: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {key} in {stats:?}"))
         .1
 }
+
+/// `shutdown 200` on the admin console `admin`, which must answer `ok`;
+/// whether `server` then stopped within 5 s.
+pub fn console_shutdown(admin: &mut Client, server: &tether_chat::server::ChatServer) -> bool {
+    admin.send("shutdown 200\n");
+    assert_eq!(admin.line(), "ok\n");
+    server
+        .handle
+        .blocking()
+        .wait_stopped(Duration::from_secs(5))
+}
