@@ -65,6 +65,7 @@ fn start_async_std<R: tether_async_std::Runtime>(
 
 impl<const N: usize, const REUSE_PORT: bool> Adapter for AsyncStd<N, REUSE_PORT> {
     const NAME: &'static str = "async-std";
+    const SHARDS: usize = N;
     type Server = LayerServer;
     fn start_with(config: Config, opts: Options) -> LayerServer {
         start_async_std(
@@ -77,6 +78,7 @@ impl<const N: usize, const REUSE_PORT: bool> Adapter for AsyncStd<N, REUSE_PORT>
 
 impl<const N: usize, const REUSE_PORT: bool> Adapter for Smol<N, REUSE_PORT> {
     const NAME: &'static str = "smol";
+    const SHARDS: usize = N;
     type Server = LayerServer;
     fn start_with(config: Config, opts: Options) -> LayerServer {
         start_async_std(tether_async_std::Smol, config, options(opts, N, REUSE_PORT))
@@ -85,6 +87,7 @@ impl<const N: usize, const REUSE_PORT: bool> Adapter for Smol<N, REUSE_PORT> {
 
 impl<const N: usize, const REUSE_PORT: bool> Adapter for Threads<N, REUSE_PORT> {
     const NAME: &'static str = "threads";
+    const SHARDS: usize = N;
     type Server = LayerServer;
     fn start_with(config: Config, opts: Options) -> LayerServer {
         let started =
@@ -110,6 +113,7 @@ fn tokio_runtime() -> &'static tokio::runtime::Runtime {
 
 impl<const N: usize, const REUSE_PORT: bool> Adapter for Tokio<N, REUSE_PORT> {
     const NAME: &'static str = "tokio";
+    const SHARDS: usize = N;
     type Server = LayerServer;
     fn start_with(config: Config, opts: Options) -> LayerServer {
         let _entered = tokio_runtime().enter();
@@ -127,6 +131,7 @@ pub struct TokioThreads<const N: usize = 1, const REUSE_PORT: bool = false>;
 
 impl<const N: usize, const REUSE_PORT: bool> Adapter for TokioThreads<N, REUSE_PORT> {
     const NAME: &'static str = "tokio-threads";
+    const SHARDS: usize = N;
     type Server = LayerServer;
     fn start_with(config: Config, opts: Options) -> LayerServer {
         let started = tether_tokio::start_on_threads(

@@ -19,6 +19,8 @@ use tether_core::{
 pub trait Adapter: 'static {
     /// Shown in failure messages.
     const NAME: &'static str;
+    /// How many shards (hubs) its servers run.
+    const SHARDS: usize;
     /// The running server.
     type Server: ServerUnderTest;
     /// Starts a server listening on `127.0.0.1:0` with `config`. Panics if
