@@ -30,10 +30,15 @@ pub mod scenarios;
 pub use rig::{Adapter, Log, Rig, ServerUnderTest};
 
 /// Instantiates every scenario except the fd-counting one as a `#[test]`
-/// for `$adapter` (a type implementing [`Adapter`]). Use it inside a module
-/// to run several adapters from one file.
+/// for `$adapter` (a type implementing [`Adapter`]); `$adapter, reuse_port`
+/// adds the `SO_REUSEPORT` scenario, for adapters with a listener per
+/// shard. Use it inside a module to run several adapters from one file.
 #[macro_export]
 macro_rules! conformance_suite {
+    ($adapter:ty, reuse_port) => {
+        $crate::conformance_suite!($adapter);
+        $crate::conformance_suite!(@tests $adapter; reuse_port_spreads_and_refuses);
+    };
     ($adapter:ty) => {
         $crate::conformance_suite!(@tests $adapter;
             graceful_kick,

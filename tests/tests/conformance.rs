@@ -1,8 +1,9 @@
 //! The conformance suite on every runtime adapter: async-std, smol,
 //! blocking threads and tokio (on the application's runtime, and on a
-//! runtime per shard as `tether serve` runs it), with one shard, two shards fed round-robin
-//! by one acceptor, and two shards with an `SO_REUSEPORT` listener each
-//! (one process; the fd-counting cycles run alone in `*_cycles.rs`).
+//! runtime per shard as `tether serve` runs it), with one shard, two
+//! shards fed round-robin by one acceptor, and two shards with an
+//! `SO_REUSEPORT` listener each (one process; the fd-counting cycles run
+//! alone in `*_cycles.rs`).
 
 mod async_std {
     tether_conformance::conformance_suite!(tether_conformance::adapters::AsyncStd);
@@ -47,56 +48,21 @@ mod tokio_threads_2_shards {
 }
 
 mod async_std_2_shards_reuseport {
-    tether_conformance::conformance_suite!(tether_conformance::adapters::AsyncStd<2, true>);
-
-    #[test]
-    fn reuse_port_spreads_and_refuses() {
-        tether_conformance::scenarios::reuse_port_spreads_and_refuses::<
-            tether_conformance::adapters::AsyncStd<2, true>,
-        >();
-    }
+    tether_conformance::conformance_suite!(tether_conformance::adapters::AsyncStd<2, true>, reuse_port);
 }
 
 mod smol_2_shards_reuseport {
-    tether_conformance::conformance_suite!(tether_conformance::adapters::Smol<2, true>);
-
-    #[test]
-    fn reuse_port_spreads_and_refuses() {
-        tether_conformance::scenarios::reuse_port_spreads_and_refuses::<
-            tether_conformance::adapters::Smol<2, true>,
-        >();
-    }
+    tether_conformance::conformance_suite!(tether_conformance::adapters::Smol<2, true>, reuse_port);
 }
 
 mod threads_2_shards_reuseport {
-    tether_conformance::conformance_suite!(tether_conformance::adapters::Threads<2, true>);
-
-    #[test]
-    fn reuse_port_spreads_and_refuses() {
-        tether_conformance::scenarios::reuse_port_spreads_and_refuses::<
-            tether_conformance::adapters::Threads<2, true>,
-        >();
-    }
+    tether_conformance::conformance_suite!(tether_conformance::adapters::Threads<2, true>, reuse_port);
 }
 
 mod tokio_2_shards_reuseport {
-    tether_conformance::conformance_suite!(tether_conformance::adapters::Tokio<2, true>);
-
-    #[test]
-    fn reuse_port_spreads_and_refuses() {
-        tether_conformance::scenarios::reuse_port_spreads_and_refuses::<
-            tether_conformance::adapters::Tokio<2, true>,
-        >();
-    }
+    tether_conformance::conformance_suite!(tether_conformance::adapters::Tokio<2, true>, reuse_port);
 }
 
 mod tokio_threads_2_shards_reuseport {
-    tether_conformance::conformance_suite!(tether_conformance::adapters::TokioThreads<2, true>);
-
-    #[test]
-    fn reuse_port_spreads_and_refuses() {
-        tether_conformance::scenarios::reuse_port_spreads_and_refuses::<
-            tether_conformance::adapters::TokioThreads<2, true>,
-        >();
-    }
+    tether_conformance::conformance_suite!(tether_conformance::adapters::TokioThreads<2, true>, reuse_port);
 }

@@ -76,56 +76,47 @@ fn bind_with(addr: SocketAddr, backlog: u32, reuse_port: bool) -> io::Result<Tcp
     Ok(socket.into())
 }
 
-/// `SO_REUSEPORT` where socket2 offers it: unix but for a few targets.
-/// Both modules name the same platforms (one cfg and its negation), so
-/// exactly one of them is compiled.
-#[cfg(all(
-    unix,
-    not(any(
-        target_os = "solaris",
-        target_os = "illumos",
-        target_os = "cygwin",
-        target_os = "nuttx",
-        target_os = "wasi"
-    ))
-))]
-mod reuse_port {
-    use std::io;
-    use std::net::TcpListener;
-
-    pub(super) fn set(socket: &socket2::Socket) -> io::Result<()> {
-        socket.set_reuse_port(true)
-    }
-
-    pub(super) fn of(listener: &TcpListener) -> io::Result<bool> {
-        socket2::SockRef::from(listener).reuse_port()
-    }
-}
-
-/// No `SO_REUSEPORT`: setting it is an error, and no listener has it.
-#[cfg(not(all(
-    unix,
-    not(any(
-        target_os = "solaris",
-        target_os = "illumos",
-        target_os = "cygwin",
-        target_os = "nuttx",
-        target_os = "wasi"
-    ))
-)))]
-mod reuse_port {
-    use std::io;
-    use std::net::TcpListener;
-
-    pub(super) fn set(_socket: &socket2::Socket) -> io::Result<()> {
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "SO_REUSEPORT is not available on this platform (use --accept round-robin)",
+cfg_if::cfg_if! {
+    // Where socket2 offers `SO_REUSEPORT`: unix but for a few targets.
+    if #[cfg(all(
+        unix,
+        not(any(
+            target_os = "solaris",
+            target_os = "illumos",
+            target_os = "cygwin",
+            target_os = "nuttx",
+            target_os = "wasi"
         ))
-    }
+    ))] {
+        mod reuse_port {
+            use std::io;
+            use std::net::TcpListener;
 
-    pub(super) fn of(_listener: &TcpListener) -> io::Result<bool> {
-        Ok(false)
+            pub(super) fn set(socket: &socket2::Socket) -> io::Result<()> {
+                socket.set_reuse_port(true)
+            }
+
+            pub(super) fn of(listener: &TcpListener) -> io::Result<bool> {
+                socket2::SockRef::from(listener).reuse_port()
+            }
+        }
+    } else {
+        /// No `SO_REUSEPORT`: setting it is an error, and no listener has it.
+        mod reuse_port {
+            use std::io;
+            use std::net::TcpListener;
+
+            pub(super) fn set(_socket: &socket2::Socket) -> io::Result<()> {
+                Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "SO_REUSEPORT is not available on this platform (use --accept round-robin)",
+                ))
+            }
+
+            pub(super) fn of(_listener: &TcpListener) -> io::Result<bool> {
+                Ok(false)
+            }
+        }
     }
 }
 

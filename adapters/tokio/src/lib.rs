@@ -48,10 +48,11 @@
 //! cross-thread wake-up: with one shard on 2 cores, churn was 18,900
 //! conn/s on 2 workers and 23,700 on 1 (a bare tokio echo server ran
 //! 21,000–24,800 in the same run), and 2 shards on 2 workers made fan-out
-//! only 1.21× of one (1.57× on a runtime each). [`start_on_threads`] therefore runs each shard on a
-//! current-thread runtime of its own, on its own thread; it is what
-//! `tether serve --runtime tokio` runs. [`start`] is for an application
-//! that keeps everything on its own runtime.
+//! only 1.21× of one (1.57× on a runtime each). [`start_on_threads`]
+//! therefore runs each shard on a current-thread runtime of its own, on
+//! its own thread; it is what `tether serve --runtime tokio` runs.
+//! [`start`] is for an application that keeps everything on its own
+//! runtime.
 //!
 //! ## Dependencies
 //!
