@@ -4,10 +4,12 @@
 //!
 //! Its commands follow the same rules as a [`Handle`](crate::Handle)'s:
 //! executed in order, a send or broadcast waits while its channel is
-//! backpressured. They queue inside the driver; while more than
-//! [`APP_BACKLOG`] wait, the driver stops taking reads, so a flood that
-//! makes the application produce faster than peers read is pushed back by
-//! TCP like any other.
+//! backpressured. They queue inside the driver. The driver stops taking
+//! reads while one of them waits for backpressure, while more than
+//! [`REMOTE_AHEAD`] of its commands (or anyone's) wait in another shard's
+//! queue, or while [`APP_BACKLOG`] wait here: so a flood that makes the
+//! application produce faster than its slowest reader reads is paced by
+//! that reader, and TCP pushes back on the flooder (docs/design.md §5.2).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -20,6 +22,12 @@ use crate::handle::Command;
 
 /// Commands an in-driver application may have waiting before reads stop.
 pub const APP_BACKLOG: usize = 1024;
+
+/// Commands another shard's queue may hold before a driver whose
+/// application sends there stops reading: another shard's backpressure
+/// paces this one's senders as its own does, with at most this many
+/// relayed messages in flight between two shards.
+pub const REMOTE_AHEAD: usize = 16;
 
 /// An application run by each shard's driver (see
 /// [`Options::app`](crate::Options::app)). It must not block: it runs on the
@@ -125,6 +133,20 @@ impl AppState {
     /// Whether commands for other shards wait for room in their queues.
     pub fn has_remote_pending(&self) -> bool {
         !self.queues.pending.is_empty()
+    }
+
+    /// Whether another shard is behind with this one's commands: some
+    /// wait for room in its queue, or its queue holds [`REMOTE_AHEAD`] or
+    /// more. Nothing wakes a driver when another shard's queue drains: the
+    /// driver looks again soon while this holds.
+    pub fn remote_behind(&self) -> bool {
+        self.has_remote_pending()
+            || self
+                .queues
+                .remote
+                .iter()
+                .flatten()
+                .any(|queue| queue.len() >= REMOTE_AHEAD)
     }
 
     /// Commands waiting, here and for other shards.

@@ -54,13 +54,28 @@ pub enum ReadEnd {
     Released,
 }
 
+/// Read chunks one connection may have posted that its driver has not yet
+/// taken (docs/design.md §5.2). Its reader waits for the driver before
+/// reading more, so the kernel's receive window, not server memory, holds
+/// what a flooding peer sends beyond this: TCP pushes back on that peer
+/// alone. (A shared reader queue is the second line: [`Options::reader_queue`](crate::Options::reader_queue).)
+pub const READ_AHEAD: usize = 2;
+
 /// The sending ends of the driver's input queues, cloned into every task or
 /// thread that reports socket events. Both async (`*_async`) and blocking
 /// forms; both wait for room, never drop an input.
+///
+/// The `Inputs` a connection's [`Glue::open`](crate::Glue::open) is given
+/// carry that connection's read-ahead credit: posting an
+/// [`Input::Received`] through them waits while [`READ_AHEAD`] chunks of
+/// that connection are still waiting for the driver.
 #[derive(Debug)]
 pub struct Inputs<S, A> {
     pub(crate) reader: Sender<Input<S, A>>,
     pub(crate) control: Sender<Input<S, A>>,
+    /// One token per posted chunk the driver has not taken yet (per
+    /// connection; `None` on the shard-wide inputs).
+    pub(crate) ahead: Option<Sender<()>>,
 }
 
 impl<S, A> Clone for Inputs<S, A> {
@@ -68,6 +83,7 @@ impl<S, A> Clone for Inputs<S, A> {
         Inputs {
             reader: self.reader.clone(),
             control: self.control.clone(),
+            ahead: self.ahead.clone(),
         }
     }
 }
@@ -86,16 +102,49 @@ impl<S, A> Inputs<S, A> {
         }
     }
 
-    /// Posts `input`, waiting for room.
+    /// The same queues with a fresh read-ahead credit of [`READ_AHEAD`]
+    /// chunks, for one connection; the driver keeps the returned end and
+    /// hands a token back for each chunk it takes.
+    pub(crate) fn for_connection(&self) -> (Self, Receiver<()>) {
+        let (ahead, taken) = async_channel::bounded(READ_AHEAD);
+        let inputs = Inputs {
+            reader: self.reader.clone(),
+            control: self.control.clone(),
+            ahead: Some(ahead),
+        };
+        (inputs, taken)
+    }
+
+    /// The credit a `Received` needs, if this connection has one.
+    fn credit(&self, input: &Input<S, A>) -> Option<&Sender<()>> {
+        match input {
+            Input::Received(..) => self.ahead.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Posts `input`, waiting for room (and, for received bytes, for the
+    /// driver to take this connection's earlier chunks).
     pub async fn send(&self, input: Input<S, A>) -> Result<(), DriverGone<Input<S, A>>> {
+        if let Some(ahead) = self.credit(&input)
+            && ahead.send(()).await.is_err()
+        {
+            return Err(DriverGone(input));
+        }
         self.queue(&input)
             .send(input)
             .await
             .map_err(|e| DriverGone(e.into_inner()))
     }
 
-    /// Posts `input`, blocking the thread while the queue is full.
+    /// Posts `input`, blocking the thread while the queue is full (or, for
+    /// received bytes, while this connection's earlier chunks wait).
     pub fn send_blocking(&self, input: Input<S, A>) -> Result<(), DriverGone<Input<S, A>>> {
+        if let Some(ahead) = self.credit(&input)
+            && ahead.send_blocking(()).is_err()
+        {
+            return Err(DriverGone(input));
+        }
         self.queue(&input)
             .send_blocking(input)
             .map_err(|e| DriverGone(e.into_inner()))
@@ -117,7 +166,11 @@ pub(crate) fn queues<S, A>(
     let (reader, reader_rx) = async_channel::bounded(reader_cap.max(1));
     let (control, control_rx) = async_channel::bounded(control_cap.max(1));
     (
-        Inputs { reader, control },
+        Inputs {
+            reader,
+            control,
+            ahead: None,
+        },
         InputQueues {
             reader: reader_rx,
             control: control_rx,

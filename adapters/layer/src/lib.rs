@@ -85,12 +85,12 @@ pub use tether_record::RecordOptions;
 use tether_record::RecordedHub;
 
 pub use accept::{Accept, AcceptRouter, ListenContext, Listeners};
-pub use app::{APP_BACKLOG, App, AppFactory, AppOut};
+pub use app::{APP_BACKLOG, App, AppFactory, AppOut, REMOTE_AHEAD};
 pub use driver::Driver;
 pub use exec::{ThreadSleep, block_on};
 pub use glue::{Glue, Release, Sleep, Socket};
 pub use handle::{Blocking, Error, Events, Handle};
-pub use input::{DriverGone, Input, Inputs, ReadEnd, SMALL_READ, read_chunk};
+pub use input::{DriverGone, Input, Inputs, READ_AHEAD, ReadEnd, SMALL_READ, read_chunk};
 pub use stats::{AdapterCounters, Histogram, KICK_BUCKETS, ServerStats};
 pub use tasks::{
     AsyncListener, AsyncSocket, Spawn, TaskConn, TaskGlue, listen_task, read_task, wait_task,
@@ -287,6 +287,7 @@ pub fn prepare<G: Glue>(
     let counters = Arc::new(AdapterCounters::default());
     let gates = accept::Gates::new(shards);
     let remaining = Arc::new(std::sync::atomic::AtomicUsize::new(shards));
+    let barrier = driver::Barrier::new(shards);
     // Every shard's queues first: an in-driver application may command any
     // shard.
     let mut handle_queues = Vec::with_capacity(shards);
@@ -351,6 +352,7 @@ pub fn prepare<G: Glue>(
             stopped: stopped.clone(),
             listener_alive: listener_alive.clone(),
             app,
+            barrier: barrier.clone(),
         }));
     }
     let handle = Handle::new(local_addr, handle_queues, stopped_rx);

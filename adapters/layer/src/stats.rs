@@ -29,6 +29,10 @@ pub struct AdapterCounters {
     pub reads_held: AtomicU64,
     /// Times a send or broadcast waited for its channel's backpressure.
     pub sends_held: AtomicU64,
+    /// Times a held send found its channel without write progress for
+    /// `Options::send_wait` and asked the kernel (a write) whether the peer
+    /// still takes bytes, before letting the send go ahead.
+    pub write_probes: AtomicU64,
     /// Hub inputs from the adapter that the hub rejected (they are also
     /// counted by kind in the hub's own stats).
     pub inputs_rejected: AtomicU64,
@@ -108,6 +112,7 @@ impl AdapterCounters {
             ("adapter.write_waits", get(&self.write_waits)),
             ("adapter.reads_held", get(&self.reads_held)),
             ("adapter.sends_held", get(&self.sends_held)),
+            ("adapter.write_probes", get(&self.write_probes)),
             ("adapter.inputs_rejected", get(&self.inputs_rejected)),
             ("adapter.record_lines", get(&self.record_lines)),
             ("adapter.record_bytes", get(&self.record_bytes)),

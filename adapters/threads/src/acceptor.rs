@@ -94,7 +94,7 @@ fn run(
         if options.nodelay {
             let _ = stream.set_nodelay(true);
         }
-        match spawn_reader(stream, peer, inputs, options, adapter.read_buffer) {
+        match spawn_reader(stream, peer, options, adapter.read_buffer) {
             Ok(input) => {
                 if let Err(gone) = inputs.send_blocking(input) {
                     // That shard's driver has ended: end the reader we
@@ -123,12 +123,11 @@ fn run(
 
 /// Starts the connection's reader here, off the driver's thread (a thread
 /// start costs tens of microseconds the driver would otherwise not spend
-/// deciding). The reader learns its id from `start` (see
-/// [`conn::run_reader`]).
+/// deciding). The reader learns its id and its connection's inputs (with
+/// their read-ahead credit) from `start` (see [`conn::run_reader`]).
 fn spawn_reader(
     stream: TcpStream,
     peer: SocketAddr,
-    inputs: &conn::ThreadInputs,
     options: &ThreadOptions,
     read_buffer: usize,
 ) -> Result<Input<ThreadSocket, Accepted>, (io::Error, Option<TcpStream>)> {
@@ -138,8 +137,8 @@ fn spawn_reader(
         .name("tether-read".into())
         .stack_size(options.stack_size)
         .spawn({
-            let (socket, inputs) = (socket.clone(), inputs.clone());
-            move || conn::run_reader(socket, started, inputs, read_buffer)
+            let socket = socket.clone();
+            move || conn::run_reader(socket, started, read_buffer)
         });
     match spawned {
         Ok(thread) => Ok(Input::Accepted {

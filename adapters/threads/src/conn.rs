@@ -89,10 +89,10 @@ impl tether_adapter::Socket for ThreadSocket {
 pub(crate) type ThreadInputs = Inputs<ThreadSocket, Accepted>;
 
 /// What the acceptor hands over: the reader thread, already started and
-/// blocked in its first `read`, waiting for its id on `start`.
+/// blocked in its first `read`, waiting for its id and inputs on `start`.
 #[derive(Debug)]
 pub struct Accepted {
-    pub(crate) start: std::sync::mpsc::SyncSender<ChannelId>,
+    pub(crate) start: std::sync::mpsc::SyncSender<(ChannelId, ThreadInputs)>,
     pub(crate) thread: JoinHandle<()>,
 }
 
@@ -129,18 +129,18 @@ impl Drop for ThreadConn {
 /// lets go.
 ///
 /// The first `read` starts before the id is known: the driver attaches this
-/// reader in the same step as the hub accepts the connection. If the hub
-/// refuses it, the socket is shut down, which ends that read, and `started`
-/// is dropped, which ends this thread.
+/// reader in the same step as the hub accepts the connection, and sends the
+/// id with the connection's inputs (which carry its read-ahead credit). If
+/// the hub refuses it, the socket is shut down, which ends that read, and
+/// `started` is dropped, which ends this thread.
 pub(crate) fn run_reader(
     socket: Arc<ThreadSocket>,
-    started: Receiver<ChannelId>,
-    inputs: ThreadInputs,
+    started: Receiver<(ChannelId, ThreadInputs)>,
     buffer_size: usize,
 ) {
     let mut buf = vec![0u8; buffer_size.max(1)];
     let mut result = (&socket.stream).read(&mut buf);
-    let Ok(id) = started.recv() else {
+    let Ok((id, inputs)) = started.recv() else {
         return; // refused: no channel, nothing to report
     };
     let end = loop {

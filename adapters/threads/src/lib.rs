@@ -232,7 +232,7 @@ impl Glue for ThreadGlue {
         id: ChannelId,
         _socket: &Arc<ThreadSocket>,
         accepted: Accepted,
-        _inputs: &ThreadInputs,
+        inputs: &ThreadInputs,
     ) -> io::Result<ThreadConn> {
         self.reap(false);
         let conn = ThreadConn {
@@ -243,7 +243,7 @@ impl Glue for ThreadGlue {
         // The reader waits for its id; it cannot be gone before this.
         accepted
             .start
-            .send(id)
+            .send((id, inputs.clone()))
             .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))?;
         Ok(conn)
     }

@@ -17,7 +17,7 @@ use super::{BURST_LINE_LEN, Scale, serial};
 use crate::client::End;
 
 /// How long connecting and greeting may take.
-const SOON: Duration = Duration::from_secs(10);
+pub(super) const SOON: Duration = Duration::from_secs(10);
 
 /// `lines` burst lines of [`BURST_LINE_LEN`] bytes, each numbered and with
 /// a filler that differs from line to line, so a lost, repeated, reordered
@@ -55,7 +55,7 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         format!(
             "{}: {} lines, end {:?}, {} bytes after the last newline, problem {:?}, notices {:?}",
             self.name, self.lines, self.end, self.partial, self.problem, self.notices
@@ -137,7 +137,7 @@ fn read_burst(
     tally
 }
 
-fn spawn_reader(
+pub(super) fn spawn_reader(
     name: String,
     reader: LineReader,
     from: &str,
@@ -160,11 +160,14 @@ fn spawn_reader(
 }
 
 /// Writes `payload` in one go (no pacing); an error ends it.
-fn spawn_writer(stream: TcpStream, payload: Arc<Vec<u8>>) -> JoinHandle<std::io::Result<()>> {
+pub(super) fn spawn_writer(
+    stream: TcpStream,
+    payload: Arc<Vec<u8>>,
+) -> JoinHandle<std::io::Result<()>> {
     std::thread::spawn(move || (&stream).write_all(&payload))
 }
 
-fn connect(server: &mut Server, name: &str, deadline: Instant) -> Client {
+pub(super) fn connect(server: &mut Server, name: &str, deadline: Instant) -> Client {
     Client::connect(server.chat, deadline)
         .unwrap_or_else(|e| panic!("{name}: {e}\n{}", server.context()))
 }

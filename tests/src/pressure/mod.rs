@@ -11,6 +11,7 @@
 //!   the [`Admin`] console client.
 //! * [`net`]: line readers, greetings, non-blocking connects.
 //! * [`flow`]: flow control: burst, tiny lines, SIGTERM mid-burst.
+//! * [`drain`]: shutdowns (signals, console) mid-burst across shards, repeated.
 //! * [`limits`]: resource limits: concurrent connects, fd limit, silent
 //!   admin connections, a full server, 20,000 connections.
 //!
@@ -31,11 +32,13 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+pub mod drain;
 pub mod flow;
 pub mod limits;
 pub mod net;
 pub mod server;
 
+pub use drain::shutdown_mid_burst;
 pub use flow::{burst, sigterm_mid_burst, tiny_lines};
 pub use limits::{
     child_hook, concurrent_connects, fd_limit, server_full_says_so, silent_admin_connections,
@@ -65,6 +68,12 @@ pub struct Scale {
     /// SIGTERM mid-burst: the signal comes once every observer has this many
     /// lines; the sender offers four times as many.
     pub sigterm_lines: usize,
+    /// Shutdown mid-burst: rounds (each a fresh server, SIGTERM, SIGINT
+    /// and the console's `shutdown` in turn).
+    pub drain_rounds: usize,
+    /// Shutdown mid-burst: the talker offers four times this many lines;
+    /// the stop comes after up to this many.
+    pub drain_lines: usize,
     /// Upper bound on any one scenario's traffic phase (never a speed test).
     pub deadline: Duration,
 }
@@ -79,6 +88,8 @@ impl Scale {
         burst_lines: 6_000,
         tiny_bytes: 2_000_000,
         sigterm_lines: 2_000,
+        drain_rounds: 21,
+        drain_lines: 500,
         deadline: Duration::from_secs(60),
     };
     /// The full sizes of issue 8 (`-- --ignored`, release).
@@ -87,6 +98,8 @@ impl Scale {
         burst_lines: 10_000,
         tiny_bytes: 20_000_000,
         sigterm_lines: 10_000,
+        drain_rounds: 60,
+        drain_lines: 2_000,
         deadline: Duration::from_secs(300),
     };
 }
@@ -109,6 +122,7 @@ macro_rules! pressure_suite {
             burst => burst(DEFAULT),
             tiny_lines => tiny_lines(DEFAULT),
             sigterm_mid_burst => sigterm_mid_burst(DEFAULT),
+            shutdown_mid_burst => shutdown_mid_burst(DEFAULT),
             concurrent_connects_1500 => concurrent_connects(DEFAULT),
             fd_limit_256 => fd_limit(DEFAULT),
             silent_admin_connections_300 => silent_admin_connections(DEFAULT),
@@ -118,6 +132,7 @@ macro_rules! pressure_suite {
             burst_full => burst(FULL),
             tiny_lines_full => tiny_lines(FULL),
             sigterm_mid_burst_full => sigterm_mid_burst(FULL),
+            shutdown_mid_burst_full => shutdown_mid_burst(FULL),
             connections_20000 => twenty_thousand_connections(FULL),
         );
     };

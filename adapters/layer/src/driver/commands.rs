@@ -12,30 +12,65 @@ impl<G: Glue> Driver<G> {
     /// Until when `command` must wait for backpressure to clear, if it
     /// must: a send while its channel is backpressured, a broadcast while
     /// any usable channel is — as long as that channel's peer is taking
-    /// bytes (it made progress within `Options::send_wait`). The wait ends
-    /// when the channel drains to its low watermark, ends, is evicted, or
-    /// stops taking bytes for `send_wait`.
-    pub(super) fn wait_until(&self, now: Instant, command: &Command) -> Option<Instant> {
-        let holds = |id: ChannelId| -> Option<Instant> {
-            if !self.hub.is_backpressured(id).unwrap_or(false) {
-                return None;
-            }
-            let conn = self.conns.get(&id)?;
-            let until = conn.progress + self.options.send_wait;
-            (until > now).then_some(until)
-        };
+    /// bytes. The wait ends when the channel drains to its low watermark,
+    /// ends, is evicted, or takes no bytes for `Options::send_wait`.
+    pub(super) fn wait_until(&mut self, now: Instant, command: &Command) -> Option<Instant> {
         match command {
-            Command::Send { id, .. } => holds(*id),
+            Command::Send { id, .. } => {
+                let (until, stalled) = self.hold_of(now, *id);
+                until.or_else(|| stalled.then(|| self.still_taking(now, &[*id])).flatten())
+            }
             Command::Broadcast { .. } if self.hub.backpressured() > 0 => {
                 // O(channels), only while some channel is backpressured
                 // (its transmits may still wait in the hub's action queue,
                 // so the connection's own queue cannot tell).
-                self.conns.keys().filter_map(|id| holds(*id)).min()
+                let mut until: Option<Instant> = None;
+                let mut stalled = Vec::new();
+                for id in self.conns.keys() {
+                    match self.hold_of(now, *id) {
+                        (Some(at), _) => until = Some(until.map_or(at, |u| u.min(at))),
+                        (None, true) => stalled.push(*id),
+                        (None, false) => {}
+                    }
+                }
+                until.or_else(|| self.still_taking(now, &stalled))
             }
             _ => None,
         }
     }
 
+    /// Whether `id` holds sends up: `(Some(until), _)` while it is
+    /// backpressured and took bytes within `send_wait`; `(None, true)` when
+    /// it is backpressured but took none that long, as far as the driver
+    /// saw (see [`Self::still_taking`]).
+    fn hold_of(&self, now: Instant, id: ChannelId) -> (Option<Instant>, bool) {
+        if !self.hub.is_backpressured(id).unwrap_or(false) {
+            return (None, false);
+        }
+        let Some(conn) = self.conns.get(&id) else {
+            return (None, false);
+        };
+        let until = conn.progress + self.options.send_wait;
+        if until > now {
+            (Some(until), false)
+        } else {
+            (None, !conn.dead)
+        }
+    }
+
+    /// Asks the kernel whether any of `stalled` takes bytes now, before
+    /// believing that its peer stopped reading: the driver's own lag (a
+    /// long step on a loaded machine, a writability report still queued)
+    /// must never pass for the peer's (docs/design.md §5.2). A peer that
+    /// read since its last write has room in its send buffer, so a
+    /// non-blocking write takes bytes. Returns until when to hold then.
+    fn still_taking(&mut self, now: Instant, stalled: &[ChannelId]) -> Option<Instant> {
+        let mut taking = false;
+        for id in stalled {
+            taking |= self.probe(now, *id);
+        }
+        taking.then(|| now + self.options.send_wait)
+    }
     pub(super) fn command(&mut self, now: Instant, command: Command) {
         if let Some(until) = self.wait_until(now, &command) {
             AdapterCounters::bump(&self.counters.sends_held);
@@ -144,7 +179,7 @@ impl<G: Glue> Driver<G> {
                 let _ = reply.try_send(self.hub.offline().collect());
             }
             Query::Shutdown { grace, reply } => {
-                self.hub.shutdown(now, grace);
+                self.begin_stop(now, grace);
                 let _ = reply.try_send(());
             }
         }

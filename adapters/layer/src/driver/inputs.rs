@@ -21,6 +21,11 @@ impl<G: Glue> Driver<G> {
                 accepted,
             } => self.accepted(now, socket, peer, accepted),
             Input::Received(id, data) => {
+                // The chunk is taken: its reader may read another (a stale
+                // id finds no connection, and then no reader waits on it).
+                if let Some(conn) = self.conns.get(&id) {
+                    let _ = conn.ahead.try_recv();
+                }
                 let result = self.hub.handle_received(now, id, data);
                 self.rejected(result);
             }
@@ -61,7 +66,15 @@ impl<G: Glue> Driver<G> {
         peer: SocketAddr,
         accepted: G::Accepted,
     ) {
-        let id = match self.hub.accept(now, peer) {
+        // Between the start of the drain and the hub's shutdown the hub
+        // would still accept: refuse as it will.
+        let stopping = self.stopping.holds_reads();
+        let accepted_id = if stopping {
+            Err(())
+        } else {
+            self.hub.accept(now, peer).map_err(drop)
+        };
+        let id = match accepted_id {
             Ok(id) => id,
             Err(_) => {
                 // At the limit or shutting down: say so, then close
@@ -77,7 +90,8 @@ impl<G: Glue> Driver<G> {
         // The reader is the first holder (invariant 5); a fresh channel
         // always takes one.
         let _ = self.hub.attach(now, id);
-        let glue = match self.glue.open(id, &socket, accepted, &self.inputs) {
+        let (inputs, ahead) = self.inputs.for_connection();
+        let glue = match self.glue.open(id, &socket, accepted, &inputs) {
             Ok(conn) => Some(conn),
             Err(e) => {
                 AdapterCounters::bump(&self.counters.refused_resources);
@@ -97,6 +111,7 @@ impl<G: Glue> Driver<G> {
                 dead: false,
                 progress: now,
                 kicked_at: None,
+                ahead,
             },
         );
         if let Some(greeting) = &self.options.greeting {

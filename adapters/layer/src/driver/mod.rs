@@ -24,6 +24,7 @@ mod commands;
 mod conns;
 mod inputs;
 mod outputs;
+mod stop;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -36,6 +37,8 @@ use tether_core::{ChannelId, Event};
 use tether_record::{RecordStats, RecordedHub};
 
 use self::conns::Conns;
+pub(crate) use self::stop::Barrier;
+use self::stop::Stopping;
 use crate::Options;
 use crate::accept::Gates;
 use crate::app::{APP_BACKLOG, AppState};
@@ -67,6 +70,9 @@ struct Conn<G: Glue> {
     progress: Instant,
     /// When the application kicked it, until its FIN or RST is out.
     kicked_at: Option<Instant>,
+    /// Its reader's read-ahead credit: one token per chunk posted and not
+    /// yet taken (`input::READ_AHEAD` at most).
+    ahead: Receiver<()>,
 }
 
 /// A receiving end, pinned once (`async_channel::Receiver` is `!Unpin`)
@@ -146,6 +152,12 @@ pub struct Driver<G: Glue> {
     listener_alive: Option<Sender<()>>,
     /// The in-driver application, if the server runs one.
     app: Option<AppState>,
+    /// Where this shard is in the two-phase drain.
+    stopping: Stopping,
+    /// Shared by every shard: who may still relay to the others.
+    barrier: Arc<Barrier>,
+    /// This shard has left the barrier.
+    left_barrier: bool,
 }
 
 impl<G: Glue> std::fmt::Debug for Driver<G> {
@@ -177,6 +189,7 @@ pub(crate) struct Parts<G: Glue> {
     pub stopped: Sender<()>,
     pub listener_alive: Sender<()>,
     pub app: Option<AppState>,
+    pub barrier: Arc<Barrier>,
 }
 
 impl<G: Glue> Driver<G> {
@@ -207,16 +220,25 @@ impl<G: Glue> Driver<G> {
             _stopped: parts.stopped,
             listener_alive: Some(parts.listener_alive),
             app: parts.app,
+            stopping: Stopping::No,
+            barrier: parts.barrier,
+            left_barrier: false,
         }
     }
 
     /// Whether reader data may be taken: the application keeps up with
     /// its events (or nobody listens, or the server is draining anyway).
+    /// An in-driver application keeps up only while none of its commands
+    /// waits for backpressure, here or in another shard's queue: a relay is
+    /// then paced by its slowest reader, never queued past it
+    /// (docs/design.md §5.2).
     fn reading_open(&self) -> bool {
-        let app_keeps_up = self
-            .app
-            .as_ref()
-            .is_none_or(|app| app.backlog() < APP_BACKLOG);
+        if self.stopping.holds_reads() {
+            return false;
+        }
+        let app_keeps_up = self.app.as_ref().is_none_or(|app| {
+            self.held.is_none() && app.backlog() < APP_BACKLOG && !app.remote_behind()
+        });
         (app_keeps_up
             && (self.unread.load(Ordering::Acquire) < self.options.event_backlog
                 || self.events.receiver_count() == 0))
@@ -240,9 +262,11 @@ impl<G: Glue> Driver<G> {
             if let Some(flush) = self.record_due() {
                 deadline = Some(deadline.map_or(flush, |at| at.min(flush)));
             }
-            if self.app.as_ref().is_some_and(AppState::has_remote_pending) {
-                // Another shard's queue was full: look again soon (nothing
-                // else may wake this driver while its reads are held).
+            if self.app.as_ref().is_some_and(AppState::remote_behind) || self.stopping.holds_reads()
+            {
+                // Another shard is behind, or the drain waits for the
+                // others: look again soon (nothing else may wake this
+                // driver while its reads are held).
                 let retry = Instant::now() + Duration::from_millis(1);
                 deadline = Some(deadline.map_or(retry, |at| at.min(retry)));
             }
@@ -295,7 +319,7 @@ impl<G: Glue> Driver<G> {
                     // Nobody can command the hub any more: shut it down so
                     // its sockets and tasks do not outlive every handle.
                     self.orphaned = true;
-                    self.hub.shutdown(now, Duration::ZERO);
+                    self.stop_now(now);
                 }
             }
             self.batch(now);
@@ -308,6 +332,8 @@ impl<G: Glue> Driver<G> {
             self.drain(now);
             self.release_held(now);
             self.run_app(now);
+            self.advance_stop(now);
+            self.drain(now);
             if self.record_due().is_some_and(|at| at <= now) {
                 self.flush_record(now);
             }

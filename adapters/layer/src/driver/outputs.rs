@@ -105,7 +105,11 @@ impl<G: Glue> Driver<G> {
                 self.rejected(result);
             }
             Action::PauseAccept => self.gates.set(self.shard, false),
-            Action::ResumeAccept => self.gates.set(self.shard, true),
+            // A draining shard's gate stays shut (docs/design.md §5.5).
+            Action::ResumeAccept if self.stopping == super::Stopping::No => {
+                self.gates.set(self.shard, true);
+            }
+            Action::ResumeAccept => {}
             _ => {}
         }
     }
@@ -140,29 +144,7 @@ impl<G: Glue> Driver<G> {
             if conn.waiting || conn.dead {
                 continue;
             }
-            let report = conn.out.flush(&*conn.socket);
-            if report.bytes > 0 {
-                conn.progress = now;
-            }
-            let c = &self.counters;
-            c.write_calls.fetch_add(report.calls, Ordering::Relaxed);
-            c.messages_written
-                .fetch_add(report.messages, Ordering::Relaxed);
-            if report.bytes > 0 {
-                let result = self.hub.handle_written(now, *id, report.bytes);
-                self.rejected(result);
-            }
-            match report.outcome {
-                Flushed::Drained => {}
-                Flushed::Full => self.wait_writable(now, *id),
-                Flushed::Failed(kind) => {
-                    if let Some(conn) = self.conns.get_mut(id) {
-                        conn.dead = true;
-                        conn.out.clear();
-                    }
-                    let _ended = self.hub.handle_io_error(now, *id, kind);
-                }
-            }
+            self.write_conn(now, *id);
         }
         // Reuse the allocation.
         let mut dirty = dirty;
@@ -170,6 +152,62 @@ impl<G: Glue> Driver<G> {
         if self.dirty.is_empty() {
             self.dirty = dirty;
         }
+    }
+
+    /// Whether `id`'s peer takes bytes now: writes what its connection has
+    /// queued, even while a writability waiter runs (the bytes stay in
+    /// order: the driver is their only writer). With nothing queued in the
+    /// connection its bytes still wait in the hub's actions, i.e. the
+    /// driver has not offered them yet: that is no sign of a stalled peer.
+    pub(super) fn probe(&mut self, now: Instant, id: ChannelId) -> bool {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return false;
+        };
+        if conn.dead {
+            return false;
+        }
+        if conn.out.is_empty() {
+            conn.progress = now;
+            return true;
+        }
+        AdapterCounters::bump(&self.counters.write_probes);
+        self.write_conn(now, id) > 0
+    }
+
+    /// One flush of `id`'s connection: counts it, reports what the kernel
+    /// took to the hub in the same step, and starts a writability waiter
+    /// (unless one runs) where it took less than everything. Returns the
+    /// bytes taken.
+    fn write_conn(&mut self, now: Instant, id: ChannelId) -> usize {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return 0;
+        };
+        let report = conn.out.flush(&*conn.socket);
+        if report.bytes > 0 {
+            conn.progress = now;
+        }
+        let waiting = conn.waiting;
+        let c = &self.counters;
+        c.write_calls.fetch_add(report.calls, Ordering::Relaxed);
+        c.messages_written
+            .fetch_add(report.messages, Ordering::Relaxed);
+        if report.bytes > 0 {
+            let result = self.hub.handle_written(now, id, report.bytes);
+            self.rejected(result);
+        }
+        match report.outcome {
+            Flushed::Drained => {}
+            Flushed::Full if waiting => {}
+            Flushed::Full => self.wait_writable(now, id),
+            Flushed::Failed(kind) => {
+                if let Some(conn) = self.conns.get_mut(&id) {
+                    conn.dead = true;
+                    conn.out.clear();
+                }
+                let _ended = self.hub.handle_io_error(now, id, kind);
+            }
+        }
+        report.bytes
     }
 
     pub(super) fn wait_writable(&mut self, now: Instant, id: ChannelId) {
