@@ -86,7 +86,7 @@ impl Scale {
     pub const DEFAULT: Scale = Scale {
         name: "default",
         burst_lines: 6_000,
-        tiny_bytes: 2_000_000,
+        tiny_bytes: 8_000_000,
         sigterm_lines: 2_000,
         drain_rounds: 21,
         drain_lines: 500,
