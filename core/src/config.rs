@@ -95,7 +95,8 @@ pub struct Config {
     /// [`message_overhead`](Config::message_overhead) for every message
     /// queued since the queue was last empty (invariant 8). A single send
     /// with `len + message_overhead` above this is always rejected
-    /// ([`SendError::TooLarge`](crate::SendError::TooLarge)).
+    /// ([`SendError::TooLarge`](crate::SendError::TooLarge)). At most
+    /// [`Config::MAX_QUEUE_LIMIT`].
     pub queue_limit: usize,
     /// Bytes charged per queued message on top of its payload (Netty charges
     /// 96 per outbound entry): a million 2-byte messages are not 2 MB of
@@ -147,7 +148,8 @@ pub struct Config {
     /// The jump is believed when the next input confirms it (a `now` at or
     /// after the held one and within this bound of it): a clock that really
     /// jumped keeps reading the new time, a single wild `Instant` does not.
-    /// A hub with no channel (and no shutdown under way) takes any `now`.
+    /// A hub with no channel (none yet, or none left, after a completed
+    /// shutdown too) takes any `now`.
     /// See the crate documentation, *Time*.
     pub max_clock_jump: Duration,
 }
@@ -215,10 +217,37 @@ pub enum ConfigError {
     /// A timeout of zero, which would fire before anything could happen.
     #[error("{0} must be greater than zero")]
     ZeroTimeout(&'static str),
+    /// `queue_limit` is above [`Config::MAX_QUEUE_LIMIT`] (`usize::MAX / 2`),
+    /// so the sums the hub forms from it could not be represented. The
+    /// largest is the charge check of a send: a queue's charge (at most
+    /// `queue_limit`) plus the message's cost (`len + message_overhead`,
+    /// at most `queue_limit` or the send is `TooLarge`), up to
+    /// `2 × queue_limit`; every other sum of the queue fields is smaller.
+    /// With the limit at most `usize::MAX / 2` they all fit in a `usize`
+    /// (the hub still adds with checks, invariant 10). No allocation can be larger than `isize::MAX` (the same
+    /// number) anyway, so no real queue is refused.
+    #[error("queue_limit ({limit}) must be at most {max} (usize::MAX / 2)")]
+    QueueLimitTooLarge {
+        /// The configured `queue_limit`.
+        limit: usize,
+        /// [`Config::MAX_QUEUE_LIMIT`].
+        max: usize,
+    },
 }
 
 impl Config {
-    /// Checks that the fields fit together.
+    /// The largest [`queue_limit`](Config::queue_limit) that
+    /// [`validate`](Config::validate) accepts: `usize::MAX / 2`, so that a
+    /// queue's charge plus the cost of one more message, each at most the
+    /// limit, fits in a `usize` ([`ConfigError::QueueLimitTooLarge`]).
+    pub const MAX_QUEUE_LIMIT: usize = usize::MAX / 2;
+
+    /// Checks that the fields fit together, and that every sum the hub
+    /// forms from them can be represented
+    /// ([`ConfigError::QueueLimitTooLarge`]). Durations have no upper
+    /// bound: a deadline past what `Instant` can hold is never due (idle,
+    /// login, stall, overdue holder) or the furthest instant it can hold
+    /// (flush, shutdown grace).
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_channels == 0 || self.max_channels > MAX_SLOTS {
             return Err(ConfigError::MaxChannels(self.max_channels));
@@ -239,6 +268,12 @@ impl Config {
                 low: self.low_watermark,
                 high: self.high_watermark,
                 limit: self.queue_limit,
+            });
+        }
+        if self.queue_limit > Self::MAX_QUEUE_LIMIT {
+            return Err(ConfigError::QueueLimitTooLarge {
+                limit: self.queue_limit,
+                max: Self::MAX_QUEUE_LIMIT,
             });
         }
         if self.message_overhead >= self.queue_limit {
@@ -355,6 +390,41 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(c.validate(), Err(ConfigError::ZeroTimeout("stall_timeout")));
+    }
+
+    #[test]
+    fn a_queue_limit_whose_sums_overflow_is_rejected() {
+        // Issue 16's configuration: the charge check of a second 1-byte send
+        // would add `usize::MAX` to `usize::MAX`.
+        let c = Config {
+            queue_limit: usize::MAX,
+            high_watermark: usize::MAX,
+            low_watermark: 0,
+            message_overhead: usize::MAX - 1,
+            ..Config::default()
+        };
+        let err = c.validate().unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::QueueLimitTooLarge {
+                limit: usize::MAX,
+                max: usize::MAX / 2
+            }
+        );
+        assert!(err.to_string().contains("queue_limit"));
+        let at = |limit: usize| Config {
+            queue_limit: limit,
+            high_watermark: limit,
+            low_watermark: 0,
+            message_overhead: limit - 1,
+            ..Config::default()
+        };
+        at(Config::MAX_QUEUE_LIMIT).validate().unwrap();
+        assert!(matches!(
+            at(Config::MAX_QUEUE_LIMIT + 1).validate(),
+            Err(ConfigError::QueueLimitTooLarge { .. })
+        ));
+        assert_eq!(Config::MAX_QUEUE_LIMIT, isize::MAX as usize);
     }
 
     #[test]

@@ -110,8 +110,11 @@
 //!   held one and within `max_clock_jump` of it — a clock that really
 //!   jumped keeps reading the new time; a single wild `Instant` (say, now +
 //!   100 years) changes nothing, and deadlines set afterwards fire on time.
-//! * A hub with **no channel** (and no shutdown under way) holds no time:
-//!   it takes any `now`, an earlier one too.
+//! * A hub with **no channel** holds no time: it takes any `now`, an
+//!   earlier one too, and counts no regression. That includes a hub whose
+//!   shutdown is complete (`ShutdownComplete` was emitted): a shutdown
+//!   under way always has a channel left, and once the last is released
+//!   its deadline is moot.
 //!
 //! Deadlines are due at `handle_timeout(now)` for the first `now` at or
 //! after them (invariant 7); [`Hub::poll_timeout`] says when that is, and

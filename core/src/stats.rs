@@ -5,6 +5,13 @@ use std::time::Duration;
 use crate::error::InputError;
 use crate::output::DisconnectReason;
 
+/// Adds `n` to a counter, saturating: a counter restored from a snapshot or
+/// merged from many hubs stops at `u64::MAX` rather than panic or wrap back
+/// to a small number (invariant 10).
+pub(crate) fn count(counter: &mut u64, n: u64) {
+    *counter = counter.saturating_add(n);
+}
+
 /// Disconnects counted by reason.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "snapshot", derive(serde::Serialize, serde::Deserialize))]
@@ -30,7 +37,7 @@ pub struct DisconnectCounts {
 
 impl DisconnectCounts {
     pub(crate) fn count(&mut self, reason: DisconnectReason) {
-        *self.slot(reason) += 1;
+        count(self.slot(reason), 1);
     }
 
     fn slot(&mut self, reason: DisconnectReason) -> &mut u64 {
@@ -61,9 +68,9 @@ impl DisconnectCounts {
         .into_iter()
     }
 
-    /// All disconnects.
+    /// All disconnects (saturating at `u64::MAX`).
     pub fn total(&self) -> u64 {
-        self.iter().map(|(_, n)| n).sum()
+        self.iter().fold(0, |sum, (_, n)| sum.saturating_add(n))
     }
 }
 
@@ -100,12 +107,12 @@ impl RejectedInputs {
     pub(crate) fn input(&mut self, e: &InputError) {
         match e {
             InputError::Id(_) => {}
-            InputError::AfterEof { .. } => self.after_eof += 1,
-            InputError::OverWritten { .. } => self.over_written += 1,
-            InputError::AttachOffline { .. } => self.attach_offline += 1,
-            InputError::NotAttached { .. } => self.not_attached += 1,
-            InputError::TooManyHolders { .. } => self.too_many_holders += 1,
-            InputError::CloseNotRequested { .. } => self.not_requested += 1,
+            InputError::AfterEof { .. } => count(&mut self.after_eof, 1),
+            InputError::OverWritten { .. } => count(&mut self.over_written, 1),
+            InputError::AttachOffline { .. } => count(&mut self.attach_offline, 1),
+            InputError::NotAttached { .. } => count(&mut self.not_attached, 1),
+            InputError::TooManyHolders { .. } => count(&mut self.too_many_holders, 1),
+            InputError::CloseNotRequested { .. } => count(&mut self.not_requested, 1),
         }
     }
 
@@ -122,9 +129,9 @@ impl RejectedInputs {
         .into_iter()
     }
 
-    /// All rejected adapter inputs.
+    /// All rejected adapter inputs (saturating at `u64::MAX`).
     pub fn total(&self) -> u64 {
-        self.iter().map(|(_, n)| n).sum()
+        self.iter().fold(0, |sum, (_, n)| sum.saturating_add(n))
     }
 }
 
@@ -158,7 +165,9 @@ pub struct Stats {
     /// Adapter inputs rejected as contradictory, by kind (not counting
     /// stale ids).
     pub rejected_input: RejectedInputs,
-    /// Calls whose `now` was earlier than a previous one (clamped).
+    /// Calls whose `now` was earlier than the hub's clock while a channel
+    /// held a time (clamped). A hub with no channel, a shut-down one
+    /// included, takes any `now` and counts none.
     pub time_regressions: u64,
     /// Calls whose `now` was more than
     /// [`Config::max_clock_jump`](crate::Config::max_clock_jump) ahead of the
@@ -191,7 +200,8 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// Folds another hub's stats into these: counters and gauges add up,
+    /// Folds another hub's stats into these: counters and gauges add up
+    /// (saturating at their type's maximum, never a panic or a wrap),
     /// the offline peak and oldest entry take the larger, and accepting is
     /// paused only if it is paused on both. For servers that run one hub per
     /// shard and report them as one.
@@ -230,43 +240,43 @@ impl Stats {
             accept_paused,
             timer_entries,
         } = other;
-        self.opened += opened;
-        self.refused += refused;
+        count(&mut self.opened, *opened);
+        count(&mut self.refused, *refused);
         let d = &mut self.disconnected;
-        d.peer_closed += disconnected.peer_closed;
-        d.peer_reset += disconnected.peer_reset;
-        d.io_error += disconnected.io_error;
-        d.kicked += disconnected.kicked;
-        d.idle_timeout += disconnected.idle_timeout;
-        d.login_timeout += disconnected.login_timeout;
-        d.slow_consumer += disconnected.slow_consumer;
-        d.server_shutdown += disconnected.server_shutdown;
-        self.released += released;
-        self.bytes_queued += bytes_queued;
-        self.bytes_written += bytes_written;
-        self.bytes_dropped += bytes_dropped;
-        self.bytes_received += bytes_received;
-        self.bytes_discarded += bytes_discarded;
-        self.sends_rejected += sends_rejected;
-        self.stale_calls += stale_calls;
+        count(&mut d.peer_closed, disconnected.peer_closed);
+        count(&mut d.peer_reset, disconnected.peer_reset);
+        count(&mut d.io_error, disconnected.io_error);
+        count(&mut d.kicked, disconnected.kicked);
+        count(&mut d.idle_timeout, disconnected.idle_timeout);
+        count(&mut d.login_timeout, disconnected.login_timeout);
+        count(&mut d.slow_consumer, disconnected.slow_consumer);
+        count(&mut d.server_shutdown, disconnected.server_shutdown);
+        count(&mut self.released, *released);
+        count(&mut self.bytes_queued, *bytes_queued);
+        count(&mut self.bytes_written, *bytes_written);
+        count(&mut self.bytes_dropped, *bytes_dropped);
+        count(&mut self.bytes_received, *bytes_received);
+        count(&mut self.bytes_discarded, *bytes_discarded);
+        count(&mut self.sends_rejected, *sends_rejected);
+        count(&mut self.stale_calls, *stale_calls);
         let r = &mut self.rejected_input;
-        r.after_eof += rejected_input.after_eof;
-        r.over_written += rejected_input.over_written;
-        r.attach_offline += rejected_input.attach_offline;
-        r.not_attached += rejected_input.not_attached;
-        r.too_many_holders += rejected_input.too_many_holders;
-        r.not_requested += rejected_input.not_requested;
-        self.time_regressions += time_regressions;
-        self.clock_jumps_held += clock_jumps_held;
-        self.holders_overdue += holders_overdue;
-        self.live += live;
-        self.usable += usable;
-        self.backpressured += backpressured;
-        self.offline_depth += offline_depth;
+        count(&mut r.after_eof, rejected_input.after_eof);
+        count(&mut r.over_written, rejected_input.over_written);
+        count(&mut r.attach_offline, rejected_input.attach_offline);
+        count(&mut r.not_attached, rejected_input.not_attached);
+        count(&mut r.too_many_holders, rejected_input.too_many_holders);
+        count(&mut r.not_requested, rejected_input.not_requested);
+        count(&mut self.time_regressions, *time_regressions);
+        count(&mut self.clock_jumps_held, *clock_jumps_held);
+        count(&mut self.holders_overdue, *holders_overdue);
+        self.live = self.live.saturating_add(*live);
+        self.usable = self.usable.saturating_add(*usable);
+        self.backpressured = self.backpressured.saturating_add(*backpressured);
+        self.offline_depth = self.offline_depth.saturating_add(*offline_depth);
         self.offline_peak = self.offline_peak.max(*offline_peak);
         self.offline_oldest = self.offline_oldest.max(*offline_oldest);
         self.accept_paused &= accept_paused;
-        self.timer_entries += timer_entries;
+        self.timer_entries = self.timer_entries.saturating_add(*timer_entries);
     }
 
     /// Every counter and gauge as a `(key, value)` pair, in a fixed order
@@ -361,6 +371,28 @@ mod tests {
                 "{key}"
             );
         }
+    }
+
+    #[test]
+    fn counters_saturate_rather_than_overflow() {
+        // Invariant 10: a counter at the top (restored, or merged from many
+        // hubs) stays there; no panic in debug, no wrap in release.
+        let mut full = Stats {
+            opened: u64::MAX,
+            live: usize::MAX,
+            ..Stats::default()
+        };
+        full.disconnected.kicked = u64::MAX;
+        full.disconnected
+            .count(DisconnectReason::Kicked { code: 0 });
+        full.disconnected.peer_closed = 1;
+        full.rejected_input.after_eof = u64::MAX;
+        full.rejected_input.not_attached = 1;
+        let other = full.clone();
+        full.merge(&other);
+        assert_eq!((full.opened, full.live), (u64::MAX, usize::MAX));
+        assert_eq!(full.disconnected.total(), u64::MAX);
+        assert_eq!(full.rejected_input.total(), u64::MAX);
     }
 
     #[test]

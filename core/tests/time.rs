@@ -1,6 +1,7 @@
 //! Time: the clock rule (an earlier `now` is clamped, a `now` more than
-//! `max_clock_jump` ahead is held until the next input confirms it, an empty
-//! hub takes any `now`), `poll_timeout`, and what happens after shutdown.
+//! `max_clock_jump` ahead is held until the next input confirms it, a hub
+//! with no channel, a shut-down one included, takes any `now`),
+//! `poll_timeout`, and what happens after shutdown.
 //! Invariant numbers refer to docs/design.md §4.
 
 use std::time::{Duration, Instant};
@@ -118,6 +119,55 @@ fn an_empty_hub_takes_any_time_even_an_earlier_one() {
     assert_eq!(hub.poll_timeout(), Some(t0 + secs(5)));
     let s = hub.stats();
     assert_eq!((s.clock_jumps_held, s.time_regressions), (0, 0));
+}
+
+#[test]
+fn a_hub_after_shutdown_complete_takes_any_time_and_counts_no_regression() {
+    // docs/design.md §2: a hub with no channel holds no time. After
+    // `ShutdownComplete` nothing is left to hold one: its grace deadline is
+    // moot (`poll_timeout` is `None`).
+    let mut hub = Hub::new(Config::default()).unwrap();
+    let t0 = Instant::now();
+    let t1 = t0 + secs(60);
+    let id = hub.accept(t1, peer()).unwrap();
+    hub.shutdown(t1, secs(30));
+    hub.handle_peer_eof(t1, id).unwrap(); // the peer answers our FIN
+    hub.handle_closed(t1, id).unwrap();
+    assert!(events(&mut hub).contains(&Event::ShutdownComplete));
+    let _ = actions(&mut hub);
+    // Earlier instants, from the adapter's last calls or a clock stepped
+    // back: taken as they are, not clamped, not counted.
+    hub.handle_timeout(t0);
+    assert_eq!(hub.now(), Some(t0));
+    assert!(hub.accept(t0 + secs(1), peer()).is_err()); // still refused
+    assert_eq!(hub.now(), Some(t0 + secs(1)));
+    hub.handle_timeout(t0);
+    // A far jump is believed too: nothing holds a time to protect.
+    hub.handle_timeout(t0 + 100 * YEAR);
+    assert_eq!(hub.now(), Some(t0 + 100 * YEAR));
+    let s = hub.stats();
+    assert_eq!((s.time_regressions, s.clock_jumps_held), (0, 0));
+    assert_eq!(hub.poll_timeout(), None);
+    assert!(actions(&mut hub).is_empty() && events(&mut hub).is_empty());
+
+    // The same for a shutdown of a hub that had no channel at all.
+    let mut hub = Hub::new(Config::default()).unwrap();
+    hub.shutdown(t1, secs(30));
+    hub.handle_timeout(t0);
+    assert_eq!(hub.now(), Some(t0));
+    assert_eq!(hub.stats().time_regressions, 0);
+}
+
+#[test]
+fn a_shutdown_under_way_still_clamps_an_earlier_time() {
+    // While the shutdown waits on a channel, that channel holds the time.
+    let mut hub = Hub::new(Config::default()).unwrap();
+    let t1 = Instant::now() + secs(60);
+    let _id = hub.accept(t1, peer()).unwrap();
+    hub.shutdown(t1, secs(30));
+    hub.handle_timeout(t1 - secs(1));
+    assert_eq!(hub.now(), Some(t1));
+    assert_eq!(hub.stats().time_regressions, 1);
 }
 
 #[test]

@@ -13,7 +13,7 @@ use crate::channel::Channel;
 use crate::config::{Config, ConfigError};
 use crate::error::{AcceptError, InputError, SendError};
 use crate::id::{ChannelId, IdError, IdTable};
-use crate::stats::Stats;
+use crate::stats::{Stats, count};
 use crate::timers::{Kind, Timers};
 use crate::transitions::{self as t, Books, Gate};
 
@@ -56,7 +56,9 @@ pub struct BroadcastReport {
 ///
 /// Time follows the clock rule of the [crate documentation](crate#time):
 /// every input that changes state takes `now`; an earlier `now` than the
-/// hub's clock is clamped (counted in [`Stats::time_regressions`]); a `now`
+/// hub's clock is clamped (counted in [`Stats::time_regressions`]) while
+/// the hub has a channel, and taken as it is when it has none (before the
+/// first accept, between channels, after `ShutdownComplete`); a `now`
 /// more than [`Config::max_clock_jump`] ahead is held until the next input
 /// confirms it (counted in [`Stats::clock_jumps_held`]). Queries take no
 /// `now`: they report ages at the hub's clock.
@@ -135,15 +137,21 @@ impl Hub {
             self.now = Some(now);
             return now;
         };
-        if self.table.is_empty() && self.gate.shutdown.is_none() {
-            // No channel, no shutdown deadline: nothing holds a time, so
-            // any `now` is believed, an earlier one too.
+        if self.table.is_empty() {
+            // No channel: nothing holds a time, so any `now` is believed,
+            // an earlier one too. A shutdown holds none either: with no
+            // channel left it is complete and its deadline moot (a
+            // shutdown of an empty hub completes in the same call).
+            debug_assert!(
+                self.gate.deadline().is_none(),
+                "an empty hub holds a deadline"
+            );
             self.held_jump = None;
             self.now = Some(now);
             return now;
         }
         if now < last {
-            self.books.stats.time_regressions += 1;
+            count(&mut self.books.stats.time_regressions, 1);
             self.held_jump = None;
             return last;
         }
@@ -159,7 +167,7 @@ impl Hub {
             return now;
         }
         self.held_jump = Some(now);
-        self.books.stats.clock_jumps_held += 1;
+        count(&mut self.books.stats.clock_jumps_held, 1);
         last
     }
 
@@ -169,7 +177,9 @@ impl Hub {
         stats: &mut Stats,
         id: ChannelId,
     ) -> Result<&'t mut Channel, IdError> {
-        table.get_mut(id).inspect_err(|_| stats.stale_calls += 1)
+        table
+            .get_mut(id)
+            .inspect_err(|_| count(&mut stats.stale_calls, 1))
     }
 
     /// Runs `f` on a live channel at the clock rule's time, then re-arms its
@@ -262,7 +272,7 @@ impl Hub {
         let live = self.table.len();
         self.gate.admit(live, &self.config, &mut self.books)?;
         let Ok(id) = self.table.insert(Channel::new(peer, now)) else {
-            self.books.stats.refused += 1;
+            count(&mut self.books.stats.refused, 1);
             return Err(AcceptError::IdsExhausted);
         };
         t::opened(id, peer, &mut self.books);

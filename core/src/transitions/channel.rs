@@ -13,11 +13,12 @@ use crate::config::{Config, HalfClosePolicy, KickMode, OverflowPolicy};
 use crate::error::{InputError, KickError, SendError};
 use crate::id::ChannelId;
 use crate::output::{Action, ChannelState, DisconnectReason, Event, ShutdownHow};
+use crate::stats::count;
 
 /// A channel was made for an accepted connection: `Opened` (invariant 1:
 /// its `Disconnected` will follow, exactly once).
 pub(crate) fn opened(id: ChannelId, peer: SocketAddr, b: &mut Books) {
-    b.stats.opened += 1;
+    count(&mut b.stats.opened, 1);
     b.usable += 1;
     b.events.push_back(Event::Opened { id, peer });
 }
@@ -25,7 +26,7 @@ pub(crate) fn opened(id: ChannelId, peer: SocketAddr, b: &mut Books) {
 /// The adapter confirmed the close: the channel is gone from the table;
 /// `Released` (invariant 6: its id is stale from now on).
 pub(crate) fn released(id: ChannelId, b: &mut Books) {
-    b.stats.released += 1;
+    count(&mut b.stats.released, 1);
     b.events.push_back(Event::Released { id });
 }
 
@@ -44,13 +45,13 @@ pub(crate) fn received(
     }
     if ch.state.is_usable() {
         ch.last_activity = now;
-        b.stats.bytes_received += data.len() as u64;
+        count(&mut b.stats.bytes_received, data.len() as u64);
         if !data.is_empty() {
             b.events.push_back(Event::Received { id, data });
         }
     } else {
         // Invariant 2: nothing reaches the app after `Disconnected`.
-        b.stats.bytes_discarded += data.len() as u64;
+        count(&mut b.stats.bytes_discarded, data.len() as u64);
     }
     Ok(())
 }
@@ -118,6 +119,14 @@ pub(crate) fn send(
     // What this message adds to the charge (saturating: a `len` near
     // `usize::MAX` is just too large, never an overflow: invariant 10).
     let cost = len.saturating_add(config.message_overhead);
+    // Invariant 8: the charge after this message, within the limit. `validate`
+    // keeps `charged + cost` (each at most the limit) representable; a sum
+    // that overflowed anyway is past every limit: refused, never wrapped to
+    // a small charge and admitted.
+    let fits = ch
+        .charged
+        .checked_add(cost)
+        .is_some_and(|total| total <= limit);
     let rejected = if !ch.state.is_usable() {
         // Invariant 4: nothing is transmitted after a kick.
         Some(SendError::NotUsable {
@@ -129,7 +138,7 @@ pub(crate) fn send(
         return Ok(());
     } else if cost > limit {
         Some(SendError::TooLarge { id, len, limit })
-    } else if ch.charged + cost > limit {
+    } else if !fits {
         let kicked = config.overflow == OverflowPolicy::KickSlowConsumer;
         let err = SendError::QueueFull {
             id,
@@ -150,7 +159,7 @@ pub(crate) fn send(
         None
     };
     if let Some(err) = rejected {
-        b.stats.sends_rejected += 1;
+        count(&mut b.stats.sends_rejected, 1);
         return Err(err);
     }
     if ch.queued == 0 {
@@ -159,10 +168,11 @@ pub(crate) fn send(
         ch.stall_since = Some(now);
     }
     // Invariant 8: the charge (payload + overhead) never exceeds the limit,
-    // so neither do the queued bytes.
+    // so neither do the queued bytes. Neither sum overflows: `fits` checked
+    // `charged + cost <= limit`, and `queued <= charged`, `len <= cost`.
     ch.queued += len;
     ch.charged += cost;
-    b.stats.bytes_queued += len as u64;
+    count(&mut b.stats.bytes_queued, len as u64);
     if ch.charged >= config.high_watermark {
         set_backpressured(ch, b, true);
     }
@@ -197,7 +207,7 @@ pub(crate) fn written(
     } else {
         ch.charged.saturating_sub(n)
     };
-    b.stats.bytes_written += n as u64;
+    count(&mut b.stats.bytes_written, n as u64);
     if ch.queued == 0 {
         // Drained: no stall deadline (its heap entry, if any, is left to
         // fire early or be settled: see `rearm`).
@@ -330,7 +340,7 @@ pub(crate) fn deadline(
             let overdue = after(ch.offline_since, config.holder_overdue_after);
             if ch.holders > 0 && !ch.overdue_reported && due(overdue) {
                 ch.overdue_reported = true;
-                b.stats.holders_overdue += 1;
+                count(&mut b.stats.holders_overdue, 1);
                 b.events.push_back(Event::HolderOverdue {
                     id,
                     holders: ch.holders,
@@ -388,7 +398,7 @@ fn progress_close(ch: &mut Channel, id: ChannelId, b: &mut Books, now: Instant) 
 
 fn drop_queue(ch: &mut Channel, b: &mut Books) {
     // Invariant 5: dropped bytes are counted, never silently lost.
-    b.stats.bytes_dropped += ch.queued as u64;
+    count(&mut b.stats.bytes_dropped, ch.queued as u64);
     ch.queued = 0;
     ch.charged = 0;
     ch.stall_since = None;

@@ -10,6 +10,7 @@ use super::{Books, after_or_far};
 use crate::config::Config;
 use crate::error::AcceptError;
 use crate::output::{Action, Event};
+use crate::stats::count;
 
 /// A shutdown under way, or finished.
 #[derive(Debug, Clone, Copy)]
@@ -41,11 +42,11 @@ impl Gate {
         b: &mut Books,
     ) -> Result<(), AcceptError> {
         if self.shutdown.is_some() {
-            b.stats.refused += 1;
+            count(&mut b.stats.refused, 1);
             return Err(AcceptError::ShuttingDown);
         }
         if live >= config.max_channels {
-            b.stats.refused += 1;
+            count(&mut b.stats.refused, 1);
             self.pause(b);
             return Err(AcceptError::LimitReached {
                 live,

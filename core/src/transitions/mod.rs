@@ -80,14 +80,36 @@ pub(crate) fn after(t: Instant, d: Duration) -> Option<Instant> {
     t.checked_add(d)
 }
 
-/// `t + d`, or the furthest instant we can represent when that overflows:
-/// for deadlines that must exist (closing, shutdown) but were configured
-/// beyond what `Instant` holds.
+/// How far ahead a deadline that must exist is put when `t + d` cannot be
+/// represented: about 136 years, still within a snapshot's `i64`
+/// nanoseconds of its epoch.
+const FAR: Duration = Duration::from_secs(u32::MAX as u64);
+
+/// `t + d`, or far ahead when that overflows: for deadlines that must exist
+/// (closing, shutdown) but were configured beyond what `Instant` holds.
+/// Far ahead is `t + FAR`, or, when a clock near the end of `Instant`'s
+/// range cannot hold that either, the last whole second after `t` it can
+/// hold — not `t` itself, which would end a graceful close or a shutdown's
+/// grace at once (invariant 3), unless the clock is at that last second.
 pub(crate) fn after_or_far(t: Instant, d: Duration) -> Instant {
     after(t, d)
-        .or_else(|| after(t, Duration::from_secs(u32::MAX as u64)))
-        .or_else(|| after(t, Duration::from_secs(u16::MAX as u64)))
-        .unwrap_or(t)
+        .or_else(|| after(t, FAR))
+        .unwrap_or_else(|| last_second(t))
+}
+
+/// The last instant `t + n` seconds that `Instant` can hold (binary search:
+/// at most 64 additions, and only on a clock within `FAR` of its end).
+fn last_second(t: Instant) -> Instant {
+    let (mut fits, mut overflows) = (0u64, u64::MAX);
+    while overflows - fits > 1 {
+        let mid = fits + (overflows - fits) / 2;
+        if after(t, Duration::from_secs(mid)).is_some() {
+            fits = mid;
+        } else {
+            overflows = mid;
+        }
+    }
+    after(t, Duration::from_secs(fits)).unwrap_or(t)
 }
 
 /// Arms the channel's next deadline of each kind in the timer heap, but

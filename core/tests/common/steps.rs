@@ -346,11 +346,43 @@ impl Run {
     /// first violation.
     pub fn play(&mut self, steps: &[Step]) -> Result<Vec<Observed>, String> {
         let mut seen = Vec::new();
+        self.play_each(steps, |run, input, outcome, actions, events| {
+            let start = run.start;
+            seen.push(Observed {
+                input,
+                outcome,
+                actions,
+                events,
+                stats: run.hub.stats(),
+                timeout: run.hub.poll_timeout().map(|t| since(t, start)),
+                now: run.hub.now().map(|t| since(t, start)),
+                channels: run.hub.channels().collect(),
+                offline: run.hub.offline().collect(),
+            });
+        })?;
+        Ok(seen)
+    }
+
+    /// Plays `steps`, every input checked, keeping nothing: only the first
+    /// violation matters (the outputs of a long run need not stay in memory).
+    pub fn check(&mut self, steps: &[Step]) -> Result<(), String> {
+        self.play_each(steps, |_, _, _, _, _| {})
+    }
+
+    /// Plays `steps`, every input checked, handing each input's outcome and
+    /// outputs to `each`.
+    fn play_each(
+        &mut self,
+        steps: &[Step],
+        mut each: impl FnMut(&mut Run, Input, Outcome, Vec<Action>, Vec<Event>),
+    ) -> Result<(), String> {
         for (i, &step) in steps.iter().enumerate() {
             for input in self.inputs(step) {
-                let now = self.start
-                    + self.clock.saturating_sub(std::mem::take(&mut self.skew))
-                    + std::mem::take(&mut self.jump);
+                // Checked: a run that starts near the last instant `Instant`
+                // holds drops a jump it cannot represent.
+                let base = self.start + self.clock.saturating_sub(std::mem::take(&mut self.skew));
+                let jump = std::mem::take(&mut self.jump);
+                let now = base.checked_add(jump).unwrap_or(base);
                 let (mut actions, mut events) = (Vec::new(), Vec::new());
                 let outcome = (self.checker)
                     .step(&mut self.hub, now, &input, &mut actions, &mut events)
@@ -363,20 +395,9 @@ impl Run {
                         Action::CloseSocket { id } => Some(*id),
                         _ => None,
                     }));
-                let start = self.start;
-                seen.push(Observed {
-                    input,
-                    outcome,
-                    actions,
-                    events,
-                    stats: self.hub.stats(),
-                    timeout: self.hub.poll_timeout().map(|t| since(t, start)),
-                    now: self.hub.now().map(|t| since(t, start)),
-                    channels: self.hub.channels().collect(),
-                    offline: self.hub.offline().collect(),
-                });
+                each(self, input, outcome, actions, events);
             }
         }
-        Ok(seen)
+        Ok(())
     }
 }

@@ -28,6 +28,7 @@ use crate::{
     Action, ChannelId, ChannelState, Config, DisconnectReason, Event, HalfClosePolicy, KickMode,
     OverflowPolicy, RejectedInputs, ShutdownHow,
 };
+use time::far_future;
 
 /// One live channel as the model sees it.
 #[derive(Debug, Clone)]
@@ -99,10 +100,6 @@ fn after(t: Instant, d: Duration) -> Option<Instant> {
     t.checked_add(d)
 }
 
-fn far_future(now: Instant) -> Instant {
-    after(now, Duration::from_secs(u64::from(u32::MAX))).unwrap_or(now)
-}
-
 impl Model {
     pub fn new(config: &Config) -> Model {
         Model {
@@ -124,7 +121,8 @@ impl Model {
     }
 
     /// The hub's clock rule (crate docs, *Time*), applied once per input:
-    /// an empty hub believes any `now`; otherwise an earlier one is clamped,
+    /// a hub with no channel (before, between, or after a completed
+    /// shutdown) believes any `now`; otherwise an earlier one is clamped,
     /// and one more than `max_clock_jump` ahead is held until the next input
     /// confirms it.
     pub fn clock(&mut self, now: Instant) -> Instant {
@@ -132,7 +130,9 @@ impl Model {
             self.now = Some(now);
             return now;
         };
-        if self.live == 0 && self.shutdown.is_none() {
+        // No channel, none yet or none left (a shutdown is then complete,
+        // its deadline moot): nothing holds a time.
+        if self.live == 0 {
             self.held_jump = None;
             self.now = Some(now);
             return now;

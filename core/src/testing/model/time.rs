@@ -1,11 +1,29 @@
 //! The model's deadlines: which are armed, which is next, and what each
 //! does when `handle_timeout` reaches it (invariant 7).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Model, ModelChannel, after};
 use crate::testing::checker::Outcome;
 use crate::{ChannelState, DisconnectReason, Event, KickMode};
+
+/// Where a deadline that must exist goes when `now + d` overflows: about
+/// 136 years ahead, or the last whole second `Instant` holds after `now`
+/// (found bit by bit here, by bisection in the hub): `now` itself only on a
+/// clock already at that last second.
+pub(super) fn far_future(now: Instant) -> Instant {
+    after(now, Duration::from_secs(u64::from(u32::MAX))).unwrap_or_else(|| {
+        let secs = (0..64).rev().fold(0u64, |secs, bit| {
+            let more = secs | 1 << bit;
+            if after(now, Duration::from_secs(more)).is_some() {
+                more
+            } else {
+                secs
+            }
+        });
+        after(now, Duration::from_secs(secs)).unwrap_or(now)
+    })
+}
 
 impl Model {
     /// The exact next deadline of one channel, if any (invariant 7).
@@ -55,12 +73,20 @@ impl Model {
 
     /// `handle_timeout(now)`: every due deadline acted on (invariant 7).
     pub fn timeout(&mut self, now: Instant) -> Outcome {
-        for slot in 0..self.slots.len() {
-            let Some(ch) = self.slots[slot].channel.as_ref() else {
-                continue;
-            };
-            if self.deadline_of(ch).is_some_and(|d| d <= now) {
-                self.deadline(slot, now);
+        // Until none is due: a deadline set by acting on another can be due
+        // already (a flush deadline at `now` on a clock at the last second
+        // `Instant` holds), and the hub acts on it in the same call.
+        let mut acted = true;
+        while acted {
+            acted = false;
+            for slot in 0..self.slots.len() {
+                let Some(ch) = self.slots[slot].channel.as_ref() else {
+                    continue;
+                };
+                if self.deadline_of(ch).is_some_and(|d| d <= now) {
+                    self.deadline(slot, now);
+                    acted = true;
+                }
             }
         }
         if let Some(s) = self.shutdown.as_mut()

@@ -21,6 +21,7 @@ use crate::{
 
 mod channel;
 mod hub;
+mod overflow;
 
 pub(super) const LIMIT: usize = 1_000;
 pub(super) const T: Duration = Duration::from_secs(2);
