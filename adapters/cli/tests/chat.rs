@@ -83,7 +83,7 @@ fn chat_and_kick(runtime: Runtime) {
         keys.contains(&"channel_budget") && keys.contains(&"adapter.accepted"),
         "{keys:?}"
     );
-    assert_eq!(keys.last(), Some(&"admin.refused"));
+    assert_eq!(keys.last(), Some(&"metrics.timeouts"));
     admin.send(&format!("kick {bob_id} abort\n"));
     assert_eq!(admin.line(), "ok\n");
     assert!(bob.try_line().is_err(), "an abortive kick resets");
@@ -183,6 +183,111 @@ fn admin_token(runtime: Runtime) {
     stop(server);
 }
 
+/// A counter of `stats`, read straight from the console's executor (no
+/// session of its own).
+fn console_stat(server: &ChatServer, key: &str) -> u64 {
+    let answer = server.console().execute(tether_chat::AdminCommand::Stats);
+    answer
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {answer}"))
+}
+
+/// Waits (at most 5 s) until `key` reads `value`.
+fn await_stat(server: &ChatServer, key: &str, value: u64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while console_stat(server, key) != value {
+        assert!(Instant::now() < deadline, "{key} never reached {value}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// `--admin-login 1s`: a session that sends nothing, or only part of a
+/// line, or (with a token) commands but no `auth`, is told why and closed
+/// between 1 s and 10 s after it connected, and counted.
+fn admin_login_deadline(runtime: Runtime) {
+    let mut options = options(runtime);
+    options.admin_login = Some(Duration::from_secs(1));
+    let server = start(&options);
+    let started = Instant::now();
+    let mut silent = Client::connect(server.admin_addr);
+    let mut partial = Client::connect(server.admin_addr);
+    partial.send("sta");
+    let mut operator = Client::connect(server.admin_addr);
+    operator.send("list\n");
+    assert_eq!(operator.block(), Vec::<String>::new());
+    for client in [&mut silent, &mut partial] {
+        assert_eq!(
+            client.line(),
+            "error no command within 1s (--admin-login); closing\n"
+        );
+        assert_eq!(client.line(), "", "EOF after the notice");
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(950) && took < Duration::from_secs(10),
+        "closed after {took:?}"
+    );
+    assert_eq!(console_stat(&server, "admin.login_timeouts"), 2);
+    // The established session is not bound by it.
+    std::thread::sleep(Duration::from_millis(300));
+    operator.send("list\n");
+    assert_eq!(operator.block(), Vec::<String>::new());
+    stop(server);
+
+    options.admin_token = Some(Secret::new("t"));
+    let server = start(&options);
+    let started = Instant::now();
+    let mut guest = Client::connect(server.admin_addr);
+    guest.send("stats\n");
+    assert_eq!(guest.line(), "error auth required\n");
+    assert_eq!(
+        guest.line(),
+        "error no auth within 1s (--admin-login); closing\n"
+    );
+    assert_eq!(guest.line(), "");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(950) && took < Duration::from_secs(10));
+    stop(server);
+}
+
+/// `--admin-max 2`, `--admin-login off`: a newcomer evicts the oldest
+/// session that never ran a command; established sessions stay, and once
+/// every slot is established a newcomer is refused.
+fn silent_sessions_are_evicted(runtime: Runtime) {
+    let mut options = options(runtime);
+    options.admin_max = 2;
+    options.admin_login = None;
+    let server = start(&options);
+    let mut first = Client::connect(server.admin_addr);
+    let _second = Client::connect(server.admin_addr);
+    await_stat(&server, "admin.sessions", 2);
+    let mut operator = Client::connect(server.admin_addr);
+    operator.send("list\n");
+    assert_eq!(operator.block(), Vec::<String>::new());
+    assert_eq!(
+        first.line(),
+        "error evicted: the admin console is full and this session sent no command\n"
+    );
+    assert_eq!(first.line(), "", "then EOF");
+    assert_eq!(console_stat(&server, "admin.evicted"), 1);
+    // The second silent one goes next, never the operator.
+    let mut colleague = Client::connect(server.admin_addr);
+    colleague.send("list\n");
+    assert_eq!(colleague.block(), Vec::<String>::new());
+    assert_eq!(console_stat(&server, "admin.evicted"), 2);
+    // Both slots established: a newcomer is refused, and counted.
+    let mut late = Client::connect(server.admin_addr);
+    assert_eq!(late.line(), "error too many admin connections\n");
+    assert_eq!(late.line(), "");
+    let stats = operator.stats();
+    assert_eq!(stat(&stats, "admin.refused"), 1);
+    assert_eq!(stat(&stats, "admin.evicted"), 2);
+    assert_eq!(stat(&stats, "admin.sessions"), 2);
+    stop(server);
+}
+
 fn a_full_server_says_so(runtime: Runtime) {
     let mut options = options(runtime);
     options.config = options.config.with_max_channels(2);
@@ -252,6 +357,8 @@ on_every_runtime!(
     hostile_lines_cannot_fake_an_id,
     admin_console_limits,
     admin_token,
+    admin_login_deadline,
+    silent_sessions_are_evicted,
     a_full_server_says_so,
     calls_racing_the_stop_return,
 );

@@ -1,5 +1,5 @@
-//! Resource limits: many connects at once, the fd limit, silent admin
-//! connections, a full server, and 20,000 connections.
+//! Resource limits: many connects at once, the fd limit, a full server,
+//! and 20,000 connections.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -10,7 +10,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use super::net::{Client, FirstLine, LineReader, first_line, start_connect};
-use super::server::{Admin, ServerSpec};
+use super::server::ServerSpec;
 use super::{Scale, serial};
 use crate::client::{self, End};
 
@@ -171,66 +171,6 @@ pub fn fd_limit(runtime: &'static str, _scale: &Scale) {
         stats.as_ref().map(ToString::to_string).unwrap_or_default()
     );
     server.fail_if_any("fd limit", &failures);
-}
-
-/// **300 silent admin connections** (`--admin-max 16 --admin-idle 2s`)
-/// never send a byte and stay open. A new console connection still gets
-/// its `stats` answered within 2 s of the moment the silent ones could
-/// first be timed out (admin-idle + 2 s after they connected): retrying
-/// while refused is fine, waiting behind them is not.
-pub fn silent_admin_connections(runtime: &'static str, _scale: &Scale) {
-    const SILENT: usize = 300;
-    const IDLE: Duration = Duration::from_secs(2);
-    const SLACK: Duration = Duration::from_secs(2);
-    let _serial = serial();
-    client::raise_fd_limit(8_192);
-    let mut server = ServerSpec::new(runtime, "admin-silent")
-        .flag("--admin-max", "16")
-        .flag("--admin-idle", "2s")
-        .start();
-    let opened = Instant::now();
-    let silent: Vec<_> = (0..SILENT)
-        .map(|_| start_connect(server.admin, None))
-        .collect();
-    let deadline = opened + IDLE + SLACK;
-    let mut attempts = 0;
-    let mut last_error = None;
-    let mut answered = None;
-    while Instant::now() < deadline {
-        attempts += 1;
-        let left = deadline.saturating_duration_since(Instant::now());
-        match Admin::connect(server.admin, left)
-            .and_then(|mut admin| admin.stats(deadline.saturating_duration_since(Instant::now())))
-        {
-            Ok(stats) => {
-                answered = Some((stats, opened.elapsed()));
-                break;
-            }
-            Err(e) => last_error = Some(e.to_string()),
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let mut failures = Vec::new();
-    match &answered {
-        Some((stats, _)) if stats.get("live").is_none() => {
-            failures.push(format!("`stats` without `live`: {stats}"));
-        }
-        Some(_) => {}
-        None => failures.push(format!(
-            "no `stats` answer within {:?} of opening {SILENT} silent admin connections \
-             ({attempts} attempts, last: {last_error:?})",
-            IDLE + SLACK
-        )),
-    }
-    if !server.alive() {
-        failures.push("the server died".into());
-    }
-    eprintln!(
-        "pressure admin-silent [{runtime}]: stats answered after {:?} ({attempts} attempts)",
-        answered.as_ref().map(|(_, t)| *t)
-    );
-    drop(silent);
-    server.fail_if_any("300 silent admin connections", &failures);
 }
 
 /// **A full server says so.** With `--max-channels 2`, a third client reads

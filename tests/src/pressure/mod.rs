@@ -12,8 +12,11 @@
 //! * [`net`]: line readers, greetings, non-blocking connects.
 //! * [`flow`]: flow control: burst, tiny lines, SIGTERM mid-burst.
 //! * [`drain`]: shutdowns (signals, console) mid-burst across shards, repeated.
-//! * [`limits`]: resource limits: concurrent connects, fd limit, silent
-//!   admin connections, a full server, 20,000 connections.
+//! * [`limits`]: resource limits: concurrent connects, fd limit, a full
+//!   server, 20,000 connections.
+//! * [`console`]: operator ports no one can lock: 300 silent admin
+//!   connections, an established session among 300 newcomers, 300 silent
+//!   `--metrics` connections.
 //!
 //! Timing never decides pass/fail except as the generous upper bounds the
 //! scenarios state. Every scenario starts its own server and holds
@@ -32,17 +35,20 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+pub mod console;
 pub mod drain;
 pub mod flow;
 pub mod limits;
 pub mod net;
 pub mod server;
 
+pub use console::{
+    established_admin_session_survives, silent_admin_connections, silent_metrics_connections,
+};
 pub use drain::shutdown_mid_burst;
 pub use flow::{burst, sigterm_mid_burst, tiny_lines};
 pub use limits::{
-    child_hook, concurrent_connects, fd_limit, server_full_says_so, silent_admin_connections,
-    twenty_thousand_connections,
+    child_hook, concurrent_connects, fd_limit, server_full_says_so, twenty_thousand_connections,
 };
 pub use server::{Admin, Server, ServerSpec, StatsMap, tether_bin};
 
@@ -126,6 +132,8 @@ macro_rules! pressure_suite {
             concurrent_connects_1500 => concurrent_connects(DEFAULT),
             fd_limit_256 => fd_limit(DEFAULT),
             silent_admin_connections_300 => silent_admin_connections(DEFAULT),
+            established_admin_session_survives_300 => established_admin_session_survives(DEFAULT),
+            silent_metrics_connections_300 => silent_metrics_connections(DEFAULT),
             server_full_says_so => server_full_says_so(DEFAULT),
         );
         $crate::pressure_suite!(@ignored $runtime;

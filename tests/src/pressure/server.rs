@@ -258,6 +258,12 @@ pub fn parse_banner(line: &str) -> Option<(SocketAddr, SocketAddr, String)> {
     Some((chat.parse().ok()?, admin.parse().ok()?, runtime.to_owned()))
 }
 
+/// `  metrics: http://<ADDR>/metrics`.
+pub fn parse_metrics_line(line: &str) -> Option<SocketAddr> {
+    let url = line.trim().strip_prefix("metrics: http://")?;
+    url.strip_suffix("/metrics")?.parse().ok()
+}
+
 /// A running `tether serve` process. Dropping it kills the process (SIGKILL)
 /// if it is still running, and removes its stderr file unless the thread is
 /// panicking.
@@ -361,6 +367,24 @@ impl Server {
         let deadline = Instant::now() + timeout;
         let mut admin = Admin::connect(self.admin, timeout)?;
         admin.stats(deadline.saturating_duration_since(Instant::now()))
+    }
+
+    /// The `--metrics` address from the banner's `  metrics:
+    /// http://ADDR/metrics` line, waiting at most `timeout` for it.
+    pub fn metrics_addr(&self, timeout: Duration) -> Option<SocketAddr> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found = self
+                .stdout_rest
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .find_map(|line| parse_metrics_line(line));
+            if found.is_some() || Instant::now() >= deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// The tail of the server's stderr.

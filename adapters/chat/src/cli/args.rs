@@ -182,7 +182,9 @@ pub struct ServeArgs {
         value_name = "TOKEN"
     )]
     pub admin_token: Option<String>,
-    /// Most admin console sessions at once.
+    /// Most admin console sessions at once. At the cap a new connection evicts
+    /// the oldest session not yet established (see --admin-login); when every
+    /// session is established, it is refused.
     #[arg(long, env = "TETHER_ADMIN_MAX", default_value_t = 16, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..))]
     pub admin_max: u16,
@@ -194,6 +196,17 @@ pub struct ServeArgs {
         value_name = "DUR|off"
     )]
     pub admin_idle: Timeout,
+    /// Close an admin session not established this long after it connected
+    /// (with --admin-token: `auth TOKEN` accepted; without: a command run), or
+    /// `off`. At --admin-max, a new session evicts the oldest one not yet
+    /// established.
+    #[arg(
+        long,
+        env = "TETHER_ADMIN_LOGIN",
+        default_value = "2s",
+        value_name = "DUR|off"
+    )]
+    pub admin_login: Timeout,
     /// Serve `GET /metrics` (Prometheus text format) on this address: every
     /// counter and gauge of `stats`, plus a kick → FIN latency histogram.
     #[arg(long, env = "TETHER_METRICS", value_name = "HOST:PORT")]
@@ -273,6 +286,7 @@ impl ServeArgs {
             admin_token: None,
             admin_max: 16,
             admin_idle: Timeout(Some(Duration::from_secs(60))),
+            admin_login: Timeout(Some(Duration::from_secs(2))),
             metrics: None,
             echo: false,
             record: None,
@@ -322,6 +336,7 @@ impl ServeArgs {
             admin_token: self.admin_token.map(Secret::new),
             admin_max: usize::from(self.admin_max),
             admin_idle: self.admin_idle.0,
+            admin_login: self.admin_login.0,
             metrics: self.metrics,
             echo: self.echo,
         })

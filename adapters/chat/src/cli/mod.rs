@@ -5,7 +5,7 @@
 //!                [--max-channels N] [--idle-timeout DUR|off] [--login-timeout DUR|off]
 //!                [--queue-limit SIZE] [--stall-timeout DUR|off] [--flush-timeout DUR]
 //!                [--shutdown-grace DUR] [--backlog N] [--shards N] [--accept round-robin|reuseport]
-//!                [--admin-token TOKEN] [--admin-max N] [--admin-idle DUR|off]
+//!                [--admin-token TOKEN] [--admin-max N] [--admin-idle DUR|off] [--admin-login DUR|off]
 //!                [--metrics HOST:PORT] [--echo]
 //!                [--record FILE [--record-max SIZE] [--record-keep N] [--record-bytes]]
 //! tether demo    [--runtime …] [--duration DUR] [--clients N]
@@ -119,6 +119,10 @@ pub struct ServeOptions {
     pub admin_max: usize,
     /// An admin session without a complete line this long is closed.
     pub admin_idle: Option<Duration>,
+    /// An admin session not established this long after it connected is
+    /// closed (established: `auth TOKEN` accepted with `--admin-token`, else
+    /// a command run).
+    pub admin_login: Option<Duration>,
     /// Where `GET /metrics` is served, if anywhere (resolved when binding).
     pub metrics: Option<HostPort>,
     /// Lines go back to their sender only (`--echo`), not to every client.

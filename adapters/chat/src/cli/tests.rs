@@ -36,6 +36,7 @@ fn defaults() {
     assert_eq!(s.options.refuse_line.as_deref(), Some(REFUSE_LINE));
     assert_eq!(s.admin_max, 16);
     assert_eq!(s.admin_idle, Some(Duration::from_secs(60)));
+    assert_eq!(s.admin_login, Some(Duration::from_secs(2)));
     assert_eq!(s.admin_token, None);
     assert_eq!(s.metrics, None);
     assert!(same(&s, &ServeArgs::defaults().into_options().unwrap()));
@@ -102,6 +103,8 @@ fn every_flag() {
         "3",
         "--admin-idle",
         "off",
+        "--admin-login",
+        "750ms",
         "--metrics",
         "localhost:9090",
     ])
@@ -125,6 +128,12 @@ fn every_flag() {
     );
     assert_eq!(s.admin_max, 3);
     assert_eq!(s.admin_idle, None);
+    assert_eq!(s.admin_login, Some(Duration::from_millis(750)));
+    assert_eq!(serve(&["--admin-login", "off"]).unwrap().admin_login, None);
+    assert_eq!(
+        clap_kind(serve(&["--admin-login", "0s"])),
+        ErrorKind::ValueValidation
+    );
     assert_eq!(
         s.metrics.as_ref().map(HostPort::as_str),
         Some("localhost:9090")
@@ -382,7 +391,7 @@ fn every_flag_has_its_environment_variable() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 22 * 2 + 3);
+    assert_eq!(checked, 23 * 2 + 3);
 }
 
 #[test]

@@ -1,10 +1,18 @@
 //! The admin console: a listener thread and one thread per session.
+//!
+//! A session is *established* once it authenticated (`auth TOKEN` with
+//! `--admin-token`) or, without a token, ran a command. Until then it is
+//! closed at `--admin-login` after it connected (counted in
+//! `admin.login_timeouts`), and at `--admin-max` a newcomer evicts the
+//! oldest such session (`admin.evicted`; it reads why, if its socket takes
+//! it, then is shut down), so silent sockets never lock the operator out.
+//! Established sessions are never evicted: with every slot established, a
+//! newcomer reads [`admin::TOO_MANY`] and is closed (`admin.refused`).
 
-use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -12,6 +20,7 @@ use tether_adapter::listen::{self, AcceptErrors};
 use tether_adapter::{Error, Handle};
 use tether_core::{KickMode, SendError};
 
+use super::slots::{Admission, SlotId, Slots};
 use super::stop::{StopReader, Wake};
 use super::{ChatCounters, ServeError, spawn_thread};
 use crate::admin::{self, AdminCommand};
@@ -110,63 +119,68 @@ impl Console {
     }
 }
 
-/// A session's side of the `auth` rule, without I/O.
+/// A session's side of the `auth` rule, without I/O: it also says when the
+/// session becomes *established* (never evicted by a newcomer, free of
+/// `--admin-login`): `auth TOKEN` accepted with `--admin-token`, else its
+/// first command.
 #[derive(Debug)]
 struct Gate {
     token: Option<Secret>,
-    authenticated: bool,
+    established: bool,
 }
 
-/// What a session does after a line.
+/// What a session does with a line.
 #[derive(Debug, PartialEq, Eq)]
-enum Reply {
+enum Verdict {
     /// Write this, keep serving.
     Answer(String),
     /// Write this, then close.
     Close(&'static str),
+    /// Run this command; `establishes`: the session becomes established
+    /// with it (mark it so first, or stop if it was evicted meanwhile).
+    Run {
+        command: AdminCommand,
+        establishes: bool,
+    },
 }
 
 impl Gate {
     fn new(token: Option<Secret>) -> Gate {
         Gate {
-            authenticated: token.is_none(),
             token,
+            established: false,
         }
     }
 
-    /// Answers one framed line.
-    fn line(
-        &mut self,
-        line: Result<Vec<u8>, LineError>,
-        console: &Console,
-        peer: SocketAddr,
-    ) -> Reply {
+    /// Judges one framed line.
+    fn line(&mut self, line: Result<Vec<u8>, LineError>, peer: SocketAddr) -> Verdict {
         let command = match line {
             Ok(line) => AdminCommand::parse_bytes(&line),
-            Err(e) => return Reply::Answer(admin::format_error(&e)),
+            Err(e) => return Verdict::Answer(admin::format_error(&e)),
         };
-        if !self.authenticated {
-            return match (command, &self.token) {
-                (Ok(AdminCommand::Auth { token }), Some(secret)) if secret.matches(&token) => {
-                    self.authenticated = true;
-                    tracing::info!(%peer, "admin session authenticated");
-                    Reply::Answer(admin::OK.to_owned())
-                }
-                (Ok(AdminCommand::Auth { .. }), _) => {
-                    tracing::warn!(%peer, "admin session offered a bad token; closed");
-                    Reply::Close(admin::BAD_TOKEN)
-                }
-                _ => Reply::Answer(admin::AUTH_REQUIRED.to_owned()),
-            };
-        }
-        match command {
-            Ok(command) => {
-                if !matches!(command, AdminCommand::Auth { .. }) {
-                    tracing::info!(%peer, "admin: {}", describe(&command));
-                }
-                Reply::Answer(console.execute(command))
+        let command = match (command, &self.token) {
+            (Err(e), _) => return Verdict::Answer(admin::format_error(&e)),
+            (Ok(command), _) if self.established => {
+                return Verdict::Run {
+                    command,
+                    establishes: false,
+                };
             }
-            Err(e) => Reply::Answer(admin::format_error(&e)),
+            (Ok(command), None) => command,
+            (Ok(AdminCommand::Auth { token }), Some(secret)) if secret.matches(&token) => {
+                tracing::info!(%peer, "admin session authenticated");
+                AdminCommand::Auth { token }
+            }
+            (Ok(AdminCommand::Auth { .. }), Some(_)) => {
+                tracing::warn!(%peer, "admin session offered a bad token; closed");
+                return Verdict::Close(admin::BAD_TOKEN);
+            }
+            (Ok(_), Some(_)) => return Verdict::Answer(admin::AUTH_REQUIRED.to_owned()),
+        };
+        self.established = true;
+        Verdict::Run {
+            command,
+            establishes: true,
         }
     }
 }
@@ -197,24 +211,16 @@ fn describe(command: &AdminCommand) -> String {
 struct Shared {
     console: Console,
     token: Option<Secret>,
-    max: usize,
     idle: Option<Duration>,
-    /// Open sessions, by number: a clone of each socket, shut down when the
-    /// server stops so a session blocked in `read` wakes and ends.
-    sessions: Mutex<Sessions>,
+    login: Option<Duration>,
+    /// Open sessions, oldest first: at `--admin-max` a newcomer evicts the
+    /// oldest one not established; all are shut down when the server stops.
+    sessions: Slots,
 }
 
-#[derive(Debug, Default)]
-struct Sessions {
-    next: u64,
-    open: HashMap<u64, TcpStream>,
-}
-
-impl Shared {
-    fn sessions(&self) -> MutexGuard<'_, Sessions> {
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
+/// What an evicted session reads before its socket is shut down.
+const EVICTED: &[u8] =
+    b"error evicted: the admin console is full and this session sent no command\n";
 
 /// Starts the console's listener thread.
 pub(super) fn spawn(
@@ -226,9 +232,9 @@ pub(super) fn spawn(
     let shared = Arc::new(Shared {
         console,
         token: options.admin_token.clone(),
-        max: options.admin_max.max(1),
         idle: options.admin_idle,
-        sessions: Mutex::new(Sessions::default()),
+        login: options.admin_login,
+        sessions: Slots::new(options.admin_max),
     });
     listener
         .set_nonblocking(true)
@@ -243,7 +249,7 @@ pub(super) fn spawn(
 /// session.
 fn run(listener: &TcpListener, shared: &Arc<Shared>, stopped: &StopReader) {
     let mut errors = AcceptErrors::new("admin");
-    let mut refusals = RateLimited::default();
+    let mut logs = AdmitLogs::default();
     loop {
         match stopped.wait(Some(listener), STOP_CHECK) {
             Wake::Stopped => break,
@@ -254,7 +260,7 @@ fn run(listener: &TcpListener, shared: &Arc<Shared>, stopped: &StopReader) {
         match listener.accept() {
             Ok((stream, peer)) => {
                 errors.success();
-                admit(stream, peer, shared, &mut refusals);
+                admit(stream, peer, shared, &mut logs);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => std::thread::sleep(errors.failed(&e)),
@@ -264,78 +270,87 @@ fn run(listener: &TcpListener, shared: &Arc<Shared>, stopped: &StopReader) {
     // read side: a session still writing its answer (`ok` to the very
     // `shutdown` that stopped the server) gets it out, then sees EOF, ends
     // and closes its socket.
-    for stream in shared.sessions().open.values() {
-        let _ = stream.shutdown(Shutdown::Read);
-    }
+    shared.sessions.shutdown_reads();
     let deadline = Instant::now() + Duration::from_secs(2);
-    while !shared.sessions().open.is_empty() && Instant::now() < deadline {
+    while shared.sessions.len() > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
 
-/// Starts a session for a new connection, or refuses it beyond `--admin-max`.
-fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>, refusals: &mut RateLimited) {
+/// Starts a session for a new connection: at `--admin-max`, in place of
+/// the oldest session not established, or refused when every one is.
+fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>, logs: &mut AdmitLogs) {
     let counters = &shared.console.counters;
-    let number = {
-        let mut sessions = shared.sessions();
-        if sessions.open.len() >= shared.max {
-            drop(sessions);
+    let number = match shared.sessions.admit(&stream, EVICTED) {
+        Admission::Admitted(number) => number,
+        Admission::Evicted(number) => {
+            counters.admin_evicted.fetch_add(1, Ordering::Relaxed);
+            if let Some(count) = logs.evictions.hit() {
+                tracing::warn!(
+                    %peer,
+                    evicted = count,
+                    max = shared.sessions.max(),
+                    "admin console full: the oldest session that sent no command was evicted \
+                     (see --admin-max, --admin-login)"
+                );
+            }
+            number
+        }
+        Admission::Full => {
             counters.admin_refused.fetch_add(1, Ordering::Relaxed);
             listen::refuse_std(stream, admin::TOO_MANY.as_bytes());
-            if let Some(count) = refusals.hit() {
+            if let Some(count) = logs.refusals.hit() {
                 tracing::warn!(
                     %peer,
                     refused = count,
-                    max = shared.max,
-                    "admin console full: connection refused (see --admin-max)"
+                    max = shared.sessions.max(),
+                    "admin console full of established sessions: connection refused (see --admin-max)"
                 );
             }
             return;
         }
-        let Ok(clone) = stream.try_clone() else {
+        Admission::Unavailable => {
             listen::refuse_std(stream, b"error cannot serve this session\n");
             return;
-        };
-        sessions.next += 1;
-        let number = sessions.next;
-        sessions.open.insert(number, clone);
-        counters
-            .admin_sessions
-            .store(sessions.open.len() as u64, Ordering::Relaxed);
-        number
+        }
     };
+    count_sessions(shared, shared.sessions.len());
     let session_shared = shared.clone();
     let spawned = std::thread::Builder::new()
         .name("tether-admin-session".into())
         .spawn(move || {
             tracing::debug!(%peer, "admin session opened");
-            session(stream, peer, &session_shared);
-            close_session(&session_shared, number);
+            session(stream, peer, number, &session_shared);
+            count_sessions(&session_shared, session_shared.sessions.close(number));
             tracing::debug!(%peer, "admin session closed");
         });
     if let Err(e) = spawned {
+        // The stream went with the closure: the slot's clone is all that is
+        // left. Free the slot; dropping the clone closes the connection.
         tracing::warn!(%peer, "cannot start an admin session thread: {e}");
-        if let Some(stream) = shared.sessions().open.get(&number) {
-            let _ = (&*stream).write(b"error cannot serve this session\n");
-            let _ = stream.shutdown(Shutdown::Both);
-        }
-        close_session(shared, number);
+        count_sessions(shared, shared.sessions.close(number));
     }
 }
 
-fn close_session(shared: &Shared, number: u64) {
-    let mut sessions = shared.sessions();
-    sessions.open.remove(&number);
+/// Rate-limited log lines of the listener thread.
+#[derive(Debug, Default)]
+struct AdmitLogs {
+    refusals: RateLimited,
+    evictions: RateLimited,
+}
+
+fn count_sessions(shared: &Shared, open: usize) {
     shared
         .console
         .counters
         .admin_sessions
-        .store(sessions.open.len() as u64, Ordering::Relaxed);
+        .store(open as u64, Ordering::Relaxed);
 }
 
 /// One console connection: a line in, an answer out, until EOF, a bad
-/// token, `--admin-idle` without a complete line, or the server's stop.
-fn session(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) {
+/// token, `--admin-login` without being established, `--admin-idle`
+/// without a complete line, an eviction, or the server's stop.
+fn session(mut stream: TcpStream, peer: SocketAddr, number: SlotId, shared: &Shared) {
     if stream.set_nonblocking(false).is_err()
         || stream
             .set_write_timeout(Some(shared.idle.unwrap_or(WRITE_TIMEOUT)))
@@ -346,34 +361,50 @@ fn session(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) {
     let mut gate = Gate::new(shared.token.clone());
     let mut lines = LineBuffer::new(MAX_ADMIN_LINE);
     let mut buf = [0u8; 1024];
-    let mut last_line = Instant::now();
+    let opened = Instant::now();
+    let mut last_line = opened;
     loop {
         while let Some(line) = lines.next_line() {
             last_line = Instant::now();
-            match gate.line(line, &shared.console, peer) {
-                Reply::Answer(text) => {
-                    if stream.write_all(text.as_bytes()).is_err() {
-                        return;
-                    }
-                }
-                Reply::Close(text) => {
+            let answer = match gate.line(line, peer) {
+                Verdict::Answer(text) => text,
+                Verdict::Close(text) => {
                     let _ = stream.write_all(text.as_bytes());
                     return;
                 }
-            }
-        }
-        if let Some(idle) = shared.idle {
-            let left = idle.saturating_sub(last_line.elapsed());
-            if left.is_zero() {
-                tracing::debug!(%peer, "admin session idle; closed");
-                let text = format!(
-                    "error no command for {}; closing\n",
-                    humantime::format_duration(idle)
-                );
-                let _ = stream.write_all(text.as_bytes());
+                Verdict::Run {
+                    command,
+                    establishes,
+                } => {
+                    // Established before it runs: a newcomer can no longer
+                    // evict it mid-command. Evicted already: its socket is
+                    // shut down, nothing runs.
+                    if establishes && !shared.sessions.establish(number) {
+                        return;
+                    }
+                    if !matches!(command, AdminCommand::Auth { .. }) {
+                        tracing::info!(%peer, "admin: {}", describe(&command));
+                    }
+                    shared.console.execute(command)
+                }
+            };
+            if stream.write_all(answer.as_bytes()).is_err() {
                 return;
             }
-            if stream.set_read_timeout(Some(left)).is_err() {
+        }
+        let login_by = shared
+            .login
+            .filter(|_| !gate.established)
+            .map(|login| (opened + login, login));
+        match time_left(shared, login_by, last_line, shared.token.is_some()) {
+            Ok(left) => {
+                if stream.set_read_timeout(left).is_err() {
+                    return;
+                }
+            }
+            Err(goodbye) => {
+                tracing::debug!(%peer, "{}", goodbye.trim_end());
+                let _ = stream.write_all(goodbye.as_bytes());
                 return;
             }
         }
@@ -390,6 +421,46 @@ fn session(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) {
             Err(_) => return,
         }
     }
+}
+
+/// How long a session may wait for its next line (`None`: no bound), or
+/// the line it is closed with now: `login_by` (deadline, `--admin-login`)
+/// while it is not established, `--admin-idle` after its last line.
+fn time_left(
+    shared: &Shared,
+    login_by: Option<(Instant, Duration)>,
+    last_line: Instant,
+    token: bool,
+) -> Result<Option<Duration>, String> {
+    let now = Instant::now();
+    if let Some((by, login)) = login_by
+        && by <= now
+    {
+        shared
+            .console
+            .counters
+            .admin_login_timeouts
+            .fetch_add(1, Ordering::Relaxed);
+        let what = if token { "auth" } else { "command" };
+        return Err(format!(
+            "error no {what} within {} (--admin-login); closing\n",
+            humantime::format_duration(login)
+        ));
+    }
+    let idle_by = shared.idle.map(|idle| (last_line + idle, idle));
+    if let Some((by, idle)) = idle_by
+        && by <= now
+    {
+        return Err(format!(
+            "error no command for {}; closing\n",
+            humantime::format_duration(idle)
+        ));
+    }
+    let next = match (login_by, idle_by) {
+        (Some((a, _)), Some((b, _))) => Some(a.min(b)),
+        (a, b) => a.or(b).map(|(by, _)| by),
+    };
+    Ok(next.map(|by| by.saturating_duration_since(now)))
 }
 
 /// Counts events and says when to log: at most once a second, with the
@@ -419,6 +490,65 @@ impl RateLimited {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn line(gate: &mut Gate, text: &str) -> Verdict {
+        let peer = SocketAddr::from(([127, 0, 0, 1], 1));
+        gate.line(Ok(text.as_bytes().to_vec()), peer)
+    }
+
+    #[test]
+    fn a_session_is_established_by_its_first_command_or_its_auth() {
+        let mut open = Gate::new(None);
+        assert!(
+            matches!(line(&mut open, "frobnicate"), Verdict::Answer(e) if e.starts_with("error "))
+        );
+        assert!(!open.established, "a bad line does not establish");
+        assert!(matches!(
+            line(&mut open, "stats"),
+            Verdict::Run {
+                command: AdminCommand::Stats,
+                establishes: true
+            }
+        ));
+        assert!(open.established);
+        assert!(matches!(
+            line(&mut open, "list"),
+            Verdict::Run {
+                command: AdminCommand::List,
+                establishes: false
+            }
+        ));
+
+        let mut locked = Gate::new(Some(Secret::new("t0k")));
+        assert_eq!(
+            line(&mut locked, "stats"),
+            Verdict::Answer(admin::AUTH_REQUIRED.to_owned())
+        );
+        assert!(
+            !locked.established,
+            "a command before auth does not establish"
+        );
+        assert!(matches!(
+            line(&mut locked, "auth t0k"),
+            Verdict::Run {
+                command: AdminCommand::Auth { .. },
+                establishes: true
+            }
+        ));
+        assert!(matches!(
+            line(&mut locked, "stats"),
+            Verdict::Run {
+                command: AdminCommand::Stats,
+                establishes: false
+            }
+        ));
+        let mut wrong = Gate::new(Some(Secret::new("t0k")));
+        assert_eq!(
+            line(&mut wrong, "auth nope"),
+            Verdict::Close(admin::BAD_TOKEN)
+        );
+        assert!(!wrong.established);
+    }
 
     #[test]
     fn refusals_are_logged_once_a_second_with_their_count() {

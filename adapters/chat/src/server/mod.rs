@@ -17,7 +17,14 @@
 //! * **the admin console** (thread `tether-admin` and one thread per
 //!   session): at most `--admin-max` sessions, each closed after
 //!   `--admin-idle` without a complete line, `auth TOKEN` first when
-//!   `--admin-token` is set. See [`Console`] for the commands.
+//!   `--admin-token` is set. A session is *established* once it
+//!   authenticated (with a token) or ran a command (without one); one not
+//!   established within `--admin-login` (2 s) is closed, and at
+//!   `--admin-max` a newcomer evicts the oldest session not established
+//!   (as sshd's `MaxStartups` drops unauthenticated connections), so silent
+//!   sockets never lock the operator out. Established sessions are never
+//!   evicted; when all are, the newcomer reads
+//!   `error too many admin connections`. See [`Console`] for the commands.
 //! * **the watcher** (thread `tether-watch`): once a second, logs
 //!   connections refused because the server is full or out of resources,
 //!   and accept pauses, at warn/info.
@@ -27,6 +34,8 @@
 //!   counter of `stats` in the Prometheus text format, plus the queued
 //!   bytes and a kick → FIN latency histogram; anything else gets a 404
 //!   (a 400, 408 or 431 for what is not a timely, bounded HTTP request).
+//!   At the cap a newcomer evicts the oldest connection whose request
+//!   head has not arrived, so silent sockets never starve a scrape.
 //! * **signals** ([`serve`] only, thread `tether-signals`): SIGTERM or
 //!   SIGINT runs the same drain as the console's `shutdown`, with grace
 //!   `--shutdown-grace`; the process then exits 0. A second signal exits at
@@ -41,6 +50,7 @@ mod console;
 mod metrics;
 mod room;
 mod signals;
+mod slots;
 mod stop;
 mod watch;
 
@@ -135,8 +145,24 @@ pub struct ChatCounters {
     pub lines_dropped: AtomicU64,
     /// Admin console sessions open now.
     pub admin_sessions: AtomicU64,
-    /// Admin console connections refused (beyond `--admin-max`).
+    /// Admin console connections refused: `--admin-max` sessions open, every
+    /// one established.
     pub admin_refused: AtomicU64,
+    /// Admin console sessions evicted at `--admin-max` by a newcomer: the
+    /// oldest session not yet established (never authenticated, never ran a
+    /// command) makes room.
+    pub admin_evicted: AtomicU64,
+    /// Admin console sessions closed at `--admin-login`: not established in
+    /// time.
+    pub admin_login_timeouts: AtomicU64,
+    /// `--metrics` connections evicted at the connection cap by a newcomer:
+    /// the oldest one whose request head had not arrived makes room.
+    pub metrics_evicted: AtomicU64,
+    /// `--metrics` connections refused: every slot busy answering a request.
+    pub metrics_refused: AtomicU64,
+    /// `--metrics` connections answered 408: no complete request head in
+    /// time.
+    pub metrics_timeouts: AtomicU64,
     /// A drain was requested (console `shutdown`, a signal,
     /// [`ChatServer::shutdown`]): accept pauses and refusals from now on
     /// are the drain's, not a full server's.
@@ -145,7 +171,7 @@ pub struct ChatCounters {
 
 impl ChatCounters {
     /// Every counter as `(key, value)`, in a fixed order.
-    pub fn snapshot(&self) -> [(&'static str, u64); 5] {
+    pub fn snapshot(&self) -> [(&'static str, u64); 10] {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         [
             ("chat.members", get(&self.members)),
@@ -153,6 +179,11 @@ impl ChatCounters {
             ("chat.lines_dropped", get(&self.lines_dropped)),
             ("admin.sessions", get(&self.admin_sessions)),
             ("admin.refused", get(&self.admin_refused)),
+            ("admin.evicted", get(&self.admin_evicted)),
+            ("admin.login_timeouts", get(&self.admin_login_timeouts)),
+            ("metrics.evicted", get(&self.metrics_evicted)),
+            ("metrics.refused", get(&self.metrics_refused)),
+            ("metrics.timeouts", get(&self.metrics_timeouts)),
         ]
     }
 }
