@@ -306,10 +306,13 @@ impl Handle {
         Ok(all)
     }
 
-    /// Starts a graceful shutdown: stop accepting, kick every channel with
-    /// `ServerShutdown` (queued bytes are flushed, then FIN), abort what is
-    /// still closing after `grace`. Idempotent. Await
-    /// [`stopped`](Handle::stopped) for its end.
+    /// Starts a graceful shutdown, in two phases across shards
+    /// (docs/design.md §5.5): every shard stops reading and accepting, and
+    /// once every relay between shards is in its target's queue (waiting at
+    /// most `grace`), each hub kicks every channel with `ServerShutdown`
+    /// (queued bytes are flushed, then FIN) and aborts what is still
+    /// closing `grace` later. Idempotent: the first call's grace counts.
+    /// Await [`stopped`](Handle::stopped) for its end.
     pub async fn shutdown(&self, grace: Duration) -> Result<(), Error> {
         self.ask_all(|reply| Query::Shutdown { grace, reply })
             .await

@@ -53,11 +53,23 @@
 //! ## Memory bound
 //!
 //! Per connection: the hub's queue limit (`Config::queue_limit`, which
-//! charges `Config::message_overhead` per queued message) plus one read
-//! buffer in flight. Per server: that × `max_channels`, plus
-//! [`Options::event_backlog`] received bytes waiting for the application,
-//! plus at most [`Options::reader_queue`] read chunks and
-//! [`Options::command_queue`] commands in flight.
+//! charges `Config::message_overhead` per queued message) plus at most
+//! [`READ_AHEAD`] read chunks waiting for the driver (its reader stops
+//! reading until the driver takes them). Per server: that ×
+//! `max_channels`, plus [`Options::event_backlog`] received bytes waiting
+//! for the application, plus per shard at most [`Options::reader_queue`]
+//! read chunks and [`Options::command_queue`] commands in flight (of which
+//! an in-driver [`App`] keeps at most [`REMOTE_AHEAD`] in each other
+//! shard's queue before its shard stops reading).
+//!
+//! ## Shutdown
+//!
+//! [`Handle::shutdown`] (what `tether serve` runs on SIGTERM, SIGINT and
+//! the console's `shutdown`) drains in two phases across shards
+//! (docs/design.md §5.5): every shard stops reading and accepting, every
+//! relay already between shards reaches its shard's hub, then each hub
+//! flushes its queues gracefully and closes. A line accepted before the
+//! drain began reaches every client connected then, on every shard.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -181,7 +181,8 @@ impl SimConfig {
     /// The hub's configuration. Always valid: fields are clamped.
     pub fn hub_config(&self) -> Config {
         let max_channels = self.max_channels.clamp(1, 1 << 16);
-        let queue_limit = self.queue_limit.max(1);
+        // Within what the hub can sum (`Config::MAX_QUEUE_LIMIT`), like every field.
+        let queue_limit = self.queue_limit.clamp(1, Config::MAX_QUEUE_LIMIT);
         let high = self.high.min(queue_limit);
         Config::default().with(|c| {
             c.max_channels = max_channels;

@@ -27,7 +27,7 @@ enum Trigger {
 const TRIGGERS: [Trigger; 3] = [Trigger::Term, Trigger::Int, Trigger::Console];
 
 /// The shard of a greeted id: `#1:0.1` is on shard 1, `#0.1` (one shard) on 0.
-fn shard_of(id: &str) -> Option<usize> {
+pub(super) fn shard_of(id: &str) -> Option<usize> {
     let id = id.strip_prefix('#')?;
     match id.split_once(':') {
         Some((shard, _)) => shard.parse().ok(),

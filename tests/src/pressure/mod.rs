@@ -12,6 +12,7 @@
 //! * [`net`]: line readers, greetings, non-blocking connects.
 //! * [`flow`]: flow control: burst, tiny lines, SIGTERM mid-burst.
 //! * [`drain`]: shutdowns (signals, console) mid-burst across shards, repeated.
+//! * [`kicks`]: the console's kicks reach the right shard, exactly once.
 //! * [`limits`]: resource limits: concurrent connects, fd limit, a full
 //!   server, 20,000 connections.
 //! * [`console`]: operator ports no one can lock: 300 silent admin
@@ -38,6 +39,7 @@ use std::time::Duration;
 pub mod console;
 pub mod drain;
 pub mod flow;
+pub mod kicks;
 pub mod limits;
 pub mod net;
 pub mod server;
@@ -47,6 +49,7 @@ pub use console::{
 };
 pub use drain::shutdown_mid_burst;
 pub use flow::{burst, sigterm_mid_burst, tiny_lines};
+pub use kicks::kick_across_shards;
 pub use limits::{
     child_hook, concurrent_connects, fd_limit, server_full_says_so, twenty_thousand_connections,
 };
@@ -129,6 +132,7 @@ macro_rules! pressure_suite {
             tiny_lines => tiny_lines(DEFAULT),
             sigterm_mid_burst => sigterm_mid_burst(DEFAULT),
             shutdown_mid_burst => shutdown_mid_burst(DEFAULT),
+            kick_across_shards => kick_across_shards(DEFAULT),
             concurrent_connects_1500 => concurrent_connects(DEFAULT),
             fd_limit_256 => fd_limit(DEFAULT),
             silent_admin_connections_300 => silent_admin_connections(DEFAULT),
