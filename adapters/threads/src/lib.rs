@@ -263,6 +263,18 @@ impl Glue for ThreadGlue {
         conn: &mut ThreadConn,
         inputs: &ThreadInputs,
     ) -> io::Result<()> {
+        // A finished waiter keeps its stack mapped until it is joined: join
+        // this connection's finished waiters now, or a peer whose buffer
+        // fills a thousand times holds a thousand stacks until it closes
+        // (memory bounded by configuration, docs/design.md §4, 8).
+        let (finished, alive): (Vec<_>, Vec<_>) = conn
+            .threads
+            .drain(..)
+            .partition(std::thread::JoinHandle::is_finished);
+        conn.threads = alive;
+        for thread in finished {
+            let _ = thread.join();
+        }
         let (socket, stop, inputs) = (socket.clone(), conn.stop.clone(), inputs.clone());
         let thread = std::thread::Builder::new()
             .name("tether-wait".into())
