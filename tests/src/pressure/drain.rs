@@ -36,7 +36,7 @@ pub(super) fn shard_of(id: &str) -> Option<usize> {
 }
 
 /// **Shutdown mid-burst, repeated.** `scale.drain_rounds` rounds, each on
-/// a fresh server: [`PER_SHARD`] clients on every shard (round-robin
+/// a fresh server: `PER_SHARD` (3) clients on every shard (round-robin
 /// accept spreads them), one of them talks `4 × scale.drain_lines` lines of
 /// 1,000 B unpaced while all read; once every client has read a round's
 /// share (which moves from round to round) the server gets SIGTERM, SIGINT

@@ -1,4 +1,4 @@
-//! The scenarios, each generic over the [`Adapter`](crate::Adapter) and
+//! The scenarios, each generic over the [`Adapter`] and
 //! each ending with [`Rig::finish`](crate::Rig::finish), which asserts that
 //! every opened channel got exactly one `Disconnected` and was released.
 //!

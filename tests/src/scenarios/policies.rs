@@ -100,7 +100,7 @@ pub fn login_timeout<A: Adapter>() {
 /// With one `SO_REUSEPORT` listener per shard the kernel may hash a client
 /// to a shard at its share of the limit, which refuses it while another
 /// shard has room: clients are connected until served
-/// ([`super::connect_served`]), which round-robin does at the first try.
+/// (`connect_served`), which round-robin does at the first try.
 pub fn channel_limit<A: Adapter>() {
     let config = Config::default().with_max_channels(4); // resumes at 3
     let rig = Rig::<A>::start(config);
