@@ -47,7 +47,7 @@ pub(crate) fn connect_served<A: Adapter>(
     attempts: usize,
 ) -> (TcpStream, ChannelId, usize) {
     for refused in 0..attempts {
-        let stream = TcpStream::connect(rig.addr()).expect("connect to the server");
+        let stream = crate::client::connect(rig.addr());
         let deadline = Instant::now() + SOON;
         loop {
             if let Some(id) = rig.opened_id(&stream, Duration::from_millis(20)) {
