@@ -14,7 +14,7 @@
 //! * [`drain`]: shutdowns (signals, console) mid-burst across shards, repeated.
 //! * [`kicks`]: the console's kicks reach the right shard, exactly once.
 //! * [`limits`]: resource limits: concurrent connects, fd limit, a full
-//!   server, 20,000 connections.
+//!   server, 20,000 connections (their clients in [`child`] processes).
 //! * [`console`]: operator ports no one can lock: 300 silent admin
 //!   connections, an established session among 300 newcomers, 300 silent
 //!   `--metrics` connections.
@@ -36,6 +36,7 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+pub mod child;
 pub mod console;
 pub mod drain;
 pub mod flow;
@@ -50,9 +51,7 @@ pub use console::{
 pub use drain::shutdown_mid_burst;
 pub use flow::{burst, sigterm_mid_burst, tiny_lines};
 pub use kicks::kick_across_shards;
-pub use limits::{
-    child_hook, concurrent_connects, fd_limit, server_full_says_so, twenty_thousand_connections,
-};
+pub use limits::{concurrent_connects, fd_limit, server_full_says_so, twenty_thousand_connections};
 pub use server::{Admin, Server, ServerSpec, StatsMap, tether_bin};
 
 /// Every runtime of the `tether` binary (`--runtime`).
@@ -164,20 +163,5 @@ macro_rules! pressure_suite {
                 $crate::pressure::$scenario($runtime, &$crate::pressure::Scale::$scale);
             }
         )*
-    };
-}
-
-/// The test the 20,000-connection scenario re-executes its own test binary
-/// into, to hold client sockets in child processes (one process may hold
-/// only 20,000 fds here). Invoke it once, at the root of the test file: the
-/// scenario runs `<test exe> pressure_child_hook --exact`. Without its
-/// environment variable it does nothing.
-#[macro_export]
-macro_rules! pressure_child_hook {
-    () => {
-        #[test]
-        fn pressure_child_hook() {
-            $crate::pressure::child_hook();
-        }
     };
 }
