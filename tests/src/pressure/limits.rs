@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::child::{CHILD_PATIENCE, NOT_TRIED, parse_report, spawn_child, tally_outcomes};
 use super::net::{Client, FirstLine, LineReader, first_line, start_connect};
 use super::server::ServerSpec;
-use super::{Scale, serial};
+use super::{Scale, join_by, serial};
 use crate::client::{self, End};
 
 /// **1,500 concurrent connects.** 15 threads start 100 non-blocking
@@ -52,7 +52,7 @@ pub fn concurrent_connects(runtime: &'static str, _scale: &Scale) {
     let started = Instant::now();
     let results: Vec<(FirstLine, Option<LineReader>)> = threads
         .into_iter()
-        .flat_map(|t| t.join().expect("connect thread"))
+        .flat_map(|t| join_by("a connect thread", t, Instant::now() + BOUND))
         .collect();
     let took = started.elapsed();
     let outcomes: Vec<&FirstLine> = results.iter().map(|(o, _)| o).collect();

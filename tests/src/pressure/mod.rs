@@ -33,8 +33,10 @@
 //! (comma-separated flags, e.g. `--runtime,--stall-timeout`, left off the
 //! command line together with their values).
 
+use std::fmt::Display;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 pub mod child;
 pub mod console;
@@ -110,6 +112,22 @@ impl Scale {
         drain_lines: 2_000,
         deadline: Duration::from_secs(300),
     };
+}
+
+/// How long past its scenario's deadline a helper thread may take to end:
+/// its reads end at that deadline, and a write that makes no progress
+/// fails after [`WRITE_STALL`].
+pub const JOIN_SLACK: Duration = Duration::from_secs(30);
+
+/// How long one write of a scenario's sender may make no progress before
+/// it fails (`SO_SNDTIMEO`) instead of blocking for ever.
+pub const WRITE_STALL: Duration = Duration::from_secs(30);
+
+/// Joins a scenario's helper thread at most [`JOIN_SLACK`] past
+/// `deadline`; panics with `step <step>: no answer within …` after that.
+pub fn join_by<T>(step: impl Display, thread: JoinHandle<T>, deadline: Instant) -> T {
+    let limit = deadline.saturating_duration_since(Instant::now()) + JOIN_SLACK;
+    crate::bounded::join(step, thread, limit)
 }
 
 static SERIAL: Mutex<()> = Mutex::new(());
