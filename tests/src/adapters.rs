@@ -13,7 +13,8 @@ use tether_core::{
     SendError, Stats,
 };
 
-use crate::rig::{Adapter, ServerUnderTest};
+use crate::bounded::{STEP_LIMIT, within};
+use crate::rig::{AcceptCounts, Adapter, ServerUnderTest};
 
 /// A loopback listener as every server binds it: with `SO_REUSEPORT` when
 /// every shard is to bind a listener of its own on its port.
@@ -159,6 +160,16 @@ fn stopped<T>(e: Error) -> T {
     panic!("server call failed unexpectedly: {e}")
 }
 
+impl LayerServer {
+    /// The server's stats, within [`STEP_LIMIT`].
+    fn server_stats(&self, step: &str) -> tether_adapter::ServerStats {
+        within(step, STEP_LIMIT, self.handle.stats()).unwrap_or_else(stopped)
+    }
+}
+
+/// Every call is bounded by [`STEP_LIMIT`] (`within`): a driver that never
+/// answers fails the call naming it, e.g. `step kick #1.1: no answer within
+/// 30s`.
 impl ServerUnderTest for LayerServer {
     fn addr(&self) -> SocketAddr {
         self.handle.local_addr()
@@ -172,7 +183,11 @@ impl ServerUnderTest for LayerServer {
     }
 
     fn send(&self, id: ChannelId, data: Bytes) -> Result<(), SendError> {
-        match self.handle.blocking().send(id, data) {
+        match within(
+            format!("send to {id}"),
+            STEP_LIMIT,
+            self.handle.send(id, data),
+        ) {
             Ok(()) => Ok(()),
             Err(Error::Send(e)) => Err(e),
             Err(e) => stopped(e),
@@ -180,14 +195,12 @@ impl ServerUnderTest for LayerServer {
     }
 
     fn broadcast(&self, data: Bytes) -> BroadcastReport {
-        self.handle
-            .blocking()
-            .broadcast(data)
-            .unwrap_or_else(stopped)
+        within("broadcast", STEP_LIMIT, self.handle.broadcast(data)).unwrap_or_else(stopped)
     }
 
     fn kick(&self, id: ChannelId, mode: KickMode, code: u32) -> Result<(), KickError> {
-        match self.handle.blocking().kick(id, mode, code) {
+        let step = format!("kick {id}");
+        match within(step, STEP_LIMIT, self.handle.kick(id, mode, code)) {
             Ok(()) => Ok(()),
             Err(Error::Kick(e)) => Err(e),
             Err(e) => stopped(e),
@@ -195,7 +208,8 @@ impl ServerUnderTest for LayerServer {
     }
 
     fn authenticate(&self, id: ChannelId) -> Result<(), IdError> {
-        match self.handle.blocking().authenticate(id) {
+        let step = format!("authenticate {id}");
+        match within(step, STEP_LIMIT, self.handle.authenticate(id)) {
             Ok(()) => Ok(()),
             Err(Error::Id(e)) => Err(e),
             Err(e) => stopped(e),
@@ -203,26 +217,28 @@ impl ServerUnderTest for LayerServer {
     }
 
     fn stats(&self) -> Stats {
-        self.handle.blocking().stats().unwrap_or_else(stopped).core
+        self.server_stats("stats").core
     }
 
-    fn refused(&self) -> u64 {
-        let stats = self.handle.blocking().stats().unwrap_or_else(stopped);
-        stats.core.refused + stats.adapter("adapter.refused_full")
-    }
-
-    fn accept_errors(&self) -> u64 {
-        let stats = self.handle.blocking().stats().unwrap_or_else(stopped);
-        stats.adapter("adapter.accept_errors")
+    fn accept_counts(&self) -> AcceptCounts {
+        let stats = self.server_stats("stats (accept counts)");
+        AcceptCounts {
+            accepted: stats.adapter("adapter.accepted"),
+            // The hub's own refusals (`Stats::refused`) are among these:
+            // the driver counts every refusal it answers with the line.
+            refused_full: stats.adapter("adapter.refused_full"),
+            refused_resources: stats.adapter("adapter.refused_resources"),
+            accept_errors: stats.adapter("adapter.accept_errors"),
+        }
     }
 
     fn channels(&self) -> Vec<ChannelInfo> {
-        self.handle.blocking().channels().unwrap_or_else(stopped)
+        within("channels", STEP_LIMIT, self.handle.channels()).unwrap_or_else(stopped)
     }
 
     fn shutdown(&self, grace: Duration) {
         // Already stopped is fine: shutdown is idempotent.
-        let _ = self.handle.blocking().shutdown(grace);
+        let _ = within("shutdown", STEP_LIMIT, self.handle.shutdown(grace));
     }
 
     fn wait_stopped(&self, timeout: Duration) -> bool {

@@ -82,13 +82,45 @@ pub fn stays_silent(stream: &mut TcpStream, wait: Duration) -> bool {
     matches!(stream.read(&mut buf), Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
 }
 
+/// How long a client's connect may take, and then each of its writes.
+/// Loopback connects complete at once while the listen backlog has room;
+/// a write blocks only while the server reads nothing.
+pub const CLIENT_LIMIT: Duration = Duration::from_secs(10);
+
+/// Connects a blocking client whose writes fail after [`CLIENT_LIMIT`]
+/// instead of blocking for ever; panics with `step connect to <addr>: no
+/// answer within 10s` if the connect does not complete in that time, and
+/// with the error if it fails.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    bounded_stream(addr, TcpStream::connect_timeout(&addr, CLIENT_LIMIT))
+}
+
 /// Connects with a small receive buffer, so a client that does not read
-/// pushes back on the server quickly.
+/// pushes back on the server quickly; bounded like [`connect`].
 pub fn connect_small_window(addr: SocketAddr) -> TcpStream {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
     socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    socket.connect(&addr.into()).expect("connect");
-    socket.into()
+    let connected = socket.connect_timeout(&addr.into(), CLIENT_LIMIT);
+    bounded_stream(addr, connected.map(|()| socket.into()))
+}
+
+fn bounded_stream(addr: SocketAddr, connected: io::Result<TcpStream>) -> TcpStream {
+    let stream = match connected {
+        Ok(stream) => stream,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+            ) =>
+        {
+            panic!("step connect to {addr}: no answer within {CLIENT_LIMIT:?}")
+        }
+        Err(e) => panic!("step connect to {addr}: {e}"),
+    };
+    stream
+        .set_write_timeout(Some(CLIENT_LIMIT))
+        .expect("SO_SNDTIMEO");
+    stream
 }
 
 /// Closes the client with RST (`SO_LINGER` 0).

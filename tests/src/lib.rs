@@ -13,7 +13,9 @@
 //! * [`conformance_suite!`] and [`fd_cycles_test!`]: instantiate them as
 //!   `#[test]`s in one line.
 //!
-//! The adapters' own implementations live in [`adapters`].
+//! The adapters' own implementations live in [`adapters`]. Every blocking
+//! call the rigs make has a deadline ([`bounded`]): a server that stops
+//! answering fails the test naming the step, never hangs it.
 //!
 //! [`pressure`] is the other half: real `tether serve` processes under
 //! load, signals and resource limits, for every runtime
@@ -22,12 +24,13 @@
 #![deny(missing_docs)]
 
 pub mod adapters;
+pub mod bounded;
 pub mod client;
 pub mod pressure;
 mod rig;
 pub mod scenarios;
 
-pub use rig::{Adapter, Log, Rig, ServerUnderTest};
+pub use rig::{AcceptCounts, Adapter, Log, Rig, ServerUnderTest};
 
 /// Instantiates every scenario except the fd-counting one as a `#[test]`
 /// for `$adapter` (a type implementing [`Adapter`]); `$adapter, reuse_port`

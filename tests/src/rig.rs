@@ -34,12 +34,17 @@ pub trait Adapter: 'static {
 }
 
 /// A running server, driven through blocking calls from test threads.
-/// Implementations may panic when the server has stopped unexpectedly.
+/// Implementations may panic when the server has stopped unexpectedly, and
+/// bound every call: one that gets no answer in time panics naming its
+/// step (as [`LayerServer`](crate::adapters::LayerServer) does with
+/// [`bounded::within`](crate::bounded::within)), so a hung server fails
+/// the test rather than hanging it.
 pub trait ServerUnderTest: Send + Sync + 'static {
     /// The address clients connect to.
     fn addr(&self) -> SocketAddr;
-    /// The next event, waiting at most `timeout`; `None` on timeout or once
-    /// the server stopped and every event was read.
+    /// The next event, waiting at most `timeout` (never longer: the
+    /// recorder relies on it to stop); `None` on timeout or once the server
+    /// stopped and every event was read.
     fn next_event(&self, timeout: Duration) -> Option<Event>;
     /// `Hub::send`.
     fn send(&self, id: ChannelId, data: Bytes) -> Result<(), SendError>;
@@ -58,15 +63,46 @@ pub trait ServerUnderTest: Send + Sync + 'static {
     /// Waits until the server stopped (shutdown complete, listener closed,
     /// every socket closed); `false` after `timeout`.
     fn wait_stopped(&self, timeout: Duration) -> bool;
-    /// Connections refused so far, by the hub or by the listener itself
-    /// (while paused at the channel limit).
+    /// What the server's listeners and drivers counted of the connections
+    /// they accepted, so far.
+    fn accept_counts(&self) -> AcceptCounts;
+    /// Connections refused so far with the refusal line, by the hub (at the
+    /// limit, shutting down) or by the listener itself (every shard full).
     fn refused(&self) -> u64 {
-        self.stats().refused
+        self.accept_counts().refused_full
     }
-    /// Failed `accept` calls so far (counted by the listener; a peer that
-    /// reset before it was accepted may be one).
-    fn accept_errors(&self) -> u64 {
-        0
+}
+
+/// The server's own tally of the connections it took from its listeners
+/// (`adapter.*` in `tether serve`'s `stats`). Every accepted connection
+/// becomes exactly one channel (`Stats::opened`) or one refusal, so while
+/// no shutdown runs and every accepted connection has reached its shard,
+/// `accepted == opened + refused_full + refused_resources`. A connection
+/// the kernel dropped before any `accept` (reset in the backlog, a backlog
+/// overflow) is in none of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AcceptCounts {
+    /// Connections `accept(2)` returned.
+    pub accepted: u64,
+    /// Refused with the refusal line: every shard full, or the hub at its
+    /// limit or shutting down.
+    pub refused_full: u64,
+    /// Refused before reaching a hub because a resource ran out (a reader
+    /// thread could not be started).
+    pub refused_resources: u64,
+    /// Failed `accept(2)` calls (e.g. `ECONNABORTED`, `EMFILE`).
+    pub accept_errors: u64,
+}
+
+impl AcceptCounts {
+    /// What was counted since `before`.
+    pub fn since(self, before: AcceptCounts) -> AcceptCounts {
+        AcceptCounts {
+            accepted: self.accepted - before.accepted,
+            refused_full: self.refused_full - before.refused_full,
+            refused_resources: self.refused_resources - before.refused_resources,
+            accept_errors: self.accept_errors - before.accept_errors,
+        }
     }
 }
 
@@ -148,6 +184,9 @@ impl Log {
             .any(|e| e.channel() == Some(id) && what(e))
     }
 }
+
+/// How long the recorder thread may take to stop once asked.
+const RECORDER_STOP: Duration = Duration::from_secs(5);
 
 struct Shared {
     log: Mutex<Log>,
@@ -254,9 +293,10 @@ impl<A: Adapter> Rig<A> {
         }
     }
 
-    /// Connects a client and waits for its `Opened`; panics after 5 s.
+    /// Connects a client ([`client::connect`](crate::client::connect)) and
+    /// waits for its `Opened`; panics after 5 s.
     pub fn connect(&self) -> (TcpStream, ChannelId) {
-        let stream = TcpStream::connect(self.addr()).expect("connect to the server");
+        let stream = crate::client::connect(self.addr());
         let id = self.opened_id(&stream, Duration::from_secs(5));
         (
             stream,
@@ -325,7 +365,11 @@ impl<A: Adapter> Rig<A> {
             A::NAME
         );
         self.wait_until(Duration::from_secs(5), |log| log.shutdown_complete);
-        self.stop_recorder();
+        assert!(
+            self.stop_recorder(),
+            "{}: step stop the recorder: no answer within {RECORDER_STOP:?}",
+            A::NAME
+        );
         let log = self.log();
         assert!(
             log.violations.is_empty(),
@@ -350,11 +394,24 @@ impl<A: Adapter> Rig<A> {
         std::mem::take(&mut *self.log())
     }
 
-    fn stop_recorder(&mut self) {
+    /// Stops the recorder thread: whether it ended within
+    /// [`RECORDER_STOP`] (it waits for events 20 ms at a time, so only a
+    /// `next_event` that ignores its timeout keeps it). One that did not is
+    /// left running, detached.
+    fn stop_recorder(&mut self) -> bool {
         self.shared.stop.store(true, Ordering::Relaxed);
-        if let Some(recorder) = self.recorder.take() {
-            let _ = recorder.join();
+        let Some(recorder) = self.recorder.take() else {
+            return true;
+        };
+        let deadline = Instant::now() + RECORDER_STOP;
+        while !recorder.is_finished() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
+        let _ = recorder.join();
+        true
     }
 }
 
@@ -363,7 +420,7 @@ impl<A: Adapter> Drop for Rig<A> {
         if self.recorder.is_some() {
             self.server.shutdown(Duration::ZERO);
             let _ = self.server.wait_stopped(Duration::from_secs(5));
-            self.stop_recorder();
+            let _ = self.stop_recorder();
         }
     }
 }

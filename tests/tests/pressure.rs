@@ -40,5 +40,11 @@ mod tokio_2_shards {
     tether_conformance::pressure_suite!("tokio:2");
 }
 
-// Client processes of the 20,000-connection scenario re-enter here.
-tether_conformance::pressure_child_hook!();
+/// The client process the 20,000-connection scenario runs (full size
+/// only), checked in every ordinary run against a stand-in server.
+#[test]
+fn pressure_child_reports_what_it_read() {
+    tether_conformance::pressure::child::child_reports_what_it_read(std::path::Path::new(env!(
+        "CARGO_BIN_EXE_tether-pressure-child"
+    )));
+}

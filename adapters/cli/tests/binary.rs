@@ -6,6 +6,8 @@ mod common;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::{Client, stat};
@@ -53,11 +55,29 @@ fn parse_first_line(line: &str) -> (SocketAddr, SocketAddr, String) {
     )
 }
 
+/// How long `tether serve` may take to print its first line.
+const STARTUP: Duration = Duration::from_secs(30);
+
 fn serve(command: &mut Command) -> Served {
     let mut child = command.spawn().expect("spawn tether");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first_line = String::new();
-    stdout.read_line(&mut first_line).unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let reader = std::thread::spawn(move || {
+        let mut stdout = stdout;
+        let mut first_line = String::new();
+        stdout
+            .read_line(&mut first_line)
+            .map(|_| (first_line, stdout))
+    });
+    let deadline = Instant::now() + STARTUP;
+    while !reader.is_finished() {
+        if Instant::now() > deadline {
+            let _ = child.kill(); // which ends the reader
+            let _ = child.wait();
+            panic!("step tether's first line: no answer within {STARTUP:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (first_line, stdout) = reader.join().expect("reader").expect("read stdout");
     if first_line.is_empty() {
         let mut err = String::new();
         let _ = child.stderr.take().unwrap().read_to_string(&mut err);
@@ -164,6 +184,44 @@ fn sigterm_drains_then_exits_0_on_tokio() {
     sigterm_drains_then_exits_0("tokio");
 }
 
+/// Forwards `child`'s stderr, line by line, to the returned receiver (so a
+/// test can wait for a line with a deadline) and keeps every line for the
+/// returned thread's result.
+fn stderr_lines(child: &mut Child) -> (mpsc::Receiver<String>, JoinHandle<String>) {
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    let all = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            all.push_str(&line);
+            all.push('\n');
+            let _ = tx.send(line);
+        }
+        all
+    });
+    (rx, all)
+}
+
+/// Waits for a line of `lines` containing `wanted`; panics naming `step`
+/// after `limit`.
+fn await_line(lines: &mpsc::Receiver<String>, wanted: &str, step: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(wanted) => return,
+            Ok(_) => {}
+            Err(_) => panic!("step {step}: no {wanted:?} within {limit:?}"),
+        }
+    }
+}
+
+/// The first SIGINT starts the drain and the process stays in it; the
+/// second exits at once with 130. Each step is observed, never slept on:
+/// the log line of the first signal, the drain's EOF to a client, the
+/// admin console still answering after it (the process is alive, draining:
+/// that client never closes, so the drain waits for the 1-minute grace),
+/// and the log lines of both signals in order.
 #[test]
 fn a_second_signal_exits_at_once() {
     let mut served = serve(&mut tether(&[
@@ -176,15 +234,38 @@ fn a_second_signal_exits_at_once() {
         "--shutdown-grace",
         "1m",
     ]));
-    // A client that never reads its EOF keeps the graceful drain waiting
-    // for the grace; nothing else would stop within the minute.
-    let (_stubborn, _) = Client::join(served.chat);
+    let (lines, stderr) = stderr_lines(&mut served.child);
+    // A client that never closes keeps the graceful drain waiting for the
+    // grace; nothing else would stop within the minute.
+    let (mut stubborn, _) = Client::join(served.chat);
+    // Established (it ran a command) before the drain starts.
+    let mut admin = Client::connect(served.admin);
+    assert_eq!(stat(&admin.stats(), "live"), 1);
     kill(&served.child, "INT");
-    std::thread::sleep(Duration::from_millis(300));
+    let first = "SIGINT: shutting down gracefully";
+    await_line(&lines, first, "the first SIGINT", Duration::from_secs(10));
+    // The drain reached the client: whatever was queued, then EOF (each
+    // read bounded by the client's 10 s timeout).
+    while !stubborn.line().is_empty() {}
+    // Still draining: the process answers its console after that EOF (a
+    // process that exited could not; today a console command during the
+    // drain is answered `error the server has stopped`), and has not exited.
+    admin.send("stats\n");
+    let answer = admin
+        .try_line()
+        .expect("the console answers while draining");
+    assert!(!answer.is_empty(), "the console closed: the process exited");
     assert!(served.child.try_wait().unwrap().is_none(), "still draining");
     kill(&served.child, "INT");
     let status = wait_with_timeout(&mut served.child, Duration::from_secs(5));
     assert_eq!(status.code(), Some(130));
+    let err = stderr.join().expect("stderr reader");
+    let again = err.find("SIGINT again: exiting now");
+    assert!(
+        err.find(first)
+            .is_some_and(|at| again.is_some_and(|again| at < again)),
+        "{err}"
+    );
 }
 
 #[test]

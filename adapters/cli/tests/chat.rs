@@ -28,7 +28,7 @@ fn stop(server: ChatServer) {
             .wait_stopped(Duration::from_secs(5)),
         "server stopped"
     );
-    server.wait();
+    common::wait_ended(server);
 }
 
 fn chat_and_kick(runtime: Runtime) {
@@ -93,7 +93,7 @@ fn chat_and_kick(runtime: Runtime) {
     );
     // The console closes its sessions once the server has stopped.
     assert_eq!(admin.line(), "");
-    server.wait();
+    common::wait_ended(server);
 }
 
 fn hostile_lines_cannot_fake_an_id(runtime: Runtime) {
@@ -301,19 +301,26 @@ fn a_full_server_says_so(runtime: Runtime) {
 }
 
 /// Console calls that meet the server's stop answer `error …` instead of
-/// waiting forever for a driver that is gone.
+/// waiting forever for a driver that is gone. The stop comes once every
+/// caller has had an answer (observed, not slept on), so all four are
+/// calling when it lands.
 fn calls_racing_the_stop_return(runtime: Runtime) {
     use tether_chat::AdminCommand;
     let server = start(&options(runtime));
     let (done, finished) = std::sync::mpsc::channel();
+    let (calling, answered) = std::sync::mpsc::channel();
     for _ in 0..4 {
         let console = server.console().clone();
         let done = done.clone();
+        let calling = calling.clone();
         std::thread::spawn(move || {
             let mut calls = 0u64;
             loop {
                 calls += 1;
                 let answer = console.execute(AdminCommand::Stats);
+                if calls == 1 {
+                    let _ = calling.send(answer.starts_with("live="));
+                }
                 if answer.starts_with("error ") {
                     break;
                 }
@@ -321,14 +328,19 @@ fn calls_racing_the_stop_return(runtime: Runtime) {
             let _ = done.send(calls);
         });
     }
-    std::thread::sleep(Duration::from_millis(50));
+    for _ in 0..4 {
+        let served = answered
+            .recv_timeout(Duration::from_secs(5))
+            .expect("step first console call: no answer within 5s");
+        assert!(served, "a console call before the stop was refused");
+    }
     server.shutdown(Duration::ZERO).unwrap();
     for _ in 0..4 {
         finished
             .recv_timeout(Duration::from_secs(5))
             .expect("a console call hung across the stop");
     }
-    server.wait();
+    common::wait_ended(server);
 }
 
 macro_rules! on_every_runtime {

@@ -169,7 +169,7 @@ fn metrics_over_http(runtime: Runtime) {
             .blocking()
             .wait_stopped(Duration::from_secs(10))
     );
-    server.wait();
+    common::wait_ended(server);
 }
 
 /// 20 sockets that never send a request, connected before the scrape:
@@ -202,7 +202,7 @@ fn silent_sockets_never_starve_a_scrape(runtime: Runtime) {
         "{answer}"
     );
     server.shutdown(Duration::from_millis(200)).unwrap();
-    server.wait();
+    common::wait_ended(server);
 }
 
 #[test]

@@ -71,7 +71,7 @@ fn recorded_chat(runtime: Runtime) {
         "{runtime}: server stopped"
     );
     drop((alice, bob, admin));
-    server.wait();
+    common::wait_ended(server);
     for shard in 0..2 {
         let file = RecordOptions::new(&path).for_shard(shard, 2).path;
         replay(&file);
@@ -133,7 +133,7 @@ fn a_recording_error_stops_the_recording_not_the_server() {
     assert_eq!(stat(&stats, "adapter.record_lines"), recorded, "{stats:?}");
     assert!(common::console_shutdown(&mut admin, &server));
     drop((alice, bob, admin));
-    server.wait();
+    common::wait_ended(server);
     replay(&path);
     let _ = std::fs::remove_dir_all(&dir);
 }

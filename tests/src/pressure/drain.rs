@@ -10,7 +10,7 @@ use rustix::process::Signal;
 
 use super::flow::{SOON, Tally, burst_payload, connect, spawn_reader, spawn_writer};
 use super::server::{Server, ServerSpec};
-use super::{Scale, serial};
+use super::{Scale, join_by, serial};
 use crate::client::End;
 
 /// Clients per shard (the talker among them).
@@ -36,7 +36,7 @@ pub(super) fn shard_of(id: &str) -> Option<usize> {
 }
 
 /// **Shutdown mid-burst, repeated.** `scale.drain_rounds` rounds, each on
-/// a fresh server: [`PER_SHARD`] clients on every shard (round-robin
+/// a fresh server: `PER_SHARD` (3) clients on every shard (round-robin
 /// accept spreads them), one of them talks `4 × scale.drain_lines` lines of
 /// 1,000 B unpaced while all read; once every client has read a round's
 /// share (which moves from round to round) the server gets SIGTERM, SIGINT
@@ -142,9 +142,9 @@ fn drain_round(
     }
     let tallies: Vec<Tally> = readers
         .into_iter()
-        .map(|r| r.join().expect("reader thread"))
+        .map(|r| join_by("a client's reader", r, deadline))
         .collect();
-    let _ = writer.join();
+    let _ = join_by("the talker's writer", writer, deadline);
     let lines = tallies.first().map_or(0, |t| t.lines);
     for tally in &tallies {
         if tally.end != Some(End::Eof) || tally.partial != 0 || tally.problem.is_some() {

@@ -13,7 +13,7 @@ use rustix::process::Signal;
 
 use super::net::{Client, LineReader, end_of};
 use super::server::{Server, ServerSpec, drain};
-use super::{BURST_LINE_LEN, Scale, serial};
+use super::{BURST_LINE_LEN, Scale, WRITE_STALL, join_by, serial};
 use crate::client::End;
 
 /// How long connecting and greeting may take.
@@ -159,12 +159,16 @@ pub(super) fn spawn_reader(
     (handle, progress)
 }
 
-/// Writes `payload` in one go (no pacing); an error ends it.
+/// Writes `payload` in one go (no pacing); an error ends it, and so does
+/// a write that makes no progress for [`WRITE_STALL`].
 pub(super) fn spawn_writer(
     stream: TcpStream,
     payload: Arc<Vec<u8>>,
 ) -> JoinHandle<std::io::Result<()>> {
-    std::thread::spawn(move || (&stream).write_all(&payload))
+    std::thread::spawn(move || {
+        stream.set_write_timeout(Some(WRITE_STALL))?;
+        (&stream).write_all(&payload)
+    })
 }
 
 pub(super) fn connect(server: &mut Server, name: &str, deadline: Instant) -> Client {
@@ -225,10 +229,10 @@ pub fn burst(runtime: &'static str, scale: &Scale) {
     );
     let tallies: Vec<Tally> = tallies
         .into_iter()
-        .map(|t| t.join().expect("reader thread"))
+        .map(|t| join_by("a burst reader", t, deadline))
         .collect();
     let took = started.elapsed();
-    let written = writer.join().expect("writer thread");
+    let written = join_by("the burst's writer", writer, deadline);
     let mut failures = Vec::new();
     if let Err(e) = written {
         failures.push(format!("the sender could not send its burst: {e}"));
@@ -384,14 +388,14 @@ pub fn tiny_lines(runtime: &'static str, scale: &Scale) {
     .collect();
     let counts: Vec<Count> = counters
         .into_iter()
-        .map(|c| c.join().expect("counter thread"))
+        .map(|c| join_by("a tiny-line counter", c, deadline))
         .collect();
     let took = started.elapsed();
-    let written = writer.join().expect("writer thread");
+    let written = join_by("the tiny lines' writer", writer, deadline);
     std::thread::sleep(Duration::from_millis(300));
     let after = server.rss().unwrap_or(0);
     stop.store(true, Ordering::Relaxed);
-    let peak = sampler.join().expect("sampler").max(after);
+    let peak = join_by("the RSS sampler", sampler, Instant::now()).max(after);
     let mut failures = Vec::new();
     if let Err(e) = written {
         failures.push(format!("the sender could not send: {e}"));
@@ -536,9 +540,9 @@ pub fn sigterm_mid_burst(runtime: &'static str, scale: &Scale) {
     }
     let tallies: Vec<Tally> = readers
         .into_iter()
-        .map(|r| r.join().expect("reader thread"))
+        .map(|r| join_by("an observer", r, deadline))
         .collect();
-    let _ = writer.join();
+    let _ = join_by("the sender's writer", writer, deadline);
     for tally in &tallies {
         if tally.end != Some(End::Eof) || tally.partial != 0 || tally.problem.is_some() {
             failures.push(format!(

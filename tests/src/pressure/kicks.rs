@@ -23,7 +23,7 @@ fn next_generation(id: &str) -> Option<String> {
     Some(format!("{head}.{}", generation.checked_add(1)?))
 }
 
-/// **Kicks across shards.** [`PER_SHARD`] clients on every shard; the
+/// **Kicks across shards.** `PER_SHARD` (3) clients on every shard; the
 /// console kicks the first client of every shard gracefully: each answer is
 /// `ok`, that client reads the kick notice and EOF, a second kick of it is
 /// an error, and so are a forged later generation of a live client's id and

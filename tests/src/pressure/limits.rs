@@ -2,34 +2,17 @@
 //! and 20,000 connections.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, TcpStream};
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use super::child::{CHILD_PATIENCE, NOT_TRIED, parse_report, spawn_child, tally_outcomes};
 use super::net::{Client, FirstLine, LineReader, first_line, start_connect};
 use super::server::ServerSpec;
-use super::{Scale, serial};
+use super::{Scale, join_by, serial};
 use crate::client::{self, End};
-
-/// Outcomes grouped by kind, with a count each (for messages).
-fn tally_outcomes<'a>(
-    outcomes: impl IntoIterator<Item = &'a FirstLine>,
-) -> BTreeMap<String, usize> {
-    let mut kinds = BTreeMap::new();
-    for outcome in outcomes {
-        let kind = match outcome {
-            FirstLine::Greeted(_) => "greeted".to_owned(),
-            FirstLine::Line(line) => format!("line {line:?}"),
-            FirstLine::End(end) => format!("{end:?} before any line"),
-            FirstLine::ConnectFailed(kind) => format!("connect failed: {kind:?}"),
-        };
-        *kinds.entry(kind).or_insert(0) += 1;
-    }
-    kinds
-}
 
 /// **1,500 concurrent connects.** 15 threads start 100 non-blocking
 /// connects each at the same instant; every one of the 1,500 clients is
@@ -69,7 +52,7 @@ pub fn concurrent_connects(runtime: &'static str, _scale: &Scale) {
     let started = Instant::now();
     let results: Vec<(FirstLine, Option<LineReader>)> = threads
         .into_iter()
-        .flat_map(|t| t.join().expect("connect thread"))
+        .flat_map(|t| join_by("a connect thread", t, Instant::now() + BOUND))
         .collect();
     let took = started.elapsed();
     let outcomes: Vec<&FirstLine> = results.iter().map(|(o, _)| o).collect();
@@ -220,105 +203,6 @@ pub fn server_full_says_so(runtime: &'static str, _scale: &Scale) {
     server.fail_if_any("full server", &failures);
 }
 
-/// The environment variable that turns [`child_hook`] into a client process:
-/// `<chat addr> <connections> <source ip>`.
-const CHILD_ENV: &str = "TETHER_PRESSURE_CHILD";
-/// The marker of the line a client process reports its counts on.
-const CHILD_REPORT: &str = "PRESSURE-CHILD";
-/// Client threads per client process: connections in flight at once.
-const CHILD_THREADS: usize = 32;
-/// How long one connection may take to connect, and then to get its first
-/// line (a greeting, or a refusal).
-const CHILD_PATIENCE: Duration = Duration::from_secs(10);
-
-/// One connection of a client process: connect from `source`, then read the
-/// first line, each within [`CHILD_PATIENCE`].
-fn child_connection(addr: SocketAddr, source: IpAddr) -> (FirstLine, Option<LineReader>) {
-    let attempt = || -> std::io::Result<TcpStream> {
-        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
-        socket.bind(&SocketAddr::new(source, 0).into())?;
-        socket.connect_timeout(&addr.into(), CHILD_PATIENCE)?;
-        Ok(socket.into())
-    };
-    match attempt() {
-        Ok(stream) => {
-            let (outcome, reader) = first_line(stream, Instant::now() + CHILD_PATIENCE);
-            (outcome, Some(reader))
-        }
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-            ) =>
-        {
-            (FirstLine::End(End::Timeout), None)
-        }
-        Err(e) => (FirstLine::ConnectFailed(e.kind()), None),
-    }
-}
-
-/// The client side of [`twenty_thousand_connections`], in a child process
-/// (the test binary re-executed with `TETHER_PRESSURE_CHILD=<chat addr>
-/// <connections> <source ip>`): 32 threads open connections one after
-/// another from that source address, each reading its first line; a thread
-/// stops at its first connection left hanging (no connect or no line within
-/// 10 s). Reports the counts on stdout, then holds every socket until stdin
-/// closes. Without the variable it does nothing.
-pub fn child_hook() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else {
-        return;
-    };
-    let words: Vec<&str> = spec.split_whitespace().collect();
-    let [addr, count, source] = words[..] else {
-        panic!("{CHILD_ENV}={spec:?}");
-    };
-    let addr: SocketAddr = addr.parse().expect("address");
-    let count: usize = count.parse().expect("count");
-    let source: IpAddr = source.parse().expect("source address");
-    client::raise_fd_limit(count as u64 + 256);
-    let threads: Vec<_> = (0..CHILD_THREADS)
-        .map(|k| {
-            let mine = count / CHILD_THREADS + usize::from(k < count % CHILD_THREADS);
-            std::thread::spawn(move || {
-                let mut outcomes = Vec::with_capacity(mine);
-                let mut held = Vec::with_capacity(mine);
-                for _ in 0..mine {
-                    let (outcome, reader) = child_connection(addr, source);
-                    let hung = outcome == FirstLine::End(End::Timeout);
-                    outcomes.push(outcome);
-                    held.extend(reader);
-                    if hung {
-                        break;
-                    }
-                }
-                let skipped = mine - outcomes.len();
-                (outcomes, held, skipped)
-            })
-        })
-        .collect();
-    let mut outcomes = Vec::with_capacity(count);
-    let mut held = Vec::with_capacity(count);
-    let mut skipped = 0;
-    for thread in threads {
-        let (o, h, s) = thread.join().expect("client thread");
-        outcomes.extend(o);
-        held.extend(h);
-        skipped += s;
-    }
-    let mut kinds = tally_outcomes(&outcomes);
-    if skipped > 0 {
-        kinds.insert("not tried (after a hang)".into(), skipped);
-    }
-    let encoded: Vec<String> = kinds.iter().map(|(k, n)| format!("{n}\t{k}")).collect();
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "\n{CHILD_REPORT} {}", encoded.join("\t\t"));
-    let _ = out.flush();
-    drop(out);
-    let mut sink = Vec::new();
-    let _ = std::io::stdin().read_to_end(&mut sink);
-    drop(held);
-}
-
 /// **20,000 connections** (full size only): four client processes open
 /// 5,000 connections each, 32 at a time per process, and hold them
 /// (`--max-channels 30000`, so the server's own limits — fds, threads — are
@@ -333,31 +217,17 @@ pub fn twenty_thousand_connections(runtime: &'static str, _scale: &Scale) {
     let mut server = ServerSpec::new(runtime, "20000")
         .flag("--max-channels", "30000")
         .start();
-    let exe = std::env::current_exe().expect("test executable");
     let (tx, rx) = mpsc::channel();
     let mut children = Vec::new();
     for k in 0..CHILDREN {
         let source = Ipv4Addr::new(127, 0, 0, 2 + k as u8);
-        let mut child = Command::new(&exe)
-            .args([
-                "pressure_child_hook",
-                "--exact",
-                "--nocapture",
-                "--test-threads",
-                "1",
-            ])
-            .env(CHILD_ENV, format!("{} {EACH} {source}", server.chat))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("client process");
+        let mut child = spawn_child(server.chat, EACH, source.into());
         let stdout = child.stdout.take().expect("child stdout");
         let tx = tx.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(at) = line.find(CHILD_REPORT) {
-                    let report = &line[at + CHILD_REPORT.len()..];
-                    let _ = tx.send((k, report.trim().to_owned()));
+                if let Some(report) = parse_report(&line) {
+                    let _ = tx.send(report);
                 }
             }
         });
@@ -369,12 +239,9 @@ pub fn twenty_thousand_connections(runtime: &'static str, _scale: &Scale) {
     let report_by = Instant::now() + Duration::from_secs(600);
     for _ in 0..CHILDREN {
         match rx.recv_timeout(report_by.saturating_duration_since(Instant::now())) {
-            Ok((_, report)) => {
-                for entry in report.split("\t\t").filter(|e| !e.is_empty()) {
-                    if let Some((n, kind)) = entry.split_once('\t') {
-                        *kinds.entry(kind.to_owned()).or_insert(0) +=
-                            n.parse::<usize>().unwrap_or(0);
-                    }
+            Ok(report) => {
+                for (kind, n) in report {
+                    *kinds.entry(kind).or_insert(0) += n;
                 }
             }
             Err(_) => {
@@ -413,7 +280,7 @@ pub fn twenty_thousand_connections(runtime: &'static str, _scale: &Scale) {
         .filter(|(k, _)| k.starts_with("Timeout"))
         .map(|(_, n)| n)
         .sum();
-    let untried = kinds.get("not tried (after a hang)").copied().unwrap_or(0);
+    let untried = kinds.get(NOT_TRIED).copied().unwrap_or(0);
     if total != CHILDREN * EACH {
         failures.push(format!("{total} of {} outcomes reported", CHILDREN * EACH));
     }

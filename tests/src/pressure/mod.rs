@@ -14,7 +14,7 @@
 //! * [`drain`]: shutdowns (signals, console) mid-burst across shards, repeated.
 //! * [`kicks`]: the console's kicks reach the right shard, exactly once.
 //! * [`limits`]: resource limits: concurrent connects, fd limit, a full
-//!   server, 20,000 connections.
+//!   server, 20,000 connections (their clients in [`child`] processes).
 //! * [`console`]: operator ports no one can lock: 300 silent admin
 //!   connections, an established session among 300 newcomers, 300 silent
 //!   `--metrics` connections.
@@ -33,9 +33,12 @@
 //! (comma-separated flags, e.g. `--runtime,--stall-timeout`, left off the
 //! command line together with their values).
 
+use std::fmt::Display;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
+pub mod child;
 pub mod console;
 pub mod drain;
 pub mod flow;
@@ -50,9 +53,7 @@ pub use console::{
 pub use drain::shutdown_mid_burst;
 pub use flow::{burst, sigterm_mid_burst, tiny_lines};
 pub use kicks::kick_across_shards;
-pub use limits::{
-    child_hook, concurrent_connects, fd_limit, server_full_says_so, twenty_thousand_connections,
-};
+pub use limits::{concurrent_connects, fd_limit, server_full_says_so, twenty_thousand_connections};
 pub use server::{Admin, Server, ServerSpec, StatsMap, tether_bin};
 
 /// Every runtime of the `tether` binary (`--runtime`).
@@ -113,6 +114,22 @@ impl Scale {
     };
 }
 
+/// How long past its scenario's deadline a helper thread may take to end:
+/// its reads end at that deadline, and a write that makes no progress
+/// fails after [`WRITE_STALL`].
+pub const JOIN_SLACK: Duration = Duration::from_secs(30);
+
+/// How long one write of a scenario's sender may make no progress before
+/// it fails (`SO_SNDTIMEO`) instead of blocking for ever.
+pub const WRITE_STALL: Duration = Duration::from_secs(30);
+
+/// Joins a scenario's helper thread at most [`JOIN_SLACK`] past
+/// `deadline`; panics with `step <step>: no answer within …` after that.
+pub fn join_by<T>(step: impl Display, thread: JoinHandle<T>, deadline: Instant) -> T {
+    let limit = deadline.saturating_duration_since(Instant::now()) + JOIN_SLACK;
+    crate::bounded::join(step, thread, limit)
+}
+
 static SERIAL: Mutex<()> = Mutex::new(());
 
 /// One pressure scenario at a time (the harness runs tests on parallel
@@ -164,20 +181,5 @@ macro_rules! pressure_suite {
                 $crate::pressure::$scenario($runtime, &$crate::pressure::Scale::$scale);
             }
         )*
-    };
-}
-
-/// The test the 20,000-connection scenario re-executes its own test binary
-/// into, to hold client sockets in child processes (one process may hold
-/// only 20,000 fds here). Invoke it once, at the root of the test file: the
-/// scenario runs `<test exe> pressure_child_hook --exact`. Without its
-/// environment variable it does nothing.
-#[macro_export]
-macro_rules! pressure_child_hook {
-    () => {
-        #[test]
-        fn pressure_child_hook() {
-            $crate::pressure::child_hook();
-        }
     };
 }

@@ -44,7 +44,7 @@ pub fn tether_bin() -> PathBuf {
 
 /// `target/<profile>`: the parent of the `deps` directory this test
 /// executable lives in.
-fn profile_dir() -> PathBuf {
+pub(super) fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current test executable");
     let deps = exe.parent().expect("test executable directory");
     deps.parent().unwrap_or(deps).to_path_buf()

@@ -1,4 +1,4 @@
-//! The scenarios, each generic over the [`Adapter`](crate::Adapter) and
+//! The scenarios, each generic over the [`Adapter`] and
 //! each ending with [`Rig::finish`](crate::Rig::finish), which asserts that
 //! every opened channel got exactly one `Disconnected` and was released.
 //!
@@ -47,7 +47,7 @@ pub(crate) fn connect_served<A: Adapter>(
     attempts: usize,
 ) -> (TcpStream, ChannelId, usize) {
     for refused in 0..attempts {
-        let stream = TcpStream::connect(rig.addr()).expect("connect to the server");
+        let stream = crate::client::connect(rig.addr());
         let deadline = Instant::now() + SOON;
         loop {
             if let Some(id) = rig.opened_id(&stream, Duration::from_millis(20)) {

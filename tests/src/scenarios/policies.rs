@@ -11,6 +11,7 @@ use bytes::Bytes;
 use tether_core::{ChannelState, Config, DisconnectReason};
 
 use super::SOON;
+use crate::bounded;
 use crate::client::{self, End};
 use crate::rig::{Adapter, Rig, ServerUnderTest};
 
@@ -100,7 +101,7 @@ pub fn login_timeout<A: Adapter>() {
 /// With one `SO_REUSEPORT` listener per shard the kernel may hash a client
 /// to a shard at its share of the limit, which refuses it while another
 /// shard has room: clients are connected until served
-/// ([`super::connect_served`]), which round-robin does at the first try.
+/// (`connect_served`), which round-robin does at the first try.
 pub fn channel_limit<A: Adapter>() {
     let config = Config::default().with_max_channels(4); // resumes at 3
     let rig = Rig::<A>::start(config);
@@ -112,7 +113,7 @@ pub fn channel_limit<A: Adapter>() {
     );
     // The fifth completes its TCP handshake in the backlog but is not
     // served: either not accepted yet, or refused (closed at once).
-    let mut fifth = TcpStream::connect(rig.addr()).expect("connect");
+    let mut fifth = client::connect(rig.addr());
     let early = rig.opened_id(&fifth, Duration::from_millis(300));
     assert_eq!(
         early,
@@ -217,7 +218,7 @@ pub fn slow_consumer<A: Adapter>() {
     );
     let ended: Vec<(usize, TcpStream)> = readers
         .into_iter()
-        .map(|r| r.join().expect("reader"))
+        .map(|r| bounded::join("prompt reader", r, READ_DEADLINE + SOON))
         .collect();
     stop.store(true, Ordering::Relaxed);
     let totals: Vec<usize> = ended.iter().map(|(total, _)| *total).collect();

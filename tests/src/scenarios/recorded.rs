@@ -16,6 +16,7 @@ use tether_record::Recording;
 use tether_record::replay::{ReplayOptions, replay};
 
 use super::SOON;
+use crate::bounded;
 use crate::client::{self, End};
 use crate::rig::{Adapter, Rig, ServerUnderTest};
 
@@ -343,7 +344,7 @@ pub fn recorded_rotation<A: Adapter>() {
     }
     rig.finish();
     for peer in peers {
-        let (_, end) = peer.join().expect("peer");
+        let (_, end) = bounded::join("peer", peer, Duration::from_secs(70));
         assert_eq!(end, End::Eof, "{}", A::NAME);
     }
 

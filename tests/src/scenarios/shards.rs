@@ -90,7 +90,7 @@ pub fn reuse_port_spreads_and_refuses<A: Adapter>() {
         let (mut first, first_id) = rig.connect();
         let _ = client::read_exact(&mut first, format!("hello {first_id}\n").len(), SOON)
             .expect("greeting");
-        let second = TcpStream::connect(addr).expect("connect");
+        let second = client::connect(addr);
         match first_line(second) {
             First::Refused => {
                 refused_while_room = Some((first, first_id));
@@ -130,7 +130,7 @@ pub fn reuse_port_spreads_and_refuses<A: Adapter>() {
     // …and the shard with room serves a client hashed to it.
     let mut late = None;
     for _ in 0..40 {
-        let stream = TcpStream::connect(addr).expect("connect");
+        let stream = client::connect(addr);
         if let First::Served(stream) = first_line(stream) {
             let id = rig.opened_id(&stream, SOON).expect("opened");
             assert_ne!(id.shard(), first_id.shard(), "{}", A::NAME);

@@ -218,11 +218,11 @@ pub struct ServeArgs {
     pub echo: bool,
     /// Record every input of every shard's hub, with its time and result, to
     /// FILE (the flight recorder, docs/recording.md; with several shards,
-    /// shard k writes FILE.shard<k>); `tether replay FILE` runs it again.
+    /// shard k writes `FILE.shard<k>`); `tether replay FILE` runs it again.
     #[arg(long, env = "TETHER_RECORD", value_name = "FILE")]
     pub record: Option<PathBuf>,
     /// Most bytes one shard's recording files hold together: FILE is rotated
-    /// to FILE.1 … FILE.<keep> at SIZE / (keep + 1), the oldest deleted.
+    /// to `FILE.1` … `FILE.<keep>` at SIZE / (keep + 1), the oldest deleted.
     #[arg(
         long,
         env = "TETHER_RECORD_MAX",

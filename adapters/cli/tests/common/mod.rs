@@ -100,3 +100,20 @@ pub fn console_shutdown(admin: &mut Client, server: &tether_chat::server::ChatSe
         .blocking()
         .wait_stopped(Duration::from_secs(5))
 }
+
+/// [`ChatServer::wait`](tether_chat::server::ChatServer::wait) (its room,
+/// console and watcher threads end) within 10 s of the stop; panics naming
+/// the step if they have not.
+pub fn wait_ended(server: tether_chat::server::ChatServer) {
+    const LIMIT: Duration = Duration::from_secs(10);
+    let waiter = std::thread::spawn(move || server.wait());
+    let deadline = std::time::Instant::now() + LIMIT;
+    while !waiter.is_finished() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "step the server's threads end: no answer within {LIMIT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    waiter.join().expect("the server's threads");
+}
