@@ -300,6 +300,9 @@ pub fn prepare<G: Glue>(
     let gates = accept::Gates::new(shards);
     let remaining = Arc::new(std::sync::atomic::AtomicUsize::new(shards));
     let barrier = driver::Barrier::new(shards);
+    // Closes once every shard's shutdown completed (each driver holds a
+    // sender until its own did).
+    let (completing, all_complete) = async_channel::bounded::<()>(1);
     // Every shard's queues first: an in-driver application may command any
     // shard.
     let mut handle_queues = Vec::with_capacity(shards);
@@ -362,11 +365,14 @@ pub fn prepare<G: Glue>(
             gates: gates.clone(),
             remaining: remaining.clone(),
             stopped: stopped.clone(),
+            completing: completing.clone(),
+            all_complete: all_complete.clone(),
             listener_alive: listener_alive.clone(),
             app,
             barrier: barrier.clone(),
         }));
     }
+    drop(completing);
     let handle = Handle::new(local_addr, handle_queues, stopped_rx);
     let listen = Listeners::new(shard_inputs, gates, counters, stopped, stop, options);
     Ok(Prepared {

@@ -147,6 +147,11 @@ pub struct Driver<G: Glue> {
     remaining: Arc<AtomicUsize>,
     /// Dropped when the driver ends: part of `Handle::stopped`.
     _stopped: Sender<()>,
+    /// Dropped when this shard's shutdown completes; `all_complete` closes
+    /// once every shard's is. Until then a shard that finished first keeps
+    /// answering queries, so `stats` works for the whole drain.
+    completing: Option<Sender<()>>,
+    all_complete: Rx<()>,
     /// Dropped when the driver ends: the listener stops once every shard's
     /// is gone.
     listener_alive: Option<Sender<()>>,
@@ -187,6 +192,8 @@ pub(crate) struct Parts<G: Glue> {
     pub gates: Arc<Gates>,
     pub remaining: Arc<AtomicUsize>,
     pub stopped: Sender<()>,
+    pub completing: Sender<()>,
+    pub all_complete: Receiver<()>,
     pub listener_alive: Sender<()>,
     pub app: Option<AppState>,
     pub barrier: Arc<Barrier>,
@@ -218,6 +225,8 @@ impl<G: Glue> Driver<G> {
             gates: parts.gates,
             remaining: parts.remaining,
             _stopped: parts.stopped,
+            completing: Some(parts.completing),
+            all_complete: Box::pin(parts.all_complete),
             listener_alive: Some(parts.listener_alive),
             app: parts.app,
             stopping: Stopping::No,
@@ -248,7 +257,7 @@ impl<G: Glue> Driver<G> {
     /// Runs until the hub's shutdown completes, then lets the runtime stop
     /// its listener and threads ([`Glue`]'s `finish`).
     pub async fn run<T: Sleep>(mut self, mut sleep: T) {
-        while !self.done {
+        while !(self.done && self.all_complete.is_closed()) {
             let reading = self.reading_open();
             if !reading && !self.reading_held {
                 AdapterCounters::bump(&self.counters.reads_held);
@@ -282,6 +291,8 @@ impl<G: Glue> Driver<G> {
                 // commands (while nothing is held and a handle is left),
                 // queries, the deadline.
                 let q = &mut self.queues;
+                let all_complete = &mut self.all_complete;
+                let done = self.done;
                 let mut sleeping = pin!(async {
                     match deadline {
                         Some(at) => sleep.sleep_until(at).await,
@@ -304,6 +315,11 @@ impl<G: Glue> Driver<G> {
                     // nothing: the command queue's end says so.
                     if let Poll::Ready(Some(query)) = q.queries.as_mut().poll_next(cx) {
                         return Poll::Ready(Wake::Query(query));
+                    }
+                    // Nothing is sent on it: it only closes, with the last
+                    // shard's shutdown.
+                    if done && all_complete.as_mut().poll_next(cx).is_ready() {
+                        return Poll::Ready(Wake::Deadline);
                     }
                     sleeping.as_mut().poll(cx).map(|()| Wake::Deadline)
                 })

@@ -37,6 +37,7 @@ impl<G: Glue> Driver<G> {
     pub(super) fn deliver(&mut self, event: Event) {
         if event == Event::ShutdownComplete {
             self.done = true;
+            drop(self.completing.take());
             // Shutdown is complete when every shard's is.
             if self.remaining.fetch_sub(1, Ordering::AcqRel) != 1 {
                 return;
