@@ -10,11 +10,11 @@
 //!   its writes.
 
 use std::fmt::Display;
+
 use std::future::Future;
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
-use std::thread::{JoinHandle, Thread};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use tether_adapter::Sleep as _;
 
 /// How long one call to a server under test may take to answer. A send
 /// waits for backpressure at most `Options::send_wait` (1 s by default)
@@ -30,35 +30,16 @@ pub fn within<F: Future>(step: impl Display, limit: Duration, future: F) -> F::O
 }
 
 /// Runs `future` on this thread until it completes (`Some`) or `deadline`
-/// passes (`None`; the future is dropped, which cancels it).
+/// passes (`None`; the future is dropped, which cancels it). The layer's
+/// own park-until-deadline executor runs it (`tether_adapter::block_on`).
 pub fn block_until<F: Future>(future: F, deadline: Instant) -> Option<F::Output> {
-    let mut future = std::pin::pin!(future);
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    loop {
-        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-            return Some(out);
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return None;
-        }
-        // A wake-up before the park returns at once; a spurious one polls
-        // again, which a future allows.
-        std::thread::park_timeout(left);
-    }
-}
-
-/// Wakes the thread blocked in [`block_until`].
-struct Unpark(Thread);
-
-impl Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
-    }
+    tether_adapter::block_on(futures_lite::future::or(
+        async { Some(future.await) },
+        async {
+            tether_adapter::ThreadSleep.sleep_until(deadline).await;
+            None
+        },
+    ))
 }
 
 /// Waits for `thread` to end and returns what it returned; panics with
@@ -81,6 +62,8 @@ pub fn join<T>(step: impl Display, thread: JoinHandle<T>, limit: Duration) -> T 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use std::task::{Poll, Waker};
 
     #[test]
     fn a_future_woken_from_another_thread_completes() {

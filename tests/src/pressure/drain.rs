@@ -46,10 +46,7 @@ pub(super) fn shard_of(id: &str) -> Option<usize> {
 /// reaches every client, on every shard, or nobody.
 pub fn shutdown_mid_burst(runtime: &'static str, scale: &Scale) {
     let _serial = serial();
-    let shards: usize = runtime
-        .split_once(':')
-        .and_then(|(_, n)| n.parse().ok())
-        .unwrap_or(1);
+    let shards = super::shards_of(runtime);
     let mut failures = Vec::new();
     let mut summary = Vec::new();
     for round in 0..scale.drain_rounds {

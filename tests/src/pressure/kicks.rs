@@ -32,10 +32,7 @@ fn next_generation(id: &str) -> Option<String> {
 /// `stats` counts exactly one `kicked` disconnect per shard and no other.
 pub fn kick_across_shards(runtime: &'static str, _scale: &Scale) {
     let _serial = serial();
-    let shards: usize = runtime
-        .split_once(':')
-        .and_then(|(_, n)| n.parse().ok())
-        .unwrap_or(1);
+    let shards = super::shards_of(runtime);
     let mut server = ServerSpec::new(runtime, "kicks").start();
     let greet_by = Instant::now() + SOON;
     let mut by_shard: Vec<Vec<Client>> = (0..shards).map(|_| Vec::new()).collect();

@@ -130,6 +130,14 @@ pub fn join_by<T>(step: impl Display, thread: JoinHandle<T>, deadline: Instant) 
     crate::bounded::join(step, thread, limit)
 }
 
+/// The shard count a runtime spec names (`tokio:2` → 2; `tokio` → 1).
+pub fn shards_of(runtime: &str) -> usize {
+    runtime
+        .split_once(':')
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or(1)
+}
+
 static SERIAL: Mutex<()> = Mutex::new(());
 
 /// One pressure scenario at a time (the harness runs tests on parallel
