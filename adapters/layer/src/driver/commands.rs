@@ -58,19 +58,23 @@ impl<G: Glue> Driver<G> {
         }
     }
 
-    /// Asks the kernel whether any of `stalled` takes bytes now, before
+    /// Asks the kernel whether each of `stalled` takes bytes now, before
     /// believing that its peer stopped reading: the driver's own lag (a
     /// long step on a loaded machine, a writability report still queued)
     /// must never pass for the peer's (docs/design.md §5.2). A peer that
     /// read since its last write has room in its send buffer, so a
-    /// non-blocking write takes bytes. Returns until when to hold then.
+    /// non-blocking write takes bytes. Returns until when to hold, if any
+    /// of them still holds (see [`Self::probe`]).
     fn still_taking(&mut self, now: Instant, stalled: &[ChannelId]) -> Option<Instant> {
-        let mut taking = false;
+        let mut until: Option<Instant> = None;
         for id in stalled {
-            taking |= self.probe(now, *id);
+            if let Some(at) = self.probe(now, *id) {
+                until = Some(until.map_or(at, |u| u.min(at)));
+            }
         }
-        taking.then(|| now + self.options.send_wait)
+        until
     }
+
     pub(super) fn command(&mut self, now: Instant, command: Command) {
         if let Some(until) = self.wait_until(now, &command) {
             AdapterCounters::bump(&self.counters.sends_held);

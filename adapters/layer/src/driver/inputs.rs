@@ -110,6 +110,7 @@ impl<G: Glue> Driver<G> {
                 dirty: false,
                 dead: false,
                 progress: now,
+                refused_at: None,
                 kicked_at: None,
                 ahead,
             },

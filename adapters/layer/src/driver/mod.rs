@@ -68,6 +68,9 @@ struct Conn<G: Glue> {
     /// non-empty): a backpressured channel that took nothing for
     /// `Options::send_wait` no longer holds sends up.
     progress: Instant,
+    /// When a write probe first found the kernel taking nothing since the
+    /// last progress (see `Driver::probe`).
+    refused_at: Option<Instant>,
     /// When the application kicked it, until its FIN or RST is out.
     kicked_at: Option<Instant>,
     /// Its reader's read-ahead credit: one token per chunk posted and not

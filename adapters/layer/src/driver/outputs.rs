@@ -124,6 +124,7 @@ impl<G: Glue> Driver<G> {
         }
         if conn.out.is_empty() && !conn.waiting {
             conn.progress = now;
+            conn.refused_at = None;
         }
         conn.out.push(data);
         if !conn.dirty && !conn.waiting {
@@ -155,24 +156,33 @@ impl<G: Glue> Driver<G> {
         }
     }
 
-    /// Whether `id`'s peer takes bytes now: writes what its connection has
-    /// queued, even while a writability waiter runs (the bytes stay in
-    /// order: the driver is their only writer). With nothing queued in the
-    /// connection its bytes still wait in the hub's actions, i.e. the
-    /// driver has not offered them yet: that is no sign of a stalled peer.
-    pub(super) fn probe(&mut self, now: Instant, id: ChannelId) -> bool {
-        let Some(conn) = self.conns.get_mut(&id) else {
-            return false;
-        };
+    /// Until when `id` holds sends up, asked of the kernel: writes what its
+    /// connection has queued, even while a writability waiter runs (the
+    /// bytes stay in order: the driver is their only writer). Bytes taken:
+    /// the peer reads, hold `send_wait` more. Nothing taken: the peer is
+    /// let go only once the kernel has refused it for a whole `send_wait`
+    /// of real time since the first refusal seen (`Conn::refused_at`), so a
+    /// peer starved of CPU for a moment on a loaded machine is not taken for
+    /// one that stopped reading. With nothing queued in the connection its
+    /// bytes still wait in the hub's actions, i.e. the driver has not
+    /// offered them yet: that is no sign of a stalled peer either.
+    pub(super) fn probe(&mut self, now: Instant, id: ChannelId) -> Option<Instant> {
+        let wait = self.options.send_wait;
+        let conn = self.conns.get_mut(&id)?;
         if conn.dead {
-            return false;
+            return None;
         }
         if conn.out.is_empty() {
             conn.progress = now;
-            return true;
+            return Some(now + wait);
         }
         AdapterCounters::bump(&self.counters.write_probes);
-        self.write_conn(now, id) > 0
+        if self.write_conn(now, id) > 0 {
+            return Some(now + wait);
+        }
+        let conn = self.conns.get_mut(&id)?;
+        let until = *conn.refused_at.get_or_insert(now) + wait;
+        (until > now).then_some(until)
     }
 
     /// One flush of `id`'s connection: counts it, reports what the kernel
@@ -186,6 +196,7 @@ impl<G: Glue> Driver<G> {
         let report = conn.out.flush(&*conn.socket);
         if report.bytes > 0 {
             conn.progress = now;
+            conn.refused_at = None;
         }
         let waiting = conn.waiting;
         let c = &self.counters;
