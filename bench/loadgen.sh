@@ -6,7 +6,7 @@
 #   bench/loadgen.sh [--repeat N] [--quick] [--benches churn,kick,fanout,idle]
 #                    [runtime:shards[:variant...] ...]
 #   (default: every runtime with 1 and 2 shards, e.g. tokio:2; variants
-#   echo, reuseport, record: see spec_flags below; every bench by default,
+#   echo, reuseport, record, prev: see spec_flags below; every bench by default,
 #   the floors and bare servers included. Specs run interleaved: every spec
 #   once per round.)
 #
@@ -52,6 +52,7 @@ cp "$TARGET/release/examples/bare_tokio_echo" "$OUT/bare-tokio"
 # swap the binary under a measurement.
 cp "$TARGET/release/tether" "$OUT/tether"
 TETHER="$OUT/tether"
+if [ -n "${TETHER_PREV:-}" ]; then cp "$TETHER_PREV" "$OUT/tether-prev"; fi
 PC="$OUT/pc"
 
 CHURN_SECS=5; FAN_CLIENTS=1000; FAN_LINES=1000; KICKS=1000; IDLE=10000
@@ -90,6 +91,9 @@ kick_summary() { # stdin: pc kick output
 #   echo       --echo (lines back to their sender only: the bare servers' cycle)
 #   reuseport  --accept reuseport (one SO_REUSEPORT listener per shard)
 #   record     --record FILE (the flight recorder on)
+#   prev       no flag: the binary in $TETHER_PREV (e.g. the previous
+#              commit's release build) instead of this checkout's, so that
+#              `tokio:2:prev` against `tokio:2` is a same-run ratio
 spec_flags() { # spec -> extra flags on stdout
   local IFS=: words
   read -ra words <<<"$1"
@@ -98,6 +102,7 @@ spec_flags() { # spec -> extra flags on stdout
       echo) echo --echo ;;
       reuseport) echo --accept reuseport ;;
       record) echo --record "$OUT/record-${1//:/-}/rec" ;;
+      prev) ;;
       *) echo "unknown variant $w in $1" >&2; return 1 ;;
     esac
   done
@@ -109,8 +114,13 @@ start_tether() { # spec port
   extra=$(spec_flags "$1") || exit 2
   if [[ "$1" == *:record* ]]; then rm -rf "$OUT/record-${1//:/-}"; mkdir -p "$OUT/record-${1//:/-}"; fi
   IFS=$' \t\n'
+  local bin="$TETHER"
+  if [[ "$1" == *:prev* ]]; then
+    [ -x "$OUT/tether-prev" ] || { echo "spec $1 needs TETHER_PREV=<binary>" >&2; exit 2; }
+    bin="$OUT/tether-prev"
+  fi
   # shellcheck disable=SC2086 # extra is a list of flags
-  "$TETHER" serve --runtime "${words[0]}" --shards "${words[1]}" --listen "127.0.0.1:$2" --admin "127.0.0.1:$(($2 + 1))" \
+  "$bin" serve --runtime "${words[0]}" --shards "${words[1]}" --listen "127.0.0.1:$2" --admin "127.0.0.1:$(($2 + 1))" \
     --max-channels 20000 --queue-limit 1m $extra >"$OUT/server-${1//:/-}.log" 2>&1 &
   SRV=$!
   wait_port "$2"
