@@ -62,7 +62,7 @@ pub struct Step<'a> {
     pub events: vec_deque::Iter<'a, Event>,
 }
 
-/// Sees every input of one shard's hub (see the [module docs](self)).
+/// Sees every input of one shard's hub (see the [crate docs](crate#recording-a-live-server)).
 ///
 /// An observer must not fail the server: an error stops the observer
 /// (it then says [`is_active`](Self::is_active) `false`), is kept for
