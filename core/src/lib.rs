@@ -125,7 +125,12 @@
 //!
 //! With the `testing` feature, [`testing::Driver`] runs a hub on a virtual
 //! clock and plays a well-behaved adapter, so a policy test reads like its
-//! specification. See the [`testing`] module.
+//! specification. See the [`testing`] module. The `checker` feature alone
+//! gives the invariant checker ([`testing::Checker`]) without the clock and
+//! the driver: what a replay of a recording needs.
+//!
+//! Every hub input is also a value, [`Input`], with its result as an
+//! [`Outcome`]: what adapters' observers (the flight recorder) see.
 //!
 //! ## Snapshots
 //!
@@ -143,6 +148,7 @@ mod config;
 mod error;
 mod hub;
 mod id;
+mod input;
 mod offline;
 mod output;
 #[cfg(feature = "snapshot")]
@@ -151,7 +157,7 @@ mod stats;
 mod timers;
 pub mod transitions;
 
-#[cfg(feature = "testing")]
+#[cfg(feature = "checker")]
 pub mod testing;
 
 pub use channel::{ChannelInfo, OfflineEntry};
@@ -159,6 +165,7 @@ pub use config::{Config, ConfigError, HalfClosePolicy, KickMode, OverflowPolicy}
 pub use error::{AcceptError, InputError, KickError, SendError};
 pub use hub::{BroadcastReport, Hub};
 pub use id::{ChannelId, IdError, IdTable, MAX_SLOTS, ParseIdError, TableFull};
+pub use input::{Input, Outcome, Rejection};
 pub use output::{Action, ChannelState, DisconnectReason, Event, ShutdownHow};
 #[cfg(feature = "snapshot")]
 pub use snapshot::{RestoreError, Snapshot, SnapshotError};

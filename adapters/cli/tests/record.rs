@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{Client, stat};
-use tether_adapter::RecordOptions;
 use tether_chat::cli::{Runtime, ServeOptions};
+use tether_record::RecordOptions;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tether");
 
@@ -47,7 +47,7 @@ fn recorded_chat(runtime: Runtime) {
     let mut options = ServeOptions::ephemeral();
     options.runtime = runtime;
     options.options.shards = 2;
-    options.options.record = Some(RecordOptions::new(&path));
+    options.record = Some(RecordOptions::new(&path));
     let server = tether::start(&options).expect("the server starts");
     let (mut alice, alice_id) = Client::join(server.chat_addr);
     let (mut bob, _) = Client::join(server.chat_addr);
@@ -104,7 +104,7 @@ fn a_recording_error_stops_the_recording_not_the_server() {
     let record = RecordOptions::new(&path)
         .with_max_bytes(256 << 10)
         .with_keep(3);
-    options.options.record = Some(record.clone());
+    options.record = Some(record.clone());
     let server = tether::start(&options).expect("the server starts");
     // Created after the start (which clears old rotated files): the first
     // rotation must delete `chat.rec.3` and cannot.

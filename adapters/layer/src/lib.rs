@@ -22,32 +22,58 @@
 //!
 //! ## Recording a live server
 //!
-//! [`Options::record`] turns on the flight recorder (docs/recording.md) on
-//! any runtime: each shard's driver writes every hub input it makes, with
-//! its time and result and a running checksum of the hub's outputs, to
-//! its own file (`FILE` with one shard, `FILE.shard<k>` with more),
-//! rotated to stay within `max_bytes` per shard. `tether replay FILE` (or
-//! `tether_record::replay`) runs it again through a fresh hub. A recording
-//! that cannot start fails the start ([`StartError::Record`]); one that
-//! fails later (disk full) logs a warning once and stops, and the server
-//! keeps running. `adapter.record_lines`, `record_bytes`,
-//! `record_rotations` and `record_errors` count it ([`ServerStats`]).
+//! [`Options::record`] plugs an observer into every shard's hub
+//! ([`ObserverFactory`], [`HubObserver`]): each shard's driver shows it
+//! every hub input it makes, as a value ([`tether_core::Input`]) with its
+//! time, its [`tether_core::Outcome`] and the outputs it produced. The
+//! layer knows no file or format: the flight recorder (`tether-record`,
+//! docs/recording.md) implements [`ObserverFactory`] for its
+//! `RecordOptions`, and writes each shard's inputs to its own file, which
+//! `tether replay` runs again through a fresh hub. An observer that
+//! cannot start fails the start ([`StartError::Observer`]); one that
+//! fails later (disk full) is logged once and stops, and the server keeps
+//! running. `adapter.record_lines`, `record_bytes`, `record_rotations`
+//! and `record_errors` count what the observers did ([`ServerStats`],
+//! from [`ObserverStats`]).
 //!
 //! ```
-//! use tether_adapter::{Options, RecordOptions};
-//!
-//! let options = Options {
-//!     record: Some(
-//!         RecordOptions::new("/var/log/tether/chat.rec")
-//!             .with_max_bytes(64 << 20) // per shard, rotated files included
-//!             .with_keep(3) // chat.rec.1 … chat.rec.3 besides chat.rec
-//!             .with_bytes(false), // lengths only, no payloads (the default)
-//!     ),
-//!     ..Options::default()
+//! use std::sync::Arc;
+//! use std::time::Instant;
+//! use tether_adapter::{
+//!     HubObserver, ObserverError, ObserverFactory, ObserverStats, Options, Step,
 //! };
-//! # assert!(options.record.as_ref().is_some_and(|r| r.validate().is_ok()));
+//! use tether_core::Hub;
+//!
+//! /// Counts the inputs of each shard.
+//! #[derive(Debug)]
+//! struct Count(u64);
+//!
+//! impl HubObserver for Count {
+//!     fn is_active(&self) -> bool { true }
+//!     fn before_input(&mut self, _hub: &Hub) {}
+//!     fn after_input(&mut self, _step: Step<'_>) { self.0 += 1; }
+//!     fn flush(&mut self) -> Result<(), ObserverError> { Ok(()) }
+//!     fn finish(&mut self) -> Result<(), ObserverError> { Ok(()) }
+//!     fn take_error(&mut self) -> Option<ObserverError> { None }
+//!     fn stats(&self) -> ObserverStats {
+//!         ObserverStats { lines: self.0, ..ObserverStats::default() }
+//!     }
+//! }
+//!
+//! #[derive(Debug)]
+//! struct Counting;
+//!
+//! impl ObserverFactory for Counting {
+//!     fn start(&self, _shard: usize, _shards: usize, _epoch: Instant, _hub: &Hub)
+//!         -> Result<Box<dyn HubObserver>, ObserverError> {
+//!         Ok(Box::new(Count(0)))
+//!     }
+//! }
+//!
+//! let options = Options { record: Some(Arc::new(Counting)), ..Options::default() };
 //! // Then any runtime, the same way: e.g.
 //! // let (handle, events) = tether_tokio::start(listener, config, options)?;
+//! # assert!(options.record.is_some());
 //! ```
 //!
 //! ## Memory bound
@@ -81,6 +107,7 @@ mod glue;
 mod handle;
 mod input;
 pub mod listen;
+mod observe;
 mod outbound;
 mod stats;
 mod tasks;
@@ -93,8 +120,6 @@ use bytes::Bytes;
 use std::time::Duration;
 
 use tether_core::{ChannelId, Config, ConfigError, Hub};
-pub use tether_record::RecordOptions;
-use tether_record::RecordedHub;
 
 pub use accept::{Accept, AcceptRouter, ListenContext, Listeners};
 pub use app::{APP_BACKLOG, App, AppFactory, AppOut, REMOTE_AHEAD};
@@ -103,6 +128,7 @@ pub use exec::{ThreadSleep, block_on};
 pub use glue::{Glue, Release, Sleep, Socket};
 pub use handle::{Blocking, Error, Events, Handle};
 pub use input::{DriverGone, Input, Inputs, READ_AHEAD, ReadEnd, SMALL_READ, read_chunk};
+pub use observe::{HubObserver, ObservedHub, ObserverError, ObserverFactory, ObserverStats, Step};
 pub use stats::{AdapterCounters, Histogram, KICK_BUCKETS, ServerStats};
 pub use tasks::{
     AsyncListener, AsyncSocket, Spawn, TaskConn, TaskGlue, listen_task, read_task, wait_task,
@@ -154,13 +180,11 @@ pub struct Options {
     /// queue or a thread hop in between. [`Events`] still carries every
     /// event to whoever reads it (nothing is queued if nobody does).
     pub app: Option<AppFactory>,
-    /// The flight recorder (docs/recording.md): every hub input of every
-    /// shard, with its time, result and a running checksum of the outputs,
-    /// written to `path` (with N > 1 shards, shard *k* writes
-    /// `path.shard<k>`), rotated to stay within `max_bytes` per shard.
-    /// `tether replay` runs a recording again. `None`: nothing recorded
-    /// (the driver forwards every call). See the crate docs' example.
-    pub record: Option<RecordOptions>,
+    /// An observer of every hub input of every shard: the flight recorder
+    /// (`tether-record`'s `RecordOptions`, docs/recording.md) plugs in
+    /// here. `None`: nothing observed (the driver forwards every call).
+    /// See the crate docs' example.
+    pub record: Option<Arc<dyn ObserverFactory>>,
 }
 
 /// Makes a channel's greeting from its id (see [`Options::greeting`]).
@@ -205,21 +229,11 @@ pub enum StartError {
     /// Binding the listener or starting a task or thread failed.
     #[error("{0}")]
     Io(#[from] io::Error),
-    /// The recording ([`Options::record`]) could not start: invalid
-    /// options, or its file could not be created or written.
-    #[error("cannot record: {}", record_error(.0))]
-    Record(#[from] tether_record::RecordError),
-}
-
-/// A recording error without the "recording stopped" of a running
-/// recorder: at start nothing was recording yet.
-fn record_error(e: &tether_record::RecordError) -> String {
-    match e {
-        tether_record::RecordError::Io { op, path, source } => {
-            format!("cannot {op} {}: {source}", path.display())
-        }
-        other => other.to_string(),
-    }
+    /// The observer ([`Options::record`], e.g. the flight recorder) could
+    /// not start: its error, as [`ObserverFactory::start`] returned it
+    /// (`downcast_ref` recovers the observer's own type).
+    #[error("cannot record: {0}")]
+    Observer(ObserverError),
 }
 
 /// What a runtime's glue (one per shard) is built from.
@@ -289,8 +303,8 @@ pub fn prepare<G: Glue>(
     // Every shard holds at least one channel: never more shards than the
     // budget, so the configured limit holds over all of them.
     let shards = options.shards.clamp(1, 256).min(budget);
-    // One epoch for every shard's recording: times are nanoseconds since
-    // the server started.
+    // One epoch for every shard's observer: a recording's times are
+    // nanoseconds since the server started.
     let epoch = std::time::Instant::now();
     config.validate()?;
     let (stopped, stopped_rx) = async_channel::bounded::<()>(1);
@@ -329,8 +343,11 @@ pub fn prepare<G: Glue>(
         }
         let hub = Hub::new(shard_config)?;
         let hub = match &options.record {
-            Some(record) => RecordedHub::recording(hub, epoch, record.for_shard(shard, shards))?,
-            None => RecordedHub::new(hub),
+            Some(record) => {
+                ObservedHub::observed(hub, |hub| record.start(shard, shards, epoch, hub))
+                    .map_err(StartError::Observer)?
+            }
+            None => ObservedHub::new(hub),
         };
         let (inputs, queues) = input::queues(options.reader_queue, options.control_queue);
         let glue = make_glue(GlueContext {

@@ -205,7 +205,7 @@ pub async fn listen_task<L: AsyncListener, T: crate::Sleep>(
         stop,
         options,
     } = context;
-    let mut errors = crate::listen::AcceptErrors::new("chat");
+    let mut errors = crate::listen::AcceptErrors::new("listener");
     // As in `read_task`: one listener for the whole loop, not one per
     // accepted connection. Nothing is sent on it: it only closes.
     let mut stop = pin!(stop);

@@ -13,9 +13,11 @@
 //! * [`checksum`] — the running output checksum ([`Checksum`]) and its
 //!   canonical encoding.
 //! * [`errorkind`] — the `io::ErrorKind` names a recording may hold.
-//! * [`recorded`] — [`RecordedHub`]: a hub with the same input methods as
-//!   [`Hub`], recording each input, its time, its outcome and the running
-//!   checksum; forwarding at the cost of one branch when not recording.
+//! * [`recorded`] — [`Recorder`]: the flight recorder as tether-adapter's
+//!   `HubObserver` (and [`RecordOptions`] as its `ObserverFactory`, what a
+//!   server's `Options::record` takes), recording each input, its time,
+//!   its outcome and the running checksum; [`recording`] records one hub
+//!   outside a server ([`RecordedHub`]).
 //! * [`writer`] — [`RecordOptions`] (path, `max_bytes`, `keep`, `bytes`)
 //!   and the [`SegmentWriter`]: one file per shard, rotated by size, each
 //!   segment starting with a header and a snapshot; buffered; an I/O error
@@ -26,13 +28,13 @@
 //!   first divergence reported with its line ([`replay::ReplayReport`]).
 //! * [`timeline`] — a replay as readable text, one line per input with its
 //!   outputs, filtered by channel and time window.
-//! * `shrink` (feature `shrink`) — a recording that breaks an invariant
+//! * [`shrink`] — a recording that breaks an invariant
 //!   (or any failure a predicate names) shrunk to the few lines that still
 //!   do, re-recorded so that it replays exactly.
 //! * [`rerecord`] — recording on a virtual clock in memory (what the
-//!   shrinker writes with); [`synthetic`] — seeded chat-like recordings for
-//!   tests and trying `tether replay`; [`fuzz`] — the `record_parse` fuzz
-//!   target's body.
+//!   shrinker writes with); `synthetic` (feature `test-support`) — seeded
+//!   chat-like recordings for tests and trying `tether replay`; `fuzz`
+//!   (feature `test-support`) — the `record_parse` fuzz target's body.
 //!
 //! [`Hub`]: tether_core::Hub
 //!
@@ -65,12 +67,13 @@
 pub mod checksum;
 pub mod errorkind;
 pub mod format;
+#[cfg(feature = "test-support")]
 pub mod fuzz;
 pub mod recorded;
 pub mod replay;
 pub mod rerecord;
-#[cfg(feature = "shrink")]
 pub mod shrink;
+#[cfg(feature = "test-support")]
 pub mod synthetic;
 pub mod timeline;
 pub mod writer;
@@ -80,5 +83,5 @@ pub use format::{
     EncodeError, Header, Line, ParseError, ParseErrorKind, Recording, Segment, encode_header,
     encode_line,
 };
-pub use recorded::RecordedHub;
+pub use recorded::{RecordStartError, RecordedHub, Recorder, recording};
 pub use writer::{OptionsError, RecordError, RecordOptions, RecordStats, SegmentWriter};

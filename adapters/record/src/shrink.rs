@@ -1,9 +1,10 @@
-//! Shrinking a recording (feature `shrink`): from a long recording that
+//! Shrinking a recording: from a long recording that
 //! breaks an invariant (or any failure a predicate recognises) to the few
 //! input lines that still do, saved as a recording that replays exactly.
 //!
-//! The algorithm is tether-sim's (ddmin over lines, then simpler lines:
-//! [`tether_sim::shrink_lines`]). A candidate is a subsequence of the
+//! The algorithm is the checker kit's, shared with the simulator (ddmin
+//! over lines, then simpler lines:
+//! [`tether_core::testing::shrink::shrink_lines`]). A candidate is a subsequence of the
 //! recorded input lines, replayed *loosely* ([`run_loose`]): from the first
 //! segment's snapshot, under the checker, with results not compared, and
 //! with ids remapped — a recorded id is mapped to the id the replay's hub
@@ -41,7 +42,7 @@ use bytes::Bytes;
 use tether_core::testing::{Input, Outcome, Violation};
 use tether_core::{Action, ChannelId, Event};
 
-pub use tether_sim::ShrinkLimits;
+pub use tether_core::testing::shrink::ShrinkLimits;
 
 use crate::format::{Header, Line, encode_header, encode_line};
 use crate::replay::{at, feed, restore};
@@ -181,11 +182,12 @@ pub fn shrink_with(
     }
     let hook = panic::take_hook();
     panic::set_hook(Box::new(|_| {}));
-    let best = tether_sim::shrink_lines(lines.to_vec(), limits, simpler, |candidate| {
-        run_loose(header, candidate)
-            .ok()
-            .and_then(|run| fails(&run))
-    });
+    let best =
+        tether_core::testing::shrink::shrink_lines(lines.to_vec(), limits, simpler, |candidate| {
+            run_loose(header, candidate)
+                .ok()
+                .and_then(|run| fails(&run))
+        });
     let run = run_loose(header, &best);
     panic::set_hook(hook);
     let run = run?;

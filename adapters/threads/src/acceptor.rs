@@ -67,7 +67,7 @@ fn run(
     options: &ThreadOptions,
 ) {
     let refuse_line = adapter.refuse_line.as_deref().unwrap_or_default();
-    let mut errors = AcceptErrors::new("chat");
+    let mut errors = AcceptErrors::new("listener");
     let mut last_spawn_log: Option<Instant> = None;
     while !stopping.load(Ordering::Acquire) {
         let (stream, peer) = match listener.accept() {

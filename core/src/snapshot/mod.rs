@@ -35,7 +35,7 @@ mod restore;
 mod take;
 
 pub(crate) use restore::{Restored, restore};
-#[cfg(feature = "testing")]
+#[cfg(feature = "checker")]
 pub(crate) use take::instant_or;
 pub(crate) use take::{Parts, take};
 

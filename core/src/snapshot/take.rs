@@ -52,7 +52,7 @@ pub(crate) fn instant(n: i64, epoch: Instant) -> Option<Instant> {
 
 /// [`instant`], or `epoch` when `Instant` cannot hold it (for snapshots
 /// already checked by `Hub::restore`, where every instant exists).
-#[cfg(feature = "testing")]
+#[cfg(feature = "checker")]
 pub(crate) fn instant_or(n: i64, epoch: Instant) -> Instant {
     instant(n, epoch).unwrap_or(epoch)
 }

@@ -47,14 +47,13 @@ use std::time::Instant;
 use super::model::Model;
 use crate::{Action, ChannelId, DisconnectReason, Event, Hub};
 
-mod input;
 mod invariants;
 #[cfg(test)]
 mod tests;
 
 use invariants::{action_invariant, diff, event_invariant, input_name, outcome_invariant};
 
-pub use input::{Input, Outcome, Rejection};
+pub use crate::input::{Input, Outcome, Rejection};
 
 /// A broken invariant: which step, which invariant (1–12 of docs/design.md §4),
 /// and what was seen.

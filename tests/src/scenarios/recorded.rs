@@ -6,14 +6,15 @@
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tether_adapter::{Options, RecordOptions};
+use tether_adapter::Options;
 use tether_core::{Config, DisconnectReason, Event, KickMode};
-use tether_record::Recording;
 use tether_record::replay::{ReplayOptions, replay};
+use tether_record::{RecordOptions, Recording};
 
 use super::SOON;
 use crate::bounded;
@@ -129,7 +130,7 @@ pub fn recorded_run<A: Adapter>() {
     config.idle_timeout = Some(Duration::from_secs(3));
     config.stall_timeout = Some(Duration::from_millis(300));
     let options = Options {
-        record: Some(RecordOptions::new(&path).with_bytes(true)),
+        record: Some(Arc::new(RecordOptions::new(&path).with_bytes(true))),
         ..Options::default()
     };
     let rig = Rig::<A>::start_keeping_every_event(config, options);
@@ -315,7 +316,7 @@ pub fn recorded_rotation<A: Adapter>() {
         .with_max_bytes(MAX)
         .with_keep(KEEP);
     let options = Options {
-        record: Some(record.clone()),
+        record: Some(Arc::new(record.clone())),
         ..Options::default()
     };
     let rig = Rig::<A>::start_keeping_every_event(Config::default(), options);

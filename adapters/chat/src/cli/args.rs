@@ -6,8 +6,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use tether_adapter::{Options, RecordOptions};
-use tether_record::OptionsError;
+use tether_adapter::Options;
+use tether_record::{OptionsError, RecordOptions};
 
 use super::{
     ByteSize, CliError, DEFAULT_ADMIN, DEFAULT_LISTEN, DemoOptions, Dur, HostPort, REFUSE_LINE,
@@ -324,8 +324,7 @@ impl ServeArgs {
             ))),
             ..Options::default()
         };
-        let mut options = options;
-        options.record = self.record_options()?;
+        let record = self.record_options()?;
         Ok(ServeOptions {
             runtime: self.runtime,
             listen: self.listen,
@@ -333,6 +332,7 @@ impl ServeArgs {
             shutdown_grace: self.shutdown_grace.map_or(config.flush_timeout, |d| d.0),
             config,
             options,
+            record,
             admin_token: self.admin_token.map(Secret::new),
             admin_max: usize::from(self.admin_max),
             admin_idle: self.admin_idle.0,

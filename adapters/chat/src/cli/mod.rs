@@ -110,6 +110,9 @@ pub struct ServeOptions {
     pub config: Config,
     /// The adapter's settings: backlog, refusal line…
     pub options: Options,
+    /// The flight recorder (`--record`, docs/recording.md): plugged into
+    /// `options.record` when the server starts. `None`: nothing recorded.
+    pub record: Option<tether_record::RecordOptions>,
     /// How long a signal or an admin `shutdown` without a deadline lets
     /// channels drain.
     pub shutdown_grace: Duration,

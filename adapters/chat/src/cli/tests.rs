@@ -300,7 +300,7 @@ fn help_and_version_end_the_program() {
 
 #[test]
 fn record_flags() {
-    assert_eq!(serve(&[]).unwrap().options.record, None);
+    assert_eq!(serve(&[]).unwrap().record, None);
     let r = serve(&[
         "--record",
         "/var/log/chat.rec",
@@ -311,16 +311,11 @@ fn record_flags() {
         "--record-bytes",
     ])
     .unwrap()
-    .options
     .record
     .unwrap();
     assert_eq!(r.path, std::path::PathBuf::from("/var/log/chat.rec"));
     assert_eq!((r.max_bytes, r.keep, r.bytes), (64 << 20, 2, true));
-    let r = serve(&["--record", "chat.rec"])
-        .unwrap()
-        .options
-        .record
-        .unwrap();
+    let r = serve(&["--record", "chat.rec"]).unwrap().record.unwrap();
     assert_eq!((r.max_bytes, r.keep, r.bytes), (256 << 20, 3, false));
     // Values that make no usable recording name their flag.
     let e = serve(&["--record", "x", "--record-max", "100k"]).unwrap_err();

@@ -104,14 +104,15 @@ pub enum ServeError {
     /// The recording (`--record`) could not start: its file (or a shard's
     /// `FILE.shard<k>`) could not be created or written. Displayed as
     /// `--record /var/log/chat.rec: cannot create /var/log/chat.rec: Permission denied`.
-    #[error("{flag} {}: {}", path.display(), record_error(source))]
+    #[error("{flag} {}: {source}", path.display())]
     Record {
         /// The flag (`--record`).
         flag: &'static str,
         /// The path as given.
         path: std::path::PathBuf,
-        /// What went wrong.
-        source: tether_record::RecordError,
+        /// What went wrong: the recorder's start error
+        /// (`tether_record::RecordStartError`, boxed by the adapter layer).
+        source: tether_adapter::ObserverError,
     },
     /// The runtime's adapter did not start.
     #[error("cannot start the {runtime} server: {source}")]
@@ -276,6 +277,9 @@ where
     // The room runs inside each shard's driver: it sees every event in the
     // step that produced it, with no thread or queue in between.
     let mut adapter_options = options.options.clone();
+    if let Some(record) = &options.record {
+        adapter_options.record = Some(Arc::new(record.clone()));
+    }
     adapter_options.app = Some(room::factory(
         counters.clone(),
         options.config.login_timeout.is_some(),
@@ -283,8 +287,8 @@ where
     ));
     let (handle, events) =
         start_adapter(chat, options.config.clone(), adapter_options).map_err(|source| {
-            match (source, &options.options.record) {
-                (StartError::Record(source), Some(record)) => ServeError::Record {
+            match (source, &options.record) {
+                (StartError::Observer(source), Some(record)) => ServeError::Record {
                     flag: "--record",
                     path: record.path.clone(),
                     source,
@@ -416,17 +420,6 @@ fn resolve(flag: &'static str, address: &HostPort) -> Result<Vec<SocketAddr>, Se
         )));
     }
     Ok(addrs)
-}
-
-/// A recording error at start, without the "recording stopped" of a
-/// running recorder.
-fn record_error(e: &tether_record::RecordError) -> String {
-    match e {
-        tether_record::RecordError::Io { op, path, source } => {
-            format!("cannot {op} {}: {source}", path.display())
-        }
-        other => other.to_string(),
-    }
 }
 
 /// Binds the first address `address` resolves to that can be bound.

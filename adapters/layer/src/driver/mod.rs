@@ -31,10 +31,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use crate::observe::{ObservedHub, ObserverError, ObserverStats};
 use async_channel::{Receiver, Sender};
 use futures_lite::{Stream, future};
 use tether_core::{ChannelId, Event};
-use tether_record::{RecordStats, RecordedHub};
 
 use self::conns::Conns;
 pub(crate) use self::stop::Barrier;
@@ -116,14 +116,14 @@ enum Wake<S, A> {
 /// [`Driver::run`] on the runtime's executor (or a thread, see
 /// [`crate::block_on`]).
 pub struct Driver<G: Glue> {
-    /// The hub, recording every input when `Options::record` is set (else
+    /// The hub, observed (recorded) when `Options::record` is set (else
     /// every call is forwarded).
-    hub: RecordedHub,
+    hub: ObservedHub,
     /// What the recorder had done at the last [`Driver::sync_record`].
-    recorded: RecordStats,
+    recorded: ObserverStats,
     /// When the recorder was last flushed, and what it had done then.
     flushed_at: Instant,
-    flushed: RecordStats,
+    flushed: ObserverStats,
     glue: G,
     conns: Conns<Conn<G>>,
     inputs: Inputs<G::Socket, G::Accepted>,
@@ -180,7 +180,7 @@ impl<G: Glue> std::fmt::Debug for Driver<G> {
 
 /// Everything a driver is made from (see [`crate::prepare`]).
 pub(crate) struct Parts<G: Glue> {
-    pub hub: RecordedHub,
+    pub hub: ObservedHub,
     pub glue: G,
     pub inputs: Inputs<G::Socket, G::Accepted>,
     pub queues: InputQueues<G::Socket, G::Accepted>,
@@ -206,9 +206,9 @@ impl<G: Glue> Driver<G> {
     pub(crate) fn new(parts: Parts<G>) -> Self {
         Driver {
             hub: parts.hub,
-            recorded: RecordStats::default(),
+            recorded: ObserverStats::default(),
             flushed_at: Instant::now(),
-            flushed: RecordStats::default(),
+            flushed: ObserverStats::default(),
             glue: parts.glue,
             conns: Conns::new(),
             inputs: parts.inputs,
@@ -421,8 +421,8 @@ impl<G: Glue> Driver<G> {
     /// last flush, if lines were recorded since (or an error stopped it,
     /// to be logged); `None` without a recorder or with nothing to do.
     fn record_due(&self) -> Option<Instant> {
-        let stats = self.hub.record_stats()?;
-        let pending = (self.hub.is_recording() && stats.bytes > self.flushed.bytes)
+        let stats = self.hub.observer_stats()?;
+        let pending = (self.hub.is_observed() && stats.bytes > self.flushed.bytes)
             || stats.errors > self.flushed.errors;
         pending.then(|| self.flushed_at + RECORD_FLUSH)
     }
@@ -434,7 +434,7 @@ impl<G: Glue> Driver<G> {
         self.flushed_at = now;
         let flushed = self.hub.flush();
         self.record_failed(flushed);
-        self.flushed = self.hub.record_stats().unwrap_or_default();
+        self.flushed = self.hub.observer_stats().unwrap_or_default();
         self.sync_record();
     }
 
@@ -445,7 +445,7 @@ impl<G: Glue> Driver<G> {
         self.sync_record();
     }
 
-    fn record_failed(&mut self, result: Result<(), tether_record::RecordError>) {
+    fn record_failed(&mut self, result: Result<(), ObserverError>) {
         for e in result.err().into_iter().chain(self.hub.take_error()) {
             tracing::warn!(shard = self.shard, "flight recorder: {e}");
         }
@@ -454,7 +454,7 @@ impl<G: Glue> Driver<G> {
     /// Adds what the recorder did since the last call to the shared
     /// `adapter.record_*` counters.
     pub(super) fn sync_record(&mut self) {
-        let Some(now) = self.hub.record_stats() else {
+        let Some(now) = self.hub.observer_stats() else {
             return;
         };
         let was = std::mem::replace(&mut self.recorded, now);

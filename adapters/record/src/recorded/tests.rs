@@ -9,10 +9,11 @@ use bytes::Bytes;
 use tether_core::testing::{Input, Outcome, Rejection};
 use tether_core::{Action, Config, DisconnectReason, Event, Hub, KickMode};
 
-use super::RecordedHub;
+use super::{RecordStartError, RecordedHub, recording};
 use crate::checksum::Checksum;
 use crate::format::{Recording, Segment};
 use crate::writer::{RecordError, RecordOptions};
+use tether_adapter::ObserverError;
 
 /// A fresh directory for one test, removed when dropped.
 struct TempDir(PathBuf);
@@ -39,6 +40,11 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// The recorder's own error, from the observer's boxed one.
+fn record_error(e: ObserverError) -> RecordError {
+    *e.downcast::<RecordError>().expect("a RecordError")
 }
 
 fn parse(path: &Path) -> Recording {
@@ -84,13 +90,13 @@ fn a_scripted_session_is_recorded_exactly() {
     let config = Config::default().with(|c| c.idle_timeout = Some(Duration::from_secs(1)));
     let epoch = Instant::now();
     let mut plain = Hub::new(config.clone()).unwrap();
-    let mut hub = RecordedHub::recording(
+    let mut hub = recording(
         Hub::new(config).unwrap(),
         epoch,
         RecordOptions::new(&path).with_bytes(true),
     )
     .unwrap();
-    assert!(hub.is_recording());
+    assert!(hub.is_observed());
     let ms = |n: u64| epoch + Duration::from_millis(n);
     let peer = "127.0.0.1:5000".parse().unwrap();
     let mut sum = Checksum::ZERO;
@@ -229,10 +235,9 @@ fn a_scripted_session_is_recorded_exactly() {
         Outcome::Ok
     );
     assert_eq!(events, vec![Event::ShutdownComplete]);
-    assert_eq!(hub.checksum(), Some(sum));
-    let stats = hub.record_stats().unwrap();
+    let stats = hub.observer_stats().unwrap();
     hub.finish().unwrap();
-    assert!(!hub.is_recording());
+    assert!(!hub.is_observed());
 
     let rec = parse(&path);
     assert_eq!(rec.segments.len(), 1);
@@ -299,12 +304,10 @@ fn rotation_keeps_the_total_bounded_and_every_segment_replays_on_its_own() {
         .with_max_bytes(3 * 64 * 1024)
         .with_keep(2);
     let epoch = Instant::now();
-    let mut hub =
-        RecordedHub::recording(Hub::new(Config::default()).unwrap(), epoch, options.clone())
-            .unwrap();
+    let mut hub = recording(Hub::new(Config::default()).unwrap(), epoch, options.clone()).unwrap();
     chatter(&mut hub, epoch, 400);
     hub.finish().unwrap();
-    let stats = hub.record_stats().unwrap();
+    let stats = hub.observer_stats().unwrap();
     assert!(stats.rotations >= 3, "{stats:?}");
     assert_eq!(stats.errors, 0);
 
@@ -347,18 +350,15 @@ fn a_new_recording_removes_old_rotated_files_and_keep_zero_keeps_none() {
         .with_keep(0);
     std::fs::write(options.rotated(1), b"old").unwrap();
     let epoch = Instant::now();
-    let mut hub =
-        RecordedHub::recording(Hub::new(Config::default()).unwrap(), epoch, options.clone())
-            .unwrap();
+    let mut hub = recording(Hub::new(Config::default()).unwrap(), epoch, options.clone()).unwrap();
     assert!(options.rotated(1).exists(), "keep 0 leaves PATH.1 alone");
     let options = options.with_keep(1).with_max_bytes(2 * 64 * 1024);
     drop(hub);
-    hub = RecordedHub::recording(Hub::new(Config::default()).unwrap(), epoch, options.clone())
-        .unwrap();
+    hub = recording(Hub::new(Config::default()).unwrap(), epoch, options.clone()).unwrap();
     assert!(!options.rotated(1).exists());
     chatter(&mut hub, epoch, 100);
     hub.finish().unwrap();
-    assert!(hub.record_stats().unwrap().rotations > 0);
+    assert!(hub.observer_stats().unwrap().rotations > 0);
     let rec = parse(&path);
     assert!(rec.segments[0].header.segment > 0);
 }
@@ -374,21 +374,20 @@ fn failed_recording(name: &str) -> (TempDir, RecordedHub, Instant) {
         .with_max_bytes(2 * 64 * 1024)
         .with_keep(1);
     let epoch = Instant::now();
-    let mut hub =
-        RecordedHub::recording(Hub::new(Config::default()).unwrap(), epoch, options).unwrap();
+    let mut hub = recording(Hub::new(Config::default()).unwrap(), epoch, options).unwrap();
     std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     chatter(&mut hub, epoch, 100);
-    assert!(!hub.is_recording());
+    assert!(!hub.is_observed());
     (dir, hub, epoch)
 }
 
 #[test]
 fn a_write_error_stops_the_recording_not_the_hub() {
     let (_dir, mut hub, epoch) = failed_recording("error");
-    let stats = hub.record_stats().unwrap();
+    let stats = hub.observer_stats().unwrap();
     assert_eq!(stats.errors, 1);
     let lines = stats.lines;
-    match hub.take_error() {
+    match hub.take_error().map(record_error) {
         Some(RecordError::Io { op: "create", .. }) => {}
         other => panic!("expected a create error, got {other:?}"),
     }
@@ -397,7 +396,7 @@ fn a_write_error_stops_the_recording_not_the_hub() {
     // The hub carries on, unrecorded, its outputs still served.
     let id = hub.accept(epoch, "127.0.0.1:1".parse().unwrap()).unwrap();
     assert!(matches!(hub.poll_event(), Some(Event::Opened { id: opened, .. }) if opened == id));
-    assert_eq!(hub.record_stats().unwrap().lines, lines);
+    assert_eq!(hub.observer_stats().unwrap().lines, lines);
     assert!(hub.flush().is_ok());
     assert!(hub.finish().is_ok());
 }
@@ -407,7 +406,7 @@ fn a_file_that_cannot_be_written_fails_at_start() {
     let epoch = Instant::now();
     let dir = TempDir::new("nodir");
     let missing = dir.path("no/such/dir/hub.rec");
-    let err = RecordedHub::recording(
+    let err = recording(
         Hub::new(Config::default()).unwrap(),
         epoch,
         RecordOptions::new(missing),
@@ -417,7 +416,7 @@ fn a_file_that_cannot_be_written_fails_at_start() {
     if Path::new("/dev/full").exists() {
         // Opens, but every write fails (ENOSPC): the header's write. Keep
         // 0 and a failing first write: nothing is renamed or removed.
-        let err = RecordedHub::recording(
+        let err = recording(
             Hub::new(Config::default()).unwrap(),
             epoch,
             RecordOptions::new("/dev/full")
@@ -427,7 +426,7 @@ fn a_file_that_cannot_be_written_fails_at_start() {
         .unwrap_err();
         assert!(matches!(err, RecordError::Io { op: "write", .. }), "{err}");
     }
-    let err = RecordedHub::recording(
+    let err = recording(
         Hub::new(Config::default()).unwrap(),
         epoch,
         RecordOptions::new(dir.path("x")).with_max_bytes(1000),
@@ -441,8 +440,8 @@ fn without_a_recorder_every_call_is_forwarded() {
     let now = Instant::now();
     let mut hub = RecordedHub::new(Hub::new(Config::default()).unwrap());
     let id = hub.accept(now, "127.0.0.1:2".parse().unwrap()).unwrap();
-    assert!(!hub.is_recording());
-    assert_eq!(hub.record_stats(), None);
+    assert!(!hub.is_observed());
+    assert_eq!(hub.observer_stats(), None);
     assert!(matches!(hub.poll_event(), Some(Event::Opened { .. })));
     hub.send(now, id, Bytes::from_static(b"x")).unwrap();
     assert!(matches!(hub.poll_action(), Some(Action::Transmit { .. })));
@@ -460,10 +459,31 @@ fn a_stored_error_is_returned_once_by_flush_or_finish() {
         } else {
             hub.flush()
         };
-        assert!(matches!(first, Err(RecordError::Io { op: "create", .. })));
+        assert!(matches!(
+            first.map_err(record_error),
+            Err(RecordError::Io { op: "create", .. })
+        ));
         assert!(hub.take_error().is_none());
         assert!(hub.flush().is_ok());
         assert!(hub.finish().is_ok());
-        assert_eq!(hub.record_stats().unwrap().errors, 1);
+        assert_eq!(hub.observer_stats().unwrap().errors, 1);
     }
+}
+
+#[test]
+fn as_a_factory_each_shard_records_to_its_own_file_and_a_start_error_reads_plainly() {
+    use tether_adapter::ObserverFactory;
+    let epoch = Instant::now();
+    let dir = TempDir::new("factory");
+    let hub = Hub::new(Config::default()).unwrap();
+    let options = RecordOptions::new(dir.path("chat.rec"));
+    let mut observer = options.start(1, 2, epoch, &hub).unwrap();
+    assert!(observer.is_active());
+    observer.finish().unwrap();
+    assert!(dir.path("chat.rec.shard1").exists());
+    let missing = RecordOptions::new(dir.path("no/such/dir/hub.rec"));
+    let err = missing.start(0, 1, epoch, &hub).unwrap_err();
+    assert!(err.to_string().starts_with("cannot create "), "{err}");
+    let err = err.downcast::<RecordStartError>().unwrap();
+    assert!(matches!(err.0, RecordError::Io { op: "create", .. }));
 }

@@ -1,5 +1,7 @@
-//! The checker's vocabulary: one hub call ([`Input`]) and its result
-//! ([`Outcome`], [`Rejection`]).
+//! The hub's input vocabulary: one hub call as a value ([`Input`]) and its
+//! result ([`Outcome`], [`Rejection`]). Always compiled: the adapter layer's
+//! observers (the flight recorder) see every input this way, and the
+//! invariant checker (feature `checker`) and the simulator speak it too.
 
 use std::io;
 use std::net::SocketAddr;
@@ -98,7 +100,8 @@ pub enum Input {
     },
 }
 
-/// Why a call was rejected, without its payload: what the checker compares.
+/// Why a call was rejected, without its payload: what a recording holds and
+/// the checker compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[allow(missing_docs)] // each variant is the error variant of the same name
 pub enum Rejection {
@@ -119,7 +122,8 @@ pub enum Rejection {
     CloseNotRequested,
 }
 
-/// The result of one input call, as the checker sees it.
+/// The result of one input call, without its payload (what a recording
+/// holds and the checker compares).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// It succeeded.
