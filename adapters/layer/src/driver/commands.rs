@@ -75,7 +75,41 @@ impl<G: Glue> Driver<G> {
         until
     }
 
+    /// A command from the queue (a [`Handle`](crate::Handle)'s). While a
+    /// send is held for backpressure, later sends and broadcasts wait behind
+    /// it, in order; a kick or an authentication goes ahead at once —
+    /// unless a waiting send is for its channel (a farewell stays before
+    /// its kick) — so an operator's kick never waits for a slow reader
+    /// elsewhere. A kick thus overtakes a held broadcast: the kicked
+    /// client does not get that line, as it would not had the kick come
+    /// first.
     pub(super) fn command(&mut self, now: Instant, command: Command) {
+        if self.held.is_none() && self.behind.is_empty() {
+            return self.run_command(now, command);
+        }
+        if self.overtakes(&command) {
+            self.run_command(now, command);
+        } else {
+            self.behind.push_back(command);
+        }
+    }
+
+    /// Whether `command` may run before the held send and those behind it.
+    fn overtakes(&self, command: &Command) -> bool {
+        let target = match command {
+            Command::Kick { id, .. } | Command::Authenticate { id, .. } => *id,
+            Command::Send { .. } | Command::Broadcast { .. } => return false,
+        };
+        let held = self.held.as_ref().map(|(command, _)| command);
+        !held
+            .into_iter()
+            .chain(&self.behind)
+            .any(|c| matches!(c, Command::Send { id, .. } if *id == target))
+    }
+
+    /// Executes `command` now, or holds it if it is a send that must wait
+    /// for backpressure.
+    pub(super) fn run_command(&mut self, now: Instant, command: Command) {
         if let Some(until) = self.wait_until(now, &command) {
             AdapterCounters::bump(&self.counters.sends_held);
             self.held = Some((command, until));
@@ -140,13 +174,14 @@ impl<G: Glue> Driver<G> {
             let Some(command) = app.queues.local.pop_front() else {
                 return;
             };
-            self.command(now, command);
+            self.run_command(now, command);
             self.drain(now);
         }
     }
 
-    /// Runs the held command once its wait is over (it stays held, and the
-    /// command queue stays closed, otherwise).
+    /// Runs the held command once its wait is over (it stays held
+    /// otherwise), then those that waited behind it, in order, until one
+    /// must wait in turn.
     pub(super) fn release_held(&mut self, now: Instant) {
         let Some((command, _)) = self.held.take() else {
             return;
@@ -155,8 +190,14 @@ impl<G: Glue> Driver<G> {
             self.held = Some((command, until));
             return;
         }
-        self.command(now, command);
+        self.run_command(now, command);
         self.drain(now);
+        while self.held.is_none()
+            && let Some(command) = self.behind.pop_front()
+        {
+            self.run_command(now, command);
+            self.drain(now);
+        }
     }
 
     pub(super) fn query(&mut self, now: Instant, query: Query) {

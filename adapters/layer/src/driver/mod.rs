@@ -25,6 +25,7 @@ mod conns;
 mod inputs;
 mod outputs;
 mod stop;
+use std::collections::VecDeque;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -139,6 +140,10 @@ pub struct Driver<G: Glue> {
     /// A send or broadcast waiting while its target is backpressured, and
     /// when to look again even if nothing else happens.
     held: Option<(Command, Instant)>,
+    /// Commands from the queue that came while `held` waits and must keep
+    /// their place after it (see `Driver::command`); bounded by
+    /// `Options::command_queue` (the queue is not polled beyond).
+    behind: VecDeque<Command>,
     /// Whether the last wait found reading held back (for the counter).
     reading_held: bool,
     orphaned: bool,
@@ -221,6 +226,7 @@ impl<G: Glue> Driver<G> {
             budget: parts.budget,
             dirty: Vec::new(),
             held: None,
+            behind: VecDeque::new(),
             reading_held: false,
             orphaned: false,
             done: false,
@@ -257,6 +263,12 @@ impl<G: Glue> Driver<G> {
             || self.hub.is_shutting_down()
     }
 
+    /// Whether commands may be taken from the queue: a handle is left, and
+    /// the commands waiting behind a held send are not a queue's worth.
+    fn commanding(&self) -> bool {
+        !self.orphaned && self.behind.len() < self.options.command_queue.max(1)
+    }
+
     /// Runs until the hub's shutdown completes, then lets the runtime stop
     /// its listener and threads ([`Glue`]'s `finish`).
     pub async fn run<T: Sleep>(mut self, mut sleep: T) {
@@ -266,7 +278,7 @@ impl<G: Glue> Driver<G> {
                 AdapterCounters::bump(&self.counters.reads_held);
             }
             self.reading_held = !reading;
-            let commanding = self.held.is_none() && !self.orphaned;
+            let commanding = self.commanding();
             let mut deadline = match (self.hub.poll_timeout(), &self.held) {
                 (Some(at), Some((_, until))) => Some(at.min(*until)),
                 (at, held) => at.or(held.as_ref().map(|(_, until)| *until)),
@@ -380,6 +392,7 @@ impl<G: Glue> Driver<G> {
         while self.queues.commands.try_recv().is_ok() {}
         while self.queues.queries.try_recv().is_ok() {}
         self.held = None;
+        self.behind.clear();
         self.glue.finish();
         self.gates.set(self.shard, false);
         drop(self.listener_alive.take());
@@ -400,8 +413,7 @@ impl<G: Glue> Driver<G> {
                 self.input(now, input);
                 idle = false;
             }
-            if self.held.is_none()
-                && !self.orphaned
+            if self.commanding()
                 && let Ok(command) = self.queues.commands.try_recv()
             {
                 self.command(now, command);

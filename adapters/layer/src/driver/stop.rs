@@ -88,6 +88,7 @@ impl<G: Glue> Driver<G> {
         if let Stopping::Settling { grace, by } = self.stopping {
             let settled = self.barrier.passed()
                 && self.held.is_none()
+                && self.behind.is_empty()
                 && self.app.as_ref().is_none_or(|app| app.backlog() == 0)
                 && self.queues.commands.is_empty();
             if settled || now >= by {
