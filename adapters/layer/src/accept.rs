@@ -152,7 +152,7 @@ impl<S, A> Listeners<S, A> {
     pub(crate) fn new(
         shards: Vec<Inputs<S, A>>,
         gates: Arc<Gates>,
-        counters: Arc<crate::AdapterCounters>,
+        counters: Arc<crate::runtime::AdapterCounters>,
         stopped: async_channel::Sender<()>,
         stop: async_channel::Receiver<()>,
         options: Options,

@@ -18,7 +18,7 @@ use std::sync::{Arc, Barrier};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use tether_adapter::{Sleep, ThreadSleep};
+use tether_adapter::runtime::{Sleep, ThreadSleep};
 use tether_threads::tether_core::{ChannelId, Config, Event, KickMode};
 use tether_threads::{Events, Handle, Options};
 
@@ -62,7 +62,7 @@ fn next_within(events: &Events, timeout: Duration) -> Option<Event> {
     let mut next = pin!(events.next());
     let mut timer = ThreadSleep;
     let mut sleep = pin!(timer.sleep_until(Instant::now() + timeout));
-    tether_adapter::block_on(std::future::poll_fn(|cx| {
+    tether_adapter::runtime::block_on(std::future::poll_fn(|cx| {
         if let Poll::Ready(event) = next.as_mut().poll(cx) {
             return Poll::Ready(event);
         }

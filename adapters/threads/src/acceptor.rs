@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use tether_adapter::Options;
 use tether_adapter::listen::{AcceptErrors, refuse_std};
-use tether_adapter::{AcceptRouter, AdapterCounters, Input, ListenContext, Options};
+use tether_adapter::runtime::{AcceptRouter, AdapterCounters, Input, ListenContext};
 
 use crate::ThreadOptions;
 use crate::conn::{self, Accepted, ThreadSocket};

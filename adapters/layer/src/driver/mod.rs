@@ -109,9 +109,9 @@ enum Wake<S, A> {
     Orphaned,
 }
 
-/// The hub's owner. Built by [`crate::prepare`]; run with
+/// The hub's owner. Built by [`crate::runtime::prepare`]; run with
 /// [`Driver::run`] on the runtime's executor (or a thread, see
-/// [`crate::block_on`]).
+/// [`crate::runtime::block_on`]).
 pub struct Driver<G: Glue> {
     /// The hub, recording every input when `Options::record` is set (else
     /// every call is forwarded).
@@ -175,7 +175,7 @@ impl<G: Glue> std::fmt::Debug for Driver<G> {
     }
 }
 
-/// Everything a driver is made from (see [`crate::prepare`]).
+/// Everything a driver is made from (see [`crate::runtime::prepare`]).
 pub(crate) struct Parts<G: Glue> {
     pub hub: RecordedHub,
     pub glue: G,

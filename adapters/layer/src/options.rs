@@ -1,0 +1,1 @@
+//! Building [`Options`](crate::Options): one `with_*` method per setting.
