@@ -36,11 +36,7 @@ fn options(options: Options, shards: usize, reuse_port: bool) -> Options {
     } else {
         Accept::RoundRobin
     };
-    Options {
-        shards,
-        accept,
-        ..options
-    }
+    options.with_shards(shards).with_accept(accept)
 }
 
 /// `tether-async-std` on async-std, with `N` shards (one `SO_REUSEPORT`

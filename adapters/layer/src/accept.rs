@@ -68,6 +68,7 @@ impl Gates {
 /// errors back off, each shard's fd budget is its share, and every listener
 /// closes once every shard's driver has ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum Accept {
     /// One listener hands each connection to the next shard that accepts;
     /// refuses only when every shard is full.

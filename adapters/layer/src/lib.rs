@@ -52,15 +52,12 @@
 //! ```
 //! use tether_adapter::{Options, RecordOptions};
 //!
-//! let options = Options {
-//!     record: Some(
-//!         RecordOptions::new("/var/log/tether/chat.rec")
-//!             .with_max_bytes(64 << 20) // per shard, rotated files included
-//!             .with_keep(3) // chat.rec.1 … chat.rec.3 besides chat.rec
-//!             .with_bytes(false), // lengths only, no payloads (the default)
-//!     ),
-//!     ..Options::default()
-//! };
+//! let options = Options::default().with_record(Some(
+//!     RecordOptions::new("/var/log/tether/chat.rec")
+//!         .with_max_bytes(64 << 20) // per shard, rotated files included
+//!         .with_keep(3) // chat.rec.1 … chat.rec.3 besides chat.rec
+//!         .with_bytes(false), // lengths only, no payloads (the default)
+//! ));
 //! # assert!(options.record.as_ref().is_some_and(|r| r.validate().is_ok()));
 //! // Then any runtime, the same way: e.g.
 //! // let (handle, events) = tether_tokio::start(listener, config, options)?;
@@ -120,7 +117,12 @@ pub use stats::{Histogram, KICK_BUCKETS, ServerStats};
 
 /// Adapter settings that are not lifecycle policy (that is
 /// [`tether_core::Config`]). The same for every runtime.
+///
+/// Built from [`Options::default`] with one `with_*` method per setting
+/// (`Options::default().with_shards(4).with_refuse_line("error server
+/// full\n")`); `#[non_exhaustive]`, so new settings are not breaking.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Options {
     /// Listen backlog: connections the kernel holds completed but not yet
     /// accepted.

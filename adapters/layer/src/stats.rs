@@ -123,7 +123,12 @@ impl AdapterCounters {
 }
 
 /// Everything a server counts: the hub's [`Stats`] and the adapter's own.
+///
+/// A report the driver builds ([`Handle::stats`](crate::Handle::stats));
+/// `#[non_exhaustive]`, so new counters are not breaking. Elsewhere (tests
+/// of a formatter) start from `ServerStats::default()` and set fields.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct ServerStats {
     /// The hub's counters and gauges.
     pub core: Stats,

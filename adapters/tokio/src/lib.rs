@@ -220,7 +220,7 @@ fn shard_glue(
 /// use tether_core::{Config, Event};
 ///
 /// let listener = tether_adapter::listen::bind("127.0.0.1:7000".parse().unwrap(), 1024).unwrap();
-/// let options = tether_tokio::Options { shards: 2, ..Default::default() };
+/// let options = tether_tokio::Options::default().with_shards(2);
 /// let (handle, events) =
 ///     tether_tokio::start_on_threads(listener, Config::default(), options).unwrap();
 /// for event in events {

@@ -82,10 +82,7 @@ async fn first_lines() {
     let listener = listener();
     let addr = listener.local_addr().unwrap();
     let clients: Vec<TcpStream> = (0..8).map(|_| TcpStream::connect(addr).unwrap()).collect();
-    let options = Options {
-        refuse_line: Some("error server full\n".into()),
-        ..Options::default()
-    };
+    let options = Options::default().with_refuse_line("error server full\n");
     let config = Config::default().with_max_channels(1);
     let (handle, events) = tether_tokio::start(listener, config, options).unwrap();
     let id = loop {
@@ -157,11 +154,9 @@ fn start_on_threads_serves_every_shard_and_its_threads_end() {
     let listener = listener();
     let addr = listener.local_addr().unwrap();
     let early: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(addr).unwrap()).collect();
-    let options = Options {
-        shards: 2,
-        refuse_line: Some("error server full\n".into()),
-        ..Options::default()
-    };
+    let options = Options::default()
+        .with_shards(2)
+        .with_refuse_line("error server full\n");
     let config = Config::default().with_max_channels(8);
     let (handle, events) = tether_tokio::start_on_threads(listener, config, options).unwrap();
     assert_eq!(handle.shards(), 2);
