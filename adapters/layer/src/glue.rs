@@ -72,11 +72,12 @@ pub trait Glue: Send + 'static {
     /// (the socket closes when the driver drops its reference).
     fn refuse(&mut self, socket: &Arc<Self::Socket>, accepted: Self::Accepted);
 
-    /// Starts a waiter that posts [`Input::Writable`](crate::runtime::Input::Writable)
-    /// once the socket's send buffer has room again (or the connection is
-    /// released), then [`Input::WaiterDone`](crate::runtime::Input::WaiterDone) after
-    /// dropping its socket reference. The driver attached it as a holder
-    /// before this call; an error detaches it again.
+    /// Starts a waiter that, once the socket's send buffer has room again
+    /// (or the connection is released), drops its socket reference and
+    /// posts [`Input::WaiterDone`](crate::runtime::Input::WaiterDone): that
+    /// one input both reports writability and detaches the waiter. The
+    /// driver attached it as a holder before this call; an error detaches
+    /// it again.
     fn wait_writable(
         &mut self,
         id: ChannelId,

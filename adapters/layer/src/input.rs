@@ -36,9 +36,9 @@ pub enum Input<S, A> {
     /// A reader ended and dropped its socket reference: report how, then
     /// detach it.
     ReaderDone(ChannelId, ReadEnd),
-    /// A waiter saw the socket writable again.
-    Writable(ChannelId),
-    /// A waiter ended and dropped its socket reference: detach it.
+    /// A writability waiter ended (the socket's send buffer has room again,
+    /// or the connection was released) and dropped its socket reference:
+    /// write what is queued, and detach it.
     WaiterDone(ChannelId),
 }
 

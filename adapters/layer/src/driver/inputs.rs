@@ -40,7 +40,6 @@ impl<G: Glue> Driver<G> {
                 let result = self.hub.detach(now, id);
                 self.rejected(result);
             }
-            Input::Writable(id) => self.writable(id),
             Input::WaiterDone(id) => {
                 self.writable(id);
                 let result = self.hub.detach(now, id);

@@ -70,7 +70,7 @@ impl<G: Glue> Driver<G> {
                     // writes are reported as they happen: nothing is left.
                     let how = match how {
                         ShutdownHow::Write => std::net::Shutdown::Write,
-                        _ => std::net::Shutdown::Both,
+                        ShutdownHow::Both => std::net::Shutdown::Both,
                     };
                     // ENOTCONN after a peer reset is fine: the wire is done.
                     let _ = conn.socket.shutdown(how);
@@ -111,7 +111,6 @@ impl<G: Glue> Driver<G> {
                 self.gates.set(self.shard, true);
             }
             Action::ResumeAccept => {}
-            _ => {}
         }
     }
 
