@@ -175,7 +175,7 @@ impl ServerUnderTest for LayerServer {
         if timeout.is_zero() {
             return self.events.try_next();
         }
-        self.events.next_timeout(timeout)
+        self.events.blocking().next_timeout(timeout)
     }
 
     fn send(&self, id: ChannelId, data: Bytes) -> Result<(), SendError> {

@@ -112,7 +112,7 @@ pub use tether_record::RecordOptions;
 
 pub use accept::Accept;
 pub use app::{APP_BACKLOG, App, AppFactory, AppOut, REMOTE_AHEAD};
-pub use handle::{Blocking, Error, Events, Handle};
+pub use handle::{Blocking, BlockingEvents, Error, Events, Handle};
 pub use stats::{Histogram, KICK_BUCKETS, ServerStats};
 
 /// Adapter settings that are not lifecycle policy (that is

@@ -56,7 +56,7 @@ fn stop(handle: &Handle, grace: Duration) {
 }
 
 /// The next event, waiting at most `timeout`. Woken by the event itself
-/// (`Events::next_timeout` polls in 1 ms naps, which would be most of the
+/// (`BlockingEvents::next_timeout` polls in 1 ms naps, which would be most of the
 /// peer-EOF-to-event figure).
 fn next_within(events: &Events, timeout: Duration) -> Option<Event> {
     let mut next = pin!(events.next());

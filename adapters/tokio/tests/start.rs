@@ -166,7 +166,7 @@ fn start_on_threads_serves_every_shard_and_its_threads_end() {
     let mut shards = std::collections::BTreeSet::new();
     let mut ids = Vec::new();
     while ids.len() < clients.len() {
-        match events.next_timeout(Duration::from_secs(5)) {
+        match events.blocking().next_timeout(Duration::from_secs(5)) {
             Some(Event::Opened { id, .. }) => {
                 shards.insert(id.shard());
                 handle.blocking().send(id, format!("hello {id}\n")).unwrap();
@@ -192,7 +192,7 @@ fn start_on_threads_serves_every_shard_and_its_threads_end() {
     }
     let mut echoed = 0;
     while echoed < clients.len() {
-        match events.next_timeout(Duration::from_secs(5)) {
+        match events.blocking().next_timeout(Duration::from_secs(5)) {
             Some(Event::Received { id, data }) => {
                 handle.blocking().send(id, data).unwrap();
                 handle.blocking().kick(id, KickMode::Graceful, 0).unwrap();
@@ -213,4 +213,42 @@ fn start_on_threads_serves_every_shard_and_its_threads_end() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(shard_threads(), 0, "the shard threads outlive the server");
+}
+
+/// `post_kick` follows the verb rule: it only queues the kick (no verdict,
+/// so a kick of an unknown channel is `Ok` and counted by the hub), in
+/// order after the sends posted before it: the client reads the farewell,
+/// then EOF, and the channel ends `Kicked`.
+#[test]
+fn post_kick_queues_in_order_without_a_verdict() {
+    let listener = listener();
+    let addr = listener.local_addr().unwrap();
+    let (handle, events) =
+        tether_tokio::start_on_threads(listener, Config::default(), Options::default()).unwrap();
+    let client = TcpStream::connect(addr).unwrap();
+    let id = loop {
+        match events.blocking().next_timeout(Duration::from_secs(5)) {
+            Some(Event::Opened { id, .. }) => break id,
+            Some(_) => {}
+            None => panic!("no channel opened"),
+        }
+    };
+    let server = handle.blocking();
+    server.post_send(id, "bye\n").unwrap();
+    server.post_kick(id, KickMode::Graceful, 4).unwrap();
+    assert_eq!(read_all(client), "bye\n");
+    let reason = loop {
+        match events.blocking().next_timeout(Duration::from_secs(5)) {
+            Some(Event::Disconnected { reason, .. }) => break reason,
+            Some(_) => {}
+            None => panic!("no Disconnected"),
+        }
+    };
+    assert_eq!(reason, tether_core::DisconnectReason::Kicked { code: 4 });
+    // No verdict: kicking it again (now unknown to the hub's live set) is
+    // still Ok here, where `kick` reports the hub's refusal.
+    server.post_kick(id, KickMode::Abort, 5).unwrap();
+    assert!(server.kick(id, KickMode::Abort, 5).is_err());
+    server.shutdown(Duration::from_secs(1)).unwrap();
+    assert!(server.wait_stopped(Duration::from_secs(5)));
 }
