@@ -331,7 +331,7 @@ fn churn(run: Duration) {
         stats.core.opened,
         stats.core.released,
         stats.core.live,
-        stats.core.refused + stats.adapter("adapter.refused_full")
+        stats.core.refused + stats.adapter.get(tether_async_std::Counter::RefusedFull)
     );
     stop(&tether);
 }

@@ -57,7 +57,9 @@ use tether_adapter::runtime::TaskGlue;
 /// Bytes one read may take at most (on the stack, only while reading).
 const READ_CHUNK: usize = 16 * 1024;
 pub use runtime::{AsyncStd, Runtime, Smol};
-pub use tether_adapter::{Blocking, Error, Events, Handle, Options, ServerStats, StartError};
+pub use tether_adapter::{
+    Blocking, BlockingEvents, Counter, Error, Events, Handle, Options, ServerStats, StartError,
+};
 
 /// Starts a server on `listener` (see `tether_adapter::listen::bind` for
 /// one with a deep backlog, and `listen::bind_reuse_port` for

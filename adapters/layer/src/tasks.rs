@@ -219,12 +219,12 @@ pub async fn listen_task<L: AsyncListener, T: crate::runtime::Sleep>(
             None => break,
             Some(Ok((socket, peer))) => {
                 errors.success();
-                crate::runtime::AdapterCounters::bump(&counters.accepted);
+                counters.bump(crate::Counter::Accepted);
                 let Some(inputs) = router.pick() else {
                     if let Some(line) = &options.refuse_line {
                         L::refuse(&socket, line);
                     }
-                    crate::runtime::AdapterCounters::bump(&counters.refused_full);
+                    counters.bump(crate::Counter::RefusedFull);
                     continue;
                 };
                 let input = Input::Accepted {
@@ -237,7 +237,7 @@ pub async fn listen_task<L: AsyncListener, T: crate::runtime::Sleep>(
                 let _ = inputs.send(input).await;
             }
             Some(Err(e)) => {
-                crate::runtime::AdapterCounters::bump(&counters.accept_errors);
+                counters.bump(crate::Counter::AcceptErrors);
                 let wait = errors.failed(&e);
                 if !wait.is_zero() {
                     sleep.sleep_until(std::time::Instant::now() + wait).await;

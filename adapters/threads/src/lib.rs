@@ -96,7 +96,9 @@ use tether_adapter::runtime::{Glue, Release, ThreadSleep};
 use tether_core::{ChannelId, Config};
 
 pub use conn::{Accepted, ThreadConn, ThreadSocket};
-pub use tether_adapter::{Blocking, Error, Events, Handle, Options, ServerStats, StartError};
+pub use tether_adapter::{
+    Blocking, BlockingEvents, Counter, Error, Events, Handle, Options, ServerStats, StartError,
+};
 pub use tether_core;
 
 use conn::{Graveyard, ThreadInputs, bury};

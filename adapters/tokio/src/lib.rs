@@ -101,7 +101,9 @@ use tether_core::Config;
 
 pub use glue::{TokioListener, TokioSleep, TokioSocket, TokioSpawn};
 use tether_adapter::runtime::TaskGlue;
-pub use tether_adapter::{Blocking, Error, Events, Handle, Options, ServerStats, StartError};
+pub use tether_adapter::{
+    Blocking, BlockingEvents, Counter, Error, Events, Handle, Options, ServerStats, StartError,
+};
 
 /// Why [`start`] could not use a tokio runtime. It reaches the caller as
 /// [`StartError::Io`] (kind `Other`); [`RuntimeError::of`] finds it there.

@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use tether_core::{Config, Event, KickMode};
-use tether_tokio::{Options, RuntimeError};
+use tether_tokio::{Counter, Options, RuntimeError};
 
 fn listener() -> std::net::TcpListener {
     tether_adapter::listen::bind("127.0.0.1:0".parse().unwrap(), 64).unwrap()
@@ -103,10 +103,10 @@ async fn first_lines() {
         .count();
     assert_eq!((greeted, refused), (1, 7), "{lines:?}");
     let stats = handle.stats().await.unwrap();
-    assert_eq!(stats.adapter("adapter.write_waits"), 0, "{stats:?}");
+    assert_eq!(stats.adapter.get(Counter::WriteWaits), 0, "{stats:?}");
     // Both paths count `refused_full`; the hub's own refusals (the driver's
     // path) are in `core.refused` too.
-    assert_eq!(stats.adapter("adapter.refused_full"), 7, "{stats:?}");
+    assert_eq!(stats.adapter.get(Counter::RefusedFull), 7, "{stats:?}");
     let by_hub = stats.core.refused;
     eprintln!(
         "refused by the hub: {by_hub}, by the listener: {}",

@@ -46,7 +46,7 @@ use crate::glue::{Glue, Sleep};
 use crate::handle::{Command, HandleQueues, Query};
 use crate::input::{Input, InputQueues, Inputs};
 use crate::outbound::Outbound;
-use crate::stats::AdapterCounters;
+use crate::stats::{AdapterCounters, Counter};
 
 /// How long recorded lines may wait in the recorder's buffer (it also
 /// writes out on its own whenever the buffer fills).
@@ -260,7 +260,7 @@ impl<G: Glue> Driver<G> {
         while !(self.done && self.all_complete.is_closed()) {
             let reading = self.reading_open();
             if !reading && !self.reading_held {
-                AdapterCounters::bump(&self.counters.reads_held);
+                self.counters.bump(Counter::ReadsHeld);
             }
             self.reading_held = !reading;
             let commanding = self.held.is_none() && !self.orphaned;
@@ -455,14 +455,11 @@ impl<G: Glue> Driver<G> {
             return;
         };
         let was = std::mem::replace(&mut self.recorded, now);
-        let c = &self.counters;
-        let add = |counter: &std::sync::atomic::AtomicU64, new: u64, old: u64| {
-            counter.fetch_add(new.saturating_sub(old), Ordering::Relaxed);
-        };
-        add(&c.record_lines, now.lines, was.lines);
-        add(&c.record_bytes, now.bytes, was.bytes);
-        add(&c.record_rotations, now.rotations, was.rotations);
-        add(&c.record_errors, now.errors, was.errors);
+        let add = |counter, new: u64, old: u64| self.counters.add(counter, new.saturating_sub(old));
+        add(Counter::RecordLines, now.lines, was.lines);
+        add(Counter::RecordBytes, now.bytes, was.bytes);
+        add(Counter::RecordRotations, now.rotations, was.rotations);
+        add(Counter::RecordErrors, now.errors, was.errors);
     }
 
     /// Counts (and logs, at debug level) an adapter input the hub
@@ -471,7 +468,7 @@ impl<G: Glue> Driver<G> {
     /// too (`rejected_input.*`).
     fn rejected<E: std::fmt::Display>(&self, result: Result<(), E>) {
         if let Err(e) = result {
-            AdapterCounters::bump(&self.counters.inputs_rejected);
+            self.counters.bump(Counter::InputsRejected);
             tracing::debug!(shard = self.shard, "hub rejected an adapter input: {e}");
         }
     }
