@@ -113,7 +113,7 @@ pub use tether_record::RecordOptions;
 pub use accept::Accept;
 pub use app::{APP_BACKLOG, App, AppFactory, AppOut, REMOTE_AHEAD};
 pub use handle::{Blocking, BlockingEvents, Error, Events, Handle};
-pub use stats::{AdapterStats, Counter, Histogram, KICK_BUCKETS, ServerStats};
+pub use stats::{AdapterStats, Counter, KICK_BUCKETS, ServerStats};
 
 /// Adapter settings that are not lifecycle policy (that is
 /// [`tether_core::Config`]). The same for every runtime.

@@ -25,7 +25,7 @@ pub use crate::exec::{ThreadSleep, block_on};
 pub use crate::glue::{Glue, Release, Sleep, Socket};
 pub use crate::input::{DriverGone, Input, Inputs, READ_AHEAD, ReadEnd, SMALL_READ, read_chunk};
 pub use crate::prepare::{GlueContext, Prepared, prepare, test_inputs};
-pub use crate::stats::AdapterCounters;
+pub use crate::stats::{AdapterCounters, Histogram};
 pub use crate::tasks::{
     AsyncListener, AsyncSocket, Spawn, TaskConn, TaskGlue, listen_task, read_task, wait_task,
 };
