@@ -58,7 +58,8 @@
 //!                 // no holder left: close(2), then confirm
 //!                 hub.handle_closed(now, id).unwrap();
 //!             }
-//!             _ => {}
+//!             Action::Abort { .. } => {} // set SO_LINGER 0, wake holders
+//!             Action::PauseAccept | Action::ResumeAccept => {} // listener
 //!         }
 //!     }
 //!     while let Some(event) = hub.poll_event() {

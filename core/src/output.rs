@@ -119,8 +119,9 @@ impl std::fmt::Display for DisconnectReason {
 }
 
 /// Which directions a [`Action::Shutdown`] closes.
+///
+/// Exhaustive, like [`Action`]: every executor must act on each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum ShutdownHow {
     /// Our sending side only: the peer reads what was sent, then EOF.
     Write,
@@ -132,9 +133,13 @@ pub enum ShutdownHow {
 
 /// Something the adapter must do to a socket or the listener. Drained with
 /// [`Hub::poll_action`](crate::Hub::poll_action), in order.
+///
+/// Deliberately **exhaustive** (unlike [`Event`]): an action must be
+/// executed, so an executor matches every variant without a wildcard, and a
+/// new action fails to compile in every executor instead of being dropped
+/// by a `_ => {}`. Adding one is a breaking change, as it should be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use = "an action must be executed by the adapter"]
-#[non_exhaustive]
 pub enum Action {
     /// Write `data` to the socket after everything transmitted before, then
     /// report progress with [`Hub::handle_written`](crate::Hub::handle_written).

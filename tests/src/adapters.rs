@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tether_adapter::{Accept, Error, Events, Handle, Options};
+use tether_adapter::{Accept, Counter, Error, Events, Handle, Options};
 use tether_core::{
     BroadcastReport, ChannelId, ChannelInfo, Config, Event, IdError, KickError, KickMode,
     SendError, Stats,
@@ -36,11 +36,7 @@ fn options(options: Options, shards: usize, reuse_port: bool) -> Options {
     } else {
         Accept::RoundRobin
     };
-    Options {
-        shards,
-        accept,
-        ..options
-    }
+    options.with_shards(shards).with_accept(accept)
 }
 
 /// `tether-async-std` on async-std, with `N` shards (one `SO_REUSEPORT`
@@ -179,7 +175,7 @@ impl ServerUnderTest for LayerServer {
         if timeout.is_zero() {
             return self.events.try_next();
         }
-        self.events.next_timeout(timeout)
+        self.events.blocking().next_timeout(timeout)
     }
 
     fn send(&self, id: ChannelId, data: Bytes) -> Result<(), SendError> {
@@ -223,12 +219,12 @@ impl ServerUnderTest for LayerServer {
     fn accept_counts(&self) -> AcceptCounts {
         let stats = self.server_stats("stats (accept counts)");
         AcceptCounts {
-            accepted: stats.adapter("adapter.accepted"),
+            accepted: stats.adapter.get(Counter::Accepted),
             // The hub's own refusals (`Stats::refused`) are among these:
             // the driver counts every refusal it answers with the line.
-            refused_full: stats.adapter("adapter.refused_full"),
-            refused_resources: stats.adapter("adapter.refused_resources"),
-            accept_errors: stats.adapter("adapter.accept_errors"),
+            refused_full: stats.adapter.get(Counter::RefusedFull),
+            refused_resources: stats.adapter.get(Counter::RefusedResources),
+            accept_errors: stats.adapter.get(Counter::AcceptErrors),
         }
     }
 

@@ -14,7 +14,7 @@ use std::fmt::Display;
 use std::future::Future;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use tether_adapter::Sleep as _;
+use tether_adapter::runtime::Sleep as _;
 
 /// How long one call to a server under test may take to answer. A send
 /// waits for backpressure at most `Options::send_wait` (1 s by default)
@@ -31,12 +31,14 @@ pub fn within<F: Future>(step: impl Display, limit: Duration, future: F) -> F::O
 
 /// Runs `future` on this thread until it completes (`Some`) or `deadline`
 /// passes (`None`; the future is dropped, which cancels it). The layer's
-/// own park-until-deadline executor runs it (`tether_adapter::block_on`).
+/// own park-until-deadline executor runs it (`tether_adapter::runtime::block_on`).
 pub fn block_until<F: Future>(future: F, deadline: Instant) -> Option<F::Output> {
-    tether_adapter::block_on(futures_lite::future::or(
+    tether_adapter::runtime::block_on(futures_lite::future::or(
         async { Some(future.await) },
         async {
-            tether_adapter::ThreadSleep.sleep_until(deadline).await;
+            tether_adapter::runtime::ThreadSleep
+                .sleep_until(deadline)
+                .await;
             None
         },
     ))

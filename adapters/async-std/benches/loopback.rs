@@ -95,7 +95,7 @@ fn percentiles(name: &str, mut samples: Vec<Duration>) -> (Duration, Duration) {
 }
 
 /// The next event, waiting at most `timeout`. Woken by the event itself
-/// (`Events::next_timeout` polls in 1 ms naps, which would be most of the
+/// (`BlockingEvents::next_timeout` polls in 1 ms naps, which would be most of the
 /// peer-EOF-to-event figure).
 fn next_within(events: &Events, timeout: Duration) -> Option<Event> {
     AsyncStd
@@ -331,7 +331,7 @@ fn churn(run: Duration) {
         stats.core.opened,
         stats.core.released,
         stats.core.live,
-        stats.core.refused + stats.adapter("adapter.refused_full")
+        stats.core.refused + stats.adapter.get(tether_async_std::Counter::RefusedFull)
     );
     stop(&tether);
 }

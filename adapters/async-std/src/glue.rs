@@ -10,7 +10,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
-use tether_adapter::Sleep;
+use tether_adapter::runtime::Sleep;
 
 use crate::runtime::Runtime;
 
@@ -18,7 +18,7 @@ use crate::runtime::Runtime;
 #[derive(Debug)]
 pub struct AsyncSocket(Async<TcpStream>);
 
-impl tether_adapter::AsyncSocket for AsyncSocket {
+impl tether_adapter::runtime::AsyncSocket for AsyncSocket {
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_ {
         self.0.readable()
     }
@@ -31,7 +31,7 @@ impl tether_adapter::AsyncSocket for AsyncSocket {
     }
 }
 
-impl tether_adapter::Socket for AsyncSocket {
+impl tether_adapter::runtime::Socket for AsyncSocket {
     fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         // The std socket inside `Async` is non-blocking.
         self.0.get_ref().write_vectored(bufs)
@@ -44,13 +44,13 @@ impl tether_adapter::Socket for AsyncSocket {
     }
 }
 
-impl tether_adapter::Spawn for crate::AsyncStd {
+impl tether_adapter::runtime::Spawn for crate::AsyncStd {
     fn spawn(&self, future: impl Future<Output = ()> + Send + 'static) {
         Runtime::spawn(self, future);
     }
 }
 
-impl tether_adapter::Spawn for crate::Smol {
+impl tether_adapter::runtime::Spawn for crate::Smol {
     fn spawn(&self, future: impl Future<Output = ()> + Send + 'static) {
         Runtime::spawn(self, future);
     }
@@ -60,7 +60,7 @@ impl tether_adapter::Spawn for crate::Smol {
 #[derive(Debug)]
 pub struct AsyncListener(pub(crate) Async<TcpListener>);
 
-impl tether_adapter::AsyncListener for AsyncListener {
+impl tether_adapter::runtime::AsyncListener for AsyncListener {
     type Socket = AsyncSocket;
 
     async fn accept(&self) -> io::Result<(AsyncSocket, SocketAddr)> {
@@ -101,10 +101,10 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let socket = Arc::new(AsyncSocket(Async::new(client).unwrap()));
-        let (inputs, _queues) = tether_adapter::test_inputs::<AsyncSocket, ()>();
+        let (inputs, _queues) = tether_adapter::runtime::test_inputs::<AsyncSocket, ()>();
         let (_cancel, cancelled) = async_channel::bounded(1);
         let id = ChannelId::from_parts(0, 0, 1).unwrap();
-        let reader = tether_adapter::read_task(
+        let reader = tether_adapter::runtime::read_task(
             id,
             socket.clone(),
             inputs.clone(),
@@ -113,7 +113,7 @@ mod tests {
         );
         let size = std::mem::size_of_val(&reader);
         assert!(size <= MAX_READER_FUTURE, "{size}");
-        let waiter = tether_adapter::wait_task(id, socket, inputs, cancelled);
+        let waiter = tether_adapter::runtime::wait_task(id, socket, inputs, cancelled);
         let size = std::mem::size_of_val(&waiter);
         assert!(size <= MAX_READER_FUTURE, "{size}");
     }

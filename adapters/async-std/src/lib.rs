@@ -52,12 +52,14 @@ use tether_core::Config;
 
 pub use glue::{AsyncIoSleep, AsyncListener, AsyncSocket};
 
-use tether_adapter::TaskGlue;
+use tether_adapter::runtime::TaskGlue;
 
 /// Bytes one read may take at most (on the stack, only while reading).
 const READ_CHUNK: usize = 16 * 1024;
 pub use runtime::{AsyncStd, Runtime, Smol};
-pub use tether_adapter::{Blocking, Error, Events, Handle, Options, ServerStats, StartError};
+pub use tether_adapter::{
+    Blocking, BlockingEvents, Counter, Error, Events, Handle, Options, ServerStats, StartError,
+};
 
 /// Starts a server on `listener` (see `tether_adapter::listen::bind` for
 /// one with a deep backlog, and `listen::bind_reuse_port` for
@@ -75,16 +77,17 @@ pub fn start<R: Runtime>(
     // One executor per shard, if the runtime runs shards on threads of
     // their own (made as `prepare` asks for each shard's glue).
     let mut executors = Vec::new();
-    let prepared = tether_adapter::prepare(config, options, local_addr, R::NAME, None, |_| {
-        let spawner = if R::THREAD_PER_SHARD {
-            let executor = Arc::new(smol::Executor::new());
-            executors.push(executor.clone());
-            Spawner::Shard(executor)
-        } else {
-            Spawner::Runtime(runtime.clone())
-        };
-        Ok(TaskGlue::new(spawner, READ_CHUNK))
-    })?;
+    let prepared =
+        tether_adapter::runtime::prepare(config, options, local_addr, R::NAME, None, |_| {
+            let spawner = if R::THREAD_PER_SHARD {
+                let executor = Arc::new(smol::Executor::new());
+                executors.push(executor.clone());
+                Spawner::Shard(executor)
+            } else {
+                Spawner::Runtime(runtime.clone())
+            };
+            Ok(TaskGlue::new(spawner, READ_CHUNK))
+        })?;
     // One listener, or one per shard (`Accept::ReusePort`): registered
     // before anything is spawned, so a failure leaves nothing running.
     let listeners = prepared
@@ -94,7 +97,7 @@ pub fn start<R: Runtime>(
         .map(|(listener, context)| Ok((AsyncListener(Async::new(listener)?), context)))
         .collect::<std::io::Result<Vec<_>>>()?;
     for (shard, (listener, context)) in listeners.into_iter().enumerate() {
-        let task = tether_adapter::listen_task(listener, context, AsyncIoSleep);
+        let task = tether_adapter::runtime::listen_task(listener, context, AsyncIoSleep);
         // A reuseport listener feeds only its shard: it runs there. The one
         // round-robin listener runs beside shard 0's driver: with one shard
         // an accepted connection reaches its driver without a thread hop.
@@ -127,7 +130,7 @@ enum Spawner<R> {
     Shard(Arc<smol::Executor<'static>>),
 }
 
-impl<R: Runtime> tether_adapter::Spawn for Spawner<R> {
+impl<R: Runtime> tether_adapter::runtime::Spawn for Spawner<R> {
     fn spawn(&self, future: impl Future<Output = ()> + Send + 'static) {
         match self {
             Spawner::Runtime(runtime) => Runtime::spawn(runtime, future),

@@ -8,7 +8,7 @@
 use std::future::Future;
 
 /// An executor that can run the adapter's tasks.
-pub trait Runtime: tether_adapter::Spawn + Sync {
+pub trait Runtime: tether_adapter::runtime::Spawn + Sync {
     /// A short name for logs and test names.
     const NAME: &'static str;
 

@@ -68,6 +68,7 @@ impl Gates {
 /// errors back off, each shard's fd budget is its share, and every listener
 /// closes once every shard's driver has ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum Accept {
     /// One listener hands each connection to the next shard that accepts;
     /// refuses only when every shard is full.
@@ -152,7 +153,7 @@ impl<S, A> Listeners<S, A> {
     pub(crate) fn new(
         shards: Vec<Inputs<S, A>>,
         gates: Arc<Gates>,
-        counters: Arc<crate::AdapterCounters>,
+        counters: Arc<crate::runtime::AdapterCounters>,
         stopped: async_channel::Sender<()>,
         stop: async_channel::Receiver<()>,
         options: Options,

@@ -47,7 +47,10 @@ impl std::fmt::Debug for AppFactory {
     }
 }
 
-/// Where an in-driver application puts its commands.
+/// Where an in-driver application puts its commands. It cannot wait for a
+/// verdict, so it has only the `post_*` forms of the [`Handle`](crate::Handle)'s
+/// commands (see its "Verbs and forms"), with the same rules: in order, a
+/// send held while its channel is backpressured, refusals counted.
 pub struct AppOut<'a> {
     state: &'a mut AppQueues,
 }
@@ -55,7 +58,7 @@ pub struct AppOut<'a> {
 impl AppOut<'_> {
     /// Queues `data` on a channel (of any shard). A refusal is counted by
     /// the hub (`sends_rejected`).
-    pub fn send(&mut self, id: ChannelId, data: Bytes) {
+    pub fn post_send(&mut self, id: ChannelId, data: Bytes) {
         let command = Command::Send {
             id,
             data,
@@ -65,7 +68,7 @@ impl AppOut<'_> {
     }
 
     /// Sends `data` to every usable channel of every shard.
-    pub fn broadcast(&mut self, data: Bytes) {
+    pub fn post_broadcast(&mut self, data: Bytes) {
         for shard in 0..self.state.shards() {
             let command = Command::Broadcast {
                 data: data.clone(),
@@ -76,13 +79,13 @@ impl AppOut<'_> {
     }
 
     /// Marks a channel logged in.
-    pub fn authenticate(&mut self, id: ChannelId) {
+    pub fn post_authenticate(&mut self, id: ChannelId) {
         let command = Command::Authenticate { id, reply: None };
         self.state.to(usize::from(id.shard()), command);
     }
 
     /// Kicks a channel (after every command queued before).
-    pub fn kick(&mut self, id: ChannelId, mode: KickMode, code: u32) {
+    pub fn post_kick(&mut self, id: ChannelId, mode: KickMode, code: u32) {
         let command = Command::Kick {
             id,
             mode,

@@ -56,9 +56,9 @@ pub trait Glue: Send + 'static {
 
     /// Starts the connection's reader, which the driver already attached as
     /// the channel's first holder. The reader posts
-    /// [`Input::Received`](crate::Input::Received) for what it reads and, as
+    /// [`Input::Received`](crate::runtime::Input::Received) for what it reads and, as
     /// its last act after dropping its socket reference,
-    /// [`Input::ReaderDone`](crate::Input::ReaderDone) (which detaches it).
+    /// [`Input::ReaderDone`](crate::runtime::Input::ReaderDone) (which detaches it).
     /// An error refuses the connection (it is counted and closed).
     fn open(
         &mut self,
@@ -72,11 +72,12 @@ pub trait Glue: Send + 'static {
     /// (the socket closes when the driver drops its reference).
     fn refuse(&mut self, socket: &Arc<Self::Socket>, accepted: Self::Accepted);
 
-    /// Starts a waiter that posts [`Input::Writable`](crate::Input::Writable)
-    /// once the socket's send buffer has room again (or the connection is
-    /// released), then [`Input::WaiterDone`](crate::Input::WaiterDone) after
-    /// dropping its socket reference. The driver attached it as a holder
-    /// before this call; an error detaches it again.
+    /// Starts a waiter that, once the socket's send buffer has room again
+    /// (or the connection is released), drops its socket reference and
+    /// posts [`Input::WaiterDone`](crate::runtime::Input::WaiterDone): that
+    /// one input both reports writability and detaches the waiter. The
+    /// driver attached it as a holder before this call; an error detaches
+    /// it again.
     fn wait_writable(
         &mut self,
         id: ChannelId,
@@ -91,7 +92,7 @@ pub trait Glue: Send + 'static {
     /// This shard's shutdown is complete and its sockets are closed: end
     /// whatever the runtime still runs for it (join threads). The listener
     /// stops by itself once every shard has finished
-    /// ([`ListenContext::stop`](crate::ListenContext::stop)).
+    /// ([`ListenContext::stop`](crate::runtime::ListenContext::stop)).
     fn finish(&mut self);
 }
 

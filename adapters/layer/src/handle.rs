@@ -118,6 +118,24 @@ struct Inner {
 /// where it answers, one reply); calls about every channel (`broadcast`,
 /// `stats`, `channels`, `shutdown`) go to every shard and merge the
 /// answers. The same API with one shard or many.
+///
+/// # Verbs and forms
+///
+/// One rule for every command (here, in [`Blocking`] and in
+/// [`AppOut`](crate::AppOut)):
+///
+/// * **`verb`** (`send`, `broadcast`, `kick`, `authenticate`) queues the
+///   command *and waits for the hub's verdict*, which it returns (a send
+///   also waits while its channel is backpressured);
+/// * **`post_verb`** (`post_send`, `post_broadcast`, `post_kick`,
+///   `post_authenticate`) only queues it (waiting for room in the bounded
+///   command queue, never for the verdict); a refusal is counted in the
+///   hub's stats. Commands run in the order posted either way.
+///   An in-driver [`App`](crate::App) only has these: it cannot wait.
+///
+/// Every call is `async` here; **`.blocking()`** gives the same calls,
+/// with the same names, for a plain thread: [`Handle::blocking`] and
+/// [`Events::blocking`].
 #[derive(Debug, Clone)]
 pub struct Handle {
     inner: Arc<Inner>,
@@ -266,6 +284,18 @@ impl Handle {
             .await??)
     }
 
+    /// Like [`kick`](Handle::kick), without waiting for the verdict (an
+    /// unknown or already ended channel is counted, not reported).
+    pub async fn post_kick(&self, id: ChannelId, mode: KickMode, code: u32) -> Result<(), Error> {
+        let command = Command::Kick {
+            id,
+            mode,
+            code,
+            reply: None,
+        };
+        post(self.shard(id), command).await
+    }
+
     /// Marks a channel logged in: its login deadline no longer applies.
     pub async fn authenticate(&self, id: ChannelId) -> Result<(), Error> {
         Ok(self
@@ -372,6 +402,10 @@ impl Blocking<'_> {
     pub fn kick(&self, id: ChannelId, mode: KickMode, code: u32) -> Result<(), Error> {
         future::block_on(self.0.kick(id, mode, code))
     }
+    /// See [`Handle::post_kick`].
+    pub fn post_kick(&self, id: ChannelId, mode: KickMode, code: u32) -> Result<(), Error> {
+        future::block_on(self.0.post_kick(id, mode, code))
+    }
     /// See [`Handle::authenticate`].
     pub fn authenticate(&self, id: ChannelId) -> Result<(), Error> {
         future::block_on(self.0.authenticate(id))
@@ -469,24 +503,9 @@ impl Events {
         self.rx.try_recv().ok().map(|e| self.taken(e))
     }
 
-    /// The next event, blocking the thread; `None` once the server stopped.
-    #[must_use]
-    pub fn next_blocking(&self) -> Option<Event> {
-        self.rx.recv_blocking().ok().map(|e| self.taken(e))
-    }
-
-    /// The next event, blocking the thread for at most `timeout`; `None`
-    /// on timeout or once the server stopped and every event was read.
-    #[must_use]
-    pub fn next_timeout(&self, timeout: Duration) -> Option<Event> {
-        let deadline = Instant::now().checked_add(timeout);
-        crate::exec::block_on(future::or(self.next(), async {
-            match deadline {
-                Some(at) => ThreadSleep.sleep_until(at).await,
-                None => future::pending().await,
-            }
-            None
-        }))
+    /// The same calls for blocking code (threads, tests, a console).
+    pub fn blocking(&self) -> BlockingEvents<'_> {
+        BlockingEvents(self)
     }
 
     /// Events not read yet.
@@ -495,9 +514,39 @@ impl Events {
     }
 }
 
+/// Blocking forms of the [`Events`] calls, for code outside any runtime
+/// (see [`Events::blocking`]).
+#[derive(Debug, Clone, Copy)]
+pub struct BlockingEvents<'a>(&'a Events);
+
+impl BlockingEvents<'_> {
+    /// The next event, blocking the thread; `None` once the server stopped
+    /// and every event was read (see [`Events::next`]).
+    #[must_use]
+    pub fn next(&self) -> Option<Event> {
+        let events = self.0;
+        events.rx.recv_blocking().ok().map(|e| events.taken(e))
+    }
+
+    /// The next event, blocking the thread for at most `timeout`; `None`
+    /// on timeout or once the server stopped and every event was read.
+    #[must_use]
+    pub fn next_timeout(&self, timeout: Duration) -> Option<Event> {
+        let deadline = Instant::now().checked_add(timeout);
+        crate::exec::block_on(future::or(self.0.next(), async {
+            match deadline {
+                Some(at) => ThreadSleep.sleep_until(at).await,
+                None => future::pending().await,
+            }
+            None
+        }))
+    }
+}
+
+/// Blocking: the same as [`BlockingEvents::next`].
 impl Iterator for Events {
     type Item = Event;
     fn next(&mut self) -> Option<Event> {
-        self.next_blocking()
+        self.blocking().next()
     }
 }

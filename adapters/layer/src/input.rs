@@ -28,7 +28,7 @@ pub enum Input<S, A> {
         socket: Arc<S>,
         /// The peer's address.
         peer: SocketAddr,
-        /// What the runtime started for it (see [`Glue::Accepted`](crate::Glue::Accepted)).
+        /// What the runtime started for it (see [`Glue::Accepted`](crate::runtime::Glue::Accepted)).
         accepted: A,
     },
     /// A reader read bytes.
@@ -36,9 +36,9 @@ pub enum Input<S, A> {
     /// A reader ended and dropped its socket reference: report how, then
     /// detach it.
     ReaderDone(ChannelId, ReadEnd),
-    /// A waiter saw the socket writable again.
-    Writable(ChannelId),
-    /// A waiter ended and dropped its socket reference: detach it.
+    /// A writability waiter ended (the socket's send buffer has room again,
+    /// or the connection was released) and dropped its socket reference:
+    /// write what is queued, and detach it.
     WaiterDone(ChannelId),
 }
 
@@ -65,7 +65,7 @@ pub const READ_AHEAD: usize = 2;
 /// thread that reports socket events. Both async (`*_async`) and blocking
 /// forms; both wait for room, never drop an input.
 ///
-/// The `Inputs` a connection's [`Glue::open`](crate::Glue::open) is given
+/// The `Inputs` a connection's [`Glue::open`](crate::runtime::Glue::open) is given
 /// carry that connection's read-ahead credit: posting an
 /// [`Input::Received`] through them waits while [`READ_AHEAD`] chunks of
 /// that connection are still waiting for the driver.

@@ -4,51 +4,129 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tether_core::Stats;
 
-/// Counters shared by the driver and the runtime's acceptor/reader code.
-/// Relaxed atomics: each is an independent tally.
-#[derive(Debug, Default)]
-pub struct AdapterCounters {
+/// One of the adapter's own counters (every runtime counts the same).
+/// Read them from [`ServerStats::adapter`] with [`AdapterStats::get`];
+/// [`Counter::key`] is the key the admin console and `/metrics` print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Counter {
     /// Connections accepted from the listener.
-    pub accepted: AtomicU64,
+    Accepted,
     /// Connections refused with the refusal line because the server was
     /// full (at `max_channels` or its fd/thread budget), or shutting down.
-    pub refused_full: AtomicU64,
+    RefusedFull,
     /// Connections refused because a resource ran out (a thread could not
     /// be started, a socket could not be registered).
-    pub refused_resources: AtomicU64,
+    RefusedResources,
     /// `accept(2)` failures (e.g. EMFILE); each one backs off.
-    pub accept_errors: AtomicU64,
+    AcceptErrors,
     /// Write system calls made (each is one vectored write).
-    pub write_calls: AtomicU64,
+    WriteCalls,
     /// Transmits (messages) written, whole.
-    pub messages_written: AtomicU64,
+    MessagesWritten,
     /// Times a socket's send buffer was full and a waiter was started.
-    pub write_waits: AtomicU64,
+    WriteWaits,
     /// Times the driver held back received data because the application
     /// had not read its events yet.
-    pub reads_held: AtomicU64,
+    ReadsHeld,
     /// Times a send or broadcast waited for its channel's backpressure.
-    pub sends_held: AtomicU64,
+    SendsHeld,
     /// Times a held send found its channel without write progress for
     /// `Options::send_wait` and asked the kernel (a write) whether the peer
     /// still takes bytes, before letting the send go ahead.
-    pub write_probes: AtomicU64,
+    WriteProbes,
     /// Hub inputs from the adapter that the hub rejected (they are also
     /// counted by kind in the hub's own stats).
-    pub inputs_rejected: AtomicU64,
+    InputsRejected,
     /// Lines written to the flight recorder (`Options::record`), every
     /// shard's; 0 while recording is off.
-    pub record_lines: AtomicU64,
+    RecordLines,
     /// Bytes written to the flight recorder's files.
-    pub record_bytes: AtomicU64,
+    RecordBytes,
     /// Recording segments rotated (`FILE` renamed `FILE.1`, a new one started).
-    pub record_rotations: AtomicU64,
+    RecordRotations,
     /// Recording errors (a write, flush or rotation failed; the recording
     /// of that shard stops, the server keeps running).
-    pub record_errors: AtomicU64,
-    /// Kick → FIN/RST latency: from an application kick to the driver's
-    /// `shutdown(2)` or abort of that socket (after its queue was flushed).
-    pub kick_latency: Histogram,
+    RecordErrors,
+}
+
+impl Counter {
+    /// Every counter, in the order [`ServerStats::counters`] prints them.
+    pub const ALL: [Counter; 15] = [
+        Counter::Accepted,
+        Counter::RefusedFull,
+        Counter::RefusedResources,
+        Counter::AcceptErrors,
+        Counter::WriteCalls,
+        Counter::MessagesWritten,
+        Counter::WriteWaits,
+        Counter::ReadsHeld,
+        Counter::SendsHeld,
+        Counter::WriteProbes,
+        Counter::InputsRejected,
+        Counter::RecordLines,
+        Counter::RecordBytes,
+        Counter::RecordRotations,
+        Counter::RecordErrors,
+    ];
+
+    /// Its key in [`ServerStats::counters`] (`adapter.accepted`…).
+    pub const fn key(self) -> &'static str {
+        match self {
+            Counter::Accepted => "adapter.accepted",
+            Counter::RefusedFull => "adapter.refused_full",
+            Counter::RefusedResources => "adapter.refused_resources",
+            Counter::AcceptErrors => "adapter.accept_errors",
+            Counter::WriteCalls => "adapter.write_calls",
+            Counter::MessagesWritten => "adapter.messages_written",
+            Counter::WriteWaits => "adapter.write_waits",
+            Counter::ReadsHeld => "adapter.reads_held",
+            Counter::SendsHeld => "adapter.sends_held",
+            Counter::WriteProbes => "adapter.write_probes",
+            Counter::InputsRejected => "adapter.inputs_rejected",
+            Counter::RecordLines => "adapter.record_lines",
+            Counter::RecordBytes => "adapter.record_bytes",
+            Counter::RecordRotations => "adapter.record_rotations",
+            Counter::RecordErrors => "adapter.record_errors",
+        }
+    }
+
+    /// Its place in [`Counter::ALL`] (and in the counter arrays).
+    const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A snapshot of every [`Counter`]: part of [`ServerStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AdapterStats([u64; Counter::ALL.len()]);
+
+impl AdapterStats {
+    /// One counter's value.
+    pub fn get(&self, counter: Counter) -> u64 {
+        self.0[counter.index()]
+    }
+
+    /// Sets one counter (for formatters' tests; servers only read these).
+    #[must_use]
+    pub fn with(mut self, counter: Counter, value: u64) -> Self {
+        self.0[counter.index()] = value;
+        self
+    }
+
+    /// Every counter with its value, in [`Counter::ALL`]'s order.
+    pub fn iter(&self) -> impl Iterator<Item = (Counter, u64)> + '_ {
+        Counter::ALL.iter().map(|&c| (c, self.get(c)))
+    }
+}
+
+/// Counters shared by the driver and the runtime's acceptor/reader code:
+/// one relaxed atomic per [`Counter`] (each is an independent tally), and
+/// the kick-latency [`Histogram`].
+#[derive(Debug, Default)]
+pub struct AdapterCounters {
+    counts: [AtomicU64; Counter::ALL.len()],
+    kick_latency: Histogram,
 }
 
 /// Upper bounds of the kick-latency buckets, in seconds.
@@ -95,40 +173,43 @@ impl Histogram {
 
 impl AdapterCounters {
     /// Adds one to `counter`.
-    pub fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
+    pub fn bump(&self, counter: Counter) {
+        self.add(counter, 1);
     }
 
-    /// A snapshot of every counter, `adapter.`-prefixed, in a fixed order.
-    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        vec![
-            ("adapter.accepted", get(&self.accepted)),
-            ("adapter.refused_full", get(&self.refused_full)),
-            ("adapter.refused_resources", get(&self.refused_resources)),
-            ("adapter.accept_errors", get(&self.accept_errors)),
-            ("adapter.write_calls", get(&self.write_calls)),
-            ("adapter.messages_written", get(&self.messages_written)),
-            ("adapter.write_waits", get(&self.write_waits)),
-            ("adapter.reads_held", get(&self.reads_held)),
-            ("adapter.sends_held", get(&self.sends_held)),
-            ("adapter.write_probes", get(&self.write_probes)),
-            ("adapter.inputs_rejected", get(&self.inputs_rejected)),
-            ("adapter.record_lines", get(&self.record_lines)),
-            ("adapter.record_bytes", get(&self.record_bytes)),
-            ("adapter.record_rotations", get(&self.record_rotations)),
-            ("adapter.record_errors", get(&self.record_errors)),
-        ]
+    /// Adds `n` to `counter`.
+    pub fn add(&self, counter: Counter, n: u64) {
+        self.counts[counter.index()].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The kick → FIN/RST latency histogram: from an application kick to
+    /// the driver's `shutdown(2)` or abort of that socket (after its queue
+    /// was flushed).
+    pub fn kick_latency(&self) -> &Histogram {
+        &self.kick_latency
+    }
+
+    /// A snapshot of every counter.
+    pub fn snapshot(&self) -> AdapterStats {
+        AdapterStats(std::array::from_fn(|i| {
+            self.counts[i].load(Ordering::Relaxed)
+        }))
     }
 }
 
 /// Everything a server counts: the hub's [`Stats`] and the adapter's own.
+///
+/// A report the driver builds ([`Handle::stats`](crate::Handle::stats));
+/// `#[non_exhaustive]`, so new counters are not breaking. Elsewhere (tests
+/// of a formatter) start from `ServerStats::default()` and set fields.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct ServerStats {
     /// The hub's counters and gauges.
     pub core: Stats,
-    /// The adapter's counters, `adapter.*` keys in a fixed order.
-    pub adapter: Vec<(&'static str, u64)>,
+    /// The adapter's own counters (`adapter.*` keys), read by
+    /// [`Counter`]: `stats.adapter.get(Counter::WriteCalls)`.
+    pub adapter: AdapterStats,
     /// The runtime's name (`async-std`, `smol`, `threads`, …).
     pub runtime: &'static str,
     /// Channels the adapter allows at once: `Config::max_channels`, lowered
@@ -155,15 +236,54 @@ impl ServerStats {
             .map(|(k, v)| (k.to_string(), v))
             .collect();
         out.push(("channel_budget".into(), self.channel_budget as u64));
-        out.extend(self.adapter.iter().map(|(k, v)| ((*k).to_string(), *v)));
+        out.extend(self.adapter.iter().map(|(c, v)| (c.key().to_string(), v)));
         out
     }
+}
 
-    /// One adapter counter by key (`adapter.write_calls`…), 0 if unknown.
-    pub fn adapter(&self, key: &str) -> u64 {
-        self.adapter
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map_or(0, |(_, v)| *v)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_counter_has_its_place_and_key() {
+        for (i, c) in Counter::ALL.iter().enumerate() {
+            assert_eq!(c.index(), i, "{c:?}");
+        }
+        let counters = AdapterCounters::default();
+        counters.bump(Counter::WriteWaits);
+        counters.add(Counter::RecordBytes, 7);
+        let stats = ServerStats {
+            adapter: counters.snapshot(),
+            ..ServerStats::default()
+        };
+        assert_eq!(stats.adapter.get(Counter::WriteWaits), 1);
+        assert_eq!(stats.adapter.get(Counter::RecordBytes), 7);
+        let keys: Vec<(String, u64)> = stats
+            .counters()
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("adapter."))
+            .collect();
+        // The console's keys, unchanged, in the same order.
+        let expected = [
+            "accepted",
+            "refused_full",
+            "refused_resources",
+            "accept_errors",
+            "write_calls",
+            "messages_written",
+            "write_waits",
+            "reads_held",
+            "sends_held",
+            "write_probes",
+            "inputs_rejected",
+            "record_lines",
+            "record_bytes",
+            "record_rotations",
+            "record_errors",
+        ];
+        let got: Vec<&str> = keys.iter().map(|(k, _)| &k["adapter.".len()..]).collect();
+        assert_eq!(got, expected);
+        assert!(keys.contains(&("adapter.write_waits".into(), 1)));
     }
 }

@@ -107,7 +107,7 @@ pub struct TaskConn {
     cancelled: Receiver<()>,
 }
 
-/// The [`Glue`](crate::Glue) of every async runtime (one per shard): a
+/// The [`Glue`](crate::runtime::Glue) of every async runtime (one per shard): a
 /// reader task per connection and a waiter task while a send buffer is
 /// full, spawned with `R`, on sockets of type `S`.
 #[derive(Debug)]
@@ -128,7 +128,7 @@ impl<R: Spawn, S: AsyncSocket> TaskGlue<R, S> {
     }
 }
 
-impl<R: Spawn, S: AsyncSocket> crate::Glue for TaskGlue<R, S> {
+impl<R: Spawn, S: AsyncSocket> crate::runtime::Glue for TaskGlue<R, S> {
     type Socket = S;
     type Accepted = ();
     type Conn = TaskConn;
@@ -166,7 +166,7 @@ impl<R: Spawn, S: AsyncSocket> crate::Glue for TaskGlue<R, S> {
         Ok(())
     }
 
-    fn release(&mut self, _socket: &Arc<S>, conn: &mut TaskConn, _how: crate::Release) {
+    fn release(&mut self, _socket: &Arc<S>, conn: &mut TaskConn, _how: crate::runtime::Release) {
         // Offline: the socket is already shut down both ways, so a reader
         // would see EOF anyway; abort: no FIN may be sent, so cancel.
         conn.cancel.close();
@@ -193,12 +193,12 @@ pub trait AsyncListener: Send + 'static {
 /// each connection itself with the refusal line, so a full server says so
 /// instead of leaving clients in the backlog. Accept errors (EMFILE…) back
 /// off and are logged at most once a second.
-pub async fn listen_task<L: AsyncListener, T: crate::Sleep>(
+pub async fn listen_task<L: AsyncListener, T: crate::runtime::Sleep>(
     listener: L,
-    context: crate::ListenContext<L::Socket, ()>,
+    context: crate::runtime::ListenContext<L::Socket, ()>,
     mut sleep: T,
 ) {
-    let crate::ListenContext {
+    let crate::runtime::ListenContext {
         mut router,
         counters,
         stopped,
@@ -219,12 +219,12 @@ pub async fn listen_task<L: AsyncListener, T: crate::Sleep>(
             None => break,
             Some(Ok((socket, peer))) => {
                 errors.success();
-                crate::AdapterCounters::bump(&counters.accepted);
+                counters.bump(crate::Counter::Accepted);
                 let Some(inputs) = router.pick() else {
                     if let Some(line) = &options.refuse_line {
                         L::refuse(&socket, line);
                     }
-                    crate::AdapterCounters::bump(&counters.refused_full);
+                    counters.bump(crate::Counter::RefusedFull);
                     continue;
                 };
                 let input = Input::Accepted {
@@ -237,7 +237,7 @@ pub async fn listen_task<L: AsyncListener, T: crate::Sleep>(
                 let _ = inputs.send(input).await;
             }
             Some(Err(e)) => {
-                crate::AdapterCounters::bump(&counters.accept_errors);
+                counters.bump(crate::Counter::AcceptErrors);
                 let wait = errors.failed(&e);
                 if !wait.is_zero() {
                     sleep.sleep_until(std::time::Instant::now() + wait).await;

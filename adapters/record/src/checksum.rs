@@ -178,7 +178,6 @@ impl Checksum {
                 h.byte(match how {
                     ShutdownHow::Write => 0,
                     ShutdownHow::Both => 1,
-                    _ => 0xff,
                 });
             }
             Action::Abort { id } => {
@@ -191,7 +190,6 @@ impl Checksum {
             }
             Action::PauseAccept => h.byte(0x05),
             Action::ResumeAccept => h.byte(0x06),
-            _ => h.byte(0x0f),
         }
         self.end(h);
     }

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use tether_adapter::{
-    HubObserver, ObservedHub, ObserverError, ObserverFactory, ObserverStats, Step,
+    HubObserver, ObserverError, ObserverFactory, ObserverStats, Step, runtime::ObservedHub,
 };
 use tether_core::{Hub, Input, Outcome};
 

@@ -147,7 +147,6 @@ pub fn action_text(action: &Action) -> String {
             let how = match how {
                 ShutdownHow::Write => "write",
                 ShutdownHow::Both => "both",
-                _ => "other",
             };
             format!("Shutdown {id} {how}")
         }
@@ -155,7 +154,6 @@ pub fn action_text(action: &Action) -> String {
         Action::CloseSocket { id } => format!("CloseSocket {id}"),
         Action::PauseAccept => "PauseAccept".into(),
         Action::ResumeAccept => "ResumeAccept".into(),
-        other => format!("{other:?}"),
     }
 }
 

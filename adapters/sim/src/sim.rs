@@ -324,7 +324,8 @@ impl Sim {
                 confirm_now = self.config.confirm_at_once;
                 sock.confirm_pending = !confirm_now;
             }
-            _ => {}
+            // Channel-less: handled above.
+            Action::PauseAccept | Action::ResumeAccept => {}
         }
         if wake_reader && sock.reader_attached {
             // The reader wakes (EOF or error) and lets go.

@@ -18,9 +18,9 @@ use std::sync::{Arc, Barrier};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use tether_adapter::{Sleep, ThreadSleep};
+use tether_adapter::runtime::{Sleep, ThreadSleep};
 use tether_threads::tether_core::{ChannelId, Config, Event, KickMode};
-use tether_threads::{Events, Handle, Options};
+use tether_threads::{Counter, Events, Handle, Options};
 
 fn percentile(sorted: &[Duration], p: usize) -> Duration {
     sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
@@ -56,13 +56,13 @@ fn stop(handle: &Handle, grace: Duration) {
 }
 
 /// The next event, waiting at most `timeout`. Woken by the event itself
-/// (`Events::next_timeout` polls in 1 ms naps, which would be most of the
+/// (`BlockingEvents::next_timeout` polls in 1 ms naps, which would be most of the
 /// peer-EOF-to-event figure).
 fn next_within(events: &Events, timeout: Duration) -> Option<Event> {
     let mut next = pin!(events.next());
     let mut timer = ThreadSleep;
     let mut sleep = pin!(timer.sleep_until(Instant::now() + timeout));
-    tether_adapter::block_on(std::future::poll_fn(|cx| {
+    tether_adapter::runtime::block_on(std::future::poll_fn(|cx| {
         if let Poll::Ready(event) = next.as_mut().poll(cx) {
             return Poll::Ready(event);
         }
@@ -281,7 +281,7 @@ fn churn_vs_bare(run: Duration, rounds: usize) {
         "  tether: opened={} refused={} write_waits={}",
         stats.core.opened,
         stats.core.refused,
-        stats.adapter("adapter.write_waits")
+        stats.adapter.get(Counter::WriteWaits)
     );
     stop(&handle, Duration::from_secs(1));
     app.join().unwrap();
@@ -331,7 +331,7 @@ fn per_connection(n: usize) {
         (threads1 - threads0) as f64 / n as f64,
         rss1.saturating_sub(rss0),
         rss1.saturating_sub(rss0) as f64 / n as f64,
-        stats.adapter("adapter.write_waits"),
+        stats.adapter.get(Counter::WriteWaits),
     );
     drop(clients);
     stop(&handle, Duration::from_secs(2));

@@ -7,7 +7,8 @@ use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use tether_adapter::listen::{AcceptErrors, refuse_std};
-use tether_adapter::{AcceptRouter, AdapterCounters, Input, ListenContext, Options};
+use tether_adapter::runtime::{AcceptRouter, AdapterCounters, Input, ListenContext};
+use tether_adapter::{Counter, Options};
 
 use crate::ThreadOptions;
 use crate::conn::{self, Accepted, ThreadSocket};
@@ -76,7 +77,7 @@ fn run(
                 if stopping.load(Ordering::Acquire) {
                     break;
                 }
-                AdapterCounters::bump(&counters.accept_errors);
+                counters.bump(Counter::AcceptErrors);
                 std::thread::sleep(errors.failed(&e));
                 continue;
             }
@@ -85,10 +86,10 @@ fn run(
         if stopping.load(Ordering::Acquire) {
             break;
         }
-        AdapterCounters::bump(&counters.accepted);
+        counters.bump(Counter::Accepted);
         let Some(inputs) = router.pick() else {
             refuse_std(stream, refuse_line);
-            AdapterCounters::bump(&counters.refused_full);
+            counters.bump(Counter::RefusedFull);
             continue;
         };
         if options.nodelay {
@@ -110,7 +111,7 @@ fn run(
                 if let Some(stream) = stream {
                     refuse_std(stream, refuse_line);
                 }
-                AdapterCounters::bump(&counters.refused_resources);
+                counters.bump(Counter::RefusedResources);
                 let now = Instant::now();
                 if last_spawn_log.is_none_or(|at| now - at >= Duration::from_secs(1)) {
                     tracing::warn!("cannot start a reader thread: {e}; refusing connections");

@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use socket2::SockRef;
-use tether_adapter::{Input, Inputs, ReadEnd};
+use tether_adapter::runtime::{Input, Inputs, ReadEnd};
 use tether_core::{Bytes, ChannelId};
 
 /// `send(2)` flags for the driver's writes: never block (the socket itself
@@ -73,7 +73,7 @@ impl ThreadSocket {
     }
 }
 
-impl tether_adapter::Socket for ThreadSocket {
+impl tether_adapter::runtime::Socket for ThreadSocket {
     fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         SockRef::from(&self.stream).send_vectored_with_flags(bufs, SEND_FLAGS)
     }

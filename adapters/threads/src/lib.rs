@@ -10,7 +10,7 @@
 //! ## Threads
 //!
 //! * **the driver** — the only thread that touches the hub. It runs the
-//!   adapter layer's loop with [`tether_adapter::block_on`] (parking until
+//!   adapter layer's loop with [`tether_adapter::runtime::block_on`] (parking until
 //!   an input or the hub's next deadline), and writes every socket itself
 //!   with a non-blocking vectored `send` (`MSG_DONTWAIT`), one per socket
 //!   per drain. It is also the only thread that shuts down or closes a
@@ -92,11 +92,13 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tether_adapter::{Glue, Release, ThreadSleep};
+use tether_adapter::runtime::{Glue, Release, ThreadSleep};
 use tether_core::{ChannelId, Config};
 
 pub use conn::{Accepted, ThreadConn, ThreadSocket};
-pub use tether_adapter::{Blocking, Error, Events, Handle, Options, ServerStats, StartError};
+pub use tether_adapter::{
+    Blocking, BlockingEvents, Counter, Error, Events, Handle, Options, ServerStats, StartError,
+};
 pub use tether_core;
 
 use conn::{Graveyard, ThreadInputs, bury};
@@ -164,7 +166,7 @@ pub fn start_with(
     listener.set_nonblocking(false)?;
     let local_addr = listener.local_addr()?;
     let stack_size = threads.stack_size;
-    let prepared = tether_adapter::prepare(
+    let prepared = tether_adapter::runtime::prepare(
         config,
         options,
         local_addr,
@@ -189,7 +191,7 @@ pub fn start_with(
         std::thread::Builder::new()
             .name("tether-driver".into())
             .stack_size(stack_size.max(512 << 10))
-            .spawn(move || tether_adapter::block_on(driver.run(ThreadSleep)))?;
+            .spawn(move || tether_adapter::runtime::block_on(driver.run(ThreadSleep)))?;
     }
     Ok((prepared.handle, prepared.events))
 }

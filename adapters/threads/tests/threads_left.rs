@@ -39,7 +39,7 @@ fn every_thread_ends_with_the_server() {
     blocking.kick(ids[6], KickMode::Abort, 0).unwrap();
     let deadline = Instant::now() + PATIENCE;
     let mut stats = blocking.stats().unwrap();
-    while stats.adapter("adapter.write_waits") < 4 {
+    while stats.adapter.get(tether_threads::Counter::WriteWaits) < 4 {
         assert!(Instant::now() < deadline, "no waiters started: {stats:?}");
         std::thread::sleep(Duration::from_millis(5));
         stats = blocking.stats().unwrap();

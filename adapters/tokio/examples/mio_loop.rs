@@ -100,7 +100,7 @@ pub fn main() -> io::Result<()> {
                         // Only once every transmit was reported written.
                         let how = match how {
                             tether_core::ShutdownHow::Write => Shutdown::Write,
-                            _ => Shutdown::Both,
+                            tether_core::ShutdownHow::Both => Shutdown::Both,
                         };
                         if let Some(conn) = conns.get(&id) {
                             let _ = conn.stream.shutdown(how);
@@ -119,7 +119,9 @@ pub fn main() -> io::Result<()> {
                         } // dropped: closed
                         let _ = hub.handle_closed(now, id);
                     }
-                    _ => {} // Pause/ResumeAccept: this demo never fills up
+                    // This demo never fills up. `Action` is exhaustive: no
+                    // wildcard, so a new action would not compile here.
+                    Action::PauseAccept | Action::ResumeAccept => {}
                 }
             } else if let Some(event) = hub.poll_event() {
                 match event {

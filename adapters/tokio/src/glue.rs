@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use tether_adapter::Sleep;
+use tether_adapter::runtime::Sleep;
 use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle as Runtime;
@@ -29,11 +29,11 @@ pub struct TokioSocket {
     /// The socket until it is registered (taken then).
     pending: Mutex<Option<std::net::TcpStream>>,
     /// tokio has reported this socket writable at least once (see
-    /// [`write_vectored`](tether_adapter::Socket::write_vectored)).
+    /// [`write_vectored`](tether_adapter::runtime::Socket::write_vectored)).
     primed: AtomicBool,
 }
 
-impl tether_adapter::AsyncSocket for TokioSocket {
+impl tether_adapter::runtime::AsyncSocket for TokioSocket {
     async fn readable(&self) -> io::Result<()> {
         self.stream()?.readable().await
     }
@@ -163,7 +163,7 @@ fn unregistered() -> io::Error {
     )
 }
 
-impl tether_adapter::Socket for TokioSocket {
+impl tether_adapter::runtime::Socket for TokioSocket {
     /// `TcpStream::try_write_vectored`, which never blocks.
     ///
     /// tokio does not even try the write while its cached readiness says
@@ -209,7 +209,7 @@ impl tether_adapter::Socket for TokioSocket {
 #[derive(Debug, Clone)]
 pub struct TokioSpawn(pub Runtime);
 
-impl tether_adapter::Spawn for TokioSpawn {
+impl tether_adapter::runtime::Spawn for TokioSpawn {
     fn spawn(&self, future: impl Future<Output = ()> + Send + 'static) {
         drop(self.0.spawn(future));
     }
@@ -243,7 +243,7 @@ impl TokioListener {
     }
 }
 
-impl tether_adapter::AsyncListener for TokioListener {
+impl tether_adapter::runtime::AsyncListener for TokioListener {
     type Socket = TokioSocket;
 
     async fn accept(&self) -> io::Result<(TokioSocket, SocketAddr)> {
@@ -303,14 +303,19 @@ mod tests {
         let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         client.set_nonblocking(true).unwrap();
         let socket = Arc::new(TokioSocket::new(TcpStream::from_std(client).unwrap()));
-        let (inputs, _queues) = tether_adapter::test_inputs::<TokioSocket, ()>();
+        let (inputs, _queues) = tether_adapter::runtime::test_inputs::<TokioSocket, ()>();
         let (_cancel, cancelled) = async_channel::bounded(1);
         let id = ChannelId::from_parts(0, 0, 1).unwrap();
-        let reader =
-            tether_adapter::read_task(id, socket.clone(), inputs.clone(), cancelled.clone(), 1024);
+        let reader = tether_adapter::runtime::read_task(
+            id,
+            socket.clone(),
+            inputs.clone(),
+            cancelled.clone(),
+            1024,
+        );
         let size = std::mem::size_of_val(&reader);
         assert!(size <= MAX_READER_FUTURE, "{size}");
-        let waiter = tether_adapter::wait_task(id, socket, inputs, cancelled);
+        let waiter = tether_adapter::runtime::wait_task(id, socket, inputs, cancelled);
         let size = std::mem::size_of_val(&waiter);
         assert!(size <= MAX_READER_FUTURE, "{size}");
     }
@@ -320,7 +325,7 @@ mod tests {
     #[test]
     fn the_first_write_does_not_wait_for_the_reactor() {
         use std::io::Read;
-        use tether_adapter::Socket;
+        use tether_adapter::runtime::Socket;
         let rt = runtime();
         let _entered = rt.enter();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -360,7 +365,7 @@ mod tests {
             socket.stream().unwrap_err().kind(),
             io::ErrorKind::NotConnected
         );
-        use tether_adapter::Socket;
+        use tether_adapter::runtime::Socket;
         assert!(socket.shutdown(Shutdown::Both).is_err());
     }
 
@@ -371,7 +376,7 @@ mod tests {
     #[test]
     fn an_unregistered_socket_registers_on_first_use() {
         use std::io::{Read, Write};
-        use tether_adapter::{AsyncSocket, Socket};
+        use tether_adapter::runtime::{AsyncSocket, Socket};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let server = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (mut client, _) = listener.accept().unwrap();

@@ -100,8 +100,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use tether_core::Config;
 
 pub use glue::{TokioListener, TokioSleep, TokioSocket, TokioSpawn};
-use tether_adapter::TaskGlue;
-pub use tether_adapter::{Blocking, Error, Events, Handle, Options, ServerStats, StartError};
+use tether_adapter::runtime::TaskGlue;
+pub use tether_adapter::{
+    Blocking, BlockingEvents, Counter, Error, Events, Handle, Options, ServerStats, StartError,
+};
 
 /// Why [`start`] could not use a tokio runtime. It reaches the caller as
 /// [`StartError::Io`] (kind `Other`); [`RuntimeError::of`] finds it there.
@@ -159,7 +161,7 @@ pub fn start(
         .map_err(|_| RuntimeError::TimeDisabled)?;
     let local_addr = listener.local_addr()?;
     let prepared =
-        tether_adapter::prepare(config, options, local_addr, "tokio", None, |context| {
+        tether_adapter::runtime::prepare(config, options, local_addr, "tokio", None, |context| {
             Ok(shard_glue(runtime.clone(), &context))
         })?;
     // One listener, or one per shard (`Accept::ReusePort`): registered
@@ -174,7 +176,9 @@ pub fn start(
         listeners.push((TokioListener::new(listener), context));
     }
     for (listener, context) in listeners {
-        drop(runtime.spawn(tether_adapter::listen_task(listener, context, TokioSleep)));
+        drop(runtime.spawn(tether_adapter::runtime::listen_task(
+            listener, context, TokioSleep,
+        )));
     }
     for driver in prepared.drivers {
         drop(runtime.spawn(driver.run(TokioSleep)));
@@ -186,7 +190,7 @@ pub fn start(
 /// at a time (on the stack, only while reading).
 fn shard_glue(
     runtime: tokio::runtime::Handle,
-    context: &tether_adapter::GlueContext,
+    context: &tether_adapter::runtime::GlueContext,
 ) -> TaskGlue<TokioSpawn, TokioSocket> {
     let read_len = context.options.read_buffer.clamp(1, 16 << 10);
     TaskGlue::new(TokioSpawn(runtime), read_len)
@@ -218,7 +222,7 @@ fn shard_glue(
 /// use tether_core::{Config, Event};
 ///
 /// let listener = tether_adapter::listen::bind("127.0.0.1:7000".parse().unwrap(), 1024).unwrap();
-/// let options = tether_tokio::Options { shards: 2, ..Default::default() };
+/// let options = tether_tokio::Options::default().with_shards(2);
 /// let (handle, events) =
 ///     tether_tokio::start_on_threads(listener, Config::default(), options).unwrap();
 /// for event in events {
@@ -235,7 +239,7 @@ pub fn start_on_threads(
     let local_addr = listener.local_addr()?;
     let mut runtimes = Vec::new();
     let prepared =
-        tether_adapter::prepare(config, options, local_addr, "tokio", None, |context| {
+        tether_adapter::runtime::prepare(config, options, local_addr, "tokio", None, |context| {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
@@ -261,7 +265,9 @@ pub fn start_on_threads(
         } else {
             TokioListener::new(listener)
         };
-        listeners.push(runtime.spawn(tether_adapter::listen_task(listener, context, TokioSleep)));
+        listeners.push(runtime.spawn(tether_adapter::runtime::listen_task(
+            listener, context, TokioSleep,
+        )));
     }
     // Listeners were spawned from shard 0 on: the first ones go with the
     // first shards' threads.

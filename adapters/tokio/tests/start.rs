@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use tether_core::{Config, Event, KickMode};
-use tether_tokio::{Options, RuntimeError};
+use tether_tokio::{Counter, Options, RuntimeError};
 
 fn listener() -> std::net::TcpListener {
     tether_adapter::listen::bind("127.0.0.1:0".parse().unwrap(), 64).unwrap()
@@ -82,10 +82,7 @@ async fn first_lines() {
     let listener = listener();
     let addr = listener.local_addr().unwrap();
     let clients: Vec<TcpStream> = (0..8).map(|_| TcpStream::connect(addr).unwrap()).collect();
-    let options = Options {
-        refuse_line: Some("error server full\n".into()),
-        ..Options::default()
-    };
+    let options = Options::default().with_refuse_line("error server full\n");
     let config = Config::default().with_max_channels(1);
     let (handle, events) = tether_tokio::start(listener, config, options).unwrap();
     let id = loop {
@@ -106,10 +103,10 @@ async fn first_lines() {
         .count();
     assert_eq!((greeted, refused), (1, 7), "{lines:?}");
     let stats = handle.stats().await.unwrap();
-    assert_eq!(stats.adapter("adapter.write_waits"), 0, "{stats:?}");
+    assert_eq!(stats.adapter.get(Counter::WriteWaits), 0, "{stats:?}");
     // Both paths count `refused_full`; the hub's own refusals (the driver's
     // path) are in `core.refused` too.
-    assert_eq!(stats.adapter("adapter.refused_full"), 7, "{stats:?}");
+    assert_eq!(stats.adapter.get(Counter::RefusedFull), 7, "{stats:?}");
     let by_hub = stats.core.refused;
     eprintln!(
         "refused by the hub: {by_hub}, by the listener: {}",
@@ -157,11 +154,9 @@ fn start_on_threads_serves_every_shard_and_its_threads_end() {
     let listener = listener();
     let addr = listener.local_addr().unwrap();
     let early: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(addr).unwrap()).collect();
-    let options = Options {
-        shards: 2,
-        refuse_line: Some("error server full\n".into()),
-        ..Options::default()
-    };
+    let options = Options::default()
+        .with_shards(2)
+        .with_refuse_line("error server full\n");
     let config = Config::default().with_max_channels(8);
     let (handle, events) = tether_tokio::start_on_threads(listener, config, options).unwrap();
     assert_eq!(handle.shards(), 2);
@@ -171,7 +166,7 @@ fn start_on_threads_serves_every_shard_and_its_threads_end() {
     let mut shards = std::collections::BTreeSet::new();
     let mut ids = Vec::new();
     while ids.len() < clients.len() {
-        match events.next_timeout(Duration::from_secs(5)) {
+        match events.blocking().next_timeout(Duration::from_secs(5)) {
             Some(Event::Opened { id, .. }) => {
                 shards.insert(id.shard());
                 handle.blocking().send(id, format!("hello {id}\n")).unwrap();
@@ -197,7 +192,7 @@ fn start_on_threads_serves_every_shard_and_its_threads_end() {
     }
     let mut echoed = 0;
     while echoed < clients.len() {
-        match events.next_timeout(Duration::from_secs(5)) {
+        match events.blocking().next_timeout(Duration::from_secs(5)) {
             Some(Event::Received { id, data }) => {
                 handle.blocking().send(id, data).unwrap();
                 handle.blocking().kick(id, KickMode::Graceful, 0).unwrap();
@@ -218,4 +213,42 @@ fn start_on_threads_serves_every_shard_and_its_threads_end() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(shard_threads(), 0, "the shard threads outlive the server");
+}
+
+/// `post_kick` follows the verb rule: it only queues the kick (no verdict,
+/// so a kick of an unknown channel is `Ok` and counted by the hub), in
+/// order after the sends posted before it: the client reads the farewell,
+/// then EOF, and the channel ends `Kicked`.
+#[test]
+fn post_kick_queues_in_order_without_a_verdict() {
+    let listener = listener();
+    let addr = listener.local_addr().unwrap();
+    let (handle, events) =
+        tether_tokio::start_on_threads(listener, Config::default(), Options::default()).unwrap();
+    let client = TcpStream::connect(addr).unwrap();
+    let id = loop {
+        match events.blocking().next_timeout(Duration::from_secs(5)) {
+            Some(Event::Opened { id, .. }) => break id,
+            Some(_) => {}
+            None => panic!("no channel opened"),
+        }
+    };
+    let server = handle.blocking();
+    server.post_send(id, "bye\n").unwrap();
+    server.post_kick(id, KickMode::Graceful, 4).unwrap();
+    assert_eq!(read_all(client), "bye\n");
+    let reason = loop {
+        match events.blocking().next_timeout(Duration::from_secs(5)) {
+            Some(Event::Disconnected { reason, .. }) => break reason,
+            Some(_) => {}
+            None => panic!("no Disconnected"),
+        }
+    };
+    assert_eq!(reason, tether_core::DisconnectReason::Kicked { code: 4 });
+    // No verdict: kicking it again (now unknown to the hub's live set) is
+    // still Ok here, where `kick` reports the hub's refusal.
+    server.post_kick(id, KickMode::Abort, 5).unwrap();
+    assert!(server.kick(id, KickMode::Abort, 5).is_err());
+    server.shutdown(Duration::from_secs(1)).unwrap();
+    assert!(server.wait_stopped(Duration::from_secs(5)));
 }

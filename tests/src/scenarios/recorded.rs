@@ -129,10 +129,8 @@ pub fn recorded_run<A: Adapter>() {
     let mut config = Config::default().with_queue_limit(LIMIT);
     config.idle_timeout = Some(Duration::from_secs(3));
     config.stall_timeout = Some(Duration::from_millis(300));
-    let options = Options {
-        record: Some(Arc::new(RecordOptions::new(&path).with_bytes(true))),
-        ..Options::default()
-    };
+    let options =
+        Options::default().with_record(Some(Arc::new(RecordOptions::new(&path).with_bytes(true))));
     let rig = Rig::<A>::start_keeping_every_event(config, options);
 
     // A graceful kick: the queue is flushed, then FIN.
@@ -315,10 +313,7 @@ pub fn recorded_rotation<A: Adapter>() {
     let record = RecordOptions::new(&path)
         .with_max_bytes(MAX)
         .with_keep(KEEP);
-    let options = Options {
-        record: Some(Arc::new(record.clone())),
-        ..Options::default()
-    };
+    let options = Options::default().with_record(Some(Arc::new(record.clone())));
     let rig = Rig::<A>::start_keeping_every_event(Config::default(), options);
     let peers = peers_on_every_shard(&rig, 8);
     let peers: Vec<_> = peers

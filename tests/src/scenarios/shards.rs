@@ -3,11 +3,10 @@
 
 use std::io::Read;
 use std::net::TcpStream;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tether_adapter::{Greeting, Options};
+use tether_adapter::Options;
 use tether_core::{ChannelId, Config};
 
 use super::SOON;
@@ -19,13 +18,9 @@ const REFUSE_LINE: &[u8] = b"error server full\n";
 /// Options with a greeting (`hello <id>`) and a refusal line, so that a
 /// client learns at once whether it was served or refused.
 fn greeting_options() -> Options {
-    Options {
-        refuse_line: Some(Bytes::from_static(REFUSE_LINE)),
-        greeting: Some(Greeting(Arc::new(|id: ChannelId| {
-            Bytes::from(format!("hello {id}\n"))
-        }))),
-        ..Options::default()
-    }
+    Options::default()
+        .with_refuse_line(Bytes::from_static(REFUSE_LINE))
+        .with_greeting(|id: ChannelId| Bytes::from(format!("hello {id}\n")))
 }
 
 /// What a new client reads first: its greeting (served) or the refusal

@@ -312,18 +312,14 @@ impl ServeArgs {
             || std::thread::available_parallelism().map_or(1, usize::from),
             usize::from,
         );
-        let options = Options {
-            backlog: self.backlog,
-            shards,
-            accept: self.accept.into(),
-            refuse_line: Some(bytes::Bytes::from_static(REFUSE_LINE)),
+        let options = Options::default()
+            .with_backlog(self.backlog)
+            .with_shards(shards)
+            .with_accept(self.accept.into())
+            .with_refuse_line(bytes::Bytes::from_static(REFUSE_LINE))
             // The greeting is the first line a client reads, before any
             // broadcast can reach it.
-            greeting: Some(tether_adapter::Greeting(std::sync::Arc::new(
-                crate::protocol::hello_line,
-            ))),
-            ..Options::default()
-        };
+            .with_greeting(crate::protocol::hello_line);
         let record = self.record_options()?;
         Ok(ServeOptions {
             runtime: self.runtime,

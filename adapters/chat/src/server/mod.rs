@@ -7,7 +7,7 @@
 //! the admin console are low-volume):
 //!
 //! * **the room** (thread `tether-room`): takes events with
-//!   [`Events::next_blocking`], feeds the [`ChatRoom`](crate::ChatRoom), and
+//!   [`Events::blocking`], feeds the [`ChatRoom`](crate::ChatRoom), and
 //!   makes its sends, broadcasts and logins with the *blocking, posting*
 //!   forms ([`Blocking::post_send`](tether_adapter::Blocking::post_send)…).
 //!   Those wait for room in the adapter's bounded command queue, which is

@@ -110,14 +110,14 @@ struct Output<'a, 'b> {
 
 impl ChatOutput for Output<'_, '_> {
     fn send(&mut self, id: ChannelId, data: Bytes) {
-        self.out.send(id, data);
+        self.out.post_send(id, data);
     }
     fn broadcast(&mut self, data: Bytes) {
-        self.out.broadcast(data);
+        self.out.post_broadcast(data);
     }
     fn authenticate(&mut self, id: ChannelId) {
         if self.login {
-            self.out.authenticate(id);
+            self.out.post_authenticate(id);
         }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tether_adapter::{Handle, ServerStats};
+use tether_adapter::{Counter, Handle, ServerStats};
 
 use super::stop::{StopReader, Wake};
 use super::{ChatCounters, ServeError, spawn_thread};
@@ -35,8 +35,8 @@ impl Seen {
         Seen {
             // The hub's refusals (limit reached, shutting down) and the
             // adapter's own while accepting is paused.
-            full: stats.core.refused + stats.adapter("adapter.refused_full"),
-            resources: stats.adapter("adapter.refused_resources"),
+            full: stats.core.refused + stats.adapter.get(Counter::RefusedFull),
+            resources: stats.adapter.get(Counter::RefusedResources),
             paused: stats.core.accept_paused,
         }
     }

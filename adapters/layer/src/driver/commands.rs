@@ -6,7 +6,7 @@ use tether_core::ChannelId;
 use super::Driver;
 use crate::glue::Glue;
 use crate::handle::{Command, Query};
-use crate::stats::{AdapterCounters, ServerStats};
+use crate::stats::{Counter, ServerStats};
 
 impl<G: Glue> Driver<G> {
     /// Until when `command` must wait for backpressure to clear, if it
@@ -111,7 +111,7 @@ impl<G: Glue> Driver<G> {
     /// for backpressure.
     pub(super) fn run_command(&mut self, now: Instant, command: Command) {
         if let Some(until) = self.wait_until(now, &command) {
-            AdapterCounters::bump(&self.counters.sends_held);
+            self.counters.bump(Counter::SendsHeld);
             self.held = Some((command, until));
             return;
         }
@@ -205,7 +205,7 @@ impl<G: Glue> Driver<G> {
             Query::Stats(reply) => {
                 self.sync_record();
                 let (kick_latency, kick_latency_sum_seconds, kick_latency_count) =
-                    self.counters.kick_latency.snapshot();
+                    self.counters.kick_latency().snapshot();
                 let stats = ServerStats {
                     core: self.hub.stats(),
                     adapter: self.counters.snapshot(),

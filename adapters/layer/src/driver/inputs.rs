@@ -10,7 +10,7 @@ use super::{Conn, Driver};
 use crate::glue::{Glue, Socket};
 use crate::input::{Input, ReadEnd};
 use crate::outbound::Outbound;
-use crate::stats::AdapterCounters;
+use crate::stats::Counter;
 
 impl<G: Glue> Driver<G> {
     pub(super) fn input(&mut self, now: Instant, input: Input<G::Socket, G::Accepted>) {
@@ -40,7 +40,6 @@ impl<G: Glue> Driver<G> {
                 let result = self.hub.detach(now, id);
                 self.rejected(result);
             }
-            Input::Writable(id) => self.writable(id),
             Input::WaiterDone(id) => {
                 self.writable(id);
                 let result = self.hub.detach(now, id);
@@ -82,7 +81,7 @@ impl<G: Glue> Driver<G> {
                 if let Some(line) = &self.options.refuse_line {
                     let _ = socket.write_vectored(&[IoSlice::new(line)]);
                 }
-                AdapterCounters::bump(&self.counters.refused_full);
+                self.counters.bump(Counter::RefusedFull);
                 self.glue.refuse(&socket, accepted);
                 return;
             }
@@ -94,7 +93,7 @@ impl<G: Glue> Driver<G> {
         let glue = match self.glue.open(id, &socket, accepted, &inputs) {
             Ok(conn) => Some(conn),
             Err(e) => {
-                AdapterCounters::bump(&self.counters.refused_resources);
+                self.counters.bump(Counter::RefusedResources);
                 let _ = self.hub.detach(now, id);
                 let _ = self.hub.handle_io_error(now, id, e.kind());
                 None

@@ -47,7 +47,7 @@ use crate::glue::{Glue, Sleep};
 use crate::handle::{Command, HandleQueues, Query};
 use crate::input::{Input, InputQueues, Inputs};
 use crate::outbound::Outbound;
-use crate::stats::AdapterCounters;
+use crate::stats::{AdapterCounters, Counter};
 
 /// How long recorded lines may wait in the recorder's buffer (it also
 /// writes out on its own whenever the buffer fills).
@@ -113,9 +113,9 @@ enum Wake<S, A> {
     Orphaned,
 }
 
-/// The hub's owner. Built by [`crate::prepare`]; run with
+/// The hub's owner. Built by [`crate::runtime::prepare`]; run with
 /// [`Driver::run`] on the runtime's executor (or a thread, see
-/// [`crate::block_on`]).
+/// [`crate::runtime::block_on`]).
 pub struct Driver<G: Glue> {
     /// The hub, observed (recorded) when `Options::record` is set (else
     /// every call is forwarded).
@@ -183,7 +183,7 @@ impl<G: Glue> std::fmt::Debug for Driver<G> {
     }
 }
 
-/// Everything a driver is made from (see [`crate::prepare`]).
+/// Everything a driver is made from (see [`crate::runtime::prepare`]).
 pub(crate) struct Parts<G: Glue> {
     pub hub: ObservedHub,
     pub glue: G,
@@ -275,7 +275,7 @@ impl<G: Glue> Driver<G> {
         while !(self.done && self.all_complete.is_closed()) {
             let reading = self.reading_open();
             if !reading && !self.reading_held {
-                AdapterCounters::bump(&self.counters.reads_held);
+                self.counters.bump(Counter::ReadsHeld);
             }
             self.reading_held = !reading;
             let commanding = self.commanding();
@@ -470,14 +470,11 @@ impl<G: Glue> Driver<G> {
             return;
         };
         let was = std::mem::replace(&mut self.recorded, now);
-        let c = &self.counters;
-        let add = |counter: &std::sync::atomic::AtomicU64, new: u64, old: u64| {
-            counter.fetch_add(new.saturating_sub(old), Ordering::Relaxed);
-        };
-        add(&c.record_lines, now.lines, was.lines);
-        add(&c.record_bytes, now.bytes, was.bytes);
-        add(&c.record_rotations, now.rotations, was.rotations);
-        add(&c.record_errors, now.errors, was.errors);
+        let add = |counter, new: u64, old: u64| self.counters.add(counter, new.saturating_sub(old));
+        add(Counter::RecordLines, now.lines, was.lines);
+        add(Counter::RecordBytes, now.bytes, was.bytes);
+        add(Counter::RecordRotations, now.rotations, was.rotations);
+        add(Counter::RecordErrors, now.errors, was.errors);
     }
 
     /// Counts (and logs, at debug level) an adapter input the hub
@@ -486,7 +483,7 @@ impl<G: Glue> Driver<G> {
     /// too (`rejected_input.*`).
     fn rejected<E: std::fmt::Display>(&self, result: Result<(), E>) {
         if let Err(e) = result {
-            AdapterCounters::bump(&self.counters.inputs_rejected);
+            self.counters.bump(Counter::InputsRejected);
             tracing::debug!(shard = self.shard, "hub rejected an adapter input: {e}");
         }
     }

@@ -8,7 +8,7 @@ use tether_core::{Action, ChannelId, Event, ShutdownHow};
 use super::Driver;
 use crate::glue::{Glue, Release, Socket};
 use crate::outbound::Flushed;
-use crate::stats::AdapterCounters;
+use crate::stats::Counter;
 
 impl<G: Glue> Driver<G> {
     /// Executes every action, writes every socket with new transmits,
@@ -70,12 +70,12 @@ impl<G: Glue> Driver<G> {
                     // writes are reported as they happen: nothing is left.
                     let how = match how {
                         ShutdownHow::Write => std::net::Shutdown::Write,
-                        _ => std::net::Shutdown::Both,
+                        ShutdownHow::Both => std::net::Shutdown::Both,
                     };
                     // ENOTCONN after a peer reset is fine: the wire is done.
                     let _ = conn.socket.shutdown(how);
                     if let Some(at) = conn.kicked_at.take() {
-                        self.counters.kick_latency.observe(at.elapsed());
+                        self.counters.kick_latency().observe(at.elapsed());
                     }
                     if how == std::net::Shutdown::Both {
                         conn.out.clear();
@@ -91,7 +91,7 @@ impl<G: Glue> Driver<G> {
                     conn.out.clear();
                     let _ = conn.socket.set_linger_zero();
                     if let Some(at) = conn.kicked_at.take() {
-                        self.counters.kick_latency.observe(at.elapsed());
+                        self.counters.kick_latency().observe(at.elapsed());
                     }
                     if let Some(glue) = &mut conn.glue {
                         self.glue.release(&conn.socket, glue, Release::Abort);
@@ -111,7 +111,6 @@ impl<G: Glue> Driver<G> {
                 self.gates.set(self.shard, true);
             }
             Action::ResumeAccept => {}
-            _ => {}
         }
     }
 
@@ -176,7 +175,7 @@ impl<G: Glue> Driver<G> {
             conn.progress = now;
             return Some(now + wait);
         }
-        AdapterCounters::bump(&self.counters.write_probes);
+        self.counters.bump(Counter::WriteProbes);
         if self.write_conn(now, id) > 0 {
             return Some(now + wait);
         }
@@ -199,10 +198,8 @@ impl<G: Glue> Driver<G> {
             conn.refused_at = None;
         }
         let waiting = conn.waiting;
-        let c = &self.counters;
-        c.write_calls.fetch_add(report.calls, Ordering::Relaxed);
-        c.messages_written
-            .fetch_add(report.messages, Ordering::Relaxed);
+        self.counters.add(Counter::WriteCalls, report.calls);
+        self.counters.add(Counter::MessagesWritten, report.messages);
         if report.bytes > 0 {
             let result = self.hub.handle_written(now, id, report.bytes);
             self.rejected(result);
@@ -243,11 +240,11 @@ impl<G: Glue> Driver<G> {
         {
             Ok(()) => {
                 conn.waiting = true;
-                AdapterCounters::bump(&self.counters.write_waits);
+                self.counters.bump(Counter::WriteWaits);
             }
             Err(e) => {
                 let _ = self.hub.detach(now, id);
-                AdapterCounters::bump(&self.counters.refused_resources);
+                self.counters.bump(Counter::RefusedResources);
                 conn.dead = true;
                 conn.out.clear();
                 let _ended = self.hub.handle_io_error(now, id, e.kind());

@@ -65,7 +65,7 @@ impl Log {
         let deadline = Instant::now() + PATIENCE;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.next_timeout(left) {
+            match self.events.blocking().next_timeout(left) {
                 Some(e) => {
                     self.seen.push(e.clone());
                     if want(&e) {
@@ -95,7 +95,7 @@ impl Log {
                 return id;
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.next_timeout(left) {
+            match self.events.blocking().next_timeout(left) {
                 Some(e) => self.seen.push(e),
                 None => panic!("timed out waiting for channel #{nth} to open"),
             }
@@ -121,7 +121,7 @@ impl Log {
 
     /// Takes every event that arrives within `quiet` of the previous one.
     pub fn settle(&mut self, quiet: Duration) {
-        while let Some(e) = self.events.next_timeout(quiet) {
+        while let Some(e) = self.events.blocking().next_timeout(quiet) {
             self.seen.push(e);
         }
     }

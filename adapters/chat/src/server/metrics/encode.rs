@@ -255,7 +255,7 @@ mod tests {
         stats.core.bytes_dropped = 10;
         stats.core.rejected_input.over_written = 2;
         stats.channel_budget = 50;
-        stats.adapter = vec![("adapter.accepted", 9)];
+        stats.adapter = stats.adapter.with(tether_adapter::Counter::Accepted, 9);
         stats.kick_latency = vec![(0.001, 1), (0.01, 3), (1.0, 3)];
         stats.kick_latency_sum_seconds = 0.5;
         stats.kick_latency_count = 4;

@@ -1,0 +1,190 @@
+//! Building a server around a runtime's glue: [`prepare`].
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tether_core::{Config, Hub};
+
+use crate::accept::{self, Accept, Listeners};
+use crate::driver::{self, Driver};
+use crate::glue::Glue;
+use crate::handle::{self, Events, Handle};
+use crate::input::Inputs;
+use crate::observe::ObservedHub;
+use crate::stats::AdapterCounters;
+use crate::{Options, StartError, app, input, listen};
+
+/// What a runtime's glue (one per shard) is built from.
+#[derive(Debug, Clone)]
+pub struct GlueContext {
+    /// The shard this glue serves (0-based).
+    pub shard: u8,
+    /// The adapter's counters, shared by every shard.
+    pub counters: Arc<AdapterCounters>,
+    /// The adapter settings.
+    pub options: Options,
+}
+
+/// A server ready to run: the application's ends, one driver per shard
+/// (spawn each: `driver.run(sleep)`), and what the runtime's listener needs.
+#[derive(Debug)]
+pub struct Prepared<G: Glue> {
+    /// The handle.
+    pub handle: Handle,
+    /// The event stream (every shard's events, merged).
+    pub events: Events,
+    /// The drivers, one per shard, to be spawned.
+    pub drivers: Vec<Driver<G>>,
+    /// For the listeners: one, or one per shard with
+    /// [`Accept::ReusePort`](crate::Accept::ReusePort) (see [`Listeners::bind`](crate::runtime::Listeners::bind)).
+    pub listen: Listeners<G::Socket, G::Accepted>,
+    /// The channel budget in force, over all shards (see
+    /// [`ServerStats::channel_budget`](crate::ServerStats::channel_budget)).
+    pub budget: usize,
+}
+
+/// Builds a server's hubs (one per [`Options::shards`](crate::Options::shards)), queues, handle and
+/// drivers around a runtime's glue. `max_channels` is lowered to what the
+/// fd limit (and `runtime_cap`, e.g. the threads adapter's thread budget)
+/// allows, the lowering logged, and the budget split over the shards.
+pub fn prepare<G: Glue>(
+    config: Config,
+    options: Options,
+    local_addr: SocketAddr,
+    runtime: &'static str,
+    runtime_cap: Option<usize>,
+    mut make_glue: impl FnMut(GlueContext) -> io::Result<G>,
+) -> Result<Prepared<G>, StartError> {
+    let configured = config.max_channels;
+    // Per-shard listeners take descriptors of their own.
+    let listeners = match options.accept {
+        Accept::RoundRobin => 0,
+        Accept::ReusePort => options.shards.clamp(1, 256) as u64 - 1,
+    };
+    let budget = [
+        Some(configured),
+        listen::fd_budget(options.fd_reserve + listeners),
+        runtime_cap,
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+    .unwrap_or(configured)
+    .max(1);
+    if budget < configured {
+        tracing::warn!(
+            configured,
+            budget,
+            "max-channels lowered to what the fd/thread limits allow; clients beyond it are refused"
+        );
+    }
+    // Every shard holds at least one channel: never more shards than the
+    // budget, so the configured limit holds over all of them.
+    let shards = options.shards.clamp(1, 256).min(budget);
+    // One epoch for every shard's observer: a recording's times are
+    // nanoseconds since the server started.
+    let epoch = std::time::Instant::now();
+    config.validate()?;
+    let (stopped, stopped_rx) = async_channel::bounded::<()>(1);
+    let (listener_alive, stop) = async_channel::bounded::<()>(1);
+    let (events_tx, events, unread) = Events::new();
+    let counters = Arc::new(AdapterCounters::default());
+    let gates = accept::Gates::new(shards);
+    let remaining = Arc::new(std::sync::atomic::AtomicUsize::new(shards));
+    let barrier = driver::Barrier::new(shards);
+    // Closes once every shard's shutdown completed (each driver holds a
+    // sender until its own did).
+    let (completing, all_complete) = async_channel::bounded::<()>(1);
+    // Every shard's queues first: an in-driver application may command any
+    // shard.
+    let mut handle_queues = Vec::with_capacity(shards);
+    let mut receivers = Vec::with_capacity(shards);
+    for _ in 0..shards {
+        let ((senders, commands), queries) = handle::shard_queues(options.command_queue);
+        handle_queues.push(senders);
+        receivers.push((commands, queries));
+    }
+    let mut drivers = Vec::with_capacity(shards);
+    let mut shard_inputs = Vec::with_capacity(shards);
+    for (shard, (commands, queries)) in receivers.into_iter().enumerate() {
+        // Invariant 12 holds per shard: each gets its share of the budget.
+        let share = budget / shards + usize::from(shard < budget % shards);
+        let shard_id = u8::try_from(shard).unwrap_or(u8::MAX);
+        let mut shard_config = config.clone();
+        shard_config.shard = shard_id;
+        shard_config.max_channels = share.max(1);
+        if shard_config
+            .accept_resume_at
+            .is_some_and(|at| at >= shard_config.max_channels)
+        {
+            shard_config.accept_resume_at = None;
+        }
+        let hub = Hub::new(shard_config)?;
+        let hub = match &options.record {
+            Some(record) => {
+                ObservedHub::observed(hub, |hub| record.start(shard, shards, epoch, hub))
+                    .map_err(StartError::Observer)?
+            }
+            None => ObservedHub::new(hub),
+        };
+        let (inputs, queues) = input::queues(options.reader_queue, options.control_queue);
+        let glue = make_glue(GlueContext {
+            shard: shard_id,
+            counters: counters.clone(),
+            options: options.clone(),
+        })?;
+        let app = options.app.as_ref().map(|factory| {
+            // Other shards' queues only: a driver holding its own sender
+            // would keep its queue open after every handle is gone.
+            let remote = handle_queues
+                .iter()
+                .enumerate()
+                .map(|(i, senders)| (i != shard).then(|| senders.commands().clone()))
+                .collect();
+            app::AppState::new((factory.0)(shard_id), shard, remote)
+        });
+        shard_inputs.push(inputs.clone());
+        drivers.push(Driver::new(driver::Parts {
+            hub,
+            glue,
+            inputs,
+            queues,
+            handle: handle::HandleQueues { commands, queries },
+            events: events_tx.clone(),
+            unread: unread.clone(),
+            counters: counters.clone(),
+            options: options.clone(),
+            runtime,
+            budget,
+            shard,
+            gates: gates.clone(),
+            remaining: remaining.clone(),
+            stopped: stopped.clone(),
+            completing: completing.clone(),
+            all_complete: all_complete.clone(),
+            listener_alive: listener_alive.clone(),
+            app,
+            barrier: barrier.clone(),
+        }));
+    }
+    drop(completing);
+    let handle = Handle::new(local_addr, handle_queues, stopped_rx);
+    let listen = Listeners::new(shard_inputs, gates, counters, stopped, stop, options);
+    Ok(Prepared {
+        handle,
+        events,
+        drivers,
+        listen,
+        budget,
+    })
+}
+
+/// Input queues with nobody behind them, for adapters' unit tests (e.g.
+/// measuring a reader task's size). Keep the second value alive as long as
+/// the queues should stay open.
+#[doc(hidden)]
+pub fn test_inputs<S, A>() -> (Inputs<S, A>, impl Sized) {
+    let (inputs, queues) = input::queues::<S, A>(1, 1);
+    (inputs, (queues.reader, queues.control))
+}
