@@ -52,6 +52,7 @@ macro_rules! conformance_suite {
             login_timeout,
             channel_limit,
             slow_consumer,
+            kick_while_a_broadcast_is_held,
             stale_id,
             half_close_disallowed,
             half_close_allowed,

@@ -261,6 +261,11 @@ impl<A: Adapter> Rig<A> {
         &self.server
     }
 
+    /// The server, shared (for a scenario's own threads).
+    pub fn server_arc(&self) -> Arc<A::Server> {
+        self.server.clone()
+    }
+
     /// The server's address.
     pub fn addr(&self) -> SocketAddr {
         self.server.addr()

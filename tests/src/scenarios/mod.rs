@@ -20,7 +20,9 @@ pub use endings::{
     peer_reset_mid_write, stale_id,
 };
 pub use load::{broadcast_to_1000, connect_kick_close_cycles, shutdown_drains_within_deadline};
-pub use policies::{channel_limit, idle_timeout, login_timeout, slow_consumer};
+pub use policies::{
+    channel_limit, idle_timeout, kick_while_a_broadcast_is_held, login_timeout, slow_consumer,
+};
 pub use recorded::{recorded_rotation, recorded_run};
 pub use shards::reuse_port_spreads_and_refuses;
 

@@ -239,3 +239,100 @@ pub fn slow_consumer<A: Adapter>() {
     drop((slow, ended));
     rig.finish();
 }
+
+/// **A kick never waits behind a held broadcast** (docs/design.md §5.2).
+/// A slow reader (a 4 KiB receive window, 256 B read every 50 ms: it takes
+/// bytes, so it holds broadcasts up for as long as it stays backpressured)
+/// and a bystander; broadcasts of 8 KiB from a thread until one is held
+/// (`Options::send_wait` 30 s, so only the reader's pace could end the
+/// wait). Then the bystander is kicked gracefully: the kick answers and the
+/// bystander reads EOF within 2 s — where a kick queued behind the held
+/// broadcast waits until the slow reader drains to its low watermark,
+/// tens of seconds at its pace.
+pub fn kick_while_a_broadcast_is_held<A: Adapter>() {
+    let config = Config::default().with_queue_limit(64 << 10);
+    let options = tether_adapter::Options::default().with_send_wait(Duration::from_secs(30));
+    let rig = Rig::<A>::start_with(config, options);
+    let slow = client::connect_small_window(rig.addr());
+    let slow_id = rig.opened_id(&slow, SOON).expect("opened");
+    // On the slow reader's shard: another shard's kick would not wait
+    // anyway (clients on other shards are closed at once).
+    let (mut bystander, bystander_id) = loop {
+        let (stream, id) = rig.connect();
+        if id.shard() == slow_id.shard() {
+            break (stream, id);
+        }
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (stop, mut slow) = (stop.clone(), slow.try_clone().expect("clone"));
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 256];
+            let _ = slow.set_read_timeout(Some(Duration::from_millis(50)));
+            while !stop.load(Ordering::Relaxed) {
+                let _ = slow.read(&mut buf);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let broadcasts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let broadcaster = {
+        let (server, stop, broadcasts) = (rig.server_arc(), stop.clone(), broadcasts.clone());
+        std::thread::spawn(move || {
+            let chunk = Bytes::from(vec![b'b'; 8 << 10]);
+            // Bounded: at most 64 MiB, far past the kernel's buffers.
+            for _ in 0..8192 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let _ = server.broadcast(chunk.clone());
+                broadcasts.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    // Held: the slow reader is backpressured and the broadcaster's count
+    // stands still (its call waits inside the server).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let before = broadcasts.load(Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(300));
+        let still = broadcasts.load(Ordering::Relaxed) == before;
+        if still && rig.server().stats().backpressured >= 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: no broadcast was ever held",
+            A::NAME
+        );
+    }
+    // The bystander has a few broadcasts queued in its kernel buffer: drain
+    // them as we wait for the end.
+    let started = Instant::now();
+    let kicked = rig
+        .server()
+        .kick(bystander_id, tether_core::KickMode::Graceful, 0);
+    let answered = started.elapsed();
+    let (_, end) = client::read_to_end(&mut bystander, SOON);
+    let eof_after = started.elapsed();
+    assert_eq!(kicked, Ok(()), "{}", A::NAME);
+    assert_eq!(end, End::Eof, "{}: the bystander's end", A::NAME);
+    assert!(
+        eof_after < Duration::from_secs(2),
+        "{}: the kick waited behind the held broadcast: answered after {answered:?}, EOF after {eof_after:?}",
+        A::NAME
+    );
+    assert_eq!(
+        rig.disconnected(bystander_id),
+        DisconnectReason::Kicked { code: 0 },
+        "{}",
+        A::NAME
+    );
+    stop.store(true, Ordering::Relaxed);
+    // Let the broadcaster go: the slow reader leaves.
+    let _ = rig.server().kick(slow_id, tether_core::KickMode::Abort, 0);
+    bounded::join("broadcaster", broadcaster, Duration::from_secs(30));
+    bounded::join("slow reader", reader, Duration::from_secs(30));
+    drop(slow);
+    rig.finish();
+}
