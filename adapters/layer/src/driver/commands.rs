@@ -142,12 +142,12 @@ impl<G: Glue> Driver<G> {
                 {
                     conn.kicked_at = Some(now);
                 }
-                // The answer follows the wire: an abort's RST or a graceful
-                // kick's FIN (when nothing is queued) is out when it arrives
+                // The answer follows the wire: it is sent after the step's
+                // next drain, so an abort's RST or a graceful kick's FIN
+                // (when nothing is queued) is out when it arrives
                 // (invariant 3).
-                self.drain(now);
                 if let Some(reply) = reply {
-                    let _ = reply.try_send(result);
+                    self.kick_replies.push((reply, result));
                 }
             }
             Command::Authenticate { id, reply } => {
@@ -159,44 +159,42 @@ impl<G: Glue> Driver<G> {
         }
     }
 
-    /// Executes what the in-driver application asked for, in order, until
-    /// a send must wait for backpressure (it stays first in line) or
-    /// nothing is left; what it asked of other shards goes to their queues.
-    pub(super) fn run_app(&mut self, now: Instant) {
-        loop {
-            let Some(app) = &mut self.app else {
-                return;
-            };
+    /// Runs the next command whose turn it is, if any: the held one once
+    /// its wait is over, then those that waited behind it, in order, then
+    /// the in-driver application's (what it asked of other shards goes to
+    /// their queues). Whether one ran; the step drains after each, so the
+    /// hub's queues are what the kernel refused when the next one decides
+    /// whether to wait (docs/design.md §5.2).
+    pub(super) fn next_command(&mut self, now: Instant) -> bool {
+        if let Some(app) = &mut self.app {
             app.flush_remote();
-            if self.held.is_some() {
-                return;
+        }
+        if let Some((command, _)) = self.held.take() {
+            if let Some(until) = self.wait_until(now, &command) {
+                self.held = Some((command, until));
+                return false;
             }
-            let Some(command) = app.queues.local.pop_front() else {
-                return;
-            };
             self.run_command(now, command);
-            self.drain(now);
+            return true;
+        }
+        let next = self.behind.pop_front().or_else(|| {
+            let app = self.app.as_mut()?;
+            app.queues.local.pop_front()
+        });
+        match next {
+            Some(command) => {
+                self.run_command(now, command);
+                true
+            }
+            None => false,
         }
     }
 
-    /// Runs the held command once its wait is over (it stays held
-    /// otherwise), then those that waited behind it, in order, until one
-    /// must wait in turn.
-    pub(super) fn release_held(&mut self, now: Instant) {
-        let Some((command, _)) = self.held.take() else {
-            return;
-        };
-        if let Some(until) = self.wait_until(now, &command) {
-            self.held = Some((command, until));
-            return;
-        }
-        self.run_command(now, command);
-        self.drain(now);
-        while self.held.is_none()
-            && let Some(command) = self.behind.pop_front()
-        {
-            self.run_command(now, command);
-            self.drain(now);
+    /// Answers the kicks of this step, now that their FIN or RST is out.
+    pub(super) fn answer_kicks(&mut self) {
+        for (reply, result) in self.kick_replies.drain(..) {
+            // A caller that stopped waiting for its reply is not an error.
+            let _ = reply.try_send(result);
         }
     }
 

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use crate::observe::{ObservedHub, ObserverError, ObserverStats};
 use async_channel::{Receiver, Sender};
 use futures_lite::{Stream, future};
-use tether_core::{ChannelId, Event};
+use tether_core::{ChannelId, Event, KickError};
 
 use self::conns::Conns;
 pub(crate) use self::stop::Barrier;
@@ -103,6 +103,9 @@ impl<S, A> Queues<S, A> {
     }
 }
 
+/// Where a kick's verdict goes.
+type KickReply = crate::handle::Reply<Result<(), KickError>>;
+
 /// What the driver waits for.
 enum Wake<S, A> {
     Input(Input<S, A>),
@@ -144,6 +147,8 @@ pub struct Driver<G: Glue> {
     /// their place after it (see `Driver::command`); bounded by
     /// `Options::command_queue` (the queue is not polled beyond).
     behind: VecDeque<Command>,
+    /// Kicks of this step, answered after its drain (the wire first).
+    kick_replies: Vec<(KickReply, Result<(), KickError>)>,
     /// Whether the last wait found reading held back (for the counter).
     reading_held: bool,
     orphaned: bool,
@@ -227,6 +232,7 @@ impl<G: Glue> Driver<G> {
             dirty: Vec::new(),
             held: None,
             behind: VecDeque::new(),
+            kick_replies: Vec::new(),
             reading_held: false,
             orphaned: false,
             done: false,
@@ -269,107 +275,127 @@ impl<G: Glue> Driver<G> {
         !self.orphaned && self.behind.len() < self.options.command_queue.max(1)
     }
 
-    /// Runs until the hub's shutdown completes, then lets the runtime stop
-    /// its listener and threads ([`Glue`]'s `finish`).
+    /// Runs until the hub's shutdown completes (and every other shard's),
+    /// then lets the runtime stop its listener and threads ([`Glue`]'s
+    /// `finish`). One loop: wait for something, then one step.
     pub async fn run<T: Sleep>(mut self, mut sleep: T) {
         while !(self.done && self.all_complete.is_closed()) {
-            let reading = self.reading_open();
-            if !reading && !self.reading_held {
-                self.counters.bump(Counter::ReadsHeld);
+            let wake = self.wait(&mut sleep).await;
+            self.step(Instant::now(), wake);
+        }
+        self.finish();
+    }
+
+    /// When to wake up if nothing arrives: the hub's next deadline, the
+    /// held send's, the recorder's flush, or soon while another shard is
+    /// behind or the drain waits for the others (nothing else may wake this
+    /// driver while its reads are held).
+    fn next_deadline(&mut self) -> Option<Instant> {
+        let held = self.held.as_ref().map(|(_, until)| *until);
+        let retry = (self.app.as_ref().is_some_and(AppState::remote_behind)
+            || self.stopping.holds_reads())
+        .then(|| Instant::now() + Duration::from_millis(1));
+        [self.hub.poll_timeout(), held, self.record_due(), retry]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Waits for a control input (accepts, writability), reader data
+    /// (while reading is open), an application command (while a handle is
+    /// left and not a queue's worth wait behind a held send), a query, or
+    /// the next deadline.
+    async fn wait<T: Sleep>(&mut self, sleep: &mut T) -> Wake<G::Socket, G::Accepted> {
+        let reading = self.reading_open();
+        if !reading && !self.reading_held {
+            self.counters.bump(Counter::ReadsHeld);
+        }
+        self.reading_held = !reading;
+        let commanding = self.commanding();
+        let deadline = self.next_deadline();
+        // One hand-written wait instead of a `future::or` of fresh `recv()`
+        // futures: each queue is polled as a `Stream`, which keeps its
+        // listener inside the receiver from one wake-up to the next, so a
+        // queue that stays empty costs no new listener (an allocation and a
+        // locked list insert, removed again on drop) at every wake-up.
+        // Polled in this order, the first one ready wins: control, reader
+        // data, commands, queries, the last shard's completion, the deadline.
+        let q = &mut self.queues;
+        let all_complete = &mut self.all_complete;
+        let done = self.done;
+        let mut sleeping = pin!(async {
+            match deadline {
+                Some(at) => sleep.sleep_until(at).await,
+                None => future::pending().await,
             }
-            self.reading_held = !reading;
-            let commanding = self.commanding();
-            let mut deadline = match (self.hub.poll_timeout(), &self.held) {
-                (Some(at), Some((_, until))) => Some(at.min(*until)),
-                (at, held) => at.or(held.as_ref().map(|(_, until)| *until)),
-            };
-            if let Some(flush) = self.record_due() {
-                deadline = Some(deadline.map_or(flush, |at| at.min(flush)));
+        });
+        future::poll_fn(|cx| {
+            // The driver holds a sender of each input queue, so neither
+            // ever closes while it runs.
+            if let Poll::Ready(input) = q.control.as_mut().poll_next(cx) {
+                return Poll::Ready(input.map_or(Wake::Orphaned, Wake::Input));
             }
-            if self.app.as_ref().is_some_and(AppState::remote_behind) || self.stopping.holds_reads()
-            {
-                // Another shard is behind, or the drain waits for the
-                // others: look again soon (nothing else may wake this
-                // driver while its reads are held).
-                let retry = Instant::now() + Duration::from_millis(1);
-                deadline = Some(deadline.map_or(retry, |at| at.min(retry)));
+            if reading && let Poll::Ready(input) = q.reader.as_mut().poll_next(cx) {
+                return Poll::Ready(input.map_or(Wake::Orphaned, Wake::Input));
             }
-            let wake = {
-                // One hand-written wait instead of a `future::or` of fresh
-                // `recv()` futures: each queue is polled as a `Stream`,
-                // which keeps its listener inside the receiver from one
-                // wake-up to the next, so a queue that stays empty costs
-                // no new listener (an allocation and a locked list insert,
-                // removed again on drop) at every wake-up. Polled in this
-                // order, the first one ready wins, exactly as `future::or`
-                // did: control, reader data (while reading is open),
-                // commands (while nothing is held and a handle is left),
-                // queries, the deadline.
-                let q = &mut self.queues;
-                let all_complete = &mut self.all_complete;
-                let done = self.done;
-                let mut sleeping = pin!(async {
-                    match deadline {
-                        Some(at) => sleep.sleep_until(at).await,
-                        None => future::pending().await,
-                    }
-                });
-                future::poll_fn(|cx| {
-                    // The driver holds a sender of each input queue, so
-                    // neither ever closes while it runs.
-                    if let Poll::Ready(input) = q.control.as_mut().poll_next(cx) {
-                        return Poll::Ready(input.map_or(Wake::Orphaned, Wake::Input));
-                    }
-                    if reading && let Poll::Ready(input) = q.reader.as_mut().poll_next(cx) {
-                        return Poll::Ready(input.map_or(Wake::Orphaned, Wake::Input));
-                    }
-                    if commanding && let Poll::Ready(command) = q.commands.as_mut().poll_next(cx) {
-                        return Poll::Ready(command.map_or(Wake::Orphaned, Wake::Command));
-                    }
-                    // Closed (every handle gone), the query queue wakes
-                    // nothing: the command queue's end says so.
-                    if let Poll::Ready(Some(query)) = q.queries.as_mut().poll_next(cx) {
-                        return Poll::Ready(Wake::Query(query));
-                    }
-                    // Nothing is sent on it: it only closes, with the last
-                    // shard's shutdown.
-                    if done && all_complete.as_mut().poll_next(cx).is_ready() {
-                        return Poll::Ready(Wake::Deadline);
-                    }
-                    sleeping.as_mut().poll(cx).map(|()| Wake::Deadline)
-                })
-                .await
-            };
-            let now = Instant::now();
-            match wake {
-                Wake::Input(input) => self.input(now, input),
-                Wake::Command(command) => self.command(now, command),
-                Wake::Query(query) => self.query(now, query),
-                Wake::Deadline => {}
-                Wake::Orphaned => {
-                    // Nobody can command the hub any more: shut it down so
-                    // its sockets and tasks do not outlive every handle.
-                    self.orphaned = true;
-                    self.stop_now(now);
-                }
+            if commanding && let Poll::Ready(command) = q.commands.as_mut().poll_next(cx) {
+                return Poll::Ready(command.map_or(Wake::Orphaned, Wake::Command));
             }
-            self.batch(now);
-            // Invariant 7: every due deadline is acted on at the first
-            // wake-up at or after it. Only then: an early call would do
-            // nothing but fill a recording with no-op `timeout` lines.
-            if self.hub.poll_timeout().is_some_and(|at| at <= now) {
-                self.hub.handle_timeout(now);
+            // Closed (every handle gone), the query queue wakes nothing:
+            // the command queue's end says so.
+            if let Poll::Ready(Some(query)) = q.queries.as_mut().poll_next(cx) {
+                return Poll::Ready(Wake::Query(query));
             }
-            self.drain(now);
-            self.release_held(now);
-            self.run_app(now);
-            self.advance_stop(now);
-            self.drain(now);
-            if self.record_due().is_some_and(|at| at <= now) {
-                self.flush_record(now);
+            // Nothing is sent on it: it only closes, with the last shard's
+            // shutdown.
+            if done && all_complete.as_mut().poll_next(cx).is_ready() {
+                return Poll::Ready(Wake::Deadline);
+            }
+            sleeping.as_mut().poll(cx).map(|()| Wake::Deadline)
+        })
+        .await
+    }
+
+    /// One step: feed what woke the driver and up to a batch more to the
+    /// hub, act on due deadlines, then drain — the one place outputs are
+    /// executed and delivered — after it and after each command whose turn
+    /// came, until nothing is left to do.
+    fn step(&mut self, now: Instant, wake: Wake<G::Socket, G::Accepted>) {
+        match wake {
+            Wake::Input(input) => self.input(now, input),
+            Wake::Command(command) => self.command(now, command),
+            Wake::Query(query) => self.query(now, query),
+            Wake::Deadline => {}
+            Wake::Orphaned => {
+                // Nobody can command the hub any more: shut it down so its
+                // sockets and tasks do not outlive every handle.
+                self.orphaned = true;
+                self.stop_now(now);
             }
         }
-        // After `ShutdownComplete`: the recording is complete.
+        self.batch(now);
+        // Invariant 7: every due deadline is acted on at the first wake-up
+        // at or after it. Only then: an early call would do nothing but
+        // fill a recording with no-op `timeout` lines.
+        if self.hub.poll_timeout().is_some_and(|at| at <= now) {
+            self.hub.handle_timeout(now);
+        }
+        loop {
+            self.drain(now);
+            self.answer_kicks();
+            if !self.next_command(now) && !self.advance_stop(now) {
+                break;
+            }
+        }
+        if self.record_due().is_some_and(|at| at <= now) {
+            self.flush_record(now);
+        }
+    }
+
+    /// After `ShutdownComplete` (every shard's): completes the recording,
+    /// refuses what was accepted but never seen, and lets every caller
+    /// still waiting see `Error::Stopped`.
+    fn finish(mut self) {
         self.finish_record();
         // No more accepts or waiter reports: a sender blocked on a full
         // queue fails and gets its input back. Connections accepted but
@@ -393,6 +419,7 @@ impl<G: Glue> Driver<G> {
         while self.queues.queries.try_recv().is_ok() {}
         self.held = None;
         self.behind.clear();
+        self.answer_kicks();
         self.glue.finish();
         self.gates.set(self.shard, false);
         drop(self.listener_alive.take());

@@ -73,8 +73,9 @@ impl<G: Glue> Driver<G> {
         self.gates.set(self.shard, false);
     }
 
-    /// Moves the drain on as far as it can go now; called once per step.
-    pub(super) fn advance_stop(&mut self, now: Instant) {
+    /// Moves the drain on as far as it can go now; whether the hub's
+    /// shutdown started (its outputs want a drain).
+    pub(super) fn advance_stop(&mut self, now: Instant) -> bool {
         if let Stopping::Quiescing { grace, by } = self.stopping {
             let relayed = self
                 .app
@@ -94,8 +95,10 @@ impl<G: Glue> Driver<G> {
             if settled || now >= by {
                 self.stopping = Stopping::Draining;
                 self.hub.shutdown(now, grace);
+                return true;
             }
         }
+        false
     }
 
     /// Shuts the hub down at once (every handle is gone).
