@@ -56,29 +56,7 @@ pub fn prepare<G: Glue>(
     runtime_cap: Option<usize>,
     mut make_glue: impl FnMut(GlueContext) -> io::Result<G>,
 ) -> Result<Prepared<G>, StartError> {
-    let configured = config.max_channels;
-    // Per-shard listeners take descriptors of their own.
-    let listeners = match options.accept {
-        Accept::RoundRobin => 0,
-        Accept::ReusePort => options.shards.clamp(1, 256) as u64 - 1,
-    };
-    let budget = [
-        Some(configured),
-        listen::fd_budget(options.fd_reserve + listeners),
-        runtime_cap,
-    ]
-    .into_iter()
-    .flatten()
-    .min()
-    .unwrap_or(configured)
-    .max(1);
-    if budget < configured {
-        tracing::warn!(
-            configured,
-            budget,
-            "max-channels lowered to what the fd/thread limits allow; clients beyond it are refused"
-        );
-    }
+    let budget = channel_budget(&config, &options, runtime_cap);
     // Every shard holds at least one channel: never more shards than the
     // budget, so the configured limit holds over all of them.
     let shards = options.shards.clamp(1, 256).min(budget);
@@ -108,42 +86,15 @@ pub fn prepare<G: Glue>(
     let mut drivers = Vec::with_capacity(shards);
     let mut shard_inputs = Vec::with_capacity(shards);
     for (shard, (commands, queries)) in receivers.into_iter().enumerate() {
-        // Invariant 12 holds per shard: each gets its share of the budget.
-        let share = budget / shards + usize::from(shard < budget % shards);
         let shard_id = u8::try_from(shard).unwrap_or(u8::MAX);
-        let mut shard_config = config.clone();
-        shard_config.shard = shard_id;
-        shard_config.max_channels = share.max(1);
-        if shard_config
-            .accept_resume_at
-            .is_some_and(|at| at >= shard_config.max_channels)
-        {
-            shard_config.accept_resume_at = None;
-        }
-        let hub = Hub::new(shard_config)?;
-        let hub = match &options.record {
-            Some(record) => {
-                ObservedHub::observed(hub, |hub| record.start(shard, shards, epoch, hub))
-                    .map_err(StartError::Observer)?
-            }
-            None => ObservedHub::new(hub),
-        };
+        let hub = shard_hub(&config, &options, (shard, shards), budget, epoch)?;
         let (inputs, queues) = input::queues(options.reader_queue, options.control_queue);
         let glue = make_glue(GlueContext {
             shard: shard_id,
             counters: counters.clone(),
             options: options.clone(),
         })?;
-        let app = options.app.as_ref().map(|factory| {
-            // Other shards' queues only: a driver holding its own sender
-            // would keep its queue open after every handle is gone.
-            let remote = handle_queues
-                .iter()
-                .enumerate()
-                .map(|(i, senders)| (i != shard).then(|| senders.commands().clone()))
-                .collect();
-            app::AppState::new((factory.0)(shard_id), shard, remote)
-        });
+        let app = shard_app(&options, shard, &handle_queues);
         shard_inputs.push(inputs.clone());
         drivers.push(Driver::new(driver::Parts {
             hub,
@@ -178,6 +129,81 @@ pub fn prepare<G: Glue>(
         listen,
         budget,
     })
+}
+
+/// The channels the server may hold: `Config::max_channels`, lowered to
+/// what the fd limit (minus a reserve and per-shard listeners) and
+/// `runtime_cap` allow, the lowering logged; at least 1.
+fn channel_budget(config: &Config, options: &Options, runtime_cap: Option<usize>) -> usize {
+    let configured = config.max_channels;
+    // Per-shard listeners take descriptors of their own.
+    let listeners = match options.accept {
+        Accept::RoundRobin => 0,
+        Accept::ReusePort => options.shards.clamp(1, 256) as u64 - 1,
+    };
+    let budget = [
+        Some(configured),
+        listen::fd_budget(options.fd_reserve + listeners),
+        runtime_cap,
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+    .unwrap_or(configured)
+    .max(1);
+    if budget < configured {
+        tracing::warn!(
+            configured,
+            budget,
+            "max-channels lowered to what the fd/thread limits allow; clients beyond it are refused"
+        );
+    }
+    budget
+}
+
+/// Shard `shard` of `shards`' hub, with its share of the channel budget
+/// (invariant 12 holds per shard), observed if `Options::record` says so.
+fn shard_hub(
+    config: &Config,
+    options: &Options,
+    (shard, shards): (usize, usize),
+    budget: usize,
+    epoch: std::time::Instant,
+) -> Result<ObservedHub, StartError> {
+    let share = budget / shards + usize::from(shard < budget % shards);
+    let mut shard_config = config.clone();
+    shard_config.shard = u8::try_from(shard).unwrap_or(u8::MAX);
+    shard_config.max_channels = share.max(1);
+    if shard_config
+        .accept_resume_at
+        .is_some_and(|at| at >= shard_config.max_channels)
+    {
+        shard_config.accept_resume_at = None;
+    }
+    let hub = Hub::new(shard_config)?;
+    Ok(match &options.record {
+        Some(record) => ObservedHub::observed(hub, |hub| record.start(shard, shards, epoch, hub))
+            .map_err(StartError::Observer)?,
+        None => ObservedHub::new(hub),
+    })
+}
+
+/// Shard `shard`'s in-driver application, if the server runs one, with the
+/// other shards' command queues (only theirs: a driver holding its own
+/// sender would keep its queue open after every handle is gone).
+fn shard_app(
+    options: &Options,
+    shard: usize,
+    handle_queues: &[handle::ShardSenders],
+) -> Option<app::AppState> {
+    let factory = options.app.as_ref()?;
+    let remote = handle_queues
+        .iter()
+        .enumerate()
+        .map(|(i, senders)| (i != shard).then(|| senders.commands().clone()))
+        .collect();
+    let shard_id = u8::try_from(shard).unwrap_or(u8::MAX);
+    Some(app::AppState::new((factory.0)(shard_id), shard, remote))
 }
 
 /// Input queues with nobody behind them, for adapters' unit tests (e.g.
