@@ -98,115 +98,151 @@ impl fmt::Display for Op {
     }
 }
 
+/// The words of one trace line after its verb; every accessor fails as
+/// the whole line's [`TraceError::Op`].
+struct Words<'a> {
+    line: &'a str,
+    args: Vec<&'a str>,
+}
+
+impl<'a> Words<'a> {
+    fn bad(&self) -> TraceError {
+        TraceError::Op(self.line.to_string())
+    }
+
+    fn get(&self, i: usize) -> Result<&'a str, TraceError> {
+        self.args.get(i).copied().ok_or_else(|| self.bad())
+    }
+
+    fn num(&self, i: usize) -> Result<u16, TraceError> {
+        self.get(i)?.parse().map_err(|_| self.bad())
+    }
+
+    fn byte(&self, i: usize) -> Result<u8, TraceError> {
+        u8::try_from(self.num(i)?).map_err(|_| self.bad())
+    }
+
+    /// `c<n>`, the first word.
+    fn conn(&self) -> Result<u16, TraceError> {
+        (self.get(0)?.strip_prefix('c'))
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| self.bad())
+    }
+
+    fn call(&self, i: usize) -> Result<Call, TraceError> {
+        parse_name(&Call::NAMES, self.get(i)?).ok_or_else(|| self.bad())
+    }
+
+    fn size(&self, i: usize) -> Result<SendSize, TraceError> {
+        parse_size(self.get(i)?).ok_or_else(|| self.bad())
+    }
+
+    /// `abort` (true) or `graceful`.
+    fn abort(&self, i: usize) -> Result<bool, TraceError> {
+        match self.get(i)? {
+            "abort" => Ok(true),
+            "graceful" => Ok(false),
+            _ => Err(self.bad()),
+        }
+    }
+
+    fn reason(&self, i: usize) -> Result<u8, TraceError> {
+        let name = self.get(i)?;
+        (REASONS.iter().position(|(n, _)| *n == name))
+            .and_then(|i| u8::try_from(i).ok())
+            .ok_or_else(|| self.bad())
+    }
+
+    /// An optional last word `stale`.
+    fn stale(&self, i: usize) -> Result<bool, TraceError> {
+        match self.args.get(i) {
+            None => Ok(false),
+            Some(&"stale") => Ok(true),
+            Some(_) => Err(self.bad()),
+        }
+    }
+
+    /// `#slot.gen` (or `#shard:slot.gen`), each part a byte.
+    fn forged(&self, i: usize) -> Result<Op, TraceError> {
+        let id: ChannelId = self.get(0)?.parse().map_err(|_| self.bad())?;
+        let narrow = |v: u32| u8::try_from(v).map_err(|_| self.bad());
+        Ok(Op::Forged {
+            shard: id.shard(),
+            slot: narrow(id.slot())?,
+            generation: narrow(id.generation())?,
+            call: self.call(i)?,
+        })
+    }
+}
+
 impl std::str::FromStr for Op {
     type Err = TraceError;
 
     /// Parses the trace form written by `Display`.
     fn from_str(line: &str) -> Result<Op, TraceError> {
-        let bad = || TraceError::Op(line.to_string());
         let mut words = line.split_whitespace();
-        let verb = words.next().ok_or_else(bad)?;
-        let args: Vec<&str> = words.collect();
-        let num = |i: usize| -> Result<u16, TraceError> {
-            args.get(i).and_then(|s| s.parse().ok()).ok_or_else(bad)
-        };
-        let conn = || -> Result<u16, TraceError> {
-            args.first()
-                .and_then(|s| s.strip_prefix('c'))
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(bad)
-        };
-        let byte =
-            |i: usize| -> Result<u8, TraceError> { u8::try_from(num(i)?).map_err(|_| bad()) };
-        let call = |i: usize| -> Result<Call, TraceError> {
-            args.get(i)
-                .and_then(|s| parse_name(&Call::NAMES, s))
-                .ok_or_else(bad)
-        };
-        let size = |i: usize| -> Result<SendSize, TraceError> {
-            args.get(i).and_then(|s| parse_size(s)).ok_or_else(bad)
-        };
-        let abort = |i: usize| -> Result<bool, TraceError> {
-            match args.get(i) {
-                Some(&"abort") => Ok(true),
-                Some(&"graceful") => Ok(false),
-                _ => Err(bad()),
-            }
+        let verb = words.next().unwrap_or_default();
+        let w = Words {
+            line,
+            args: words.collect(),
         };
         Ok(match verb {
             "wait" => Op::Advance { ms: 0 },
-            "rewind" => Op::Rewind { ms: num(0)? },
+            "rewind" => Op::Rewind { ms: w.num(0)? },
             "accept" => Op::Accept,
-            "accept-flood" => Op::AcceptFlood { n: byte(0)? },
+            "accept-flood" => Op::AcceptFlood { n: w.byte(0)? },
             "peer-send" => Op::PeerSend {
-                conn: conn()?,
-                len: num(1)?,
+                conn: w.conn()?,
+                len: w.num(1)?,
             },
-            "peer-eof" => Op::PeerEof { conn: conn()? },
+            "peer-eof" => Op::PeerEof { conn: w.conn()? },
             "io-error" => Op::IoError {
-                conn: conn()?,
-                kind: args
-                    .get(1)
-                    .and_then(|s| parse_name(&IoKind::NAMES, s))
-                    .ok_or_else(bad)?,
+                conn: w.conn()?,
+                kind: parse_name(&IoKind::NAMES, w.get(1)?).ok_or_else(|| w.bad())?,
             },
             "send" => Op::AppSend {
-                conn: conn()?,
-                size: size(1)?,
+                conn: w.conn()?,
+                size: w.size(1)?,
             },
-            "broadcast" => Op::Broadcast { size: size(0)? },
+            "broadcast" => Op::Broadcast { size: w.size(0)? },
             "write" => Op::Write {
-                conn: conn()?,
-                percent: byte(1)?,
+                conn: w.conn()?,
+                percent: w.byte(1)?,
             },
             "flush" => Op::Flush,
             "kick" => Op::Kick {
-                conn: conn()?,
-                abort: abort(1)?,
-                code: byte(2)?,
+                conn: w.conn()?,
+                abort: w.abort(1)?,
+                code: w.byte(2)?,
             },
             "kick-reason" => Op::KickReason {
-                conn: conn()?,
-                abort: abort(1)?,
-                reason: (REASONS.iter())
-                    .position(|(name, _)| args.get(2) == Some(name))
-                    .and_then(|i| u8::try_from(i).ok())
-                    .ok_or_else(bad)?,
+                conn: w.conn()?,
+                abort: w.abort(1)?,
+                reason: w.reason(2)?,
             },
             "broadcast-to" => Op::BroadcastTo {
-                mask: byte(0)?,
-                size: size(1)?,
-                stale: match args.get(2) {
-                    None => false,
-                    Some(&"stale") => true,
-                    Some(_) => return Err(bad()),
-                },
+                mask: w.byte(0)?,
+                size: w.size(1)?,
+                stale: w.stale(2)?,
             },
             // `close`: its name in traces written before `Hub::close` became
             // `Hub::kick_default`.
-            "kick-default" | "close" => Op::KickDefault { conn: conn()? },
-            "auth" => Op::Authenticate { conn: conn()? },
-            "attach" => Op::Attach { conn: conn()? },
-            "detach" => Op::Detach { conn: conn()? },
-            "confirm" => Op::ConfirmClose { conn: conn()? },
+            "kick-default" | "close" => Op::KickDefault { conn: w.conn()? },
+            "auth" => Op::Authenticate { conn: w.conn()? },
+            "attach" => Op::Attach { conn: w.conn()? },
+            "detach" => Op::Detach { conn: w.conn()? },
+            "confirm" => Op::ConfirmClose { conn: w.conn()? },
             "timeout" => Op::Timeout,
             "drain" => Op::Drain,
-            "shutdown" => Op::Shutdown { grace_ms: num(0)? },
-            "stale" => Op::Stale {
-                pick: num(0)?,
-                call: call(1)?,
+            "shutdown" => Op::Shutdown {
+                grace_ms: w.num(0)?,
             },
-            "forged" => {
-                let id: ChannelId = args.first().ok_or_else(bad)?.parse().map_err(|_| bad())?;
-                let narrow = |v: u32| u8::try_from(v).map_err(|_| bad());
-                Op::Forged {
-                    shard: id.shard(),
-                    slot: narrow(id.slot())?,
-                    generation: narrow(id.generation())?,
-                    call: call(1)?,
-                }
-            }
-            _ => return Err(bad()),
+            "stale" => Op::Stale {
+                pick: w.num(0)?,
+                call: w.call(1)?,
+            },
+            "forged" => w.forged(1)?,
+            _ => return Err(w.bad()),
         })
     }
 }
