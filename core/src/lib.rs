@@ -130,8 +130,27 @@
 //! gives the invariant checker ([`testing::Checker`]) without the clock and
 //! the driver: what a replay of a recording needs.
 //!
-//! Every hub input is also a value, [`Input`], with its result as an
-//! [`Outcome`]: what adapters' observers (the flight recorder) see.
+//! ## Inputs as values
+//!
+//! Every hub input is also a value, [`Input`], made by one entry point,
+//! [`Hub::handle_input`], which answers the typed result of the method it
+//! names ([`Answer`]; without payload, an [`Outcome`]). The typed methods
+//! above are the same calls; the values are what observers (the flight
+//! recorder), the checker, the simulator and the fuzz targets use.
+//!
+//! ```
+//! use std::time::Instant;
+//! use tether_core::{Answer, Bytes, Config, Hub, Input, Outcome};
+//!
+//! let mut hub = Hub::new(Config::default()).unwrap();
+//! let now = Instant::now();
+//! let peer = "127.0.0.1:50000".parse().unwrap();
+//! let Answer::Accept(Ok(id)) = hub.handle_input(now, Input::Accept { peer }) else {
+//!     panic!("the hub is empty")
+//! };
+//! let input = Input::BroadcastTo { ids: vec![id], data: Bytes::from_static(b"hi\n") };
+//! assert_eq!(hub.handle_input(now, input).outcome(), Outcome::Broadcast { sent: 1, refused: 0 });
+//! ```
 //!
 //! ## Snapshots
 //!
@@ -166,7 +185,7 @@ pub use config::{Config, ConfigError, HalfClosePolicy, KickMode, OverflowPolicy}
 pub use error::{AcceptError, InputError, KickError, SendError};
 pub use hub::{BroadcastReport, Hub};
 pub use id::{ChannelId, IdError, IdTable, MAX_SLOTS, ParseIdError, TableFull};
-pub use input::{Input, Outcome, Rejection};
+pub use input::{Answer, Arg, ArgKind, Args, Input, Outcome, Rejection};
 pub use output::{Action, ChannelState, DisconnectReason, Event, ShutdownHow};
 #[cfg(feature = "snapshot")]
 pub use snapshot::{RestoreError, Snapshot, SnapshotError};

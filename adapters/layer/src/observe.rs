@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tether_core::{
-    AcceptError, Action, BroadcastReport, ChannelId, Event, Hub, IdError, Input, InputError,
-    KickError, KickMode, Outcome, Rejection, SendError,
+    AcceptError, Action, Answer, BroadcastReport, ChannelId, Event, Hub, IdError, Input,
+    InputError, KickError, KickMode, Outcome, SendError,
 };
 
 #[cfg(test)]
@@ -104,9 +104,14 @@ pub trait ObserverFactory: Send + Sync + fmt::Debug {
     ) -> Result<Box<dyn HubObserver>, ObserverError>;
 }
 
-/// A [`Hub`] with an optional [`HubObserver`]: one method per hub input —
-/// the same name, signature and result as [`Hub`]'s — plus the `poll_*`
-/// methods; read-only queries go to the hub through `Deref`.
+/// A [`Hub`] with an optional [`HubObserver`]. Every input goes in through
+/// one method, [`handle_input`](Self::handle_input) — the hub's own
+/// [`Hub::handle_input`], observed — so every input the hub has is
+/// observed the same way, with no per-input code here. For the driver's
+/// convenience the inputs it makes also have typed forms (`accept`,
+/// `send`, …: the same name, signature and result as [`Hub`]'s), each
+/// one `handle_input` call. The `poll_*` methods serve the outputs;
+/// read-only queries go to the hub through `Deref`.
 ///
 /// With an active observer, after each input it drains the hub's actions
 /// and events into its own queues (which `poll_*` then serve, in the same
@@ -134,28 +139,11 @@ impl From<Hub> for ObservedHub {
     }
 }
 
-/// The body of every input method: forward when unobserved; else make the
-/// call between the observer's `before_input` and `after_input`.
-macro_rules! input {
-    ($self:ident, $now:expr, $call:expr, $input:expr, $outcome:expr) => {{
-        match &mut $self.observer {
-            Some(observer) if observer.is_active() => {
-                let input = $input;
-                observer.before_input(&$self.hub);
-                #[allow(clippy::redundant_closure_call)]
-                let result = $call(&mut $self.hub);
-                #[allow(clippy::redundant_closure_call)]
-                let outcome = $outcome(&result);
-                $self.after_input($now, input, outcome);
-                result
-            }
-            _ => $call(&mut $self.hub),
-        }
-    }};
-}
-
-fn of<E: Copy + Into<Rejection>>(r: &Result<(), E>) -> Outcome {
-    Outcome::of(*r)
+/// The hub answers each input as the method it names returns
+/// ([`Hub::handle_input`]), so a typed form never sees another answer.
+#[cold]
+fn mismatch(answer: Answer) -> ! {
+    unreachable!("Hub::handle_input answered {answer:?}")
 }
 
 impl ObservedHub {
@@ -259,157 +247,121 @@ impl ObservedHub {
         self.hub.poll_timeout()
     }
 
-    /// [`Hub::accept`]; observed as [`Input::Accept`].
-    pub fn accept(&mut self, now: Instant, peer: SocketAddr) -> Result<ChannelId, AcceptError> {
-        input!(
-            self,
-            now,
-            |hub: &mut Hub| hub.accept(now, peer),
-            Input::Accept { peer },
-            |r: &Result<ChannelId, AcceptError>| match r {
-                Ok(id) => Outcome::Opened(*id),
-                Err(e) => Outcome::Rejected((*e).into()),
+    /// Makes `input` on the hub ([`Hub::handle_input`]) and answers what
+    /// the hub answered. With an active observer, the observer sees the
+    /// hub before the input, then the input with its time, its
+    /// [`Outcome`] and every output it produced, once; without one the
+    /// call is forwarded (one branch).
+    pub fn handle_input(&mut self, now: Instant, input: Input) -> Answer {
+        match &mut self.observer {
+            Some(observer) if observer.is_active() => {
+                observer.before_input(&self.hub);
+                // Payloads are shared, not copied.
+                let answer = self.hub.handle_input(now, input.clone());
+                self.after_input(now, input, answer.outcome());
+                answer
             }
-        )
+            _ => self.hub.handle_input(now, input),
+        }
     }
 
-    /// [`Hub::handle_received`]; observed as [`Input::Received`].
+    /// An adapter input on one channel.
+    fn on_channel(&mut self, now: Instant, input: Input) -> Result<(), InputError> {
+        match self.handle_input(now, input) {
+            Answer::Channel(result) => result,
+            other => mismatch(other),
+        }
+    }
+
+    /// A kick.
+    fn kick_input(&mut self, now: Instant, input: Input) -> Result<(), KickError> {
+        match self.handle_input(now, input) {
+            Answer::Kick(result) => result,
+            other => mismatch(other),
+        }
+    }
+
+    /// [`Hub::accept`] as [`Input::Accept`].
+    pub fn accept(&mut self, now: Instant, peer: SocketAddr) -> Result<ChannelId, AcceptError> {
+        match self.handle_input(now, Input::Accept { peer }) {
+            Answer::Accept(result) => result,
+            other => mismatch(other),
+        }
+    }
+
+    /// [`Hub::handle_received`] as [`Input::Received`].
     pub fn handle_received(
         &mut self,
         now: Instant,
         id: ChannelId,
         data: Bytes,
     ) -> Result<(), InputError> {
-        input!(
-            self,
-            now,
-            |hub: &mut Hub| hub.handle_received(now, id, data),
-            Input::Received {
-                id,
-                data: data.clone()
-            },
-            of
-        )
+        self.on_channel(now, Input::Received { id, data })
     }
 
-    /// [`Hub::handle_peer_eof`]; observed as [`Input::PeerEof`].
+    /// [`Hub::handle_peer_eof`] as [`Input::PeerEof`].
     pub fn handle_peer_eof(&mut self, now: Instant, id: ChannelId) -> Result<(), InputError> {
-        input!(
-            self,
-            now,
-            |hub: &mut Hub| hub.handle_peer_eof(now, id),
-            Input::PeerEof { id },
-            of
-        )
+        self.on_channel(now, Input::PeerEof { id })
     }
 
-    /// [`Hub::handle_io_error`]; observed as [`Input::IoError`].
+    /// [`Hub::handle_io_error`] as [`Input::IoError`].
     pub fn handle_io_error(
         &mut self,
         now: Instant,
         id: ChannelId,
         kind: std::io::ErrorKind,
     ) -> Result<(), InputError> {
-        input!(
-            self,
-            now,
-            |hub: &mut Hub| hub.handle_io_error(now, id, kind),
-            Input::IoError { id, kind },
-            of
-        )
+        self.on_channel(now, Input::IoError { id, kind })
     }
 
-    /// [`Hub::handle_written`]; observed as [`Input::Written`].
+    /// [`Hub::handle_written`] as [`Input::Written`].
     pub fn handle_written(
         &mut self,
         now: Instant,
         id: ChannelId,
         n: usize,
     ) -> Result<(), InputError> {
-        input!(
-            self,
-            now,
-            |hub: &mut Hub| hub.handle_written(now, id, n),
-            Input::Written { id, n },
-            of
-        )
+        self.on_channel(now, Input::Written { id, n })
     }
 
-    /// [`Hub::attach`]; observed as [`Input::Attach`].
+    /// [`Hub::attach`] as [`Input::Attach`].
     pub fn attach(&mut self, now: Instant, id: ChannelId) -> Result<(), InputError> {
-        input!(
-            self,
-            now,
-            |hub: &mut Hub| hub.attach(now, id),
-            Input::Attach { id },
-            of
-        )
+        self.on_channel(now, Input::Attach { id })
     }
 
-    /// [`Hub::detach`]; observed as [`Input::Detach`].
+    /// [`Hub::detach`] as [`Input::Detach`].
     pub fn detach(&mut self, now: Instant, id: ChannelId) -> Result<(), InputError> {
-        input!(
-            self,
-            now,
-            |hub: &mut Hub| hub.detach(now, id),
-            Input::Detach { id },
-            of
-        )
+        self.on_channel(now, Input::Detach { id })
     }
 
-    /// [`Hub::handle_closed`]; observed as [`Input::Closed`].
+    /// [`Hub::handle_closed`] as [`Input::Closed`].
     pub fn handle_closed(&mut self, now: Instant, id: ChannelId) -> Result<(), InputError> {
-        input!(
-            self,
-            now,
-            |hub: &mut Hub| hub.handle_closed(now, id),
-            Input::Closed { id },
-            of
-        )
+        self.on_channel(now, Input::Closed { id })
     }
 
-    /// [`Hub::handle_timeout`]; observed as [`Input::Timeout`]. Call it
-    /// only when a deadline is due (`poll_timeout() <= now`) to keep
-    /// recordings small: an early call is harmless but is a line.
+    /// [`Hub::handle_timeout`] as [`Input::Timeout`]. An early call is
+    /// harmless, and observed like any other input (a recorded line).
     pub fn handle_timeout(&mut self, now: Instant) {
-        input!(
-            self,
-            now,
-            |hub: &mut Hub| hub.handle_timeout(now),
-            Input::Timeout,
-            |_: &()| Outcome::Ok
-        )
+        let _done = self.handle_input(now, Input::Timeout);
     }
 
-    /// [`Hub::send`]; observed as [`Input::Send`].
+    /// [`Hub::send`] as [`Input::Send`].
     pub fn send(&mut self, now: Instant, id: ChannelId, data: Bytes) -> Result<(), SendError> {
-        input!(
-            self,
-            now,
-            |hub: &mut Hub| hub.send(now, id, data),
-            Input::Send {
-                id,
-                data: data.clone()
-            },
-            of
-        )
+        match self.handle_input(now, Input::Send { id, data }) {
+            Answer::Send(result) => result,
+            other => mismatch(other),
+        }
     }
 
-    /// [`Hub::broadcast`]; observed as [`Input::Broadcast`].
+    /// [`Hub::broadcast`] as [`Input::Broadcast`].
     pub fn broadcast(&mut self, now: Instant, data: Bytes) -> BroadcastReport {
-        input!(
-            self,
-            now,
-            |hub: &mut Hub| hub.broadcast(now, data),
-            Input::Broadcast { data: data.clone() },
-            |r: &BroadcastReport| Outcome::Broadcast {
-                sent: r.sent,
-                refused: r.refused.len(),
-            }
-        )
+        match self.handle_input(now, Input::Broadcast { data }) {
+            Answer::Broadcast(report) => report,
+            other => mismatch(other),
+        }
     }
 
-    /// [`Hub::kick`]; observed as [`Input::Kick`].
+    /// [`Hub::kick`] as [`Input::Kick`].
     pub fn kick(
         &mut self,
         now: Instant,
@@ -417,45 +369,24 @@ impl ObservedHub {
         mode: KickMode,
         code: u32,
     ) -> Result<(), KickError> {
-        input!(
-            self,
-            now,
-            |hub: &mut Hub| hub.kick(now, id, mode, code),
-            Input::Kick { id, mode, code },
-            of
-        )
+        self.kick_input(now, Input::Kick { id, mode, code })
     }
 
-    /// [`Hub::kick_default`]; observed as [`Input::KickDefault`].
+    /// [`Hub::kick_default`] as [`Input::KickDefault`].
     pub fn kick_default(&mut self, now: Instant, id: ChannelId) -> Result<(), KickError> {
-        input!(
-            self,
-            now,
-            |hub: &mut Hub| hub.kick_default(now, id),
-            Input::KickDefault { id },
-            of
-        )
+        self.kick_input(now, Input::KickDefault { id })
     }
 
-    /// [`Hub::authenticate`]; observed as [`Input::Authenticate`].
+    /// [`Hub::authenticate`] as [`Input::Authenticate`].
     pub fn authenticate(&mut self, now: Instant, id: ChannelId) -> Result<(), IdError> {
-        input!(
-            self,
-            now,
-            |hub: &mut Hub| hub.authenticate(now, id),
-            Input::Authenticate { id },
-            of
-        )
+        match self.handle_input(now, Input::Authenticate { id }) {
+            Answer::Authenticate(result) => result,
+            other => mismatch(other),
+        }
     }
 
-    /// [`Hub::shutdown`]; observed as [`Input::Shutdown`].
+    /// [`Hub::shutdown`] as [`Input::Shutdown`].
     pub fn shutdown(&mut self, now: Instant, grace: Duration) {
-        input!(
-            self,
-            now,
-            |hub: &mut Hub| hub.shutdown(now, grace),
-            Input::Shutdown { grace },
-            |_: &()| Outcome::Ok
-        )
+        let _done = self.handle_input(now, Input::Shutdown { grace });
     }
 }

@@ -30,7 +30,7 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use tether_core::testing::{Input, Outcome, Rejection};
-use tether_core::{ChannelId, KickMode, Snapshot};
+use tether_core::{Arg, ChannelId, DisconnectReason, KickMode, Snapshot};
 
 use crate::checksum::Checksum;
 use crate::errorkind::kind_name;
@@ -50,10 +50,11 @@ pub const VERSION: u32 = 1;
 pub const MAGIC: &str = "tether-record";
 
 /// The longest line the parser accepts, in bytes, except a header's
-/// `snapshot` line and a payload's hex (bounded by its declared length).
+/// `snapshot` line, a payload's hex (bounded by its declared length) and a
+/// `broadcast-to`'s ids.
 pub const MAX_LINE: usize = 1 << 20;
 
-/// The largest payload length (`received`, `send`, `broadcast`) the parser
+/// The largest payload length (`received`, `send`, `broadcast`, …) the parser
 /// accepts: 256 MiB.
 pub const MAX_PAYLOAD: u64 = 1 << 28;
 
@@ -147,9 +148,8 @@ fn push_checksum(out: &mut Vec<u8>, sum: Checksum) {
     push_u64(out, sum.outputs);
 }
 
-/// ` <len>` and, with `bytes`, ` <hex>`.
+/// `<len>` and, with `bytes`, ` <hex>`.
 fn push_payload(out: &mut Vec<u8>, data: &[u8], bytes: bool) {
-    out.push(b' ');
     push_u64(out, data.len() as u64);
     if bytes {
         out.push(b' ');
@@ -203,85 +203,79 @@ pub(crate) const REJECTIONS: [Rejection; 16] = [
     Rejection::CloseNotRequested,
 ];
 
-/// The word an input line starts with (after its time).
-pub fn input_name(input: &Input) -> &'static str {
-    match input {
-        Input::Accept { .. } => "accept",
-        Input::Received { .. } => "received",
-        Input::PeerEof { .. } => "eof",
-        Input::IoError { .. } => "io-error",
-        Input::Written { .. } => "written",
-        Input::Attach { .. } => "attach",
-        Input::Detach { .. } => "detach",
-        Input::Closed { .. } => "closed",
-        Input::Timeout => "timeout",
-        Input::Send { .. } => "send",
-        Input::Broadcast { .. } => "broadcast",
-        Input::Kick { .. } => "kick",
-        Input::KickDefault { .. } => "kick-default",
-        Input::Authenticate { .. } => "auth",
-        Input::Shutdown { .. } => "shutdown",
+/// `graceful` or `abort`.
+fn push_mode(out: &mut Vec<u8>, mode: KickMode) {
+    out.extend_from_slice(match mode {
+        KickMode::Graceful => b"graceful",
+        KickMode::Abort => b"abort",
+        // A mode added later: written, does not parse back.
+        _ => b"unknown-mode",
+    });
+}
+
+/// An `io::ErrorKind` by its `Debug` name.
+fn push_kind(out: &mut Vec<u8>, kind: std::io::ErrorKind) {
+    match kind_name(kind) {
+        Some(name) => out.extend_from_slice(name.as_bytes()),
+        // Written so a reader can name it; it does not parse back.
+        None => {
+            // Writing to a Vec cannot fail.
+            let _ = write!(out, "{kind:?}");
+        }
     }
 }
 
-/// Appends the input and its arguments (`send #1.1 6`), without the time.
-/// Payloads are written as hex only with `bytes`.
-pub fn encode_input(input: &Input, bytes: bool, out: &mut Vec<u8>) {
-    out.extend_from_slice(input_name(input).as_bytes());
-    match input {
-        Input::Accept { peer } => {
-            // Writing to a Vec cannot fail.
-            let _ = write!(out, " {peer}");
+/// A disconnect reason as one word: its name ([`DisconnectReason::name`]),
+/// with `:<kind>` for an I/O error (`io-error:TimedOut`) and `:<code>` for
+/// a kick (`kicked:7`).
+fn push_reason(out: &mut Vec<u8>, reason: &DisconnectReason) {
+    out.extend_from_slice(reason.name().as_bytes());
+    match reason {
+        DisconnectReason::IoError(kind) => {
+            out.push(b':');
+            push_kind(out, *kind);
         }
-        Input::Received { id, data } | Input::Send { id, data } => {
-            out.push(b' ');
-            push_id(out, *id);
-            push_payload(out, data, bytes);
-        }
-        Input::Broadcast { data } => push_payload(out, data, bytes),
-        Input::IoError { id, kind } => {
-            out.push(b' ');
-            push_id(out, *id);
-            out.push(b' ');
-            match kind_name(*kind) {
-                Some(name) => out.extend_from_slice(name.as_bytes()),
-                // Written so a reader can name it; it does not parse back.
-                None => {
-                    let _ = write!(out, "{kind:?}");
-                }
-            }
-        }
-        Input::Written { id, n } => {
-            out.push(b' ');
-            push_id(out, *id);
-            out.push(b' ');
-            push_u64(out, *n as u64);
-        }
-        Input::Kick { id, mode, code } => {
-            out.push(b' ');
-            push_id(out, *id);
-            out.extend_from_slice(match mode {
-                KickMode::Graceful => b" graceful ",
-                KickMode::Abort => b" abort ",
-                // A mode added later: written, does not parse back.
-                _ => b" unknown-mode ",
-            });
+        DisconnectReason::Kicked { code } => {
+            out.push(b':');
             push_u64(out, u64::from(*code));
         }
-        Input::PeerEof { id }
-        | Input::Attach { id }
-        | Input::Detach { id }
-        | Input::Closed { id }
-        | Input::KickDefault { id }
-        | Input::Authenticate { id } => {
-            out.push(b' ');
-            push_id(out, *id);
+        _ => {}
+    }
+}
+
+/// Appends the input and its arguments (`send #1.1 6`), without the time:
+/// its name ([`Input::name`]) and each of its [`Input::args`]. Payloads
+/// are written as hex only with `bytes`.
+pub fn encode_input(input: &Input, bytes: bool, out: &mut Vec<u8>) {
+    out.extend_from_slice(input.name().as_bytes());
+    for arg in input.args() {
+        out.push(b' ');
+        encode_arg(&arg, bytes, out);
+    }
+}
+
+/// Appends one argument of an input line.
+fn encode_arg(arg: &Arg, bytes: bool, out: &mut Vec<u8>) {
+    match arg {
+        Arg::Peer(peer) => {
+            // Writing to a Vec cannot fail.
+            let _ = write!(out, "{peer}");
         }
-        Input::Timeout => {}
-        Input::Shutdown { grace } => {
-            out.push(b' ');
-            push_duration(out, *grace);
+        Arg::Id(id) => push_id(out, *id),
+        Arg::Ids(ids) => {
+            push_u64(out, ids.len() as u64);
+            for id in ids {
+                out.push(b' ');
+                push_id(out, *id);
+            }
         }
+        Arg::Payload(data) => push_payload(out, data, bytes),
+        Arg::Count(n) => push_u64(out, *n as u64),
+        Arg::ErrorKind(kind) => push_kind(out, *kind),
+        Arg::Mode(mode) => push_mode(out, *mode),
+        Arg::Code(code) => push_u64(out, u64::from(*code)),
+        Arg::Reason(reason) => push_reason(out, reason),
+        Arg::Duration(d) => push_duration(out, *d),
     }
 }
 

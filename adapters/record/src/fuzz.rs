@@ -15,8 +15,6 @@
 //! assert!(tether_record::fuzz::parse_and_replay(b"\xff\x00garbage").unwrap().is_none());
 //! ```
 
-use tether_core::testing::Input;
-
 use crate::format::{Recording, encode_header, encode_line};
 use crate::replay::{ReplayError, ReplayOptions, ReplayReport, replay};
 
@@ -50,12 +48,7 @@ pub fn parse_and_replay(data: &[u8]) -> Result<Option<ReplayReport>, String> {
     round_trip(&recording)?;
     let payload: usize = recording
         .lines()
-        .map(|(_, l)| match &l.input {
-            Input::Received { data, .. } | Input::Send { data, .. } | Input::Broadcast { data } => {
-                data.len()
-            }
-            _ => 0,
-        })
+        .map(|(_, l)| l.input.payload().map_or(0, |data| data.len()))
         .sum();
     if payload > MAX_PAYLOAD_TOTAL {
         return Ok(None);

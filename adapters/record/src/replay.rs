@@ -39,7 +39,7 @@ use tether_core::testing::{Checker, Input, Outcome, Violation};
 use tether_core::{Action, Event, Hub};
 
 use crate::checksum::Checksum;
-use crate::format::{Header, Line, ParseError, Recording, Segment, encode_line, input_name};
+use crate::format::{Header, Line, ParseError, Recording, Segment, encode_line};
 
 mod diff;
 
@@ -467,10 +467,10 @@ impl Replayer {
             at_ns: line.at_ns,
         })?;
         self.lines += 1;
-        *self.inputs.entry(input_name(&line.input)).or_default() += 1;
+        *self.inputs.entry(line.input.name()).or_default() += 1;
         let (first, _) = self.span_ns.unwrap_or((line.at_ns, line.at_ns));
         self.span_ns = Some((first, line.at_ns));
-        if let Some(id) = line.input.channel() {
+        for id in line.input.channels() {
             self.channels.insert(id.to_raw());
         }
         self.actions.clear();

@@ -118,10 +118,10 @@ pub fn run_loose(header: &Header, lines: &[Line]) -> Result<LooseRun, String> {
 /// `accept` of that id was replayed.
 fn remap(input: &Input, ids: &HashMap<ChannelId, ChannelId>) -> Input {
     let mut input = input.clone();
-    if let Some(id) = input.channel_mut()
-        && let Some(mapped) = ids.get(id)
-    {
-        *id = *mapped;
+    for id in input.channels_mut() {
+        if let Some(mapped) = ids.get(id) {
+            *id = *mapped;
+        }
     }
     input
 }
@@ -140,6 +140,10 @@ fn simpler(line: &Line) -> Vec<Line> {
             data: half(data),
         },
         Input::Broadcast { data } if !data.is_empty() => Input::Broadcast { data: half(data) },
+        Input::BroadcastTo { ids, data } if !data.is_empty() => Input::BroadcastTo {
+            ids: ids.clone(),
+            data: half(data),
+        },
         Input::Written { id, n } if *n > 0 => Input::Written { id: *id, n: n / 2 },
         Input::Shutdown { grace } if !grace.is_zero() => Input::Shutdown { grace: *grace / 2 },
         _ => return Vec::new(),

@@ -99,7 +99,8 @@ pub fn format_step(step: &Step<'_>, filter: &Filter) -> Option<String> {
         return None;
     }
     let follows = |id: Option<ChannelId>| filter.channel.is_none() || id == filter.channel;
-    let names = follows(line.input.channel())
+    let names = filter.channel.is_none()
+        || (line.input.channels().iter()).any(|id| follows(Some(*id)))
         || matches!(step.outcome, Outcome::Opened(id) if follows(Some(id)));
     let outputs: Vec<String> = step
         .actions

@@ -94,20 +94,32 @@ pub fn fuzz_lifecycle(data: &[u8]) -> Result<RunReport, Box<Failure>> {
 /// committed corpus replays the runs it was minimised for.
 pub const FUZZ_TAG_V2: &[u8; 2] = b"T2";
 
+/// A `lifecycle` fuzz input starting with these bytes decodes its
+/// configuration as with [`FUZZ_TAG_V2`], and its ops from every [`Op`],
+/// those added since included ([`Op::KickReason`], [`Op::BroadcastTo`]);
+/// an input without it draws ops as before them ([`Op::arbitrary_v2`]).
+pub const FUZZ_TAG_V3: &[u8; 2] = b"T3";
+
 /// What the `lifecycle` target makes of `data`: a configuration and ops
-/// (ending with [`Op::Drain`]). See [`FUZZ_TAG_V2`].
+/// (ending with [`Op::Drain`]). See [`FUZZ_TAG_V2`] and [`FUZZ_TAG_V3`].
 pub fn decode_fuzz_input(data: &[u8]) -> (SimConfig, Vec<Op>) {
-    let tagged = data.strip_prefix(FUZZ_TAG_V2);
-    let mut u = Unstructured::new(tagged.unwrap_or(data));
-    let config = if tagged.is_some() {
+    let v3 = data.strip_prefix(FUZZ_TAG_V3);
+    let v2 = data.strip_prefix(FUZZ_TAG_V2);
+    let mut u = Unstructured::new(v3.or(v2).unwrap_or(data));
+    let config = if v3.is_some() || v2.is_some() {
         SimConfig::arbitrary(&mut u)
     } else {
         SimConfig::arbitrary_v1(&mut u)
     };
     let config = config.unwrap_or_default();
+    let op = if v3.is_some() {
+        Op::arbitrary
+    } else {
+        Op::arbitrary_v2
+    };
     let mut ops = Vec::new();
     while !u.is_empty() && ops.len() < MAX_FUZZ_OPS {
-        match Op::arbitrary(&mut u) {
+        match op(&mut u) {
             Ok(op) => ops.push(op),
             Err(_) => break,
         }

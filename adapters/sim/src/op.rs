@@ -6,14 +6,22 @@
 //! `3 % live` (in accept order), so a trace stays meaningful while a
 //! shrinker deletes lines. `#slot.gen` names one exact id instead (a forged
 //! call when no such channel is live).
+//!
+//! An op is not a second list of hub calls: each becomes core
+//! [`Input`](tether_core::Input)s in one place (`Sim::exec`,
+//! `sim/exec.rs`), and every hub call the simulator makes is one
+//! `Sim::call(Input)`, a checked [`Hub::handle_input`](tether_core::Hub::handle_input).
+//! What an op adds is what an input cannot say: a connection by position
+//! and a payload by size (so traces survive shrinking), the simulated
+//! network's side (partial writes, FINs answered, closes confirmed late),
+//! and time (waits, clocks running backwards).
 
-use std::fmt;
 use std::io;
 
 use arbitrary::{Arbitrary, Unstructured};
-use tether_core::ChannelId;
+use tether_core::DisconnectReason;
 
-use crate::TraceError;
+mod text;
 
 /// How much the app sends, from nothing to more than the queue holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Arbitrary)]
@@ -245,181 +253,50 @@ pub enum Op {
         /// Which call.
         call: Call,
     },
+    /// The app kicks a channel with an explicit reason
+    /// (`Hub::kick_with_reason`; twice: hostile).
+    KickReason {
+        /// Connection.
+        conn: u16,
+        /// Abortive instead of graceful.
+        abort: bool,
+        /// Which reason, mod 8 (see [`Op::reason`]).
+        reason: u8,
+    },
+    /// The app sends to a list of channels (`Hub::broadcast_to`): each
+    /// connection `i` whose bit is set in `mask` (`c<i>`, repeats when
+    /// fewer are live), then, with `stale`, a released connection's id.
+    BroadcastTo {
+        /// Which connections: bit `i` is `c<i>`.
+        mask: u8,
+        /// A stale id last (hostile).
+        stale: bool,
+        /// How much.
+        size: SendSize,
+    },
 }
 
-fn size_text(s: SendSize) -> String {
-    match s {
-        SendSize::Empty => "empty".into(),
-        SendSize::Tiny(n) => format!("tiny:{n}"),
-        SendSize::Small(n) => format!("small:{n}"),
-        SendSize::AtLimit => "at-limit".into(),
-        SendSize::OverLimit => "over-limit".into(),
-    }
-}
-
-fn parse_size(s: &str) -> Option<SendSize> {
-    Some(match s {
-        "empty" => SendSize::Empty,
-        "at-limit" => SendSize::AtLimit,
-        "over-limit" => SendSize::OverLimit,
-        _ => match s.split_once(':')? {
-            ("tiny", n) => SendSize::Tiny(n.parse().ok()?),
-            ("small", n) => SendSize::Small(n.parse().ok()?),
-            _ => return None,
-        },
-    })
-}
-
-fn name_of<T: PartialEq + Copy>(names: &[(&'static str, T)], v: T) -> &'static str {
-    names.iter().find(|(_, x)| *x == v).map_or("?", |(n, _)| n)
-}
-
-fn parse_name<T: Copy>(names: &[(&'static str, T)], s: &str) -> Option<T> {
-    names.iter().find(|(n, _)| *n == s).map(|(_, v)| *v)
-}
-
-impl fmt::Display for Op {
-    /// The trace form of an op (without its time).
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            Op::Advance { .. } => write!(f, "wait"),
-            Op::Rewind { ms } => write!(f, "rewind {ms}"),
-            Op::Accept => write!(f, "accept"),
-            Op::AcceptFlood { n } => write!(f, "accept-flood {n}"),
-            Op::PeerSend { conn, len } => write!(f, "peer-send c{conn} {len}"),
-            Op::PeerEof { conn } => write!(f, "peer-eof c{conn}"),
-            Op::IoError { conn, kind } => {
-                write!(f, "io-error c{conn} {}", name_of(&IoKind::NAMES, kind))
-            }
-            Op::AppSend { conn, size } => write!(f, "send c{conn} {}", size_text(size)),
-            Op::Broadcast { size } => write!(f, "broadcast {}", size_text(size)),
-            Op::Write { conn, percent } => write!(f, "write c{conn} {percent}"),
-            Op::Flush => write!(f, "flush"),
-            Op::Kick { conn, abort, code } => {
-                let mode = if abort { "abort" } else { "graceful" };
-                write!(f, "kick c{conn} {mode} {code}")
-            }
-            Op::KickDefault { conn } => write!(f, "kick-default c{conn}"),
-            Op::Authenticate { conn } => write!(f, "auth c{conn}"),
-            Op::Attach { conn } => write!(f, "attach c{conn}"),
-            Op::Detach { conn } => write!(f, "detach c{conn}"),
-            Op::ConfirmClose { conn } => write!(f, "confirm c{conn}"),
-            Op::Timeout => write!(f, "timeout"),
-            Op::Drain => write!(f, "drain"),
-            Op::Shutdown { grace_ms } => write!(f, "shutdown {grace_ms}"),
-            Op::Stale { pick, call } => {
-                write!(f, "stale {pick} {}", name_of(&Call::NAMES, call))
-            }
-            Op::Forged {
-                shard,
-                slot,
-                generation,
-                call,
-            } => {
-                let id = ChannelId::from_parts(shard % 2, u32::from(slot), u32::from(generation))
-                    .expect("a u8 slot fits");
-                write!(f, "forged {id} {}", name_of(&Call::NAMES, call))
-            }
-        }
-    }
-}
-
-impl std::str::FromStr for Op {
-    type Err = TraceError;
-
-    /// Parses the trace form written by `Display`.
-    fn from_str(line: &str) -> Result<Op, TraceError> {
-        let bad = || TraceError::Op(line.to_string());
-        let mut words = line.split_whitespace();
-        let verb = words.next().ok_or_else(bad)?;
-        let args: Vec<&str> = words.collect();
-        let num = |i: usize| -> Result<u16, TraceError> {
-            args.get(i).and_then(|s| s.parse().ok()).ok_or_else(bad)
-        };
-        let conn = || -> Result<u16, TraceError> {
-            args.first()
-                .and_then(|s| s.strip_prefix('c'))
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(bad)
-        };
-        let byte =
-            |i: usize| -> Result<u8, TraceError> { u8::try_from(num(i)?).map_err(|_| bad()) };
-        let call = |i: usize| -> Result<Call, TraceError> {
-            args.get(i)
-                .and_then(|s| parse_name(&Call::NAMES, s))
-                .ok_or_else(bad)
-        };
-        let size = |i: usize| -> Result<SendSize, TraceError> {
-            args.get(i).and_then(|s| parse_size(s)).ok_or_else(bad)
-        };
-        Ok(match verb {
-            "wait" => Op::Advance { ms: 0 },
-            "rewind" => Op::Rewind { ms: num(0)? },
-            "accept" => Op::Accept,
-            "accept-flood" => Op::AcceptFlood { n: byte(0)? },
-            "peer-send" => Op::PeerSend {
-                conn: conn()?,
-                len: num(1)?,
-            },
-            "peer-eof" => Op::PeerEof { conn: conn()? },
-            "io-error" => Op::IoError {
-                conn: conn()?,
-                kind: args
-                    .get(1)
-                    .and_then(|s| parse_name(&IoKind::NAMES, s))
-                    .ok_or_else(bad)?,
-            },
-            "send" => Op::AppSend {
-                conn: conn()?,
-                size: size(1)?,
-            },
-            "broadcast" => Op::Broadcast { size: size(0)? },
-            "write" => Op::Write {
-                conn: conn()?,
-                percent: byte(1)?,
-            },
-            "flush" => Op::Flush,
-            "kick" => Op::Kick {
-                conn: conn()?,
-                abort: match args.get(1) {
-                    Some(&"abort") => true,
-                    Some(&"graceful") => false,
-                    _ => return Err(bad()),
-                },
-                code: byte(2)?,
-            },
-            // `close`: its name in traces written before `Hub::close` became
-            // `Hub::kick_default`.
-            "kick-default" | "close" => Op::KickDefault { conn: conn()? },
-            "auth" => Op::Authenticate { conn: conn()? },
-            "attach" => Op::Attach { conn: conn()? },
-            "detach" => Op::Detach { conn: conn()? },
-            "confirm" => Op::ConfirmClose { conn: conn()? },
-            "timeout" => Op::Timeout,
-            "drain" => Op::Drain,
-            "shutdown" => Op::Shutdown { grace_ms: num(0)? },
-            "stale" => Op::Stale {
-                pick: num(0)?,
-                call: call(1)?,
-            },
-            "forged" => {
-                let id: ChannelId = args.first().ok_or_else(bad)?.parse().map_err(|_| bad())?;
-                let narrow = |v: u32| u8::try_from(v).map_err(|_| bad());
-                Op::Forged {
-                    shard: id.shard(),
-                    slot: narrow(id.slot())?,
-                    generation: narrow(id.generation())?,
-                    call: call(1)?,
-                }
-            }
-            _ => return Err(bad()),
-        })
-    }
-}
+/// The reasons [`Op::KickReason`] picks from, by trace name.
+const REASONS: [(&str, DisconnectReason); 8] = [
+    ("peer-closed", DisconnectReason::PeerClosed),
+    ("peer-reset", DisconnectReason::PeerReset),
+    (
+        "io-error",
+        DisconnectReason::IoError(io::ErrorKind::TimedOut),
+    ),
+    ("kicked", DisconnectReason::Kicked { code: 42 }),
+    ("idle-timeout", DisconnectReason::IdleTimeout),
+    ("login-timeout", DisconnectReason::LoginTimeout),
+    ("slow-consumer", DisconnectReason::SlowConsumer),
+    ("server-shutdown", DisconnectReason::ServerShutdown),
+];
 
 /// How often each op is picked (out of the sum): a server's life is mostly
 /// traffic and time passing; shutdowns are rare so runs stay interesting.
-const WEIGHTS: [(u8, u16); 21] = [
+/// Entries are only appended: the first [`WEIGHTS_V2`] are how fuzz inputs
+/// without the tag `T3` decode (so the committed corpus replays the runs
+/// it was minimised for).
+const WEIGHTS: [(u8, u16); 23] = [
     (0, 14), // Advance
     (1, 2),  // Rewind
     (2, 10), // Accept
@@ -441,20 +318,46 @@ const WEIGHTS: [(u8, u16); 21] = [
     (18, 1), // Shutdown
     (19, 3), // Stale
     (20, 2), // Forged
+    (21, 2), // KickReason
+    (22, 3), // BroadcastTo
 ];
 
+/// The ops fuzz inputs without the tag `T3` draw from.
+const WEIGHTS_V2: usize = 21;
+
 impl<'a> Arbitrary<'a> for Op {
+    /// Any op, each as often as its weight says (the ops added since the
+    /// corpus was minimised included).
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Op> {
-        let total: u16 = WEIGHTS.iter().map(|(_, w)| w).sum();
-        let mut r = u16::arbitrary(u)? % total;
-        let mut variant = 0;
-        for (v, w) in WEIGHTS {
-            if r < w {
-                variant = v;
-                break;
-            }
-            r -= w;
+        let variant = pick_variant(u, &WEIGHTS)?;
+        Op::arbitrary_variant(u, variant)
+    }
+}
+
+/// A variant by weight (the first, when `u` runs out).
+fn pick_variant(u: &mut Unstructured<'_>, weights: &[(u8, u16)]) -> arbitrary::Result<u8> {
+    let total: u16 = weights.iter().map(|(_, w)| w).sum();
+    let mut r = u16::arbitrary(u)? % total;
+    for (v, w) in weights {
+        if r < *w {
+            return Ok(*v);
         }
+        r -= w;
+    }
+    Ok(0)
+}
+
+impl Op {
+    /// An op as fuzz inputs without the tag `T3` decode: none of the ops
+    /// added since ([`Op::KickReason`], [`Op::BroadcastTo`]), the same
+    /// bytes consumed as when the corpus was minimised.
+    pub fn arbitrary_v2(u: &mut Unstructured<'_>) -> arbitrary::Result<Op> {
+        let variant = pick_variant(u, &WEIGHTS[..WEIGHTS_V2])?;
+        Op::arbitrary_variant(u, variant)
+    }
+
+    /// The op of `variant` (an index of [`WEIGHTS`]), its fields from `u`.
+    fn arbitrary_variant<'a>(u: &mut Unstructured<'a>, variant: u8) -> arbitrary::Result<Op> {
         let conn = |u: &mut Unstructured<'a>| -> arbitrary::Result<u16> {
             Ok(u16::from(u8::arbitrary(u)?))
         };
@@ -494,6 +397,17 @@ impl<'a> Arbitrary<'a> for Op {
                 percent: u8::arbitrary(u)?,
             },
             10 => Op::Flush,
+            _ => Op::arbitrary_command(u, variant)?,
+        })
+    }
+
+    /// [`arbitrary_variant`](Op::arbitrary_variant) for the app's commands
+    /// and the hostile calls (variants 11 on).
+    fn arbitrary_command<'a>(u: &mut Unstructured<'a>, variant: u8) -> arbitrary::Result<Op> {
+        let conn = |u: &mut Unstructured<'a>| -> arbitrary::Result<u16> {
+            Ok(u16::from(u8::arbitrary(u)?))
+        };
+        Ok(match variant {
             11 => Op::Kick {
                 conn: conn(u)?,
                 abort: bool::arbitrary(u)?,
@@ -512,17 +426,30 @@ impl<'a> Arbitrary<'a> for Op {
                 pick: u16::arbitrary(u)?,
                 call: Call::arbitrary(u)?,
             },
-            _ => Op::Forged {
+            20 => Op::Forged {
                 shard: u8::arbitrary(u)?,
                 slot: u8::arbitrary(u)? % 32,
                 generation: u8::arbitrary(u)? % 8,
                 call: Call::arbitrary(u)?,
             },
+            21 => Op::KickReason {
+                conn: conn(u)?,
+                abort: bool::arbitrary(u)?,
+                reason: u8::arbitrary(u)? % 8,
+            },
+            _ => Op::BroadcastTo {
+                mask: u8::arbitrary(u)?,
+                stale: bool::arbitrary(u)?,
+                size: SendSize::arbitrary(u)?,
+            },
         })
     }
-}
 
-impl Op {
+    /// The reason of an [`Op::KickReason`] with this `reason` field.
+    pub fn reason(reason: u8) -> DisconnectReason {
+        REASONS[usize::from(reason) % REASONS.len()].1
+    }
+
     /// The connection index this op names, if any.
     pub fn conn(&self) -> Option<u16> {
         let mut op = *self;
@@ -546,6 +473,7 @@ impl Op {
             | Op::AppSend { conn, .. }
             | Op::Write { conn, .. }
             | Op::Kick { conn, .. }
+            | Op::KickReason { conn, .. }
             | Op::KickDefault { conn }
             | Op::Authenticate { conn }
             | Op::Attach { conn }

@@ -351,6 +351,14 @@ fn describe(input: &Input) -> String {
         Input::Received { id, data } => format!("Received {{ id: {id}, len: {} }}", data.len()),
         Input::Send { id, data } => format!("Send {{ id: {id}, len: {} }}", data.len()),
         Input::Broadcast { data } => format!("Broadcast {{ len: {} }}", data.len()),
+        Input::BroadcastTo { ids, data } => {
+            let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+            format!(
+                "BroadcastTo {{ ids: [{}], len: {} }}",
+                ids.join(", "),
+                data.len()
+            )
+        }
         other => format!("{other:?}"),
     }
 }

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use tether_sim::{
-    FUZZ_TAG_V2, Op, Sim, SimConfig, Timeout, Trace, decode_fuzz_input, fuzz_ids, fuzz_lifecycle,
-    run_seeded, seeded_config,
+    FUZZ_TAG_V2, FUZZ_TAG_V3, Op, Sim, SimConfig, Timeout, Trace, decode_fuzz_input, fuzz_ids,
+    fuzz_lifecycle, run_seeded, seeded_config,
 };
 
 fn files(dir: &Path) -> Vec<PathBuf> {
@@ -151,7 +151,7 @@ fn corpus_files_without_the_tag_decode_with_overhead_and_stall_off() {
     for path in files(&dir) {
         let data = std::fs::read(&path).expect("readable corpus file");
         let (config, _) = decode_fuzz_input(&data);
-        if data.starts_with(FUZZ_TAG_V2) {
+        if data.starts_with(FUZZ_TAG_V2) || data.starts_with(FUZZ_TAG_V3) {
             tagged += 1;
         } else {
             old += 1;
@@ -235,4 +235,37 @@ fn the_config_line_round_trips_the_new_keys() {
     let parsed = Trace::parse(&trace.to_string()).expect("parses");
     assert_eq!(parsed.config, config);
     parsed.replay(true).expect("replays clean");
+}
+
+#[test]
+fn kick_reason_and_broadcast_to_are_ops_behind_the_v3_tag() {
+    let text =
+        "config max=4 resume=2 limit=4096 high=1024 low=256 overhead=0 idle=off flush=500 stall=off
+@0 accept
+@0 accept
+@0 kick-reason c1 abort slow-consumer
+@1 broadcast-to 7 tiny:3 stale
+@2 kick-reason c0 graceful io-error
+@2 kick-reason c0 abort kicked
+@3 broadcast-to 255 empty
+@500 drain
+";
+    let trace = Trace::parse(text).expect("parses");
+    assert_eq!(trace.lines.len(), 8);
+    assert_eq!(Trace::parse(&trace.to_string()).expect("round trip"), trace);
+    trace.replay(true).expect("replays clean");
+    assert!(Trace::parse("@0 kick-reason c0 abort tired").is_err());
+    assert!(Trace::parse("@0 broadcast-to 3 tiny:1 fresh").is_err());
+
+    // Only a `T3` input draws them; the same bytes untagged or `T2` never do.
+    let new = |op: &Op| matches!(op, Op::KickReason { .. } | Op::BroadcastTo { .. });
+    let body: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    for (tag, drawn) in [(&b""[..], false), (FUZZ_TAG_V2, false), (FUZZ_TAG_V3, true)] {
+        let data: Vec<u8> = tag.iter().chain(&body).copied().collect();
+        let (_, ops) = decode_fuzz_input(&data);
+        assert_eq!(ops.iter().any(new), drawn, "{tag:?}");
+        fuzz_lifecycle(&data).unwrap_or_else(|f| panic!("{tag:?}: {f}"));
+    }
 }

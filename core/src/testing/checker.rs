@@ -45,13 +45,13 @@ use std::fmt;
 use std::time::Instant;
 
 use super::model::Model;
-use crate::{Action, ChannelId, DisconnectReason, Event, Hub};
+use crate::{Action, Event, Hub};
 
 mod invariants;
 #[cfg(test)]
 mod tests;
 
-use invariants::{action_invariant, diff, event_invariant, input_name, outcome_invariant};
+use invariants::{action_invariant, diff, event_invariant, outcome_invariant};
 
 pub use crate::input::{Input, Outcome, Rejection};
 
@@ -334,7 +334,7 @@ impl Checker {
             let _ = self.finish_step();
         }
         self.in_step = true;
-        self.input_kind = input_name(input);
+        self.input_kind = input.name();
         self.timeout_step = matches!(input, Input::Timeout);
         self.model.actions.clear();
         self.model.events.clear();
@@ -362,53 +362,7 @@ impl Checker {
         input: &Input,
         outcome: Outcome,
     ) -> Result<Outcome, (u8, String)> {
-        let m = &mut self.model;
-        // The clock rule, once per input, before anything else (as the hub).
-        let now = m.clock(now);
-        if let Input::Accept { peer } = input {
-            return match (m.accept_expected(), outcome) {
-                (Ok(()), Outcome::Opened(id)) => {
-                    m.accept_opened(id, *peer).map_err(|e| (6, e))?;
-                    Ok(outcome)
-                }
-                (Ok(()), _) => Ok(Outcome::Opened(ChannelId::from_raw(0))),
-                (Err(r), _) => Ok(Outcome::Rejected(r)),
-            };
-        }
-        if let Some(id) = input.channel() {
-            let slot = match m.lookup(id) {
-                Ok(slot) => slot,
-                Err(r) => return Ok(Outcome::Rejected(r)),
-            };
-            return Ok(match input {
-                Input::Received { data, .. } => m.received(now, slot, data),
-                Input::PeerEof { .. } => m.peer_eof(now, slot),
-                Input::IoError { kind, .. } => m.io_error(now, slot, *kind),
-                Input::Written { n, .. } => m.written(now, slot, *n),
-                Input::Send { data, .. } => m.send(now, slot, data),
-                Input::Kick { mode, code, .. } => {
-                    m.kick(now, slot, *mode, DisconnectReason::Kicked { code: *code })
-                }
-                Input::KickDefault { .. } => {
-                    let mode = m.config.default_kick;
-                    m.kick(now, slot, mode, DisconnectReason::Kicked { code: 0 })
-                }
-                Input::Authenticate { .. } => m.authenticate(slot),
-                Input::Attach { .. } => m.attach(slot),
-                Input::Detach { .. } => m.detach(slot),
-                Input::Closed { .. } => m.closed(slot),
-                Input::Accept { .. }
-                | Input::Broadcast { .. }
-                | Input::Timeout
-                | Input::Shutdown { .. } => unreachable!("inputs without a channel"),
-            });
-        }
-        Ok(match input {
-            Input::Broadcast { data } => m.broadcast(now, data),
-            Input::Timeout => m.timeout(now),
-            Input::Shutdown { grace } => m.shutdown(now, *grace),
-            _ => unreachable!("inputs with a channel handled above"),
-        })
+        self.model.predict(now, input, outcome)
     }
 
     /// Records one action the step emitted, in the order drained.

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use quickcheck::{Arbitrary, Gen};
 use tether_core::testing::{Checker, Input, Outcome};
 use tether_core::{
-    Action, Bytes, ChannelId, ChannelInfo, Config, Event, HalfClosePolicy, Hub, KickMode,
-    OfflineEntry, OverflowPolicy, Stats,
+    Action, Bytes, ChannelId, ChannelInfo, Config, DisconnectReason, Event, HalfClosePolicy, Hub,
+    KickMode, OfflineEntry, OverflowPolicy, Stats,
 };
 
 /// Which channel a step names.
@@ -71,6 +71,32 @@ pub enum Step {
     /// the one after confirms it).
     Jump(u16),
     Shutdown(u16),
+    /// `kick_with_reason`: abortive?, which reason (see [`reason`]).
+    KickWithReason(Pick, bool, u8),
+    /// `broadcast_to` the first pick twice and the second once.
+    BroadcastTo(Pick, Pick, Size),
+}
+
+fn kick_mode(abort: bool) -> KickMode {
+    if abort {
+        KickMode::Abort
+    } else {
+        KickMode::Graceful
+    }
+}
+
+/// A disconnect reason for `kick_with_reason`, every kind of it.
+pub fn reason(n: u8) -> DisconnectReason {
+    match n % 8 {
+        0 => DisconnectReason::PeerClosed,
+        1 => DisconnectReason::PeerReset,
+        2 => DisconnectReason::IoError(io::ErrorKind::TimedOut),
+        3 => DisconnectReason::Kicked { code: u32::from(n) },
+        4 => DisconnectReason::IdleTimeout,
+        5 => DisconnectReason::LoginTimeout,
+        6 => DisconnectReason::SlowConsumer,
+        _ => DisconnectReason::ServerShutdown,
+    }
 }
 
 impl Arbitrary for Pick {
@@ -101,7 +127,7 @@ impl Arbitrary for Size {
 impl Arbitrary for Step {
     fn arbitrary(g: &mut Gen) -> Step {
         let p = Pick::arbitrary(g);
-        match u8::arbitrary(g) % 23 {
+        match u8::arbitrary(g) % 25 {
             0 | 1 => Step::Accept,
             2 => Step::AcceptFlood(u8::arbitrary(g) % 16),
             3 => Step::Received(p, u8::arbitrary(g)),
@@ -121,7 +147,9 @@ impl Arbitrary for Step {
             19 | 20 => Step::Advance(u16::arbitrary(g) % 3_000),
             21 if bool::arbitrary(g) => Step::Rewind(u16::arbitrary(g) % 2_000),
             21 => Step::Jump(u16::arbitrary(g) % 100),
-            _ => Step::Shutdown(u16::arbitrary(g) % 5_000),
+            22 => Step::Shutdown(u16::arbitrary(g) % 5_000),
+            23 => Step::KickWithReason(p, bool::arbitrary(g), u8::arbitrary(g)),
+            _ => Step::BroadcastTo(p, Pick::arbitrary(g), Size::arbitrary(g)),
         }
     }
 }
@@ -306,11 +334,7 @@ impl Run {
             Step::Broadcast(size) => vec![Input::Broadcast { data: bytes(size) }],
             Step::Kick(p, abort, code) => one(pick(p).map(|id| Input::Kick {
                 id,
-                mode: if abort {
-                    KickMode::Abort
-                } else {
-                    KickMode::Graceful
-                },
+                mode: kick_mode(abort),
                 code: code.into(),
             })),
             Step::KickDefault(p) => one(pick(p).map(|id| Input::KickDefault { id })),
@@ -338,6 +362,15 @@ impl Run {
             }
             Step::Shutdown(ms) => vec![Input::Shutdown {
                 grace: Duration::from_millis(ms.into()),
+            }],
+            Step::KickWithReason(p, abort, n) => one(pick(p).map(|id| Input::KickWithReason {
+                id,
+                mode: kick_mode(abort),
+                reason: reason(n),
+            })),
+            Step::BroadcastTo(p, q, size) => vec![Input::BroadcastTo {
+                ids: [pick(p), pick(q), pick(p)].into_iter().flatten().collect(),
+                data: bytes(size),
             }],
         }
     }

@@ -113,3 +113,54 @@ fn without_an_observer_every_call_is_forwarded() {
     assert!(hub.flush().is_ok() && hub.finish().is_ok() && hub.take_error().is_none());
     assert_eq!(hub.into_inner().live(), 1);
 }
+
+#[test]
+fn every_input_goes_through_handle_input_and_is_seen_once() {
+    use tether_core::{Answer, DisconnectReason};
+    let now = Instant::now();
+    let seen = Seen::default();
+    let log = Log {
+        seen: seen.clone(),
+        active: true,
+        befores: 0,
+    };
+    let mut hub =
+        ObservedHub::observed(Hub::new(Config::default()).unwrap(), |_| Ok(Box::new(log))).unwrap();
+    let peer = "127.0.0.1:4000".parse().unwrap();
+    let Answer::Accept(Ok(a)) = hub.handle_input(now, Input::Accept { peer }) else {
+        panic!("accepted")
+    };
+    let b = hub.accept(now, peer).unwrap();
+    let to = Input::BroadcastTo {
+        ids: vec![a, b, a],
+        data: Bytes::from_static(b"x"),
+    };
+    let Answer::Broadcast(report) = hub.handle_input(now, to.clone()) else {
+        panic!("a broadcast's answer")
+    };
+    assert_eq!((report.sent, report.refused.len()), (3, 0));
+    let kick = Input::KickWithReason {
+        id: b,
+        mode: KickMode::Abort,
+        reason: DisconnectReason::SlowConsumer,
+    };
+    assert_eq!(hub.handle_input(now, kick.clone()).outcome(), Outcome::Ok);
+    let (_, events) = drain(&mut hub);
+    let reason = DisconnectReason::SlowConsumer;
+    assert!(events.contains(&Event::Disconnected { id: b, reason }));
+    let seen = seen.lock().unwrap();
+    let got: Vec<(Input, Outcome)> = seen.iter().map(|(i, o, ..)| (i.clone(), *o)).collect();
+    assert_eq!(got.len(), 4);
+    assert_eq!(
+        got[2],
+        (
+            to,
+            Outcome::Broadcast {
+                sent: 3,
+                refused: 0
+            }
+        )
+    );
+    assert_eq!(got[3], (kick, Outcome::Ok));
+    assert_eq!(hub.observer_stats().unwrap().lines, 4);
+}

@@ -1,19 +1,18 @@
 //! The parser: every complete line up to the first error, and that error
 //! with its line number. It never panics, whatever the input.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tether_core::testing::{Input, Outcome};
-use tether_core::{ChannelId, KickMode, Snapshot};
+use tether_core::{ChannelId, Snapshot};
 
 use super::MAX_PAYLOAD;
 use super::error::{ParseError, ParseErrorKind};
-use super::{Header, Line, MAGIC, MAX_LINE, REJECTIONS, VERSION, rejection_name};
+use super::{Header, Line, MAGIC, MAX_LINE, VERSION};
 use crate::checksum::Checksum;
-use crate::errorkind::kind_from_name;
+
+mod input;
 
 /// A parsed recording: one or more segments (a file holds one; files
 /// concatenated hold several, each starting with its header).
@@ -209,122 +208,6 @@ impl Parser {
         }
         Ok((Bytes::from(data), hex.len()))
     }
-
-    /// One input line; returns it and the length of its payload's hex.
-    fn line(&mut self, text: &str, bytes: bool) -> Result<(Line, usize), ParseErrorKind> {
-        let mut t = Tokens::new(text);
-        let at_ns = instant_ns(t.next("a time in seconds with nine decimals")?)?;
-        let name = t.next("an input name")?;
-        let mut hex = 0;
-        let input = match name {
-            "accept" => {
-                let peer = t.next("a peer address")?;
-                let peer = peer
-                    .parse::<SocketAddr>()
-                    .map_err(|_| expected("a peer address", peer))?;
-                Input::Accept { peer }
-            }
-            "received" | "send" => {
-                let id = id(t.next("a channel id")?)?;
-                let (data, n) = self.payload(&mut t, bytes)?;
-                hex = n;
-                if name == "send" {
-                    Input::Send { id, data }
-                } else {
-                    Input::Received { id, data }
-                }
-            }
-            "broadcast" => {
-                let (data, n) = self.payload(&mut t, bytes)?;
-                hex = n;
-                Input::Broadcast { data }
-            }
-            "eof" => Input::PeerEof {
-                id: id(t.next("a channel id")?)?,
-            },
-            "io-error" => {
-                let id = id(t.next("a channel id")?)?;
-                let name = t.next("an io::ErrorKind name")?;
-                let kind = kind_from_name(name)
-                    .ok_or_else(|| ParseErrorKind::UnknownErrorKind(found(name)))?;
-                Input::IoError { id, kind }
-            }
-            "written" => {
-                let id = id(t.next("a channel id")?)?;
-                let n = usize_of(t.next("a byte count")?, "a byte count")?;
-                Input::Written { id, n }
-            }
-            "attach" => Input::Attach {
-                id: id(t.next("a channel id")?)?,
-            },
-            "detach" => Input::Detach {
-                id: id(t.next("a channel id")?)?,
-            },
-            "closed" => Input::Closed {
-                id: id(t.next("a channel id")?)?,
-            },
-            "timeout" => Input::Timeout,
-            "kick" => {
-                let id = id(t.next("a channel id")?)?;
-                let mode = match t.next("a kick mode (graceful or abort)")? {
-                    "graceful" => KickMode::Graceful,
-                    "abort" => KickMode::Abort,
-                    other => return Err(expected("a kick mode (graceful or abort)", other)),
-                };
-                let code = number(t.next("a kick code")?, "a kick code")?;
-                let code = u32::try_from(code).map_err(|_| expected("a kick code (u32)", ""))?;
-                Input::Kick { id, mode, code }
-            }
-            "kick-default" => Input::KickDefault {
-                id: id(t.next("a channel id")?)?,
-            },
-            "auth" => Input::Authenticate {
-                id: id(t.next("a channel id")?)?,
-            },
-            "shutdown" => {
-                const WHAT: &str = "a grace period in seconds with nine decimals";
-                Input::Shutdown {
-                    grace: duration(t.next(WHAT)?, WHAT)?,
-                }
-            }
-            other => return Err(expected("an input name (accept, received, …)", other)),
-        };
-        t.word("=>", "`=>` and the outcome")?;
-        let outcome = match t.next("an outcome (ok, opened, broadcast or rejected)")? {
-            "ok" => Outcome::Ok,
-            "opened" => Outcome::Opened(id(t.next("the opened channel's id")?)?),
-            "broadcast" => {
-                let sent = usize_of(t.next("a sent count")?, "a sent count")?;
-                let refused = usize_of(t.next("a refused count")?, "a refused count")?;
-                Outcome::Broadcast { sent, refused }
-            }
-            "rejected" => {
-                let reason = t.next("a rejection reason")?;
-                let r = REJECTIONS
-                    .iter()
-                    .find(|r| rejection_name(**r) == reason)
-                    .ok_or_else(|| expected("a rejection reason (stale, unknown, …)", reason))?;
-                Outcome::Rejected(*r)
-            }
-            other => {
-                return Err(expected(
-                    "an outcome (ok, opened, broadcast or rejected)",
-                    other,
-                ));
-            }
-        };
-        let checksum = checksum(&mut t)?;
-        t.end()?;
-        Ok((
-            Line {
-                at_ns,
-                input,
-                outcome,
-                checksum,
-            },
-            hex,
-        ))
-    }
 }
 
 #[cfg(test)]
@@ -486,7 +369,8 @@ fn parse_into(data: &[u8], rec: &mut Recording) -> Result<(), ParseError> {
         };
         let (raw, tail) = rest.split_at(end);
         rest = tail.get(1..).unwrap_or_default();
-        // The snapshot line and payloads' hex may be longer; checked below.
+        // The snapshot line, payloads' hex and lists of ids may be longer;
+        // checked below.
         let exempt = (expect == Expect::Snapshot || expect == Expect::Body)
             && raw.first().is_some_and(|b| *b != b'#');
         if raw.len() > MAX_LINE && !exempt {
@@ -504,8 +388,8 @@ fn parse_into(data: &[u8], rec: &mut Recording) -> Result<(), ParseError> {
                 let Some(segment) = rec.segments.last_mut() else {
                     return Err(at(expected(Expect::Magic.what(), text)));
                 };
-                let (line, hex) = parser.line(text, segment.header.bytes).map_err(at)?;
-                if text.len() - hex > MAX_LINE {
+                let (line, exempt) = parser.line(text, segment.header.bytes).map_err(at)?;
+                if text.len() - exempt > MAX_LINE {
                     return Err(at(ParseErrorKind::TooLong { len: text.len() }));
                 }
                 segment.lines.push(line);

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use quickcheck::{Arbitrary, Gen, QuickCheck};
 use tether_core::testing::{Input, Outcome};
-use tether_core::{ChannelId, Config, Hub, KickMode};
+use tether_core::{ChannelId, Config, DisconnectReason, Hub, KickMode};
 
 use super::*;
 use crate::errorkind::ERROR_KINDS;
@@ -49,6 +49,21 @@ fn peer(g: &mut Gen) -> SocketAddr {
     }
 }
 
+fn reason(g: &mut Gen) -> DisconnectReason {
+    match u8::arbitrary(g) % 8 {
+        0 => DisconnectReason::PeerClosed,
+        1 => DisconnectReason::PeerReset,
+        2 => DisconnectReason::IoError(pick(g, ERROR_KINDS).0),
+        3 => DisconnectReason::Kicked {
+            code: u32::arbitrary(g),
+        },
+        4 => DisconnectReason::IdleTimeout,
+        5 => DisconnectReason::LoginTimeout,
+        6 => DisconnectReason::SlowConsumer,
+        _ => DisconnectReason::ServerShutdown,
+    }
+}
+
 fn duration(g: &mut Gen) -> Duration {
     Duration::new(u64::arbitrary(g), u32::arbitrary(g) % 1_000_000_000)
 }
@@ -56,7 +71,7 @@ fn duration(g: &mut Gen) -> Duration {
 impl Arbitrary for Arb {
     fn arbitrary(g: &mut Gen) -> Self {
         let bytes = bool::arbitrary(g);
-        let input = match u8::arbitrary(g) % 15 {
+        let input = match u8::arbitrary(g) % 17 {
             0 => Input::Accept { peer: peer(g) },
             1 => Input::Received {
                 id: id(g),
@@ -89,7 +104,16 @@ impl Arbitrary for Arb {
             11 => Input::Detach { id: id(g) },
             12 => Input::Closed { id: id(g) },
             13 => Input::Timeout,
-            _ => Input::Shutdown { grace: duration(g) },
+            14 => Input::Shutdown { grace: duration(g) },
+            15 => Input::KickWithReason {
+                id: id(g),
+                mode: pick(g, &[KickMode::Graceful, KickMode::Abort]),
+                reason: reason(g),
+            },
+            _ => Input::BroadcastTo {
+                ids: (0..usize::arbitrary(g) % 5).map(|_| id(g)).collect(),
+                data: data(g, bytes),
+            },
         };
         let outcome = match u8::arbitrary(g) % 4 {
             0 => Outcome::Ok,
@@ -399,6 +423,116 @@ fn long_lines_are_errors_but_long_payloads_are_not() {
     let (rec, err) = Recording::parse(text(&header(true, 0), std::slice::from_ref(&big)));
     assert_eq!(err, None);
     assert_eq!(rec.segments[0].lines, vec![big]);
+}
+
+#[test]
+fn kick_with_reason_and_broadcast_to_have_lines() {
+    let (a, b) = (
+        ChannelId::from_parts(0, 1, 1).unwrap(),
+        ChannelId::from_parts(1, 2, 3).unwrap(),
+    );
+    let cases = [
+        (
+            Input::KickWithReason {
+                id: a,
+                mode: KickMode::Abort,
+                reason: DisconnectReason::SlowConsumer,
+            },
+            "kick-reason #1.1 abort slow-consumer",
+        ),
+        (
+            Input::KickWithReason {
+                id: b,
+                mode: KickMode::Graceful,
+                reason: DisconnectReason::IoError(std::io::ErrorKind::TimedOut),
+            },
+            "kick-reason #1:2.3 graceful io-error:TimedOut",
+        ),
+        (
+            Input::KickWithReason {
+                id: a,
+                mode: KickMode::Graceful,
+                reason: DisconnectReason::Kicked { code: 7 },
+            },
+            "kick-reason #1.1 graceful kicked:7",
+        ),
+        (
+            Input::BroadcastTo {
+                ids: vec![a, b, a],
+                data: Bytes::from_static(b"hi"),
+            },
+            "broadcast-to 3 #1.1 #1:2.3 #1.1 2 6869",
+        ),
+        (
+            Input::BroadcastTo {
+                ids: Vec::new(),
+                data: Bytes::new(),
+            },
+            "broadcast-to 0 0 ",
+        ),
+    ];
+    for (input, expected) in cases {
+        let mut out = Vec::new();
+        encode_input(&input, true, &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+        let line = Line {
+            at_ns: 5,
+            input,
+            outcome: Outcome::Ok,
+            checksum: Checksum::ZERO,
+        };
+        let (rec, err) = Recording::parse(text(&header(true, 0), std::slice::from_ref(&line)));
+        assert_eq!(err, None, "{expected}");
+        assert_eq!(rec.segments[0].lines, vec![line]);
+    }
+    let h = header(false, 0);
+    for (bad, message) in [
+        (
+            "kick-reason #0.1 abort kicked",
+            "expected a disconnect reason",
+        ),
+        (
+            "kick-reason #0.1 abort kicked:x",
+            "expected a disconnect reason",
+        ),
+        (
+            "kick-reason #0.1 abort tired",
+            "expected a disconnect reason",
+        ),
+        ("kick-reason #0.1 abort io-error:Nope", "unknown"),
+        ("broadcast-to 2 #0.1 3", "expected a channel id"),
+        ("broadcast-to 1 #0.1", "expected a payload length"),
+    ] {
+        let mut t = text(&h, &[]);
+        t.extend_from_slice(format!("1.000000000 {bad} => ok 0000000000000000 0\n").as_bytes());
+        let (_, err) = error_of(&t);
+        assert!(err.to_string().contains(message), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn a_broadcast_to_many_ids_is_not_too_long() {
+    let ids: Vec<ChannelId> = (0..MAX_LINE / 4)
+        .map(|i| ChannelId::from_parts(0, i as u32 % 1000, 1).unwrap())
+        .collect();
+    let line = Line {
+        at_ns: 0,
+        input: Input::BroadcastTo {
+            ids,
+            // Without bytes a payload parses back as zeros.
+            data: Bytes::from_static(&[0]),
+        },
+        outcome: Outcome::Broadcast {
+            sent: 0,
+            refused: MAX_LINE / 4,
+        },
+        checksum: Checksum::ZERO,
+    };
+    let t = text(&header(false, 0), std::slice::from_ref(&line));
+    assert!(t.len() > MAX_LINE);
+    let (rec, err) = Recording::parse(t);
+    assert_eq!(err, None);
+    assert_eq!(rec.segments[0].lines, vec![line]);
 }
 
 #[test]

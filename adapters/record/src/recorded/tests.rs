@@ -487,3 +487,69 @@ fn as_a_factory_each_shard_records_to_its_own_file_and_a_start_error_reads_plain
     let err = err.downcast::<RecordStartError>().unwrap();
     assert!(matches!(err.0, RecordError::Io { op: "create", .. }));
 }
+
+#[test]
+fn every_input_is_recorded_through_handle_input() {
+    let dir = TempDir::new("every-input");
+    let path = dir.path("hub.rec");
+    let epoch = Instant::now();
+    let options = RecordOptions::new(&path).with_bytes(true);
+    let mut hub = recording(Hub::new(Config::default()).unwrap(), epoch, options).unwrap();
+    let peer = "127.0.0.1:5000".parse().unwrap();
+    let (a, b) = (ChannelIdOf::first(), ChannelIdOf::second());
+    let stale = tether_core::ChannelId::from_parts(0, 0, 9).unwrap();
+    let data = Bytes::from_static(b"news");
+    let inputs = vec![
+        Input::Accept { peer },
+        Input::Accept { peer },
+        Input::BroadcastTo {
+            ids: vec![a, b, a, stale],
+            data: data.clone(),
+        },
+        Input::KickWithReason {
+            id: a,
+            mode: KickMode::Abort,
+            reason: DisconnectReason::SlowConsumer,
+        },
+        Input::KickWithReason {
+            id: b,
+            mode: KickMode::Graceful,
+            reason: DisconnectReason::IoError(std::io::ErrorKind::TimedOut),
+        },
+        Input::BroadcastTo {
+            ids: vec![a, b],
+            data,
+        },
+    ];
+    let mut outcomes = Vec::new();
+    for (n, input) in inputs.iter().enumerate() {
+        let now = epoch + Duration::from_millis(n as u64);
+        outcomes.push(hub.handle_input(now, input.clone()).outcome());
+        while hub.poll_action().is_some() {}
+        while hub.poll_event().is_some() {}
+    }
+    assert_eq!(
+        outcomes[2],
+        Outcome::Broadcast {
+            sent: 3,
+            refused: 1
+        }
+    );
+    assert_eq!(
+        outcomes[5],
+        Outcome::Broadcast {
+            sent: 0,
+            refused: 2
+        }
+    );
+    hub.finish().unwrap();
+
+    let rec = parse(&path);
+    let segment = &rec.segments[0];
+    let got: Vec<_> = (segment.lines.iter())
+        .map(|l| (l.input.clone(), l.outcome))
+        .collect();
+    let expected: Vec<_> = inputs.into_iter().zip(outcomes).collect();
+    assert_eq!(got, expected);
+    replay(segment, epoch);
+}

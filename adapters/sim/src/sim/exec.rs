@@ -99,6 +99,17 @@ impl Sim {
                 let data = self.bytes(size);
                 self.call(Input::Broadcast { data });
             }
+            Op::BroadcastTo { mask, stale, size } => {
+                let mut ids: Vec<ChannelId> = (0..8)
+                    .filter(|i| mask & (1 << i) != 0)
+                    .filter_map(|i| self.sockets.pick(i))
+                    .collect();
+                if stale && let Some(dead) = self.sockets.dead.back() {
+                    ids.push(*dead);
+                }
+                let data = self.bytes(size);
+                self.call(Input::BroadcastTo { ids, data });
+            }
             Op::Flush => {
                 let ids: Vec<_> = self.sockets.order.clone();
                 for id in ids {
@@ -211,19 +222,21 @@ impl Sim {
             }
             Op::Write { percent, .. } => self.write(id, percent),
             Op::Kick { abort, code, .. } => {
-                let mode = if abort {
-                    KickMode::Abort
-                } else {
-                    KickMode::Graceful
-                };
                 self.call(Input::Kick {
                     id,
-                    mode,
+                    mode: kick_mode(abort),
                     code: code.into(),
                 });
             }
             Op::KickDefault { .. } => {
                 self.call(Input::KickDefault { id });
+            }
+            Op::KickReason { abort, reason, .. } => {
+                self.call(Input::KickWithReason {
+                    id,
+                    mode: kick_mode(abort),
+                    reason: Op::reason(reason),
+                });
             }
             Op::Authenticate { .. } => {
                 self.call(Input::Authenticate { id });
@@ -310,5 +323,13 @@ impl Sim {
             Call::Closed => Input::Closed { id },
         };
         self.call(input);
+    }
+}
+
+fn kick_mode(abort: bool) -> KickMode {
+    if abort {
+        KickMode::Abort
+    } else {
+        KickMode::Graceful
     }
 }

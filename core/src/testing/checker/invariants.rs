@@ -6,26 +6,6 @@ use std::fmt;
 use super::{Input, Outcome, Rejection};
 use crate::{Action, ChannelId, Event, ShutdownHow};
 
-pub(super) fn input_name(input: &Input) -> &'static str {
-    match input {
-        Input::Accept { .. } => "accept",
-        Input::Received { .. } => "received",
-        Input::PeerEof { .. } => "peer-eof",
-        Input::IoError { .. } => "io-error",
-        Input::Written { .. } => "written",
-        Input::Send { .. } => "send",
-        Input::Broadcast { .. } => "broadcast",
-        Input::Kick { .. } => "kick",
-        Input::KickDefault { .. } => "kick-default",
-        Input::Authenticate { .. } => "authenticate",
-        Input::Attach { .. } => "attach",
-        Input::Detach { .. } => "detach",
-        Input::Closed { .. } => "closed",
-        Input::Timeout => "timeout",
-        Input::Shutdown { .. } => "shutdown",
-    }
-}
-
 /// Which invariant a wrong result breaks.
 pub(super) fn outcome_invariant(input: &Input, expected: Outcome, got: Outcome) -> u8 {
     let id_error =
@@ -35,7 +15,7 @@ pub(super) fn outcome_invariant(input: &Input, expected: Outcome, got: Outcome) 
     }
     match input {
         Input::Accept { .. } => 12,
-        Input::Send { .. } | Input::Broadcast { .. } => {
+        Input::Send { .. } | Input::Broadcast { .. } | Input::BroadcastTo { .. } => {
             if matches!(got, Outcome::Ok)
                 && matches!(
                     expected,
@@ -48,7 +28,7 @@ pub(super) fn outcome_invariant(input: &Input, expected: Outcome, got: Outcome) 
             }
         }
         Input::Written { .. } => 4,
-        Input::Kick { .. } | Input::KickDefault { .. } => 3,
+        Input::Kick { .. } | Input::KickDefault { .. } | Input::KickWithReason { .. } => 3,
         Input::Attach { .. } | Input::Detach { .. } => 5,
         Input::Closed { .. } => 6,
         Input::Received { .. } | Input::PeerEof { .. } => 2,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::*;
-use crate::{Config, KickMode};
+use crate::{ChannelId, Config, DisconnectReason, KickMode};
 
 fn peer() -> SocketAddr {
     "127.0.0.1:9".parse().unwrap()

@@ -19,14 +19,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::checker::{Outcome, Rejection};
+use super::checker::{Input, Outcome, Rejection};
 
+mod flow;
 #[cfg(feature = "snapshot")]
 mod snapshot;
 mod time;
 use crate::{
     Action, ChannelId, ChannelState, Config, DisconnectReason, Event, HalfClosePolicy, KickMode,
-    OverflowPolicy, RejectedInputs, ShutdownHow,
+    RejectedInputs, ShutdownHow,
 };
 use time::far_future;
 
@@ -150,6 +151,63 @@ impl Model {
         }
         self.held_jump = Some(now);
         last
+    }
+
+    /// The prediction for `input` (the hub's clock rule first, as the
+    /// hub): its outcome, with its outputs in `actions` and `events`. For
+    /// `accept`, takes the hub's id (`outcome`) and checks it is fresh.
+    pub fn predict(
+        &mut self,
+        now: Instant,
+        input: &Input,
+        outcome: Outcome,
+    ) -> Result<Outcome, (u8, String)> {
+        let m = self;
+        // The clock rule, once per input, before anything else (as the hub).
+        let now = m.clock(now);
+        // The channel an input on one channel names, which must be live.
+        let slot = match input.channel().map(|id| m.lookup(id)) {
+            Some(Ok(slot)) => slot,
+            Some(Err(r)) => return Ok(Outcome::Rejected(r)),
+            None => usize::MAX, // not used: the input names no one channel
+        };
+        Ok(match input {
+            Input::Accept { peer } => return m.accept(*peer, outcome),
+            Input::Received { data, .. } => m.received(now, slot, data),
+            Input::PeerEof { .. } => m.peer_eof(now, slot),
+            Input::IoError { kind, .. } => m.io_error(now, slot, *kind),
+            Input::Written { n, .. } => m.written(now, slot, *n),
+            Input::Send { data, .. } => m.send(now, slot, data),
+            Input::Broadcast { data } => m.broadcast(now, data),
+            Input::BroadcastTo { ids, data } => m.broadcast_to(now, ids, data),
+            Input::Kick { mode, code, .. } => {
+                m.kick(now, slot, *mode, DisconnectReason::Kicked { code: *code })
+            }
+            Input::KickDefault { .. } => {
+                let mode = m.config.default_kick;
+                m.kick(now, slot, mode, DisconnectReason::Kicked { code: 0 })
+            }
+            Input::KickWithReason { mode, reason, .. } => m.kick(now, slot, *mode, *reason),
+            Input::Authenticate { .. } => m.authenticate(slot),
+            Input::Attach { .. } => m.attach(slot),
+            Input::Detach { .. } => m.detach(slot),
+            Input::Closed { .. } => m.closed(slot),
+            Input::Timeout => m.timeout(now),
+            Input::Shutdown { grace } => m.shutdown(now, *grace),
+        })
+    }
+
+    /// An accept: refused as the hub must, or opened with the hub's id
+    /// (`outcome`), which must be fresh (invariant 6).
+    fn accept(&mut self, peer: SocketAddr, outcome: Outcome) -> Result<Outcome, (u8, String)> {
+        match (self.accept_expected(), outcome) {
+            (Ok(()), Outcome::Opened(id)) => {
+                self.accept_opened(id, peer).map_err(|e| (6, e))?;
+                Ok(outcome)
+            }
+            (Ok(()), _) => Ok(Outcome::Opened(ChannelId::from_raw(0))),
+            (Err(r), _) => Ok(Outcome::Rejected(r)),
+        }
     }
 
     /// The slot of a live id, or the rejection the hub must give it.
@@ -302,87 +360,6 @@ impl Model {
             self.drop_queue(slot);
             self.go_offline(slot, now);
         }
-        Outcome::Ok
-    }
-
-    /// A send to one channel (also one recipient of a broadcast).
-    pub fn send(&mut self, now: Instant, slot: usize, data: &Bytes) -> Outcome {
-        let limit = self.config.queue_limit;
-        let overhead = self.config.message_overhead;
-        let (high, overflow) = (self.config.high_watermark, self.config.overflow);
-        let ch = self.channel(slot);
-        let len = data.len();
-        if !ch.state.is_usable() {
-            return Outcome::Rejected(Rejection::NotUsable);
-        }
-        if len == 0 {
-            return Outcome::Ok; // nothing queued, nothing charged
-        }
-        // u128: the model's arithmetic cannot overflow, whatever the sizes.
-        let cost = len as u128 + overhead as u128;
-        if cost > limit as u128 {
-            return Outcome::Rejected(Rejection::TooLarge);
-        }
-        if ch.charged as u128 + cost > limit as u128 {
-            let kicked = overflow == OverflowPolicy::KickSlowConsumer;
-            if kicked {
-                self.disconnect(slot, DisconnectReason::SlowConsumer);
-                self.abort(slot, now);
-            } else {
-                ch.backpressured = true;
-            }
-            return Outcome::Rejected(Rejection::QueueFull { kicked });
-        }
-        if ch.queued == 0 {
-            ch.stall_since = now;
-        }
-        ch.queued += len;
-        ch.charged += len + overhead;
-        if ch.charged >= high {
-            ch.backpressured = true;
-        }
-        let id = ch.id;
-        self.bytes_queued += len as u64;
-        self.actions.push(Action::Transmit {
-            id,
-            data: data.clone(),
-        });
-        Outcome::Ok
-    }
-
-    pub fn broadcast(&mut self, now: Instant, data: &Bytes) -> Outcome {
-        let (mut sent, mut refused) = (0, 0);
-        for slot in 0..self.slots.len() {
-            if self.state_is(slot, ChannelState::is_usable) {
-                match self.send(now, slot, data) {
-                    Outcome::Ok => sent += 1,
-                    _ => refused += 1,
-                }
-            }
-        }
-        Outcome::Broadcast { sent, refused }
-    }
-
-    pub fn written(&mut self, now: Instant, slot: usize, n: usize) -> Outcome {
-        let low = self.config.low_watermark;
-        let ch = self.channel(slot);
-        if n > ch.queued {
-            return Outcome::Rejected(Rejection::OverWritten);
-        }
-        ch.queued -= n;
-        ch.charged = if ch.queued == 0 { 0 } else { ch.charged - n };
-        if n > 0 {
-            ch.stall_since = now;
-        }
-        if ch.backpressured && ch.charged <= low {
-            ch.backpressured = false;
-            if ch.state.is_usable() {
-                let id = ch.id;
-                self.events.push(Event::Writable { id });
-            }
-        }
-        self.bytes_written += n as u64;
-        self.progress_close(slot, now);
         Outcome::Ok
     }
 
