@@ -28,11 +28,9 @@ const TRIGGERS: [Trigger; 3] = [Trigger::Term, Trigger::Int, Trigger::Console];
 
 /// The shard of a greeted id: `#1:0.1` is on shard 1, `#0.1` (one shard) on 0.
 pub(super) fn shard_of(id: &str) -> Option<usize> {
-    let id = id.strip_prefix('#')?;
-    match id.split_once(':') {
-        Some((shard, _)) => shard.parse().ok(),
-        None => Some(0),
-    }
+    id.parse::<tether_core::ChannelId>()
+        .ok()
+        .map(|id| usize::from(id.shard()))
 }
 
 /// **Shutdown mid-burst, repeated.** `scale.drain_rounds` rounds, each on
