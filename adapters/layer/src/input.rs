@@ -18,6 +18,8 @@ use async_channel::{Receiver, Sender};
 use bytes::Bytes;
 use tether_core::ChannelId;
 
+use crate::credit::{self, Credit, ReadAhead};
+
 /// One thing that happened on a socket.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -73,9 +75,9 @@ pub const READ_AHEAD: usize = 2;
 pub struct Inputs<S, A> {
     pub(crate) reader: Sender<Input<S, A>>,
     pub(crate) control: Sender<Input<S, A>>,
-    /// One token per posted chunk the driver has not taken yet (per
-    /// connection; `None` on the shard-wide inputs).
-    pub(crate) ahead: Option<Sender<()>>,
+    /// This connection's read-ahead credit (`None` on the shard-wide
+    /// inputs).
+    pub(crate) ahead: Option<Credit>,
 }
 
 impl<S, A> Clone for Inputs<S, A> {
@@ -105,8 +107,8 @@ impl<S, A> Inputs<S, A> {
     /// The same queues with a fresh read-ahead credit of [`READ_AHEAD`]
     /// chunks, for one connection; the driver keeps the returned end and
     /// hands a token back for each chunk it takes.
-    pub(crate) fn for_connection(&self) -> (Self, Receiver<()>) {
-        let (ahead, taken) = async_channel::bounded(READ_AHEAD);
+    pub(crate) fn for_connection(&self) -> (Self, ReadAhead) {
+        let (ahead, taken) = credit::read_ahead();
         let inputs = Inputs {
             reader: self.reader.clone(),
             control: self.control.clone(),
@@ -116,7 +118,7 @@ impl<S, A> Inputs<S, A> {
     }
 
     /// The credit a `Received` needs, if this connection has one.
-    fn credit(&self, input: &Input<S, A>) -> Option<&Sender<()>> {
+    fn credit(&self, input: &Input<S, A>) -> Option<&Credit> {
         match input {
             Input::Received(..) => self.ahead.as_ref(),
             _ => None,
@@ -127,7 +129,7 @@ impl<S, A> Inputs<S, A> {
     /// driver to take this connection's earlier chunks).
     pub async fn send(&self, input: Input<S, A>) -> Result<(), DriverGone<Input<S, A>>> {
         if let Some(ahead) = self.credit(&input)
-            && ahead.send(()).await.is_err()
+            && ahead.take().await.is_err()
         {
             return Err(DriverGone(input));
         }
@@ -141,7 +143,7 @@ impl<S, A> Inputs<S, A> {
     /// received bytes, while this connection's earlier chunks wait).
     pub fn send_blocking(&self, input: Input<S, A>) -> Result<(), DriverGone<Input<S, A>>> {
         if let Some(ahead) = self.credit(&input)
-            && ahead.send_blocking(()).is_err()
+            && ahead.take_blocking().is_err()
         {
             return Err(DriverGone(input));
         }

@@ -118,6 +118,7 @@
 
 mod accept;
 mod app;
+mod credit;
 mod driver;
 mod exec;
 mod glue;

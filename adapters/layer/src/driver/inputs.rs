@@ -24,7 +24,7 @@ impl<G: Glue> Driver<G> {
                 // The chunk is taken: its reader may read another (a stale
                 // id finds no connection, and then no reader waits on it).
                 if let Some(conn) = self.conns.get(&id) {
-                    let _ = conn.ahead.try_recv();
+                    conn.ahead.taken();
                 }
                 let result = self.hub.handle_received(now, id, data);
                 self.rejected(result);

@@ -43,6 +43,7 @@ use self::stop::Stopping;
 use crate::Options;
 use crate::accept::Gates;
 use crate::app::{APP_BACKLOG, AppState};
+use crate::credit::ReadAhead;
 use crate::glue::{Glue, Sleep};
 use crate::handle::{Command, HandleQueues, Query};
 use crate::input::{Input, InputQueues, Inputs};
@@ -74,9 +75,9 @@ struct Conn<G: Glue> {
     refused_at: Option<Instant>,
     /// When the application kicked it, until its FIN or RST is out.
     kicked_at: Option<Instant>,
-    /// Its reader's read-ahead credit: one token per chunk posted and not
-    /// yet taken (`input::READ_AHEAD` at most).
-    ahead: Receiver<()>,
+    /// Its reader's read-ahead credit (`input::READ_AHEAD` chunks at
+    /// most); dropping it wakes a reader waiting for credit.
+    ahead: ReadAhead,
 }
 
 /// A receiving end, pinned once (`async_channel::Receiver` is `!Unpin`)
