@@ -3,8 +3,11 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Instant;
 
-use tether_core::{Config, Hub};
+use async_channel::{Receiver, Sender};
+use tether_core::{Config, Event, Hub};
 
 use crate::accept::{self, Accept, Listeners};
 use crate::driver::{self, Driver};
@@ -60,68 +63,49 @@ pub fn prepare<G: Glue>(
     // Every shard holds at least one channel: never more shards than the
     // budget, so the configured limit holds over all of them.
     let shards = options.shards.clamp(1, 256).min(budget);
-    // One epoch for every shard's observer: a recording's times are
-    // nanoseconds since the server started.
-    let epoch = std::time::Instant::now();
+    let epoch = Instant::now();
     config.validate()?;
     let (stopped, stopped_rx) = async_channel::bounded::<()>(1);
     let (listener_alive, stop) = async_channel::bounded::<()>(1);
     let (events_tx, events, unread) = Events::new();
-    let counters = Arc::new(AdapterCounters::default());
-    let gates = accept::Gates::new(shards);
-    let remaining = Arc::new(std::sync::atomic::AtomicUsize::new(shards));
-    let barrier = driver::Barrier::new(shards);
-    // Closes once every shard's shutdown completed (each driver holds a
-    // sender until its own did).
     let (completing, all_complete) = async_channel::bounded::<()>(1);
     // Every shard's queues first: an in-driver application may command any
     // shard.
-    let mut handle_queues = Vec::with_capacity(shards);
-    let mut receivers = Vec::with_capacity(shards);
-    for _ in 0..shards {
-        let ((senders, commands), queries) = handle::shard_queues(options.command_queue);
-        handle_queues.push(senders);
-        receivers.push((commands, queries));
-    }
+    let (handle_queues, receivers) = shard_queues(shards, options.command_queue);
+    let shared = Shared {
+        options,
+        runtime,
+        budget,
+        epoch,
+        events: events_tx,
+        unread,
+        counters: Arc::new(AdapterCounters::default()),
+        gates: accept::Gates::new(shards),
+        remaining: Arc::new(AtomicUsize::new(shards)),
+        stopped,
+        completing,
+        all_complete,
+        listener_alive,
+        barrier: driver::Barrier::new(shards),
+    };
     let mut drivers = Vec::with_capacity(shards);
     let mut shard_inputs = Vec::with_capacity(shards);
-    for (shard, (commands, queries)) in receivers.into_iter().enumerate() {
-        let shard_id = u8::try_from(shard).unwrap_or(u8::MAX);
-        let hub = shard_hub(&config, &options, (shard, shards), budget, epoch)?;
-        let (inputs, queues) = input::queues(options.reader_queue, options.control_queue);
-        let glue = make_glue(GlueContext {
-            shard: shard_id,
-            counters: counters.clone(),
-            options: options.clone(),
-        })?;
-        let app = shard_app(&options, shard, &handle_queues);
-        shard_inputs.push(inputs.clone());
-        drivers.push(Driver::new(driver::Parts {
-            hub,
-            glue,
-            inputs,
+    for (shard, queues) in receivers.into_iter().enumerate() {
+        let (driver, inputs) = shard_driver(
+            &shared,
+            &config,
+            (shard, shards),
             queues,
-            handle: handle::HandleQueues { commands, queries },
-            events: events_tx.clone(),
-            unread: unread.clone(),
-            counters: counters.clone(),
-            options: options.clone(),
-            runtime,
-            budget,
-            shard,
-            gates: gates.clone(),
-            remaining: remaining.clone(),
-            stopped: stopped.clone(),
-            completing: completing.clone(),
-            all_complete: all_complete.clone(),
-            listener_alive: listener_alive.clone(),
-            app,
-            barrier: barrier.clone(),
-        }));
+            &handle_queues,
+            &mut make_glue,
+        )?;
+        shard_inputs.push(inputs);
+        drivers.push(driver);
     }
-    drop(completing);
+    drop(shared.completing);
     let handle = Handle::new(local_addr, handle_queues, stopped_rx);
-    let listen = Listeners::new(shard_inputs, gates, counters, stopped, stop, options);
+    let (gates, counters, options) = (shared.gates, shared.counters, shared.options);
+    let listen = Listeners::new(shard_inputs, gates, counters, shared.stopped, stop, options);
     Ok(Prepared {
         handle,
         events,
@@ -129,6 +113,100 @@ pub fn prepare<G: Glue>(
         listen,
         budget,
     })
+}
+
+/// What every shard's driver is built with besides its own hub, glue,
+/// queues and application: the settings, and what the shards share.
+struct Shared {
+    options: Options,
+    runtime: &'static str,
+    budget: usize,
+    /// One epoch for every shard's observer: a recording's times are
+    /// nanoseconds since the server started.
+    epoch: Instant,
+    events: Sender<Event>,
+    unread: Arc<AtomicUsize>,
+    counters: Arc<AdapterCounters>,
+    gates: Arc<accept::Gates>,
+    remaining: Arc<AtomicUsize>,
+    stopped: Sender<()>,
+    /// Closes once every shard's shutdown completed (each driver holds a
+    /// sender until its own did).
+    completing: Sender<()>,
+    all_complete: Receiver<()>,
+    listener_alive: Sender<()>,
+    barrier: Arc<driver::Barrier>,
+}
+
+/// Every shard's command and query queues: the handle's ends (in shard
+/// order) and the drivers' ends.
+fn shard_queues(
+    shards: usize,
+    command_queue: usize,
+) -> (Vec<handle::ShardSenders>, Vec<handle::HandleQueues>) {
+    let mut handle_queues = Vec::with_capacity(shards);
+    let mut receivers = Vec::with_capacity(shards);
+    for _ in 0..shards {
+        let ((senders, commands), queries) = handle::shard_queues(command_queue);
+        handle_queues.push(senders);
+        receivers.push(handle::HandleQueues { commands, queries });
+    }
+    (handle_queues, receivers)
+}
+
+/// A shard's input queues, for a runtime's glue `G`.
+type GlueInputs<G> = Inputs<<G as Glue>::Socket, <G as Glue>::Accepted>;
+
+/// Shard `shard` of `shards`' driver, and the input queues its listener
+/// feeds: its hub, then its queues, then its glue, then its application.
+fn shard_driver<G: Glue>(
+    shared: &Shared,
+    config: &Config,
+    (shard, shards): (usize, usize),
+    handle: handle::HandleQueues,
+    handle_queues: &[handle::ShardSenders],
+    make_glue: &mut impl FnMut(GlueContext) -> io::Result<G>,
+) -> Result<(Driver<G>, GlueInputs<G>), StartError> {
+    let options = &shared.options;
+    let shard_id = u8::try_from(shard).unwrap_or(u8::MAX);
+    let hub = shard_hub(
+        config,
+        options,
+        (shard, shards),
+        shared.budget,
+        shared.epoch,
+    )?;
+    let (inputs, queues) = input::queues(options.reader_queue, options.control_queue);
+    let glue = make_glue(GlueContext {
+        shard: shard_id,
+        counters: shared.counters.clone(),
+        options: options.clone(),
+    })?;
+    let app = shard_app(options, shard, handle_queues);
+    let listener_inputs = inputs.clone();
+    let driver = Driver::new(driver::Parts {
+        hub,
+        glue,
+        inputs,
+        queues,
+        handle,
+        events: shared.events.clone(),
+        unread: shared.unread.clone(),
+        counters: shared.counters.clone(),
+        options: options.clone(),
+        runtime: shared.runtime,
+        budget: shared.budget,
+        shard,
+        gates: shared.gates.clone(),
+        remaining: shared.remaining.clone(),
+        stopped: shared.stopped.clone(),
+        completing: shared.completing.clone(),
+        all_complete: shared.all_complete.clone(),
+        listener_alive: shared.listener_alive.clone(),
+        app,
+        barrier: shared.barrier.clone(),
+    });
+    Ok((driver, listener_inputs))
 }
 
 /// The channels the server may hold: `Config::max_channels`, lowered to
@@ -168,7 +246,7 @@ fn shard_hub(
     options: &Options,
     (shard, shards): (usize, usize),
     budget: usize,
-    epoch: std::time::Instant,
+    epoch: Instant,
 ) -> Result<ObservedHub, StartError> {
     let share = budget / shards + usize::from(shard < budget % shards);
     let mut shard_config = config.clone();

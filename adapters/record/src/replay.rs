@@ -238,6 +238,24 @@ impl fmt::Debug for Replayer {
     }
 }
 
+/// Where a replayed line is, and how to print it, for its step and errors.
+struct Place<'l> {
+    /// The 0-based segment index.
+    segment: usize,
+    /// The 1-based line number in the segment's text.
+    line_number: usize,
+    line: &'l Line,
+    /// Whether the segment has payloads (its header's `bytes`).
+    bytes: bool,
+}
+
+impl Place<'_> {
+    /// The line's text, as the recording has it.
+    fn text(&self) -> String {
+        line_text(self.line, self.bytes)
+    }
+}
+
 /// How the violation of a panicking step starts.
 const PANICKED: &str = "the hub panicked";
 
@@ -451,6 +469,7 @@ impl Replayer {
         Ok(())
     }
 
+    /// Replays one input line: counts it, feeds it, then judges the step.
     fn line(
         &mut self,
         segment: usize,
@@ -483,6 +502,31 @@ impl Replayer {
             &mut self.actions,
             &mut self.events,
         );
+        let place = Place {
+            segment,
+            line_number,
+            line,
+            bytes,
+        };
+        self.judge(&place, outcome, violation, observe)
+    }
+
+    /// What one fed line produced, against the recording: a panic first
+    /// (whatever was recorded), then the outcome and the checksum (after
+    /// `observe` saw the step), then the checker's verdict.
+    fn judge(
+        &mut self,
+        place: &Place<'_>,
+        outcome: Outcome,
+        violation: Option<Violation>,
+        observe: &mut impl FnMut(&Step<'_>),
+    ) -> Result<(), ReplayError> {
+        let &Place {
+            segment,
+            line_number,
+            line,
+            ..
+        } = place;
         // A panic ends the replay as invariant 10, whatever was recorded.
         if let Some(v) = violation
             .as_ref()
@@ -491,7 +535,7 @@ impl Replayer {
             return Err(ReplayError::Violation {
                 segment,
                 line_number,
-                text: line_text(line, bytes),
+                text: place.text(),
                 violation: v.clone(),
             });
         }
@@ -517,7 +561,7 @@ impl Replayer {
             return Err(ReplayError::Divergence(Box::new(Divergence {
                 segment,
                 line_number,
-                text: line_text(line, bytes),
+                text: place.text(),
                 expected_outcome: line.outcome,
                 expected_checksum: line.checksum,
                 actual_outcome: outcome,
@@ -530,7 +574,7 @@ impl Replayer {
             return Err(ReplayError::Violation {
                 segment,
                 line_number,
-                text: line_text(line, bytes),
+                text: place.text(),
                 violation,
             });
         }

@@ -10,12 +10,16 @@ use super::{
 };
 use crate::channel::Channel;
 use crate::config::Config;
-use crate::id::{ChannelId, IdTable, MAX_SLOTS};
+use crate::id::{ChannelId, IdTable};
 use crate::offline::OfflineQueue;
 use crate::output::ChannelState;
 use crate::stats::Stats;
 use crate::timers::{Kind, Timers};
 use crate::transitions::{Books, Gate, Shutdown};
+
+mod table;
+
+use table::table;
 
 /// Everything a hub holds, rebuilt from a snapshot (see `Hub::restore`).
 pub(crate) struct Restored {
@@ -53,17 +57,18 @@ impl Clock {
 
 /// Checks `snapshot` and rebuilds the hub's parts (see `Hub::restore`).
 pub(crate) fn restore(snapshot: &Snapshot, epoch: Instant) -> Result<Restored, RestoreError> {
+    // Every field named: one added to `Snapshot` fails to compile here.
     let Snapshot {
         version,
         config,
-        now,
-        held_jump,
+        now: _,       // placed by `hub_clock`
+        held_jump: _, // placed by `hub_clock`
         slots,
         free,
         channels,
         timers,
         offline,
-        stats,
+        stats: _, // checked by `books`
         accept_paused,
         shutdown,
     } = snapshot;
@@ -72,84 +77,33 @@ pub(crate) fn restore(snapshot: &Snapshot, epoch: Instant) -> Result<Restored, R
     }
     config.validate()?;
     let clock = Clock { epoch };
-    let now = clock.opt(*now).map_err(|p| hub_err("now", p))?;
-    let held_jump = clock.opt(*held_jump).map_err(|p| hub_err("held_jump", p))?;
-    clock_rule(
-        config,
-        now,
-        held_jump,
-        !channels.is_empty() || shutdown.is_some(),
-    )?;
+    let (now, held_jump) = hub_clock(snapshot, &clock)?;
     table(config, slots, free, channels)?;
-    let mut by_slot: Vec<Option<Channel>> = vec![None; slots.len()];
-    let (mut usable, mut backpressured, mut offline_channels, mut queued) = (0, 0, 0, 0u64);
-    for snap in channels {
-        let ch = channel(snap, &clock)?;
-        // `clock_rule` made sure the clock is set when a channel exists.
-        check::channel(snap.id, &ch, config, now.unwrap_or(ch.opened_at))?;
-        usable += usize::from(ch.state.is_usable());
-        backpressured += usize::from(ch.backpressured);
-        offline_channels += usize::from(ch.state == ChannelState::Offline);
-        queued += ch.queued as u64;
-        by_slot[snap.id.slot() as usize] = Some(ch);
-    }
-    let known = |id: ChannelId| {
-        let slot = slots.get(id.slot() as usize);
-        id.shard() == config.shard
-            && slot.is_some_and(|s| id.generation() >= 1 && id.generation() <= s.generation)
+    let (by_slot, counts) = channels_by_slot(config, slots.len(), channels, &clock, now)?;
+    let ids = Ids {
+        config,
+        slots,
+        by_slot: &by_slot,
     };
-    let live = |id: ChannelId| {
-        by_slot
-            .get(id.slot() as usize)
-            .and_then(Option::as_ref)
-            .filter(|_| known(id) && slots[id.slot() as usize].generation == id.generation())
-    };
-    let timers = heap(timers, &clock, channels.len(), known)?;
-    let entries: BTreeSet<_> = timers.iter().copied().collect();
-    for (id, ch) in channels.iter().filter_map(|c| Some((c.id, live(c.id)?))) {
-        for (kind, armed, field) in [
-            (Kind::Lifecycle, ch.armed, "armed"),
-            (Kind::Stall, ch.stall_armed, "stall_armed"),
-        ] {
-            if let Some(at) = armed
-                && !entries.contains(&(at, id.to_raw(), kind))
-            {
-                let problem = "armed, but the timer heap has no entry for it".into();
-                return Err(RestoreError::Channel { id, field, problem });
-            }
-        }
-    }
-    let entries = offline_queue(offline, &clock, now, offline_channels, known, live)?;
-    let shutdown = gate(config, *accept_paused, shutdown, &clock, &by_slot, usable)?;
-    let oldest = entries
-        .front()
-        .map(|&(_, since)| now.unwrap_or(since).saturating_duration_since(since));
-    let actual = Stats {
-        live: channels.len(),
-        usable,
-        backpressured,
-        offline_depth: offline_channels,
-        offline_oldest: oldest,
-        accept_paused: *accept_paused,
-        timer_entries: timers.len(),
-        ..Stats::default()
-    };
-    check::stats(stats, &actual, queued)?;
-    if stats.offline_peak < offline_channels || stats.offline_peak > config.max_channels {
-        let problem = format!(
-            "{} is below the offline depth {offline_channels} or above max_channels",
-            stats.offline_peak
-        );
-        return Err(hub_err("stats.offline_peak", problem));
-    }
-    let books = Books {
-        actions: VecDeque::new(),
-        events: VecDeque::new(),
-        stats: counters(stats),
-        offline: OfflineQueue::from_parts(entries, offline_channels, stats.offline_peak),
-        usable,
-        backpressured,
-    };
+    let timers = heap(timers, &clock, channels.len(), |id| ids.known(id))?;
+    armed_in_heap(channels, &timers, &ids)?;
+    let entries = offline_queue(
+        offline,
+        &clock,
+        now,
+        counts.offline,
+        |id| ids.known(id),
+        |id| ids.live(id),
+    )?;
+    let shutdown = gate(
+        config,
+        *accept_paused,
+        shutdown,
+        &clock,
+        &by_slot,
+        counts.usable,
+    )?;
+    let books = books(snapshot, &counts, entries, now, timers.len())?;
     let raw = (slots.iter().zip(by_slot))
         .map(|(s, ch)| (s.generation, ch))
         .collect();
@@ -169,6 +123,155 @@ pub(crate) fn restore(snapshot: &Snapshot, epoch: Instant) -> Result<Restored, R
             shutdown,
         },
     })
+}
+
+/// The gauges the books keep, counted over the rebuilt channels.
+struct Counts {
+    usable: usize,
+    backpressured: usize,
+    /// Channels in state `Offline` (the offline queue's depth).
+    offline: usize,
+    /// Bytes queued over all channels (checked against `stats`).
+    queued: u64,
+}
+
+/// Rebuilds every channel into its slot and checks it on its own, counting
+/// the gauges on the way. `table` has checked the ids, so every slot index
+/// is in range and taken once.
+fn channels_by_slot(
+    config: &Config,
+    slot_count: usize,
+    channels: &[ChannelSnapshot],
+    clock: &Clock,
+    now: Option<Instant>,
+) -> Result<(Vec<Option<Channel>>, Counts), RestoreError> {
+    let mut by_slot: Vec<Option<Channel>> = vec![None; slot_count];
+    let mut counts = Counts {
+        usable: 0,
+        backpressured: 0,
+        offline: 0,
+        queued: 0,
+    };
+    for snap in channels {
+        let ch = channel(snap, clock)?;
+        // `clock_rule` made sure the clock is set when a channel exists.
+        check::channel(snap.id, &ch, config, now.unwrap_or(ch.opened_at))?;
+        counts.usable += usize::from(ch.state.is_usable());
+        counts.backpressured += usize::from(ch.backpressured);
+        counts.offline += usize::from(ch.state == ChannelState::Offline);
+        counts.queued += ch.queued as u64;
+        by_slot[snap.id.slot() as usize] = Some(ch);
+    }
+    Ok((by_slot, counts))
+}
+
+/// Which ids the hub handed out and which are live, for the entries of the
+/// timer heap and the offline queue (both may hold stale ids).
+struct Ids<'a> {
+    config: &'a Config,
+    slots: &'a [SlotSnapshot],
+    by_slot: &'a [Option<Channel>],
+}
+
+impl<'a> Ids<'a> {
+    /// `id` was handed out: this shard, an existing slot, a generation
+    /// that slot has had.
+    fn known(&self, id: ChannelId) -> bool {
+        let slot = self.slots.get(id.slot() as usize);
+        id.shard() == self.config.shard
+            && slot.is_some_and(|s| id.generation() >= 1 && id.generation() <= s.generation)
+    }
+
+    /// The channel `id` names, if it is live (not released).
+    fn live(&self, id: ChannelId) -> Option<&'a Channel> {
+        self.by_slot
+            .get(id.slot() as usize)
+            .and_then(Option::as_ref)
+            .filter(|_| {
+                self.known(id) && self.slots[id.slot() as usize].generation == id.generation()
+            })
+    }
+}
+
+/// Every timer a live channel has armed has its entry in the heap: the hub
+/// only learns a deadline passed from the heap.
+fn armed_in_heap(
+    channels: &[ChannelSnapshot],
+    heap: &[(Instant, u64, Kind)],
+    ids: &Ids<'_>,
+) -> Result<(), RestoreError> {
+    let entries: BTreeSet<_> = heap.iter().copied().collect();
+    for (id, ch) in channels
+        .iter()
+        .filter_map(|c| Some((c.id, ids.live(c.id)?)))
+    {
+        for (kind, armed, field) in [
+            (Kind::Lifecycle, ch.armed, "armed"),
+            (Kind::Stall, ch.stall_armed, "stall_armed"),
+        ] {
+            if let Some(at) = armed
+                && !entries.contains(&(at, id.to_raw(), kind))
+            {
+                let problem = "armed, but the timer heap has no entry for it".into();
+                return Err(RestoreError::Channel { id, field, problem });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The books: `snapshot.stats` checked against what the rest of the
+/// snapshot holds, its peak against the depth and the limit, and the
+/// offline queue.
+fn books(
+    snapshot: &Snapshot,
+    counts: &Counts,
+    entries: VecDeque<(ChannelId, Instant)>,
+    now: Option<Instant>,
+    timer_entries: usize,
+) -> Result<Books, RestoreError> {
+    let (stats, config, depth) = (&snapshot.stats, &snapshot.config, counts.offline);
+    let oldest = entries
+        .front()
+        .map(|&(_, since)| now.unwrap_or(since).saturating_duration_since(since));
+    let actual = Stats {
+        live: snapshot.channels.len(),
+        usable: counts.usable,
+        backpressured: counts.backpressured,
+        offline_depth: depth,
+        offline_oldest: oldest,
+        accept_paused: snapshot.accept_paused,
+        timer_entries,
+        ..Stats::default()
+    };
+    check::stats(stats, &actual, counts.queued)?;
+    if stats.offline_peak < depth || stats.offline_peak > config.max_channels {
+        let problem = format!(
+            "{} is below the offline depth {depth} or above max_channels",
+            stats.offline_peak
+        );
+        return Err(hub_err("stats.offline_peak", problem));
+    }
+    Ok(Books {
+        actions: VecDeque::new(),
+        events: VecDeque::new(),
+        stats: counters(stats),
+        offline: OfflineQueue::from_parts(entries, depth, stats.offline_peak),
+        usable: counts.usable,
+        backpressured: counts.backpressured,
+    })
+}
+
+/// The hub's clock and held jump, placed by `clock`, under the clock rule.
+fn hub_clock(
+    snapshot: &Snapshot,
+    clock: &Clock,
+) -> Result<(Option<Instant>, Option<Instant>), RestoreError> {
+    let now = clock.opt(snapshot.now).map_err(|p| hub_err("now", p))?;
+    let held_jump = (clock.opt(snapshot.held_jump)).map_err(|p| hub_err("held_jump", p))?;
+    let holds_time = !snapshot.channels.is_empty() || snapshot.shutdown.is_some();
+    clock_rule(&snapshot.config, now, held_jump, holds_time)?;
+    Ok((now, held_jump))
 }
 
 /// The hub's clock rule (`Hub::clock`): a hub that holds anything has a
@@ -191,98 +294,6 @@ fn clock_rule(
     {
         let problem = "within max_clock_jump of the clock: it would have been believed";
         return Err(hub_err("held_jump", problem));
-    }
-    Ok(())
-}
-
-/// The id table: slots, the free list, and the channels' ids.
-fn table(
-    config: &Config,
-    slots: &[SlotSnapshot],
-    free: &[u32],
-    channels: &[ChannelSnapshot],
-) -> Result<(), RestoreError> {
-    if slots.len() > MAX_SLOTS {
-        return Err(hub_err(
-            "slots",
-            format!("{} slots, more than {MAX_SLOTS}", slots.len()),
-        ));
-    }
-    if let Some(i) = slots.iter().position(|s| s.generation == 0) {
-        return Err(hub_err(
-            "slots",
-            format!("slot {i}: generation 0 (they start at 1)"),
-        ));
-    }
-    // A slot is added only when every slot in use is occupied; a slot is
-    // retired (never reused) at generation `u32::MAX`.
-    let retired = |s: &SlotSnapshot| !s.occupied && s.generation == u32::MAX;
-    let in_use = slots.iter().filter(|s| !retired(s)).count();
-    if in_use > config.max_channels {
-        let max = config.max_channels;
-        let problem = format!("{in_use} slots in use, more than max_channels ({max})");
-        return Err(hub_err("slots", problem));
-    }
-    let mut last = None;
-    for ch in channels {
-        let id = ch.id;
-        let err = |problem: String| RestoreError::Channel {
-            id,
-            field: "id",
-            problem,
-        };
-        if id.shard() != config.shard {
-            return Err(err(format!(
-                "shard {}, the config's is {}",
-                id.shard(),
-                config.shard
-            )));
-        }
-        let slot = id.slot() as usize;
-        if last.is_some_and(|last| slot <= last) {
-            return Err(err(
-                "channels are not in strictly increasing slot order".into()
-            ));
-        }
-        last = Some(slot);
-        match slots.get(slot) {
-            Some(s) if s.occupied && s.generation == id.generation() => {}
-            Some(s) => {
-                let (g, o) = (s.generation, s.occupied);
-                return Err(err(format!("slot {slot} has generation {g}, occupied {o}")));
-            }
-            None => {
-                return Err(err(format!(
-                    "slot {slot} is past the {} slots",
-                    slots.len()
-                )));
-            }
-        }
-    }
-    let occupied = slots.iter().filter(|s| s.occupied).count();
-    if occupied != channels.len() {
-        let problem = format!("{occupied} occupied slots, {} channels", channels.len());
-        return Err(hub_err("slots", problem));
-    }
-    // The free list is exactly the vacant slots that are not retired.
-    let mut listed = vec![false; slots.len()];
-    for (i, &slot) in free.iter().enumerate() {
-        let ok = (slots.get(slot as usize))
-            .is_some_and(|s| !s.occupied && !retired(s) && !listed[slot as usize]);
-        if !ok {
-            let problem =
-                format!("free[{i}]: slot {slot} is not a vacant, unlisted, unretired slot");
-            return Err(hub_err("free", problem));
-        }
-        listed[slot as usize] = true;
-    }
-    let vacant = in_use - occupied;
-    if free.len() != vacant {
-        let problem = format!(
-            "{} slots listed, {vacant} vacant slots not retired",
-            free.len()
-        );
-        return Err(hub_err("free", problem));
     }
     Ok(())
 }

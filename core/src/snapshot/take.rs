@@ -2,6 +2,7 @@
 //! field added to the hub, a channel, the books, the gate or the offline
 //! queue fails to compile here until the snapshot carries it.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::names::reason_is_nameable;
@@ -111,57 +112,23 @@ pub(crate) fn take(parts: Parts<'_>, epoch: Instant) -> Result<Snapshot, Snapsho
         });
     }
     let clock = Clock { epoch };
-    let slots = (table.raw_slots())
-        .map(|(generation, value)| SlotSnapshot {
-            generation,
-            occupied: value.is_some(),
-        })
-        .collect();
     let channels = (table.iter())
         .map(|(id, ch)| channel(id, ch, &clock))
         .collect::<Result<Vec<_>, _>>()?;
-    let timers = (timers.entries().enumerate())
-        .map(|(i, (at, id, kind))| {
-            Ok(TimerSnapshot {
-                at: clock.at(at, || format!("timers[{i}].at"))?,
-                id,
-                kind: kind_of(kind),
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let timers = timer_entries(timers, &clock)?;
     let (entries, _depth, _peak) = offline.parts(); // in `stats`
-    let offline = (entries.iter().enumerate())
-        .map(|(i, &(id, since))| {
-            Ok(OfflineSnapshot {
-                id,
-                since: clock.at(since, || format!("offline[{i}].since"))?,
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let offline = offline_entries(entries, &clock)?;
     let Gate {
         accept_paused,
         shutdown,
     } = *gate;
-    let shutdown = shutdown
-        .map(|s| {
-            let Shutdown {
-                deadline,
-                deadline_done,
-                complete,
-            } = s;
-            Ok(ShutdownSnapshot {
-                deadline: clock.at(deadline, || "shutdown.deadline".into())?,
-                deadline_done,
-                complete,
-            })
-        })
-        .transpose()?;
+    let shutdown = shutdown.map(|s| shutdown_of(s, &clock)).transpose()?;
     Ok(Snapshot {
         version: SNAPSHOT_VERSION,
         config: config.clone(),
         now: clock.opt(now, || "now".into())?,
         held_jump: clock.opt(held_jump, || "held_jump".into())?,
-        slots,
+        slots: slots(table),
         free: table.free_list(),
         channels,
         timers,
@@ -169,6 +136,58 @@ pub(crate) fn take(parts: Parts<'_>, epoch: Instant) -> Result<Snapshot, Snapsho
         stats,
         accept_paused,
         shutdown,
+    })
+}
+
+/// Every slot of the id table, vacant and retired ones included.
+fn slots(table: &IdTable<Channel>) -> Vec<SlotSnapshot> {
+    (table.raw_slots())
+        .map(|(generation, value)| SlotSnapshot {
+            generation,
+            occupied: value.is_some(),
+        })
+        .collect()
+}
+
+/// Every entry of the timer heap in heap order, stale ones included.
+fn timer_entries(timers: &Timers, clock: &Clock) -> Result<Vec<TimerSnapshot>, SnapshotError> {
+    (timers.entries().enumerate())
+        .map(|(i, (at, id, kind))| {
+            Ok(TimerSnapshot {
+                at: clock.at(at, || format!("timers[{i}].at"))?,
+                id,
+                kind: kind_of(kind),
+            })
+        })
+        .collect()
+}
+
+/// Every entry of the offline queue in order, released ones included.
+fn offline_entries(
+    entries: &VecDeque<(ChannelId, Instant)>,
+    clock: &Clock,
+) -> Result<Vec<OfflineSnapshot>, SnapshotError> {
+    (entries.iter().enumerate())
+        .map(|(i, &(id, since))| {
+            Ok(OfflineSnapshot {
+                id,
+                since: clock.at(since, || format!("offline[{i}].since"))?,
+            })
+        })
+        .collect()
+}
+
+/// The gate's shutdown.
+fn shutdown_of(s: Shutdown, clock: &Clock) -> Result<ShutdownSnapshot, SnapshotError> {
+    let Shutdown {
+        deadline,
+        deadline_done,
+        complete,
+    } = s;
+    Ok(ShutdownSnapshot {
+        deadline: clock.at(deadline, || "shutdown.deadline".into())?,
+        deadline_done,
+        complete,
     })
 }
 

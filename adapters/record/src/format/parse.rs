@@ -364,19 +364,7 @@ fn parse_into(data: &[u8], rec: &mut Recording) -> Result<(), ParseError> {
     while !rest.is_empty() {
         number += 1;
         let at = |kind| ParseError { line: number, kind };
-        let Some(end) = rest.iter().position(|b| *b == b'\n') else {
-            return Err(at(ParseErrorKind::Truncated));
-        };
-        let (raw, tail) = rest.split_at(end);
-        rest = tail.get(1..).unwrap_or_default();
-        // The snapshot line, payloads' hex and lists of ids may be longer;
-        // checked below.
-        let exempt = (expect == Expect::Snapshot || expect == Expect::Body)
-            && raw.first().is_some_and(|b| *b != b'#');
-        if raw.len() > MAX_LINE && !exempt {
-            return Err(at(ParseErrorKind::TooLong { len: raw.len() }));
-        }
-        let text = std::str::from_utf8(raw).map_err(|_| at(ParseErrorKind::NotUtf8))?;
+        let text = split_line(&mut rest, expect).map_err(at)?;
         if text.is_empty() || text.starts_with('#') {
             continue;
         }
@@ -384,38 +372,8 @@ fn parse_into(data: &[u8], rec: &mut Recording) -> Result<(), ParseError> {
             expect = Expect::Magic;
         }
         match expect {
-            Expect::Body => {
-                let Some(segment) = rec.segments.last_mut() else {
-                    return Err(at(expected(Expect::Magic.what(), text)));
-                };
-                let (line, exempt) = parser.line(text, segment.header.bytes).map_err(at)?;
-                if text.len() - exempt > MAX_LINE {
-                    return Err(at(ParseErrorKind::TooLong { len: text.len() }));
-                }
-                segment.lines.push(line);
-                segment.line_numbers.push(number);
-            }
-            Expect::Snapshot => {
-                let json = text
-                    .strip_prefix("snapshot ")
-                    .ok_or_else(|| at(expected(Expect::Snapshot.what(), text)))?;
-                let snapshot = serde_json::from_str::<Snapshot>(json)
-                    .map_err(|e| at(ParseErrorKind::Snapshot(e.to_string())))?;
-                rec.segments.push(Segment {
-                    header: Header {
-                        version: VERSION,
-                        shard: partial.shard,
-                        segment: partial.segment,
-                        started: partial.started,
-                        bytes: partial.bytes,
-                        checksum: partial.checksum,
-                        snapshot,
-                    },
-                    header_line: partial.line,
-                    lines: Vec::new(),
-                    line_numbers: Vec::new(),
-                });
-            }
+            Expect::Body => body_line(&mut parser, rec, text, number).map_err(at)?,
+            Expect::Snapshot => rec.segments.push(segment(text, &partial).map_err(at)?),
             header => {
                 if header == Expect::Magic {
                     partial = Partial {
@@ -435,4 +393,67 @@ fn parse_into(data: &[u8], rec: &mut Recording) -> Result<(), ParseError> {
         });
     }
     Ok(())
+}
+
+/// Takes the next line, without its `\n`, off the front of `rest`: it must
+/// be complete, within [`MAX_LINE`] unless exempt, and UTF-8.
+fn split_line<'a>(rest: &mut &'a [u8], expect: Expect) -> Result<&'a str, ParseErrorKind> {
+    let all = *rest;
+    let Some(end) = all.iter().position(|b| *b == b'\n') else {
+        return Err(ParseErrorKind::Truncated);
+    };
+    let (raw, tail) = all.split_at(end);
+    *rest = tail.get(1..).unwrap_or_default();
+    // The snapshot line, payloads' hex and lists of ids may be longer;
+    // checked by their parsers.
+    let exempt = (expect == Expect::Snapshot || expect == Expect::Body)
+        && raw.first().is_some_and(|b| *b != b'#');
+    if raw.len() > MAX_LINE && !exempt {
+        return Err(ParseErrorKind::TooLong { len: raw.len() });
+    }
+    std::str::from_utf8(raw).map_err(|_| ParseErrorKind::NotUtf8)
+}
+
+/// An input line (`number` in the text), added to the last segment; only
+/// its exempt parts may take it past [`MAX_LINE`].
+fn body_line(
+    parser: &mut Parser,
+    rec: &mut Recording,
+    text: &str,
+    number: usize,
+) -> Result<(), ParseErrorKind> {
+    let Some(segment) = rec.segments.last_mut() else {
+        return Err(expected(Expect::Magic.what(), text));
+    };
+    let (line, exempt) = parser.line(text, segment.header.bytes)?;
+    if text.len() - exempt > MAX_LINE {
+        return Err(ParseErrorKind::TooLong { len: text.len() });
+    }
+    segment.lines.push(line);
+    segment.line_numbers.push(number);
+    Ok(())
+}
+
+/// The snapshot line, which ends the header read so far into `partial`:
+/// the new segment, without lines yet.
+fn segment(text: &str, partial: &Partial) -> Result<Segment, ParseErrorKind> {
+    let json = text
+        .strip_prefix("snapshot ")
+        .ok_or_else(|| expected(Expect::Snapshot.what(), text))?;
+    let snapshot = serde_json::from_str::<Snapshot>(json)
+        .map_err(|e| ParseErrorKind::Snapshot(e.to_string()))?;
+    Ok(Segment {
+        header: Header {
+            version: VERSION,
+            shard: partial.shard,
+            segment: partial.segment,
+            started: partial.started,
+            bytes: partial.bytes,
+            checksum: partial.checksum,
+            snapshot,
+        },
+        header_line: partial.line,
+        lines: Vec::new(),
+        line_numbers: Vec::new(),
+    })
 }

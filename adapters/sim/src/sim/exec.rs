@@ -190,6 +190,8 @@ impl Sim {
         }
     }
 
+    /// An op on one of the adapter's connections (`conn` picks which): the
+    /// peer's side, the holders', or an app command.
     fn exec_on_conn(&mut self, op: Op) {
         let Some(conn) = op.conn() else {
             return;
@@ -197,6 +199,21 @@ impl Sim {
         let Some(id) = self.sockets.pick(conn) else {
             return;
         };
+        if self.sockets.get(id).is_none() {
+            return;
+        }
+        match op {
+            Op::PeerSend { .. } | Op::PeerEof { .. } | Op::IoError { .. } => self.peer_op(id, op),
+            Op::Attach { .. } | Op::Detach { .. } | Op::ConfirmClose { .. } => {
+                self.holder_op(id, op);
+            }
+            _ => self.app_op(id, op),
+        }
+    }
+
+    /// What the peer did, as the adapter sees it: data and EOF only while
+    /// its reader holds the socket, an I/O error until the fd is closed.
+    fn peer_op(&mut self, id: ChannelId, op: Op) {
         let Some(sock) = self.sockets.get(id) else {
             return;
         };
@@ -216,6 +233,13 @@ impl Sim {
                     kind: kind.kind(),
                 });
             }
+            _ => {}
+        }
+    }
+
+    /// A command of the app's on the connection.
+    fn app_op(&mut self, id: ChannelId, op: Op) {
+        match op {
             Op::AppSend { size, .. } => {
                 let data = self.bytes(size);
                 self.call(Input::Send { id, data });
@@ -241,7 +265,18 @@ impl Sim {
             Op::Authenticate { .. } => {
                 self.call(Input::Authenticate { id });
             }
-            Op::Attach { .. } if !fd_closed => {
+            _ => {}
+        }
+    }
+
+    /// A holder of the socket attaching or detaching, or the adapter
+    /// confirming a close.
+    fn holder_op(&mut self, id: ChannelId, op: Op) {
+        let Some(sock) = self.sockets.get(id) else {
+            return;
+        };
+        match op {
+            Op::Attach { .. } if !sock.fd_closed => {
                 if self.call(Input::Attach { id }) == Outcome::Ok
                     && let Some(sock) = self.sockets.get(id)
                 {
