@@ -118,7 +118,12 @@ impl Link {
 
     /// `SET tether:node:<name> <incarnation> NX PX <ttl>`: `true` if the
     /// name was free and is ours now.
-    pub fn claim(&mut self, node: &str, incarnation: u64, ttl: Duration) -> redis::RedisResult<bool> {
+    pub fn claim(
+        &mut self,
+        node: &str,
+        incarnation: u64,
+        ttl: Duration,
+    ) -> redis::RedisResult<bool> {
         let set: Option<String> = redis::cmd("SET")
             .arg(claim_key(node))
             .arg(incarnation)
@@ -130,7 +135,12 @@ impl Link {
     }
 
     /// Renews the claim if still ours (see [`Renewal`]).
-    pub fn renew(&mut self, node: &str, incarnation: u64, ttl: Duration) -> redis::RedisResult<Renewal> {
+    pub fn renew(
+        &mut self,
+        node: &str,
+        incarnation: u64,
+        ttl: Duration,
+    ) -> redis::RedisResult<Renewal> {
         let answer: i64 = redis::cmd("EVAL")
             .arg(RENEW)
             .arg(1)
@@ -302,11 +312,6 @@ impl Backoff {
         self.next = (self.next * 2).min(MAX_BACKOFF);
         wait
     }
-
-    /// After a success: start again from the shortest wait.
-    pub fn reset(&mut self) {
-        *self = Backoff::default();
-    }
 }
 
 #[cfg(test)]
@@ -352,7 +357,5 @@ mod tests {
         assert_eq!(waits[0], Duration::from_millis(50));
         assert!(waits.windows(2).all(|w| w[0] <= w[1]));
         assert_eq!(*waits.last().unwrap(), MAX_BACKOFF);
-        backoff.reset();
-        assert_eq!(backoff.next_wait(), Duration::from_millis(50));
     }
 }

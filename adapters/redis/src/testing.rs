@@ -111,7 +111,10 @@ impl RedisServer {
 
     fn signal(&self, which: &str) {
         if let Some(pid) = self.pid() {
-            let status = Command::new("kill").arg(which).arg(pid.to_string()).status();
+            let status = Command::new("kill")
+                .arg(which)
+                .arg(pid.to_string())
+                .status();
             assert!(
                 status.is_ok_and(|s| s.success()),
                 "kill {which} {pid} failed"
@@ -124,7 +127,10 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         // A paused server must be woken to die promptly on some systems.
         if let Some(pid) = self.pid() {
-            let _ = Command::new("kill").arg("-CONT").arg(pid.to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-CONT")
+                .arg(pid.to_string())
+                .status();
         }
         self.kill();
     }
@@ -172,7 +178,9 @@ fn spawn(port: u16) -> Result<Child, String> {
     }
     let _ = child.kill();
     let _ = child.wait();
-    Err(format!("redis-server on port {port} did not answer within {READY_WITHIN:?}"))
+    Err(format!(
+        "redis-server on port {port} did not answer within {READY_WITHIN:?}"
+    ))
 }
 
 /// Whether a server answers `PING` on the port.

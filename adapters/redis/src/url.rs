@@ -110,7 +110,14 @@ mod tests {
         assert_eq!(url.host_port(), "localhost:6379");
         let url: RedisUrl = "redis://10.0.0.1:7000/3".parse().unwrap();
         assert_eq!(url.connection_info().redis.db, 3);
-        for bad in ["", "redis://", "localhost:6379", "rediss://x", "unix:///tmp/r", "redis://h:notaport"] {
+        for bad in [
+            "",
+            "redis://",
+            "localhost:6379",
+            "rediss://x",
+            "unix:///tmp/r",
+            "redis://h:notaport",
+        ] {
             assert!(bad.parse::<RedisUrl>().is_err(), "{bad}");
         }
         let url: RedisUrl = "redis://u:pw@h:1".parse().unwrap();
