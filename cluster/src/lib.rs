@@ -120,7 +120,7 @@ pub use config::{
 };
 pub use io::{Input, KickError, KickResult, KickTicket, NodeDownReason, NodeInfo, Output};
 pub use machine::kick::{MAX_PENDING_KICKS, MAX_SERVED_KICKS};
-pub use machine::{Cluster, MAX_NODES, MAX_PRESENCE};
+pub use machine::{Cluster, Footprint, MAX_NODES, MAX_PRESENCE};
 pub use name::{MAX_NODE_NAME, NodeId, NodeIdError, NodeName, NodeNameError};
 pub use stats::ClusterStats;
 
