@@ -58,7 +58,7 @@
 //! n2.handle_input(next, Input::Timeout);
 //! ```
 //!
-//! ## The rules it enforces (docs/design.md §7, invariants C1–C9)
+//! ## The rules it enforces (docs/design.md §7, invariants C1–C10)
 //!
 //! * **Wire format** ([`wire`]): one versioned binary payload per message —
 //!   heartbeat (with the channel count), line, opened, closed, presence

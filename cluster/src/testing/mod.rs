@@ -2,7 +2,7 @@
 //! between several [`Cluster`](crate::Cluster)s on a virtual clock, able to
 //! drop, duplicate, delay, reorder, partition a node and restart (every
 //! link down, the stream lost); a reference model; and an invariant checker
-//! run over every step (docs/design.md §7, C1–C9).
+//! run over every step (docs/design.md §7, C1–C10).
 //!
 //! ```
 //! use tether_cluster::testing::{Op, Sim};

@@ -1,7 +1,7 @@
 //! The reference model and invariant checker: plain maps and sets saying
 //! which lines were published and delivered where, and which kicks were
 //! asked, executed and answered. The simulator reports every output to it;
-//! each report is checked at once (docs/design.md §7, C1–C9).
+//! each report is checked at once (docs/design.md §7, C1–C10).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;

@@ -483,7 +483,7 @@ impl Sim {
     fn publish(&mut self, from: usize, payload: Bytes) -> Result<(), Violation> {
         if !self.broker_running || self.nodes[from].partitioned {
             return Err(violation(
-                "C5",
+                "C10",
                 format!(
                     "{} published while its link was down",
                     self.nodes[from].name
