@@ -418,7 +418,8 @@ fn a_kick_for_an_earlier_incarnation_is_stale_without_executing() {
 #[test]
 fn configs_that_cannot_work_are_refused() {
     let now = Instant::now();
-    let cases: [(fn(&mut ClusterConfig), ClusterConfigError); 6] = [
+    type Change = fn(&mut ClusterConfig);
+    let cases: [(Change, ClusterConfigError); 6] = [
         (
             |c| c.heartbeat = Duration::ZERO,
             ClusterConfigError::TooShort { field: "heartbeat" },
