@@ -28,14 +28,6 @@ impl Cluster {
             return;
         }
         self.stats.received += 1;
-        if self
-            .departed
-            .iter()
-            .any(|(name, inc)| *name == node && *inc >= incarnation)
-        {
-            self.stats.stale_messages += 1;
-            return;
-        }
         if !self.admit(&node, incarnation, seq, &message.body) {
             return;
         }
@@ -67,6 +59,16 @@ impl Cluster {
         match self.peers.get(node) {
             Some(peer) if peer.incarnation == incarnation => return true,
             Some(peer) if peer.incarnation > incarnation => {
+                self.stats.stale_messages += 1;
+                return false;
+            }
+            // Off the common path: only a message from a node not live in
+            // this incarnation can come from one that said goodbye.
+            _ if self
+                .departed
+                .iter()
+                .any(|(name, inc)| name == node && *inc >= incarnation) =>
+            {
                 self.stats.stale_messages += 1;
                 return false;
             }
