@@ -123,7 +123,45 @@ pub(crate) struct Owner {
     pub kick_logs: RateLimit,
 }
 
+/// The owner's ends of its channels.
+pub(crate) struct Ends {
+    pub inbox: Receiver<Msg>,
+    pub writer: SyncSender<WriteJob>,
+    pub deliveries: SyncSender<Vec<(NodeId, Bytes)>>,
+    pub kicks: SyncSender<KickJob>,
+}
+
 impl Owner {
+    /// An owner for a machine whose links are both up (and told so).
+    pub fn new(
+        mut cluster: Cluster,
+        ends: Ends,
+        gate: Arc<ReadGate>,
+        counters: Arc<DriverCounters>,
+        hold_bytes: usize,
+    ) -> Owner {
+        cluster.handle_input(Instant::now(), Input::BrokerUp);
+        Owner {
+            timeout: cluster.config().timeout,
+            cluster,
+            inbox: ends.inbox,
+            writer: ends.writer,
+            deliveries: ends.deliveries,
+            kicks: ends.kicks,
+            gate,
+            counters,
+            held: VecDeque::new(),
+            held_bytes: 0,
+            hold_bytes,
+            pending_kicks: HashMap::new(),
+            next_request: 0,
+            reader_up: true,
+            writer_up: true,
+            publish_logs: RateLimit::new(),
+            kick_logs: RateLimit::new(),
+        }
+    }
+
     /// Runs until `Shutdown` (or every sender is gone).
     pub fn run(mut self) {
         self.drain();

@@ -300,11 +300,7 @@ where
     let counters = Arc::new(ChatCounters::default());
     // The cluster node first: a Redis that cannot be reached or a name live
     // elsewhere stops the start before any client connects.
-    let local = Arc::new(cluster::ChatLocal {
-        handle: std::sync::OnceLock::new(),
-        counters: counters.clone(),
-    });
-    let node = start_node(options, local.clone())?;
+    let (local, node) = cluster::start_node(options, &counters)?;
     // The room runs inside each shard's driver: it sees every event in the
     // step that produced it, with no thread or queue in between.
     let mut adapter_options = options.options.clone();
@@ -321,25 +317,12 @@ where
     if let (Err(_), Some(node)) = (&started, &node) {
         node.shutdown();
     }
-    let (handle, events) = started.map_err(|source| match (source, &options.record) {
-        (StartError::Observer(source), Some(record)) => ServeError::Record {
-            flag: "--record",
-            path: record.path.clone(),
-            source,
-        },
-        (source, _) => ServeError::Start {
-            runtime: options.runtime,
-            source,
-        },
-    })?;
+    let (handle, events) = started.map_err(|source| adapter_error(source, options))?;
     // Every event is handled by the room inside the drivers.
     drop(events);
     let _ = local.handle.set(handle.clone());
-    let console = Console::new(handle.clone(), options.shutdown_grace, counters.clone());
-    let console = match &node {
-        Some(node) => console.with_cluster(node.clone()),
-        None => console,
-    };
+    let console = Console::new(handle.clone(), options.shutdown_grace, counters.clone())
+        .with_node(node.clone());
     let mut threads = Vec::with_capacity(4);
     let spawned = (|| {
         let (stopped, stop_writer) = stop::stop_pipe().map_err(|source| ServeError::Thread {
@@ -385,29 +368,20 @@ where
     })
 }
 
-/// Starts the cluster node of `--cluster`, if any: connects to Redis and
-/// claims the name, or says which flag is at fault.
-fn start_node(
-    options: &ServeOptions,
-    local: Arc<cluster::ChatLocal>,
-) -> Result<cluster::ClusterNode, ServeError> {
-    let Some(cluster) = &options.cluster else {
-        return Ok(None);
-    };
-    let (url, name) = (cluster.url.to_string(), cluster.name.to_string());
-    tether_redis::Node::start(cluster.clone(), local)
-        .map(|node| Some(Arc::new(node)))
-        .map_err(|source| {
-            let (flag, value) = match source {
-                tether_redis::StartError::NameTaken { .. } => ("--node", name),
-                _ => ("--cluster", url),
-            };
-            ServeError::Cluster {
-                flag,
-                value,
-                source,
-            }
-        })
+/// Why the runtime's adapter did not start, naming `--record` when the
+/// recording is at fault.
+fn adapter_error(source: StartError, options: &ServeOptions) -> ServeError {
+    match (source, &options.record) {
+        (StartError::Observer(source), Some(record)) => ServeError::Record {
+            flag: "--record",
+            path: record.path.clone(),
+            source,
+        },
+        (source, _) => ServeError::Start {
+            runtime: options.runtime,
+            source,
+        },
+    }
 }
 
 /// `tether serve`: starts the server (see [`start`]), handles SIGTERM and
