@@ -211,11 +211,11 @@ impl Owner {
             Msg::Line { from, text } => Input::Line { from, text },
             Msg::Received(payloads) => {
                 self.gate.in_flight.fetch_sub(1, Ordering::AcqRel);
+                // Drained once after the whole batch (by `run`): the lines
+                // of one read become one delivery, one broadcast per 8 KiB
+                // on the local side rather than one per line.
                 for payload in payloads {
                     self.cluster.handle_input(now, Input::Received(payload));
-                    // Drained after each: a batch of lines becomes a batch
-                    // of deliveries, in order.
-                    self.drain();
                 }
                 return;
             }
@@ -285,12 +285,9 @@ impl Owner {
         while let Some(output) = self.cluster.poll_output() {
             match output {
                 Output::Deliver { from, text } => lines.push((from, text)),
-                other => {
-                    // In order: lines before a kick or a node change go
-                    // first (their queues differ, but nothing reorders a
-                    // node's own lines).
-                    self.execute(other);
-                }
+                // Everything else at once; the lines are gathered into
+                // one delivery, in order.
+                other => self.execute(other),
             }
         }
         if !lines.is_empty() {
