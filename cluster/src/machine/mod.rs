@@ -193,7 +193,7 @@ impl Cluster {
             consider(peer.expires(self.config.ttl));
             consider(peer.gap_deadline(self.config.gap_wait));
             if self.up {
-                consider(peer.request_deadline(spacing));
+                consider(peer.request_deadline(spacing, self.now));
             }
         }
         consider(self.kicks.next_deadline(self.up, self.served_keep()));

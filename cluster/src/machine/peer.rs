@@ -17,6 +17,10 @@ pub(super) type Ready = SmallVec<[Body; 1]>;
 pub(super) enum Sequenced {
     /// Already applied or already waiting: drop it.
     Duplicate,
+    /// Older than the first message this node received from the sender:
+    /// sent before the stream started here, and overtaken by a later one
+    /// (reordering at first contact). It can no longer be applied in order.
+    BeforeStart,
     /// Waiting for an earlier one.
     Early,
     /// Applied in order (with any early ones it unblocked).
@@ -29,6 +33,8 @@ pub(super) struct Peer {
     pub(super) incarnation: u64,
     /// The sequence number of the next message to apply.
     pub(super) next_seq: u64,
+    /// Where the stream started here (the first message received).
+    first_seq: u64,
     /// Early messages by sequence number, with their arrival times; at
     /// most the reorder window.
     pub(super) early: BTreeMap<u64, (Instant, Body)>,
@@ -39,7 +45,8 @@ pub(super) struct Peer {
     pub(super) channels: BTreeSet<ChannelId>,
     /// When this node last asked that one for a snapshot (spacing).
     pub(super) last_request: Option<Instant>,
-    /// A snapshot request waits for its spacing.
+    /// A snapshot was asked for (or must be) and none applied since:
+    /// the request is repeated every spacing.
     pub(super) wants_snapshot: bool,
 }
 
@@ -51,6 +58,7 @@ impl Peer {
         Peer {
             incarnation,
             next_seq: seq,
+            first_seq: seq,
             early: BTreeMap::new(),
             gap_since: None,
             last_heard: now,
@@ -65,12 +73,16 @@ impl Peer {
         self.last_heard.checked_add(ttl)
     }
 
-    /// When a waiting snapshot request may go out.
-    pub(super) fn request_deadline(&self, spacing: Duration) -> Option<Instant> {
+    /// When a snapshot request (first or again) goes out, while one is
+    /// wanted: at once if none was sent yet.
+    pub(super) fn request_deadline(&self, spacing: Duration, now: Instant) -> Option<Instant> {
         if !self.wants_snapshot {
             return None;
         }
-        self.last_request.and_then(|t| t.checked_add(spacing))
+        match self.last_request {
+            Some(t) => t.checked_add(spacing),
+            None => Some(now),
+        }
     }
 
     /// When its open gap is declared lost.
@@ -91,6 +103,9 @@ impl Peer {
     ) -> Sequenced {
         let ahead = seq.wrapping_sub(self.next_seq);
         if ahead >= 1 << 63 {
+            if seq.wrapping_sub(self.first_seq) >= 1 << 63 {
+                return Sequenced::BeforeStart;
+            }
             return Sequenced::Duplicate;
         }
         if ahead > 0 {

@@ -43,6 +43,14 @@ impl Cluster {
         }
         match peer.sequence(seq, message.body, now, &mut ready) {
             Sequenced::Duplicate => self.stats.duplicates += 1,
+            Sequenced::BeforeStart => {
+                // Lost to reordering at first contact: counted, never silent.
+                self.stats.messages_lost += 1;
+                self.outputs.push_back(Output::Lost {
+                    node: node.clone(),
+                    messages: 1,
+                });
+            }
             Sequenced::Early => {
                 if peer.early.len() > self.config.reorder_window {
                     // The window is full: the gap will not fill in time.
@@ -143,6 +151,7 @@ impl Cluster {
                 peer.channels.remove(&id);
             }
             Body::Snapshot(ids) => {
+                peer.wants_snapshot = false;
                 peer.channels = ids.into_iter().take(MAX_PRESENCE).collect();
             }
             Body::SnapshotRequest { target } => {
@@ -194,22 +203,20 @@ impl Cluster {
     }
 
     /// Asks `node` for a presence snapshot, at most once per
-    /// [`Cluster::request_spacing`]; a request within it waits for it to
-    /// pass (a timer), so none is lost.
+    /// [`Cluster::request_spacing`], and again every spacing until one is
+    /// applied (a request or its answer may be lost; a timer, so none is).
     pub(super) fn request_snapshot(&mut self, node: &NodeName) {
         let (now, spacing, up) = (self.now, self.request_spacing(), self.up);
         let Some(peer) = self.peers.get_mut(node) else {
             return;
         };
+        peer.wants_snapshot = true;
         let spaced = peer
             .last_request
             .is_none_or(|t| now.saturating_duration_since(t) >= spacing);
         if !spaced || !up {
-            // While down nothing can be asked; BrokerUp snapshots arrive anyway.
-            peer.wants_snapshot = up;
-            return;
+            return; // the timer sends it (once up)
         }
-        peer.wants_snapshot = false;
         peer.last_request = Some(now);
         self.stats.snapshots_requested += 1;
         self.publish(Body::SnapshotRequest {
@@ -268,7 +275,10 @@ impl Cluster {
         let due: Vec<NodeName> = self
             .peers
             .iter()
-            .filter(|(_, peer)| peer.request_deadline(spacing).is_some_and(|t| t <= now))
+            .filter(|(_, peer)| {
+                peer.request_deadline(spacing, now)
+                    .is_some_and(|t| t <= now)
+            })
             .map(|(name, _)| name.clone())
             .collect();
         for node in due {

@@ -30,13 +30,17 @@ pub use sim::{MAX_SIM_NODES, STALE, Sim};
 /// The name a forged payload is re-signed with (see [`Op::Garbage`]).
 pub const EVIL: &str = "evil";
 
-/// The fuzz target's body: decodes `data` (first byte: node count and
-/// seed; the rest: ops), runs it and settles; also decodes `data` as a
+/// The fuzz target's body: decodes `data` (first byte: node count, seed
+/// and outbox size; the rest: ops), runs it and settles; also decodes `data` as a
 /// payload, which must not panic.
 pub fn fuzz(data: &[u8]) -> Result<(), Violation> {
     let _ = crate::wire::decode(&bytes::Bytes::copy_from_slice(data));
     let (head, rest) = data.split_first().unwrap_or((&0, &[]));
     let nodes = 2 + usize::from(head % 3);
-    let mut sim = Sim::new(nodes, crate::ClusterConfig::default(), u64::from(*head) + 1)?;
+    let mut config = crate::ClusterConfig::default();
+    if head & 0x80 != 0 {
+        config.outbox_bytes = 2048; // small enough to overflow in an outage
+    }
+    let mut sim = Sim::new(nodes, config, u64::from(*head) + 1)?;
     sim.run(&Op::decode_all(rest))
 }

@@ -242,7 +242,12 @@ impl Model {
         let local = info.origin == info.target.node;
         let ok = match result {
             Ok(()) => info.executed == Some(KickResult::Done),
-            Err(KickError::Stale) => info.executed != Some(KickResult::Done),
+            // Done by an owner that has restarted since: its successor
+            // rightly calls the id stale (the done-reply may have died).
+            Err(KickError::Stale) => {
+                info.executed != Some(KickResult::Done)
+                    || info.target_incarnation != target_incarnation_now
+            }
             Err(KickError::Local) => local,
             Err(KickError::UnknownNode(node)) => *node == info.target.node && !local,
             Err(KickError::Unavailable) => {

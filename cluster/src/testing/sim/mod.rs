@@ -398,6 +398,9 @@ impl Sim {
         let node = &mut self.nodes[i];
         if node.cluster.take().is_some() {
             node.channels.clear();
+            // What was in flight to the dead process dies with its
+            // connection: a new one subscribes afresh.
+            self.flights.retain(|_, (to, _)| *to != i);
             let name = node.name.clone();
             self.model.node_died(i, &name);
         }
