@@ -315,7 +315,10 @@ impl Sim {
             self.set_partition(i, false)?;
         }
         let c = &self.config;
-        let wait = c.ttl + c.heartbeat + c.gap_wait + c.timeout + Duration::from_millis(300);
+        // C8's bound, plus the longest a faulty delivery was delayed
+        // (255 ms) and one more for its answer; kicks end by their timeout.
+        let bound = c.ttl.max(c.heartbeat + c.gap_wait) + c.heartbeat;
+        let wait = bound.max(c.timeout) + Duration::from_millis(2 * 256);
         self.advance(wait)?;
         self.faulty = false;
         self.model.complete(&self.names())?;
