@@ -3,7 +3,7 @@
 //! asked, executed and answered. The simulator reports every output to it;
 //! each report is checked at once (docs/design.md §7, C1–C10).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -63,9 +63,9 @@ pub(crate) struct Model {
     delivered: HashSet<(usize, Bytes)>,
     /// Per (recipient, sender, incarnation): the last line number delivered.
     last_n: HashMap<(usize, NodeName, u64), u64>,
-    /// Lines the broker handed to a live node in a fault-free stretch:
-    /// each must be delivered there.
-    expected: HashSet<(usize, Bytes)>,
+    /// Lines sent in a fault-free stretch, for each node running then:
+    /// each must be delivered there (unless it dies first).
+    expected: BTreeSet<(usize, Bytes)>,
     kicks: BTreeMap<u64, KickInfo>,
 }
 
@@ -85,11 +85,6 @@ impl Model {
             id,
         };
         self.lines.insert(token, info);
-    }
-
-    /// Whether `token` is a line some simulated node sent.
-    pub(crate) fn is_line(&self, token: &Bytes) -> bool {
-        self.lines.contains_key(token)
     }
 
     pub(crate) fn expect(&mut self, at: usize, token: Bytes) {
@@ -292,6 +287,12 @@ impl Model {
 
     /// Forgets expectations for a node that died (what it had not yet
     /// delivered died with it).
+    /// A fault voids the expectations still open: "every line reaches every
+    /// live node" holds while nothing fails.
+    pub(crate) fn fault(&mut self) {
+        self.expected.clear();
+    }
+
     /// Its pending kicks are abandoned (a dead process answers nobody).
     pub(crate) fn node_died(&mut self, at: usize, name: &NodeName) {
         self.expected.retain(|(node, _)| *node != at);

@@ -11,7 +11,6 @@ use crate::io::{Input, KickResult, Output};
 use crate::machine::{Cluster, MAX_NODES};
 use crate::name::NodeName;
 use crate::testing::model::{Violation, violation};
-use crate::wire::{self, Body};
 
 impl Sim {
     pub(super) fn random(&mut self) -> u64 {
@@ -126,15 +125,6 @@ impl Sim {
         let node = &self.nodes[to];
         if node.cluster.is_none() || node.partitioned || !self.broker_running {
             return Ok(()); // not subscribed: missed
-        }
-        if !self.faulty {
-            if let Ok(message) = wire::decode(&payload) {
-                if let Body::Line { text, .. } = message.body {
-                    if message.header.node != node.name && self.model.is_line(&text) {
-                        self.model.expect(to, text);
-                    }
-                }
-            }
         }
         self.feed(to, Input::Received(payload))
     }

@@ -166,6 +166,7 @@ impl Sim {
     pub fn step(&mut self, op: &Op) -> Result<(), Violation> {
         if op.is_fault() {
             self.faulty = true;
+            self.model.fault();
         }
         let n = self.nodes.len();
         match op {
@@ -261,6 +262,15 @@ impl Sim {
         let (name, incarnation, n) = (node.name.clone(), node.incarnation, node.lines);
         self.model
             .published_line(token.clone(), name, incarnation, n, id);
+        if !self.faulty {
+            // C4 without faults: every other running node gets it (unless
+            // it dies first, which forgets the expectation).
+            for j in (0..self.nodes.len()).filter(|&j| j != i) {
+                if self.nodes[j].cluster.is_some() {
+                    self.model.expect(j, token.clone());
+                }
+            }
+        }
         self.feed(
             i,
             Input::Line {
