@@ -71,8 +71,8 @@ pub enum Input {
 pub enum Output {
     /// Publish one payload on the bus, in order with every other `Publish`.
     Publish(Bytes),
-    /// Refresh this node's name claim in the broker (once per heartbeat,
-    /// while the broker is up).
+    /// Refresh this node's name claim in the broker: on every `BrokerUp`
+    /// (a restarted broker lost it) and once per heartbeat while up.
     RenewClaim,
     /// A remote client's line: broadcast it to this node's clients as
     /// `NAME/<id>: text`.

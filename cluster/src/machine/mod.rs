@@ -336,6 +336,11 @@ impl Cluster {
         self.snapshot_after = self.now.checked_add(self.request_spacing());
     }
 
+    pub(super) fn publish_heartbeat(&mut self) {
+        let channels = u32::try_from(self.local.len()).unwrap_or(u32::MAX);
+        self.publish(Body::Heartbeat { channels });
+    }
+
     /// Snapshot requests to one node, and snapshots of this node, are
     /// spaced by this much: a quarter heartbeat.
     pub(super) fn request_spacing(&self) -> Duration {
@@ -400,8 +405,7 @@ impl Cluster {
     fn timeout(&mut self) {
         let now = self.now;
         if self.up && self.next_heartbeat.is_some_and(|t| t <= now) {
-            let channels = u32::try_from(self.local.len()).unwrap_or(u32::MAX);
-            self.publish(Body::Heartbeat { channels });
+            self.publish_heartbeat();
             self.outputs.push_back(Output::RenewClaim);
             self.next_heartbeat = now.checked_add(self.config.heartbeat);
         }

@@ -105,8 +105,10 @@ impl Cluster {
             // Its presence so far is unknown here.
             self.request_snapshot(node);
         }
-        // And this node's is unknown there: a newcomer sees every node's
-        // presence within a round trip, not a heartbeat.
+        // And this node is unknown there: a heartbeat at once makes it live
+        // for the newcomer within a round trip; the snapshot follows
+        // (spaced, so a burst of newcomers costs one).
+        self.publish_heartbeat();
         self.owe_snapshot();
         true
     }

@@ -43,16 +43,19 @@ struct LineInfo {
 
 /// A kick the simulator asked for.
 #[derive(Debug, Clone)]
-struct KickInfo {
-    origin: NodeName,
-    target: NodeId,
+pub(crate) struct KickInfo {
+    pub(crate) origin: NodeName,
+    pub(crate) target: NodeId,
     /// The owner's incarnation when asked, if it was alive.
-    target_incarnation: Option<u64>,
-    asked: Duration,
+    pub(crate) target_incarnation: Option<u64>,
+    pub(crate) asked: Duration,
     /// Asked while the run was free of faults.
-    fault_free: bool,
-    answered: bool,
-    executed: Option<KickResult>,
+    pub(crate) fault_free: bool,
+    /// Without faults, the asker must know the owner is live: both have
+    /// run for a round trip.
+    pub(crate) owner_known: bool,
+    pub(crate) answered: bool,
+    pub(crate) executed: Option<KickResult>,
 }
 
 /// The reference model.
@@ -149,24 +152,7 @@ impl Model {
         Ok(())
     }
 
-    pub(crate) fn asked(
-        &mut self,
-        request: u64,
-        origin: NodeName,
-        target: NodeId,
-        target_incarnation: Option<u64>,
-        asked: Duration,
-        fault_free: bool,
-    ) {
-        let info = KickInfo {
-            origin,
-            target,
-            target_incarnation,
-            asked,
-            fault_free,
-            answered: false,
-            executed: None,
-        };
+    pub(crate) fn asked(&mut self, request: u64, info: KickInfo) {
         self.kicks.insert(request, info);
     }
 
@@ -244,7 +230,9 @@ impl Model {
                     || info.target_incarnation != target_incarnation_now
             }
             Err(KickError::Local) => local,
-            Err(KickError::UnknownNode(node)) => *node == info.target.node && !local,
+            Err(KickError::UnknownNode(node)) => {
+                *node == info.target.node && !local && !(info.owner_known && fault_free_now)
+            }
             Err(KickError::Unavailable) => {
                 let owner_same = info.target_incarnation.is_some()
                     && info.target_incarnation == target_incarnation_now;

@@ -11,7 +11,7 @@ use tether_core::{ChannelId, KickMode};
 mod bus;
 
 use super::EVIL;
-use super::model::{Model, Violation, violation};
+use super::model::{KickInfo, Model, Violation, violation};
 use super::op::Op;
 use crate::config::ClusterConfig;
 use crate::io::{Input, Output};
@@ -33,6 +33,8 @@ struct Node {
     channels: BTreeSet<ChannelId>,
     next_slot: u32,
     lines: u64,
+    /// When its process last started.
+    booted: Duration,
 }
 
 /// One simulated run (see the module docs).
@@ -98,6 +100,7 @@ impl Sim {
                 channels: BTreeSet::new(),
                 next_slot: 0,
                 lines: 0,
+                booted: Duration::ZERO,
             });
         }
         // Every node exists before any starts, so that the first
@@ -295,15 +298,21 @@ impl Sim {
             .cluster
             .as_ref()
             .map(|_| self.nodes[to].incarnation);
-        let origin = self.nodes[from].name.clone();
-        self.model.asked(
-            request,
-            origin,
-            target.clone(),
+        // A round trip after both booted, the asker knows the owner.
+        let settled = |n: &Node| n.booted + Duration::from_millis(2) <= self.elapsed;
+        let owner_known =
+            target_incarnation.is_some() && settled(&self.nodes[from]) && settled(&self.nodes[to]);
+        let info = KickInfo {
+            origin: self.nodes[from].name.clone(),
+            target: target.clone(),
             target_incarnation,
-            self.elapsed,
-            !self.faulty,
-        );
+            asked: self.elapsed,
+            fault_free: !self.faulty,
+            owner_known,
+            answered: false,
+            executed: None,
+        };
+        self.model.asked(request, info);
         let input = Input::Kick {
             request,
             target,
@@ -391,6 +400,7 @@ impl Sim {
         let now = self.now();
         let node = &mut self.nodes[i];
         node.incarnation += 1;
+        node.booted = self.elapsed;
         node.partitioned = false;
         node.channels.clear();
         let cluster = Cluster::new(
