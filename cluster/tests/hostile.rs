@@ -499,3 +499,40 @@ fn stats_snapshot_names_every_counter_under_cluster() {
         1
     );
 }
+
+#[test]
+fn a_goodbye_is_final_for_its_incarnation_and_a_backwards_restart_waits_a_ttl() {
+    let (mut cluster, now) = machine();
+    let from = |incarnation, seq, body| {
+        let mut m = message("x", seq, body);
+        m.header.incarnation = incarnation;
+        Input::Received(wire::encode(&m))
+    };
+    cluster.handle_input(now, from(5, 0, Body::Heartbeat { channels: 0 }));
+    cluster.handle_input(now, from(5, 1, Body::Goodbye));
+    assert!(!cluster.is_live(&name("x")));
+    // A late copy of its own heartbeat, or an older incarnation: refused.
+    cluster.handle_input(now, from(5, 0, Body::Heartbeat { channels: 0 }));
+    cluster.handle_input(now, from(3, 0, Body::Heartbeat { channels: 0 }));
+    assert!(!cluster.is_live(&name("x")));
+    assert_eq!(cluster.stats().stale_messages, 2);
+    // A restart whose incarnation went backwards (a clock reset) is live
+    // again once the goodbye is a ttl old; a newer one at once.
+    let later = now + ClusterConfig::default().ttl;
+    cluster.handle_input(later, from(3, 0, Body::Heartbeat { channels: 0 }));
+    assert!(cluster.is_live(&name("x")));
+    cluster.handle_input(later, from(9, 0, Body::Heartbeat { channels: 0 }));
+    let outputs = drain(&mut cluster);
+    assert!(outputs.contains(&Output::NodeDown {
+        node: name("x"),
+        why: tether_cluster::NodeDownReason::Restarted
+    }));
+    assert_eq!(
+        cluster
+            .nodes(later)
+            .find(|n| n.name == name("x"))
+            .unwrap()
+            .incarnation,
+        9
+    );
+}

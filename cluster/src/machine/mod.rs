@@ -26,8 +26,10 @@ pub const MAX_NODES: usize = 1024;
 /// At most this many channels are replicated per remote node.
 pub const MAX_PRESENCE: usize = 1 << 20;
 
-/// How many departed (goodbye) incarnations are remembered, so that a late
-/// copy of their messages cannot bring them back.
+/// How many departed (goodbye) incarnations are remembered, each for a
+/// `ttl`, so that a late copy of their messages cannot bring them back
+/// (and a restart whose incarnation went backwards is refused for a `ttl`
+/// at most).
 const MAX_DEPARTED: usize = 256;
 
 /// What a [`Cluster`] holds, from [`Cluster::footprint`]: each bounded by
@@ -85,7 +87,7 @@ pub struct Cluster {
     /// A snapshot was asked for and waits for its spacing.
     snapshot_owed: bool,
     peers: BTreeMap<NodeName, Peer>,
-    departed: VecDeque<(NodeName, u64)>,
+    departed: VecDeque<(NodeName, u64, Instant)>,
     kicks: Kicks,
     outputs: VecDeque<Output>,
     stats: ClusterStats,

@@ -64,30 +64,27 @@ impl Cluster {
     /// Makes `node` live in `incarnation` if it is not (C3): a new node, or
     /// a restart. Returns whether the message should go on to sequencing.
     fn admit(&mut self, node: &NodeName, incarnation: u64, seq: u64, body: &Body) -> bool {
-        match self.peers.get(node) {
-            Some(peer) if peer.incarnation == incarnation => return true,
-            Some(peer) if peer.incarnation > incarnation => {
+        let known = self.peers.get(node).map(|peer| peer.incarnation);
+        match known {
+            Some(known) if known == incarnation => return true,
+            Some(known) if known > incarnation => {
                 self.stats.stale_messages += 1;
                 return false;
             }
-            // Off the common path: only a message from a node not live in
-            // this incarnation can come from one that said goodbye.
-            _ if self
-                .departed
-                .iter()
-                .any(|(name, inc)| name == node && *inc >= incarnation) =>
-            {
-                self.stats.stale_messages += 1;
-                return false;
-            }
-            Some(_) => {
-                self.peers.remove(node);
-                self.outputs.push_back(Output::NodeDown {
-                    node: node.clone(),
-                    why: NodeDownReason::Restarted,
-                });
-            }
-            None => {}
+            _ => {}
+        }
+        // Off the common path: only a message from a node not live in this
+        // incarnation can come from one that said goodbye.
+        if self.departed_covers(node, incarnation) {
+            self.stats.stale_messages += 1;
+            return false;
+        }
+        if known.is_some() {
+            self.peers.remove(node);
+            self.outputs.push_back(Output::NodeDown {
+                node: node.clone(),
+                why: NodeDownReason::Restarted,
+            });
         }
         if matches!(body, Body::Goodbye) {
             // First heard of as it leaves: it never becomes live here.
@@ -201,7 +198,24 @@ impl Cluster {
         if self.departed.len() >= MAX_DEPARTED {
             self.departed.pop_front();
         }
-        self.departed.push_back((node.clone(), incarnation));
+        self.departed
+            .push_back((node.clone(), incarnation, self.now));
+    }
+
+    /// Whether `node` said goodbye in `incarnation` or a later one, less
+    /// than a `ttl` ago (older memories are dropped here).
+    fn departed_covers(&mut self, node: &NodeName, incarnation: u64) -> bool {
+        let (now, ttl) = (self.now, self.config.ttl);
+        while self
+            .departed
+            .front()
+            .is_some_and(|(_, _, at)| at.checked_add(ttl).is_none_or(|t| t <= now))
+        {
+            self.departed.pop_front();
+        }
+        self.departed
+            .iter()
+            .any(|(name, inc, _)| name == node && *inc >= incarnation)
     }
 
     /// Asks `node` for a presence snapshot, at most once per
