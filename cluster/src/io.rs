@@ -159,7 +159,10 @@ pub enum KickError {
     #[error("unknown node {0}")]
     UnknownNode(NodeName),
     /// The broker is down, the machine shut down, or no reply came within
-    /// the timeout (console: `error cluster unavailable`).
+    /// the timeout (console: `error cluster unavailable`). Refused at once
+    /// (broker down, shut down, too many pending): nothing was sent. At the
+    /// timeout the outcome is unknown: a request already out may still be
+    /// executed later (at most once), e.g. after a broker pause.
     #[error("cluster unavailable")]
     Unavailable,
     /// The target is this node: a local kick is the caller's job.
