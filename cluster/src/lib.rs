@@ -103,7 +103,7 @@
 //!
 //! ## Features
 //!
-//! * `testing`: [`testing`] — a simulated broker carrying payloads between
+//! * `testing`: the `testing` module — a simulated broker carrying payloads between
 //!   several `Cluster`s on a virtual clock with faults (drop, duplicate,
 //!   delay, reorder, partition, restart), a reference model and an
 //!   invariant checker. Never in a server.
