@@ -161,8 +161,10 @@ pub enum KickError {
     /// The broker is down, the machine shut down, or no reply came within
     /// the timeout (console: `error cluster unavailable`). Refused at once
     /// (broker down, shut down, too many pending): nothing was sent. At the
-    /// timeout the outcome is unknown: a request already out may still be
-    /// executed later (at most once), e.g. after a broker pause.
+    /// timeout: no reply came in time. An owner drops a request that
+    /// reaches it too late for its reply to make it (a paused broker), so
+    /// a late execution is unlikely, but a reply lost after the kick is
+    /// possible: the outcome is not known for sure (at most once holds).
     #[error("cluster unavailable")]
     Unavailable,
     /// The target is this node: a local kick is the caller's job.

@@ -4,7 +4,7 @@ pub(crate) mod kick;
 mod peer;
 mod receive;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,7 +17,7 @@ use crate::stats::ClusterStats;
 use crate::wire::{self, Body, Header, Message};
 
 use kick::Kicks;
-use peer::Peer;
+use peer::{Baseline, Peer};
 
 /// At most this many other nodes are tracked; messages from more new
 /// nodes are refused (counted `nodes_refused`) until some expire.
@@ -54,6 +54,8 @@ pub struct Footprint {
     pub served_kicks: usize,
     /// Departed incarnations remembered (≤ 256).
     pub departed: usize,
+    /// Clock baselines kept (≤ 2 × [`MAX_NODES`] + 1).
+    pub clocks: usize,
     /// Outputs not yet polled.
     pub outputs: usize,
 }
@@ -72,6 +74,8 @@ pub struct Cluster {
     incarnation: u64,
     /// The machine's clock: the latest `now` seen (never runs backwards).
     now: Instant,
+    /// When it was made: message clocks count from here.
+    start: Instant,
     /// The sequence number of the next published message.
     seq: u64,
     up: bool,
@@ -87,6 +91,8 @@ pub struct Cluster {
     /// A snapshot was asked for and waits for its spacing.
     snapshot_owed: bool,
     peers: BTreeMap<NodeName, Peer>,
+    /// Clock baselines per node, live or recently live (≤ 2 × `MAX_NODES`).
+    clocks: HashMap<NodeName, Baseline>,
     departed: VecDeque<(NodeName, u64, Instant)>,
     kicks: Kicks,
     outputs: VecDeque<Output>,
@@ -109,6 +115,7 @@ impl Cluster {
             me,
             incarnation,
             now,
+            start: now,
             seq: 0,
             up: false,
             ever_up: false,
@@ -120,6 +127,7 @@ impl Cluster {
             snapshot_after: None,
             snapshot_owed: false,
             peers: BTreeMap::new(),
+            clocks: HashMap::new(),
             departed: VecDeque::new(),
             kicks: Kicks::default(),
             outputs: VecDeque::new(),
@@ -276,6 +284,7 @@ impl Cluster {
             pending_kicks: self.kicks.pending_len(),
             served_kicks: self.kicks.served_len(),
             departed: self.departed.len(),
+            clocks: self.clocks.len(),
             outputs: self.outputs.len(),
         }
     }
@@ -301,6 +310,7 @@ impl Cluster {
                 node: self.me.clone(),
                 incarnation: self.incarnation,
                 seq: self.seq,
+                clock_ms: self.clock_ms(),
             },
             body,
         };
@@ -336,6 +346,12 @@ impl Cluster {
         self.stats.snapshots_sent += 1;
         self.snapshot_owed = false;
         self.snapshot_after = self.now.checked_add(self.request_spacing());
+    }
+
+    /// Milliseconds since this machine started, on its clock.
+    pub(super) fn clock_ms(&self) -> u64 {
+        let ms = self.now.saturating_duration_since(self.start).as_millis();
+        u64::try_from(ms).unwrap_or(u64::MAX)
     }
 
     pub(super) fn publish_heartbeat(&mut self) {

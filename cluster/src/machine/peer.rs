@@ -17,9 +17,10 @@ pub(super) type Ready = SmallVec<[Body; 1]>;
 pub(super) enum Sequenced {
     /// Already applied or already waiting: drop it.
     Duplicate,
-    /// Older than the first message this node received from the sender:
-    /// sent before the stream started here, and overtaken by a later one
-    /// (reordering at first contact). It can no longer be applied in order.
+    /// Older than the first message this node received from the sender
+    /// (since it last became live here) but not applied: overtaken by a
+    /// later one (reordering at first contact), it can no longer be
+    /// applied in order.
     BeforeStart,
     /// Waiting for an earlier one.
     Early,
@@ -54,11 +55,13 @@ impl Peer {
     /// A node first heard from now, its stream starting at `seq`: whatever
     /// it sent before this node listened is not expected (its presence
     /// comes from a snapshot instead).
-    pub(super) fn new(incarnation: u64, seq: u64, now: Instant) -> Peer {
+    /// `first_seq` is where its stream started here: older messages are
+    /// duplicates, those from `first_seq` up to `seq` lost.
+    pub(super) fn new(incarnation: u64, seq: u64, first_seq: u64, now: Instant) -> Peer {
         Peer {
             incarnation,
             next_seq: seq,
-            first_seq: seq,
+            first_seq,
             early: BTreeMap::new(),
             gap_since: None,
             last_heard: now,
@@ -170,5 +173,52 @@ impl Peer {
         }
         // The gap left open (if any) has waited since its oldest arrival.
         self.gap_since = self.early.values().map(|(at, _)| *at).min();
+    }
+}
+
+/// What this node knows of another node's process (one incarnation), kept
+/// while it is live and after it expired: its clock (a node expired during
+/// a broker pause keeps its baseline, so the backlog's delay still shows
+/// when it comes back) and where its stream stood.
+#[derive(Debug)]
+pub(super) struct Baseline {
+    pub(super) incarnation: u64,
+    /// Where its stream stood when it expired here: if the same
+    /// incarnation comes back, its stream resumes there, so a late copy of
+    /// an old message is still a duplicate and a hole is still a gap.
+    pub(super) resume_seq: Option<u64>,
+    /// The least offset seen (local ms − its ms), and when: the offset of
+    /// its fastest message.
+    least_offset: Option<(i64, Instant)>,
+}
+
+impl Baseline {
+    pub(super) fn new(incarnation: u64) -> Baseline {
+        Baseline {
+            incarnation,
+            resume_seq: None,
+            least_offset: None,
+        }
+    }
+
+    /// Records a message sent at its clock `sent_ms` and received at local
+    /// `local_ms`; returns its estimated delay beyond the fastest message
+    /// seen, in ms. The baseline may rise by 1 ms per second, so two clocks
+    /// drifting apart (by far less: crystals drift ~50 ppm) never make
+    /// every message look late.
+    pub(super) fn observe(&mut self, sent_ms: u64, local_ms: u64, now: Instant) -> u64 {
+        let to_i64 = |ms: u64| i64::try_from(ms).unwrap_or(i64::MAX);
+        let sample = to_i64(local_ms).saturating_sub(to_i64(sent_ms));
+        let baseline = self.least_offset.map(|(least, at)| {
+            let drift = now.saturating_duration_since(at).as_millis() / 1000;
+            least.saturating_add(i64::try_from(drift).unwrap_or(i64::MAX))
+        });
+        match baseline {
+            Some(base) if sample > base => u64::try_from(sample.saturating_sub(base)).unwrap_or(0),
+            _ => {
+                self.least_offset = Some((sample, now));
+                0
+            }
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::peer::{Peer, Ready, Sequenced};
+use super::peer::{Baseline, Peer, Ready, Sequenced};
 use super::{Cluster, MAX_DEPARTED, MAX_NODES, MAX_PRESENCE};
 use crate::io::{NodeDownReason, Output};
 use crate::name::{NodeId, NodeName};
@@ -23,6 +23,7 @@ impl Cluster {
             node,
             incarnation,
             seq,
+            clock_ms,
         } = message.header;
         if node == self.me {
             return;
@@ -31,16 +32,23 @@ impl Cluster {
         if !self.admit(&node, incarnation, seq, &message.body) {
             return;
         }
-        let now = self.now;
+        let (now, local_ms) = (self.now, self.clock_ms());
+        let delay_ms = self.observe_clock(&node, incarnation, clock_ms, local_ms);
+        if !message.body.is_sequenced() {
+            if let Some(peer) = self.peers.get_mut(&node) {
+                peer.last_heard = now;
+            }
+            if self.kick_too_late(&message.body, delay_ms) {
+                return;
+            }
+            // Control messages act on arrival (C4 orders the stream only).
+            return self.apply(&node, message.body);
+        }
         let mut ready = Ready::new();
         let Some(peer) = self.peers.get_mut(&node) else {
             return;
         };
         peer.last_heard = now;
-        if !message.body.is_sequenced() {
-            // Control messages act on arrival (C4 orders the stream only).
-            return self.apply(&node, message.body);
-        }
         match peer.sequence(seq, message.body, now, &mut ready) {
             Sequenced::Duplicate => self.stats.duplicates += 1,
             Sequenced::BeforeStart => {
@@ -59,6 +67,51 @@ impl Cluster {
             }
             Sequenced::Ready => self.apply_all(&node, ready),
         }
+    }
+
+    /// Records `node`'s clock from a message; returns the message's delay
+    /// beyond the fastest one seen from that incarnation, in ms.
+    fn observe_clock(
+        &mut self,
+        node: &NodeName,
+        incarnation: u64,
+        sent_ms: u64,
+        local_ms: u64,
+    ) -> u64 {
+        if !self.clocks.contains_key(node) && self.clocks.len() >= 2 * MAX_NODES {
+            // Keep the live nodes' baselines; forget the departed ones.
+            let peers = &self.peers;
+            self.clocks.retain(|name, _| peers.contains_key(name));
+        }
+        let baseline = self
+            .clocks
+            .entry(node.clone())
+            .or_insert_with(|| Baseline::new(incarnation));
+        if baseline.incarnation != incarnation {
+            *baseline = Baseline::new(incarnation); // a new process, a new clock
+        }
+        baseline.observe(sent_ms, local_ms, self.now)
+    }
+
+    /// A kick for this node that arrived so late (its delay beyond the
+    /// sender's fastest message, doubled for the reply's way back) that
+    /// its asker will have answered `Unavailable` before a reply comes: it
+    /// is dropped unexecuted (C7), so that "unavailable" after a broker
+    /// pause does not mean "done later".
+    fn kick_too_late(&mut self, body: &Body, delay_ms: u64) -> bool {
+        let Body::Kick {
+            target,
+            remaining_ms,
+            ..
+        } = body
+        else {
+            return false;
+        };
+        let late = *target == self.me && delay_ms.saturating_mul(2) >= u64::from(*remaining_ms);
+        if late {
+            self.stats.kicks_expired += 1;
+        }
+        late
     }
 
     /// Makes `node` live in `incarnation` if it is not (C3): a new node, or
@@ -95,8 +148,30 @@ impl Cluster {
             self.stats.nodes_refused += 1;
             return false;
         }
+        // The same process back after expiring here: what it sent before
+        // is a duplicate, what went missing meanwhile is lost (not waited
+        // for: it has been silent for a ttl).
+        let resume = self
+            .clocks
+            .get(node)
+            .filter(|b| b.incarnation == incarnation)
+            .and_then(|b| b.resume_seq);
+        let (first, next) = match resume {
+            Some(r) if seq.wrapping_sub(r) < 1 << 63 => (r, seq),
+            Some(r) => (r, r),
+            None => (seq, seq),
+        };
         self.peers
-            .insert(node.clone(), Peer::new(incarnation, seq, self.now));
+            .insert(node.clone(), Peer::new(incarnation, next, first, self.now));
+        let missed = next.wrapping_sub(first);
+        if missed > 0 {
+            self.stats.gaps += 1;
+            self.stats.messages_lost = self.stats.messages_lost.saturating_add(missed);
+            self.outputs.push_back(Output::Lost {
+                node: node.clone(),
+                messages: missed,
+            });
+        }
         self.outputs.push_back(Output::NodeUp(node.clone()));
         if !matches!(body, Body::Snapshot(_)) {
             // Its presence so far is unknown here.
@@ -165,6 +240,7 @@ impl Cluster {
                 id,
                 mode,
                 reason,
+                ..
             } => {
                 if target == self.me {
                     let incarnation = peer.incarnation;
@@ -277,7 +353,15 @@ impl Cluster {
             .map(|(name, _)| name.clone())
             .collect();
         for node in expired {
-            self.peers.remove(&node);
+            if let Some(peer) = self.peers.remove(&node) {
+                let baseline = self
+                    .clocks
+                    .entry(node.clone())
+                    .or_insert_with(|| Baseline::new(peer.incarnation));
+                if baseline.incarnation == peer.incarnation {
+                    baseline.resume_seq = Some(peer.next_seq);
+                }
+            }
             self.outputs.push_back(Output::NodeDown {
                 node,
                 why: NodeDownReason::Expired,

@@ -71,6 +71,12 @@ pub enum Op {
     BrokerStop,
     /// The broker is back: every link that is not partitioned comes up.
     BrokerStart,
+    /// The broker pauses (SIGSTOP) for `ms`: links stay up, nothing is
+    /// delivered until it resumes, then everything in order.
+    Stall {
+        /// How long, in milliseconds.
+        ms: u16,
+    },
     /// `node`'s process dies (no goodbye); its clients are gone.
     Crash {
         /// The node.
@@ -112,7 +118,7 @@ impl Op {
                     node: next(),
                     pick: next(),
                 },
-                14..=29 | 56..=63 => Op::Line {
+                14..=29 | 57..=63 => Op::Line {
                     node: next(),
                     pick: next(),
                 },
@@ -138,6 +144,9 @@ impl Op {
                 52 => Op::Crash { node: next() },
                 53 => Op::Restart { node: next() },
                 54 => Op::Shutdown { node: next() },
+                56 => Op::Stall {
+                    ms: u16::from(next()) * 20,
+                },
                 _ => {
                     let node = next();
                     let len = usize::from(next() % 64);
@@ -160,6 +169,7 @@ impl Op {
                 delay_ms,
             } => *drop > 0 || *dup > 0 || *delay_ms > 0,
             Op::Partition { .. } | Op::BrokerStop | Op::Crash { .. } => true,
+            Op::Stall { ms } => *ms > 0,
             _ => false,
         }
     }

@@ -47,7 +47,9 @@ impl Sim {
                     0 => 0,
                     d => self.random() % (u64::from(d) + 1),
                 };
-                let at = self.elapsed + Duration::from_millis(1 + extra);
+                // A stalled broker holds everything until it resumes.
+                let at = (self.elapsed + Duration::from_millis(1 + extra))
+                    .max(self.stalled_until + Duration::from_millis(1));
                 self.flight_seq += 1;
                 self.flights
                     .insert((at, self.flight_seq), (to, payload.clone()));
@@ -219,7 +221,8 @@ impl Sim {
             && cluster.stats().outbox_bytes <= c.outbox_bytes as u64
             && f.pending_kicks <= crate::MAX_PENDING_KICKS
             && f.served_kicks <= crate::MAX_SERVED_KICKS
-            && f.departed <= 256;
+            && f.departed <= 256
+            && f.clocks <= 2 * MAX_NODES + 1;
         if ok {
             Ok(())
         } else {

@@ -45,6 +45,8 @@ pub struct Sim {
     elapsed: Duration,
     nodes: Vec<Node>,
     broker_running: bool,
+    /// A paused broker (SIGSTOP) delivers nothing before this.
+    stalled_until: Duration,
     /// In flight: (delivery time, order) → (recipient, payload).
     flights: BTreeMap<(Duration, u64), (usize, Bytes)>,
     flight_seq: u64,
@@ -76,6 +78,7 @@ impl Sim {
             elapsed: Duration::ZERO,
             nodes: Vec::with_capacity(count),
             broker_running: true,
+            stalled_until: Duration::ZERO,
             flights: BTreeMap::new(),
             flight_seq: 0,
             drop: 0,
@@ -208,6 +211,7 @@ impl Sim {
             Op::Heal { node } => self.set_partition(usize::from(*node) % n, false)?,
             Op::BrokerStop => self.broker(false)?,
             Op::BrokerStart => self.broker(true)?,
+            Op::Stall { ms } => self.stall(Duration::from_millis(u64::from(*ms))),
             Op::Crash { node } => self.crash(usize::from(*node) % n),
             Op::Restart { node } => {
                 let i = usize::from(*node) % n;
@@ -333,6 +337,9 @@ impl Sim {
         for i in 0..self.nodes.len() {
             self.set_partition(i, false)?;
         }
+        if self.stalled_until > self.elapsed {
+            self.advance(self.stalled_until - self.elapsed)?; // faults stop here
+        }
         let c = &self.config;
         // C8's bound, plus the longest a faulty delivery was delayed
         // (255 ms) and one more for its answer; kicks end by their timeout.
@@ -439,6 +446,17 @@ impl Sim {
         result?;
         self.crash(i);
         Ok(())
+    }
+
+    /// The broker pauses for `d`: what is in flight and what is published
+    /// meanwhile arrives once it resumes, in order (links stay up).
+    fn stall(&mut self, d: Duration) {
+        self.stalled_until = self.stalled_until.max(self.elapsed + d);
+        let until = self.stalled_until;
+        let flights = std::mem::take(&mut self.flights);
+        for ((at, seq), flight) in flights {
+            self.flights.insert((at.max(until), seq), flight);
+        }
     }
 
     fn set_partition(&mut self, i: usize, cut: bool) -> Result<(), Violation> {
