@@ -1,7 +1,8 @@
 //! The test kit (feature `testing`): a simulated broker carrying payloads
 //! between several [`Cluster`](crate::Cluster)s on a virtual clock, able to
-//! drop, duplicate, delay, reorder, partition a node and restart (every
-//! link down, the stream lost); a reference model; and an invariant checker
+//! drop, duplicate, delay, reorder, partition a node, restart (every link
+//! down, the stream lost) and pause (SIGSTOP: everything held, then
+//! delivered late), and crash, shut down and restart nodes; a reference model; and an invariant checker
 //! run over every step (docs/design.md §7, C1–C10).
 //!
 //! ```
