@@ -301,18 +301,7 @@ where
     // The cluster node first: a Redis that cannot be reached or a name live
     // elsewhere stops the start before any client connects.
     let (local, node) = cluster::start_node(options, &counters)?;
-    // The room runs inside each shard's driver: it sees every event in the
-    // step that produced it, with no thread or queue in between.
-    let mut adapter_options = options.options.clone();
-    if let Some(record) = &options.record {
-        adapter_options.record = Some(Arc::new(record.clone()));
-    }
-    adapter_options.app = Some(room::factory(
-        counters.clone(),
-        options.config.login_timeout.is_some(),
-        options.echo,
-        node.clone(),
-    ));
+    let adapter_options = adapter_options(options, &counters, &node);
     let started = start_adapter(chat, options.config.clone(), adapter_options);
     if let (Err(_), Some(node)) = (&started, &node) {
         node.shutdown();
@@ -366,6 +355,34 @@ where
         threads,
         cluster: node,
     })
+}
+
+/// The adapter's options: the recorder, the cluster's greeting, and the
+/// room, which runs inside each shard's driver (it sees every event in the
+/// step that produced it, with no thread or queue in between).
+fn adapter_options(
+    options: &ServeOptions,
+    counters: &Arc<ChatCounters>,
+    node: &cluster::ClusterNode,
+) -> Options {
+    let mut adapter_options = options.options.clone();
+    if let Some(record) = &options.record {
+        adapter_options.record = Some(Arc::new(record.clone()));
+    }
+    if let Some(node) = &node {
+        // Ids read NAME/<id> from the greeting on, however the options
+        // were made.
+        let name = node.name().clone();
+        adapter_options = adapter_options
+            .with_greeting(move |id| crate::protocol::hello_line_on(name.as_str(), id));
+    }
+    adapter_options.app = Some(room::factory(
+        counters.clone(),
+        options.config.login_timeout.is_some(),
+        options.echo,
+        node.clone(),
+    ));
+    adapter_options
 }
 
 /// Why the runtime's adapter did not start, naming `--record` when the
