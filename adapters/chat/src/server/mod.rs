@@ -42,6 +42,16 @@
 //!   once with status 128 + the signal's number (130 for SIGINT, 143 for
 //!   SIGTERM).
 //!
+//! * **the cluster** (`--cluster`/`--node` only; [`tether_redis::Node`]'s
+//!   threads `tether-cluster*`): the node is started (Redis reached, the
+//!   name claimed) before the adapter, so a start that cannot join fails
+//!   before any client connects. Each shard's room hands it opens, closes
+//!   and lines without blocking; remote lines come back as posting
+//!   broadcasts (paced by the flow control like the room's), remote kicks
+//!   as the console's local kick. The console's `nodes`, `list`, `kick
+//!   NAME/<id>` and `stats` ask it, each within `--cluster-timeout`. After
+//!   the drain the node says goodbye and deletes its name's claim.
+//!
 //! Logging goes through `tracing`: per-connection lines
 //! ([`log_line`](crate::log_line)) at debug, the server's lifecycle at info
 //! and warn. The binary installs the subscriber.
