@@ -126,6 +126,8 @@ fn two_nodes_relay_list_and_kick_across_runtimes() {
     // NAME/<id> with this node's name is a local kick.
     admin1.send(&format!("kick {a_id} abort\n"));
     assert_eq!(admin1.line(), "ok\n");
+    admin1.send(&format!("kick {a_id} abort\n"));
+    assert_eq!(admin1.line(), "error stale\n");
     let stats = admin2.stats();
     assert_eq!(stat(&stats, "cluster.live_nodes"), 2);
     // Both requests executed on n2, once each (the second found it stale);

@@ -135,8 +135,15 @@ impl super::Console {
             return NOT_CLUSTERED.to_owned();
         };
         if &target.node == node.name() {
-            return local_kick(&self.handle, target.id, mode, &reason)
-                .map_or_else(|e| admin::format_error(&e), |()| admin::OK.to_owned());
+            // The same words as from any other node: `error stale` for an
+            // id not live here.
+            return match local_kick(&self.handle, target.id, mode, &reason) {
+                Ok(()) => admin::OK.to_owned(),
+                Err(Error::Send(SendError::Id(_)) | Error::Kick(tether_core::KickError::Id(_))) => {
+                    answers::kick(Err(tether_cluster::KickError::Stale))
+                }
+                Err(e) => admin::format_error(&e),
+            };
         }
         answers::kick(node.kick(target, mode, reason))
     }
