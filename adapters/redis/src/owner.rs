@@ -97,30 +97,30 @@ fn weight(lines: &[(NodeId, Bytes)]) -> usize {
 
 /// The owner's state besides the machine.
 pub(crate) struct Owner {
-    pub cluster: Cluster,
-    pub inbox: Receiver<Msg>,
-    pub writer: SyncSender<WriteJob>,
-    pub deliveries: SyncSender<Vec<(NodeId, Bytes)>>,
-    pub kicks: SyncSender<KickJob>,
-    pub gate: Arc<ReadGate>,
-    pub counters: Arc<DriverCounters>,
-    pub timeout: Duration,
+    cluster: Cluster,
+    inbox: Receiver<Msg>,
+    writer: SyncSender<WriteJob>,
+    deliveries: SyncSender<Vec<(NodeId, Bytes)>>,
+    kicks: SyncSender<KickJob>,
+    gate: Arc<ReadGate>,
+    counters: Arc<DriverCounters>,
+    timeout: Duration,
     /// Deliveries the delivery thread had no room for, oldest first.
-    pub held: VecDeque<Vec<(NodeId, Bytes)>>,
+    held: VecDeque<Vec<(NodeId, Bytes)>>,
     /// Their bytes (text plus [`HELD_LINE_OVERHEAD`] per line).
-    pub held_bytes: usize,
+    held_bytes: usize,
     /// Above this many held bytes the reader pauses (the stream is the
     /// buffer); below it the owner goes on reading, so heartbeats keep
     /// coming while local clients are briefly slow. Held bytes stay below
     /// this plus what the reader had in flight
     /// ([`READS_IN_FLIGHT`](crate::workers::READS_IN_FLIGHT) batches).
-    pub hold_bytes: usize,
-    pub pending_kicks: HashMap<u64, SyncSender<Result<(), KickError>>>,
-    pub next_request: u64,
-    pub reader_up: bool,
-    pub writer_up: bool,
-    pub publish_logs: RateLimit,
-    pub kick_logs: RateLimit,
+    hold_bytes: usize,
+    pending_kicks: HashMap<u64, SyncSender<Result<(), KickError>>>,
+    next_request: u64,
+    reader_up: bool,
+    writer_up: bool,
+    publish_logs: RateLimit,
+    kick_logs: RateLimit,
 }
 
 /// The owner's ends of its channels.
