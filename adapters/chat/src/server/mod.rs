@@ -60,6 +60,7 @@ mod cluster;
 mod console;
 mod metrics;
 mod room;
+mod setup;
 mod signals;
 mod slots;
 mod stop;
@@ -311,12 +312,12 @@ where
     // The cluster node first: a Redis that cannot be reached or a name live
     // elsewhere stops the start before any client connects.
     let (local, node) = cluster::start_node(options, &counters)?;
-    let adapter_options = adapter_options(options, &counters, &node);
+    let adapter_options = setup::adapter_options(options, &counters, &node);
     let started = start_adapter(chat, options.config.clone(), adapter_options);
     if let (Err(_), Some(node)) = (&started, &node) {
         node.shutdown();
     }
-    let (handle, events) = started.map_err(|source| adapter_error(source, options))?;
+    let (handle, events) = started.map_err(|source| setup::adapter_error(source, options))?;
     // Every event is handled by the room inside the drivers.
     drop(events);
     let _ = local.handle.set(handle.clone());
@@ -365,50 +366,6 @@ where
         threads,
         cluster: node,
     })
-}
-
-/// The adapter's options: the recorder, the cluster's greeting, and the
-/// room, which runs inside each shard's driver (it sees every event in the
-/// step that produced it, with no thread or queue in between).
-fn adapter_options(
-    options: &ServeOptions,
-    counters: &Arc<ChatCounters>,
-    node: &cluster::ClusterNode,
-) -> Options {
-    let mut adapter_options = options.options.clone();
-    if let Some(record) = &options.record {
-        adapter_options.record = Some(Arc::new(record.clone()));
-    }
-    if let Some(node) = &node {
-        // Ids read NAME/<id> from the greeting on, however the options
-        // were made.
-        let name = node.name().clone();
-        adapter_options = adapter_options
-            .with_greeting(move |id| crate::protocol::hello_line_on(name.as_str(), id));
-    }
-    adapter_options.app = Some(room::factory(
-        counters.clone(),
-        options.config.login_timeout.is_some(),
-        options.echo,
-        node.clone(),
-    ));
-    adapter_options
-}
-
-/// Why the runtime's adapter did not start, naming `--record` when the
-/// recording is at fault.
-fn adapter_error(source: StartError, options: &ServeOptions) -> ServeError {
-    match (source, &options.record) {
-        (StartError::Observer(source), Some(record)) => ServeError::Record {
-            flag: "--record",
-            path: record.path.clone(),
-            source,
-        },
-        (source, _) => ServeError::Start {
-            runtime: options.runtime,
-            source,
-        },
-    }
 }
 
 /// `tether serve`: starts the server (see [`start`]), handles SIGTERM and
