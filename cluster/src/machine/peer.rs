@@ -20,7 +20,8 @@ pub(super) type Ready = SmallVec<[Body; 1]>;
 /// Where a received message stands in its sender's stream.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Sequenced {
-    /// Already applied or already waiting: drop it.
+    /// Already applied, already waiting, or already declared lost (a
+    /// straggler behind a skipped gap): drop it.
     Duplicate,
     /// Older than the first message this node received from the sender
     /// (since it last became live here) but not applied: overtaken by a
@@ -127,8 +128,9 @@ impl Peer {
     ) -> Sequenced {
         let ahead = seq.wrapping_sub(self.next_seq);
         if ahead >= 1 << 63 {
-            let applied_before = self.applied_below.is_some_and(|r| before(seq, r));
-            if before(seq, self.first_seq) && !applied_before {
+            // Below the start of a first contact: never applied nor counted.
+            // After a resume everything below was applied or counted missed.
+            if before(seq, self.first_seq) && self.applied_below.is_none() {
                 return Sequenced::BeforeStart;
             }
             return Sequenced::Duplicate;
