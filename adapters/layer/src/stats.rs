@@ -48,11 +48,21 @@ pub enum Counter {
     /// Recording errors (a write, flush or rotation failed; the recording
     /// of that shard stops, the server keeps running).
     RecordErrors,
+    /// WebSocket connections upgraded (`GET /ws` answered `101`).
+    WebUpgrades,
+    /// WebSocket connections closed because their upgrade did not complete
+    /// within the handshake deadline (`Web::handshake_timeout`).
+    WebHandshakeTimeouts,
+    /// WebSocket connections closed for a protocol violation (1002, 1003,
+    /// 1007, 1009).
+    WebProtocolErrors,
+    /// Pings sent to idle WebSocket connections.
+    WebPings,
 }
 
 impl Counter {
     /// Every counter, in the order [`ServerStats::counters`] prints them.
-    pub const ALL: [Counter; 15] = [
+    pub const ALL: [Counter; 19] = [
         Counter::Accepted,
         Counter::RefusedFull,
         Counter::RefusedResources,
@@ -68,6 +78,10 @@ impl Counter {
         Counter::RecordBytes,
         Counter::RecordRotations,
         Counter::RecordErrors,
+        Counter::WebUpgrades,
+        Counter::WebHandshakeTimeouts,
+        Counter::WebProtocolErrors,
+        Counter::WebPings,
     ];
 
     /// Its key in [`ServerStats::counters`] (`adapter.accepted`…).
@@ -88,6 +102,10 @@ impl Counter {
             Counter::RecordBytes => "adapter.record_bytes",
             Counter::RecordRotations => "adapter.record_rotations",
             Counter::RecordErrors => "adapter.record_errors",
+            Counter::WebUpgrades => "adapter.web_upgrades",
+            Counter::WebHandshakeTimeouts => "adapter.web_handshake_timeouts",
+            Counter::WebProtocolErrors => "adapter.web_protocol_errors",
+            Counter::WebPings => "adapter.web_pings",
         }
     }
 
@@ -281,6 +299,10 @@ mod tests {
             "record_bytes",
             "record_rotations",
             "record_errors",
+            "web_upgrades",
+            "web_handshake_timeouts",
+            "web_protocol_errors",
+            "web_pings",
         ];
         let got: Vec<&str> = keys.iter().map(|(k, _)| &k["adapter.".len()..]).collect();
         assert_eq!(got, expected);

@@ -25,6 +25,7 @@ mod conns;
 mod inputs;
 mod outputs;
 mod stop;
+mod web;
 use std::collections::VecDeque;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
@@ -77,6 +78,8 @@ struct Conn<G: Glue> {
     /// Its reader's read-ahead credit: one token per chunk posted and not
     /// yet taken (`input::READ_AHEAD` at most).
     ahead: Receiver<()>,
+    /// Its WebSocket transport, if it came from the web listener.
+    web: Option<Box<crate::web::WebConn>>,
 }
 
 /// A receiving end, pinned once (`async_channel::Receiver` is `!Unpin`)
@@ -176,6 +179,10 @@ pub struct Driver<G: Glue> {
     barrier: Arc<Barrier>,
     /// This shard has left the barrier.
     left_barrier: bool,
+    /// Handshake deadlines and ping timers of WebSocket connections.
+    web_timers: web::WebTimers,
+    /// The last transmit framed for WebSocket (one broadcast, framed once).
+    frame_cache: web::FrameCache,
 }
 
 impl<G: Glue> std::fmt::Debug for Driver<G> {
@@ -247,6 +254,8 @@ impl<G: Glue> Driver<G> {
             stopping: Stopping::No,
             barrier: parts.barrier,
             left_barrier: false,
+            web_timers: web::WebTimers::new(),
+            frame_cache: None,
         }
     }
 
@@ -295,7 +304,8 @@ impl<G: Glue> Driver<G> {
         let retry = (self.app.as_ref().is_some_and(AppState::remote_behind)
             || self.stopping.holds_reads())
         .then(|| Instant::now() + Duration::from_millis(1));
-        [self.hub.poll_timeout(), held, self.record_due(), retry]
+        let web = self.web_deadline();
+        [self.hub.poll_timeout(), held, self.record_due(), retry, web]
             .into_iter()
             .flatten()
             .min()
@@ -380,6 +390,7 @@ impl<G: Glue> Driver<G> {
         if self.hub.poll_timeout().is_some_and(|at| at <= now) {
             self.hub.handle_timeout(now);
         }
+        self.web_timeouts(now);
         loop {
             self.drain(now);
             self.answer_kicks();
