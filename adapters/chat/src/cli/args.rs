@@ -244,6 +244,9 @@ pub struct ServeArgs {
     /// their lengths are recorded, for privacy.
     #[arg(long, env = "TETHER_RECORD_BYTES", requires = "record")]
     pub record_bytes: bool,
+    /// `--web`, `--ws-ping`.
+    #[command(flatten)]
+    pub web: super::web::WebArgs,
 }
 
 /// The flags of `tether demo`.
@@ -293,6 +296,7 @@ impl ServeArgs {
             record_max: ByteSize(256 << 20),
             record_keep: 3,
             record_bytes: false,
+            web: super::web::WebArgs::defaults(),
         }
     }
 
@@ -335,6 +339,7 @@ impl ServeArgs {
             admin_login: self.admin_login.0,
             metrics: self.metrics,
             echo: self.echo,
+            web: self.web.into_options(),
         })
     }
 }

@@ -53,6 +53,7 @@ mod signals;
 mod slots;
 mod stop;
 mod watch;
+mod web;
 
 use std::io::{self, Write as _};
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
@@ -200,6 +201,8 @@ pub struct ChatServer {
     pub admin_addr: SocketAddr,
     /// Where `GET /metrics` is served (`--metrics`), if anywhere.
     pub metrics_addr: Option<SocketAddr>,
+    /// Where browsers connect (`--web`), if anywhere.
+    pub web_addr: Option<SocketAddr>,
     /// The runtime it runs on.
     pub runtime: Runtime,
     console: Console,
@@ -273,6 +276,8 @@ where
         None => None,
     };
     let metrics_addr = metrics.as_ref().map(|(_, addr)| *addr);
+    let web = web::bind_web(options, options.options.backlog)?;
+    let web_addr = web.as_ref().map(|(_, addr)| *addr);
     let counters = Arc::new(ChatCounters::default());
     // The room runs inside each shard's driver: it sees every event in the
     // step that produced it, with no thread or queue in between.
@@ -280,13 +285,14 @@ where
     if let Some(record) = &options.record {
         adapter_options.record = Some(Arc::new(record.clone()));
     }
+    adapter_options.web = web.map(|(web, _)| web);
     adapter_options.app = Some(room::factory(
         counters.clone(),
         options.config.login_timeout.is_some(),
         options.echo,
     ));
     let (handle, events) =
-        start_adapter(chat, options.config.clone(), adapter_options).map_err(|source| {
+        start_adapter(chat, web::config(options), adapter_options).map_err(|source| {
             match (source, &options.record) {
                 (StartError::Observer(source), Some(record)) => ServeError::Record {
                     flag: "--record",
@@ -336,6 +342,7 @@ where
         handle,
         admin_addr,
         metrics_addr,
+        web_addr,
         runtime: options.runtime,
         console,
         threads,
@@ -381,6 +388,9 @@ where
     );
     if let Some(metrics) = server.metrics_addr {
         let _ = writeln!(out, "  metrics: http://{metrics}/metrics");
+    }
+    if let Some(web) = server.web_addr {
+        let _ = writeln!(out, "  web:     http://{web}/ (WebSocket: ws://{web}/ws)");
     }
     let _ = out.flush();
     drop(out);
