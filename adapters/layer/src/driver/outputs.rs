@@ -74,9 +74,7 @@ impl<G: Glue> Driver<G> {
                         ShutdownHow::Write => std::net::Shutdown::Write,
                         ShutdownHow::Both => std::net::Shutdown::Both,
                     };
-                    let fin_waits = conn.web.is_some()
-                        && how == std::net::Shutdown::Write
-                        && self.web_close(id);
+                    let fin_waits = conn.web.is_some() && self.web_close(id, how);
                     let Some(conn) = self.conns.get_mut(&id) else {
                         return;
                     };

@@ -143,9 +143,10 @@ impl<G: Glue> Driver<G> {
         }
     }
 
-    /// `Shutdown(Write)` on a WebSocket connection: the close frame first,
-    /// the FIN once it is written. Returns whether the FIN must wait.
-    pub(super) fn web_close(&mut self, id: ChannelId) -> bool {
+    /// `Shutdown` on a WebSocket connection: the close frame first. After a
+    /// `Write`, the FIN waits until it is written (returns true); a `Both`
+    /// (the peer is gone or done) gets one non-blocking try, then goes on.
+    pub(super) fn web_close(&mut self, id: ChannelId, how: std::net::Shutdown) -> bool {
         let reason = self.hub.channel(id).ok().and_then(|info| info.reason);
         let Some(conn) = self.conns.get_mut(&id) else {
             return false;
@@ -157,6 +158,12 @@ impl<G: Glue> Driver<G> {
             conn.out.push_framed(frame, 0);
         }
         if conn.out.is_empty() {
+            return false;
+        }
+        if how == std::net::Shutdown::Both {
+            // Only transport frames are left (the hub's queue is empty).
+            let _report = conn.out.flush(&*conn.socket);
+            ws.fin_pending = false;
             return false;
         }
         ws.fin_pending = true;

@@ -153,22 +153,22 @@ const PLACEHOLDER: &[u8] = b"<!doctype html><meta charset=utf-8><title>tether</t
 ///
 /// | reason | code | text | reconnect |
 /// |---|---|---|---|
-/// | kicked (code `c`) | 4000 + `c` (`c` < 1000, else 4000) | `kicked` or the kick's notice | no |
-/// | idle timeout | 4001 | `idle timeout` | yes |
-/// | login timeout | 4002 | `login timeout` | yes |
-/// | slow consumer | 4003 | `slow consumer` | yes |
+/// | kicked (code `c`) | 4000 + `c` (`c` < 100, else 4000) | `kicked` or the kick's notice | no |
+/// | idle timeout | 4100 | `idle timeout` | yes |
+/// | login timeout, handshake deadline | 4101 | `login timeout` | yes |
+/// | slow consumer | 4102 | `slow consumer` | yes |
 /// | server shutdown | 1001 | `server shutting down` | yes, with backoff |
 /// | peer closed | the peer's code (1000 if none) | | — |
 /// | I/O error, reset | 1011 | `connection error` | yes |
 pub fn close_code(reason: &DisconnectReason) -> (u16, &'static str, bool) {
     match reason {
         DisconnectReason::Kicked { code } => {
-            let code = u16::try_from(*code).ok().filter(|c| *c < 1000).unwrap_or(0);
+            let code = u16::try_from(*code).ok().filter(|c| *c < 100).unwrap_or(0);
             (4000 + code, "kicked", false)
         }
-        DisconnectReason::IdleTimeout => (4001, "idle timeout", true),
-        DisconnectReason::LoginTimeout => (4002, "login timeout", true),
-        DisconnectReason::SlowConsumer => (4003, "slow consumer", true),
+        DisconnectReason::IdleTimeout => (4100, "idle timeout", true),
+        DisconnectReason::LoginTimeout => (4101, "login timeout", true),
+        DisconnectReason::SlowConsumer => (4102, "slow consumer", true),
         DisconnectReason::ServerShutdown => (1001, "server shutting down", true),
         DisconnectReason::PeerClosed => (1000, "", true),
         _ => (1011, "connection error", true),
@@ -363,7 +363,7 @@ impl WebConn {
             return Some(encode::close(code, &text));
         }
         let (code, text, _) = close_code(reason.unwrap_or(&DisconnectReason::ServerShutdown));
-        let notice = self.notice.take().filter(|_| (4000..5000).contains(&code));
+        let notice = self.notice.take().filter(|_| (4000..4100).contains(&code));
         let text = match &notice {
             Some(line) => {
                 let line = String::from_utf8_lossy(line);
