@@ -99,28 +99,7 @@ pub fn chat_and_close_codes(runtime: &'static str) {
         Frame::Pong => {}
         other => failures.push(format!("a ping got {other:?}, not a pong")),
     }
-    let too_long = vec![b'x'; 4097];
-    let hostile: [(&str, Vec<u8>, u16); 9] = [
-        ("binary", frame(0x80 | BINARY, b"bin", true), 1003),
-        ("too long", frame(0x80 | TEXT, &too_long, true), 1009),
-        ("invalid UTF-8", frame(0x80 | TEXT, b"caf\xc3", true), 1007),
-        ("unmasked", frame(0x80 | TEXT, b"plain", false), 1002),
-        ("reserved bits", frame(0xc0 | TEXT, b"x", true), 1002),
-        ("reserved opcode", frame(0x83, b"x", true), 1002),
-        ("fragmented ping", frame(PING, b"x", true), 1002),
-        ("oversized ping", frame(0x80 | PING, &[0; 126], true), 1002),
-        (
-            "peer's close, echoed",
-            frame(0x80 | CLOSE, &3000u16.to_be_bytes(), true),
-            3000,
-        ),
-    ];
-    for (what, bytes, code) in &hostile {
-        match close_after(addr, bytes) {
-            (Some((Some(got), _)), true) if got == *code => {}
-            other => failures.push(format!("{what}: {other:?}, not close {code} then FIN")),
-        }
-    }
+    hostile_frames(addr, &mut failures);
     let mut admin = server.admin(SOON).expect("admin console");
     let kicked = admin
         .command(&format!("kick {a_id} graceful too loud"), SOON)
@@ -148,6 +127,87 @@ pub fn chat_and_close_codes(runtime: &'static str) {
         other => failures.push(format!("b at shutdown: {other:?}, not 1001 then FIN")),
     }
     server.fail_if_any("chat and close codes", &failures);
+}
+
+/// Each hostile frame, from a fresh browser, gets its close code and then
+/// the FIN; the peer's own close is echoed.
+fn hostile_frames(addr: SocketAddr, failures: &mut Vec<String>) {
+    let too_long = vec![b'x'; 4097];
+    let hostile: [(&str, Vec<u8>, u16); 9] = [
+        ("binary", frame(0x80 | BINARY, b"bin", true), 1003),
+        ("too long", frame(0x80 | TEXT, &too_long, true), 1009),
+        ("invalid UTF-8", frame(0x80 | TEXT, b"caf\xc3", true), 1007),
+        ("unmasked", frame(0x80 | TEXT, b"plain", false), 1002),
+        ("reserved bits", frame(0xc0 | TEXT, b"x", true), 1002),
+        ("reserved opcode", frame(0x83, b"x", true), 1002),
+        ("fragmented ping", frame(PING, b"x", true), 1002),
+        ("oversized ping", frame(0x80 | PING, &[0; 126], true), 1002),
+        (
+            "peer's close, echoed",
+            frame(0x80 | CLOSE, &3000u16.to_be_bytes(), true),
+            3000,
+        ),
+    ];
+    for (what, bytes, code) in &hostile {
+        match close_after(addr, bytes) {
+            (Some((Some(got), _)), true) if got == *code => {}
+            other => failures.push(format!("{what}: {other:?}, not close {code} then FIN")),
+        }
+    }
+}
+
+/// **A pong is activity.** `--idle-timeout 2s --ws-ping 300ms`: a browser
+/// that sends no message but answers every ping outlives a silent TCP
+/// client (kicked at 2 s) by far; once it stops answering it is closed
+/// with 4100 (`idle timeout`) within a generous bound.
+pub fn pong_is_activity(runtime: &'static str) {
+    let _serial = serial();
+    let mut server = ServerSpec::new(runtime, "web-pong")
+        .flag("--idle-timeout", "2s")
+        .flag("--ws-ping", "300ms")
+        .start();
+    let addr = web_addr(&mut server);
+    let (mut ws, _) = join(&mut server, addr);
+    let tcp = Client::connect(server.chat, Instant::now() + SOON)
+        .unwrap_or_else(|e| panic!("TCP client: {e}\n{}", server.context()));
+    let mut failures = Vec::new();
+    let answering = Instant::now() + Duration::from_secs(5);
+    let mut pings = 0;
+    while Instant::now() < answering {
+        match ws.next(answering) {
+            Frame::Ping(payload) => {
+                pings += 1;
+                let _ = ws.send_raw(&frame(0x80 | client::PONG, &payload, true));
+            }
+            Frame::Timeout | Frame::Text(_) => {}
+            other => {
+                failures.push(format!(
+                    "the answering browser got {other:?} after {pings} pings"
+                ));
+                break;
+            }
+        }
+    }
+    if pings < 5 {
+        failures.push(format!("only {pings} pings in 5 s at --ws-ping 300ms"));
+    }
+    let idle = server
+        .stats(SOON)
+        .expect("stats")
+        .get("disconnected.idle-timeout");
+    if idle != Some(1) {
+        failures.push(format!(
+            "disconnected.idle-timeout = {idle:?} after 5 s, not 1 (the TCP client)"
+        ));
+    }
+    match ws.close(Instant::now() + Duration::from_secs(15)) {
+        (Some((Some(4100), _)), true) => {}
+        other => failures.push(format!(
+            "the browser that stopped answering: {other:?}, not 4100"
+        )),
+    }
+    drop(tcp);
+    server.fail_if_any("pong is activity", &failures);
 }
 
 /// One HTTP/1.1 GET, the whole answer (the server closes after it).
@@ -230,6 +290,10 @@ macro_rules! web_suite {
         #[test]
         fn chat_and_close_codes() {
             $crate::pressure::web::chat_and_close_codes($runtime);
+        }
+        #[test]
+        fn pong_is_activity() {
+            $crate::pressure::web::pong_is_activity($runtime);
         }
         #[test]
         fn slowloris() {
