@@ -5,6 +5,14 @@ mod async_std {
     tether_conformance::web_suite!("async-std:1");
 }
 
+mod async_std_2_shards {
+    tether_conformance::web_suite!("async-std:2");
+}
+
+mod smol {
+    tether_conformance::web_suite!("smol:1");
+}
+
 mod smol_2_shards {
     tether_conformance::web_suite!("smol:2");
 }
