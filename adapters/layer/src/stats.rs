@@ -58,11 +58,14 @@ pub enum Counter {
     WebProtocolErrors,
     /// Pings sent to idle WebSocket connections.
     WebPings,
+    /// Transmits framed for WebSocket: a broadcast to any number of
+    /// WebSocket clients of one shard counts one (its frame is shared).
+    WebFrames,
 }
 
 impl Counter {
     /// Every counter, in the order [`ServerStats::counters`] prints them.
-    pub const ALL: [Counter; 19] = [
+    pub const ALL: [Counter; 20] = [
         Counter::Accepted,
         Counter::RefusedFull,
         Counter::RefusedResources,
@@ -82,6 +85,7 @@ impl Counter {
         Counter::WebHandshakeTimeouts,
         Counter::WebProtocolErrors,
         Counter::WebPings,
+        Counter::WebFrames,
     ];
 
     /// Its key in [`ServerStats::counters`] (`adapter.accepted`…).
@@ -106,6 +110,7 @@ impl Counter {
             Counter::WebHandshakeTimeouts => "adapter.web_handshake_timeouts",
             Counter::WebProtocolErrors => "adapter.web_protocol_errors",
             Counter::WebPings => "adapter.web_pings",
+            Counter::WebFrames => "adapter.web_frames",
         }
     }
 
@@ -303,6 +308,7 @@ mod tests {
             "web_handshake_timeouts",
             "web_protocol_errors",
             "web_pings",
+            "web_frames",
         ];
         let got: Vec<&str> = keys.iter().map(|(k, _)| &k["adapter.".len()..]).collect();
         assert_eq!(got, expected);

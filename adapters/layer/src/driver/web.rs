@@ -125,6 +125,9 @@ impl<G: Glue> Driver<G> {
             .filter(|(src, _)| src.as_ptr() == data.as_ptr() && src.len() == data.len())
             .map(|(_, frame)| frame);
         let hub = data.len();
+        if cached.is_none() && !web.echo && ws.open() {
+            self.counters.bump(Counter::WebFrames);
+        }
         match ws.frame(web, &data, cached) {
             Some(frame) => {
                 let handshaking = ws.handshaking();

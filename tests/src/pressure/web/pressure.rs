@@ -307,6 +307,11 @@ pub fn many_idle(runtime: &'static str, count: usize) {
     }
     std::thread::sleep(Duration::from_millis(1500));
     let after = server.rss().expect("RSS");
+    let frames = |server: &crate::pressure::server::Server| {
+        let stats = server.stats(SOON).expect("stats");
+        stats.get("adapter.web_frames").unwrap_or(0)
+    };
+    let framed_before = frames(&server);
     let tcp = Client::connect(server.chat, Instant::now() + SOON).expect("talker");
     std::io::Write::write_all(&mut tcp.writer(), b"wake up\n").expect("send");
     let expected = format!("{}: wake up", tcp.id);
@@ -319,6 +324,14 @@ pub fn many_idle(runtime: &'static str, count: usize) {
                 break;
             }
         }
+    }
+    // Zero-copy broadcast: one frame per shard, shared by every browser.
+    let framed = frames(&server) - framed_before;
+    let shards = crate::pressure::shards_of(runtime) as u64;
+    if framed == 0 || framed > shards {
+        failures.push(format!(
+            "one line to {count} browsers was framed {framed} times (at most once per shard, {shards})"
+        ));
     }
     let per = after.saturating_sub(before) / count as u64;
     let pings = server
