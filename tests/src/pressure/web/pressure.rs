@@ -235,8 +235,8 @@ fn rss_of(pid: u32) -> Option<u64> {
 
 /// **SIGTERM mid-burst.** A TCP sender offers 4 × `sigterm_lines` lines to
 /// three browsers; once each has `sigterm_lines / 2` the server gets
-/// SIGTERM. Every browser reads whole lines in order, then a 1001 close
-/// frame, then the FIN; the server exits 0.
+/// SIGTERM. Every browser reads the same whole lines in order, then a 1001
+/// close frame, then the FIN; the server exits 0.
 pub fn sigterm_mid_burst_ws(runtime: &'static str, scale: &Scale) {
     let _serial = serial();
     let lines = scale.sigterm_lines;
@@ -265,13 +265,21 @@ pub fn sigterm_mid_burst_ws(runtime: &'static str, scale: &Scale) {
     }
     server.signal(Signal::TERM).expect("SIGTERM");
     let mut failures = Vec::new();
+    let mut counts = Vec::new();
     for (k, reader) in readers.into_iter().enumerate() {
         let (read, code, fin, problem) = join_by("a browser", reader, deadline);
+        counts.push(read);
         if read < lines / 2 || problem.is_some() || code != Some(1001) || !fin {
             failures.push(format!(
                 "browser {k}: {read} lines, problem {problem:?}, close {code:?}, FIN {fin}"
             ));
         }
+    }
+    // A line the server read before the drain reaches every browser.
+    if counts.windows(2).any(|w| w[0] != w[1]) {
+        failures.push(format!(
+            "the browsers read different numbers of lines: {counts:?}"
+        ));
     }
     let status = server.wait_exit(Duration::from_secs(15));
     if !status.is_some_and(|s| s.success()) {
