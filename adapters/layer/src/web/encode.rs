@@ -52,6 +52,21 @@ pub(crate) fn message(binary: bool, payload: &[u8]) -> Bytes {
     out.freeze()
 }
 
+/// Whether `data` is exactly one unmasked, final server frame (what echo
+/// mode queues), as opposed to a line of the application's.
+pub(crate) fn is_frame(data: &[u8]) -> bool {
+    let mut cursor = std::io::Cursor::new(data);
+    match FrameHeader::parse(&mut cursor) {
+        Ok(Some((header, length))) => {
+            header.is_final
+                && header.mask.is_none()
+                && !(header.rsv1 || header.rsv2 || header.rsv3)
+                && cursor.position().checked_add(length) == Some(data.len() as u64)
+        }
+        _ => false,
+    }
+}
+
 /// A ping (with an empty payload) or a pong echoing `payload`.
 pub(crate) fn control(pong: bool, payload: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(payload.len() + 2);
@@ -104,5 +119,8 @@ mod tests {
         assert_eq!(&frame[2..4], &4000u16.to_be_bytes());
         assert_eq!(&control(false, b"")[..], b"\x89\x00");
         assert_eq!(&message(true, b"\x00")[..], b"\x82\x01\x00");
+        assert!(is_frame(&message(false, &[b'x'; 300])));
+        assert!(!is_frame(b"* kicked: spam\n"));
+        assert!(!is_frame(b"hello #1.1\n"));
     }
 }

@@ -345,8 +345,9 @@ impl WebConn {
         {
             self.notice = Some(data.clone());
         }
-        if web.echo {
-            // Echo frames come framed already (`ReadOut::echo`).
+        if web.echo && encode::is_frame(data) {
+            // Echo frames come framed already (`ReadOut::echo`); anything
+            // else the application sends is framed as lines.
             return Some(data.clone());
         }
         Some(cached.cloned().unwrap_or_else(|| encode::lines(data)))
