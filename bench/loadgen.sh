@@ -120,7 +120,9 @@ start_tether() { # spec port
     bin="$OUT/tether-prev"
   fi
   # shellcheck disable=SC2086 # extra is a list of flags
-  "$bin" serve --runtime "${words[0]}" --shards "${words[1]}" --listen "127.0.0.1:$2" --admin "127.0.0.1:$(($2 + 1))" \
+  # TETHER_WEB=off: no WebSocket listener on its default port (older
+  # binaries ignore the variable).
+  TETHER_WEB=off "$bin" serve --runtime "${words[0]}" --shards "${words[1]}" --listen "127.0.0.1:$2" --admin "127.0.0.1:$(($2 + 1))" \
     --max-channels 20000 --queue-limit 1m $extra >"$OUT/server-${1//:/-}.log" 2>&1 &
   SRV=$!
   wait_port "$2"

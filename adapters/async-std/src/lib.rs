@@ -97,6 +97,13 @@ pub fn start<R: Runtime>(
         .map(|(listener, context)| Ok((AsyncListener(Async::new(listener)?), context)))
         .collect::<std::io::Result<Vec<_>>>()?;
     for (shard, (listener, context)) in listeners.into_iter().enumerate() {
+        // The WebSocket listener (last, round-robin) beside the last shard.
+        let web = context.transport == tether_adapter::Transport::WebSocket;
+        let shard = if web {
+            executors.len().saturating_sub(1)
+        } else {
+            shard
+        };
         let task = tether_adapter::runtime::listen_task(listener, context, AsyncIoSleep);
         // A reuseport listener feeds only its shard: it runs there. The one
         // round-robin listener runs beside shard 0's driver: with one shard

@@ -37,6 +37,8 @@ fn tether(args: &[&str]) -> Command {
             command.env_remove(key);
         }
     }
+    // The WebSocket listener's default port would collide between tests.
+    command.env("TETHER_WEB", "127.0.0.1:0");
     command
 }
 

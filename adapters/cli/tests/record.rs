@@ -25,6 +25,7 @@ fn scratch(name: &str) -> PathBuf {
 
 fn replay(file: &Path) {
     let out = Command::new(BIN)
+        .env("TETHER_WEB", "127.0.0.1:0")
         .arg("replay")
         .arg(file)
         .env_remove("RUST_LOG")
@@ -146,6 +147,7 @@ fn a_record_file_that_cannot_be_created_exits_2_naming_flag_and_path() {
     std::fs::write(&blocker, b"").unwrap();
     let path = blocker.join("chat.rec");
     let out = Command::new(BIN)
+        .env("TETHER_WEB", "127.0.0.1:0")
         .args(["serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
         .args(["--shards", "1", "--record"])
         .arg(&path)
@@ -161,6 +163,7 @@ fn a_record_file_that_cannot_be_created_exits_2_naming_flag_and_path() {
     assert!(stderr.contains("Not a directory"), "{stderr}");
     // A cap too small for the files kept is a bad flag value, also 2.
     let out = Command::new(BIN)
+        .env("TETHER_WEB", "127.0.0.1:0")
         .args(["serve", "--record"])
         .arg(dir.join("ok.rec"))
         .args(["--record-max", "100k"])

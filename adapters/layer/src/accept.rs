@@ -135,6 +135,20 @@ pub struct ListenContext<S, A> {
     pub stop: async_channel::Receiver<()>,
     /// The adapter settings (`refuse_line`, `read_buffer`).
     pub options: Options,
+    /// What its connections speak: put it in every
+    /// [`Input::Accepted`](crate::runtime::Input::Accepted).
+    pub transport: crate::Transport,
+}
+
+impl<S, A> ListenContext<S, A> {
+    /// What to write to a connection refused here before closing it: the
+    /// refusal line, or for WebSocket an HTTP `503`.
+    pub fn refusal(&self) -> Option<bytes::Bytes> {
+        match self.transport {
+            crate::Transport::WebSocket => Some(crate::Web::refusal()),
+            _ => self.options.refuse_line.clone(),
+        }
+    }
 }
 
 /// Every listener a server runs, each with its context: one for
@@ -144,6 +158,8 @@ pub struct ListenContext<S, A> {
 #[derive(Debug)]
 pub struct Listeners<S, A> {
     contexts: Vec<ListenContext<S, A>>,
+    /// The WebSocket listener's context ([`crate::Options::web`]).
+    web: Option<ListenContext<S, A>>,
     accept: Accept,
     backlog: u32,
 }
@@ -160,26 +176,39 @@ impl<S, A> Listeners<S, A> {
     ) -> Self {
         let accept = options.accept;
         let backlog = options.backlog;
-        let context = |router| ListenContext {
+        let context = |router, transport| ListenContext {
             router,
             counters: counters.clone(),
             stopped: stopped.clone(),
             stop: stop.clone(),
             options: options.clone(),
+            transport,
         };
+        // The WebSocket listener hands its connections round-robin to
+        // every shard, whatever the TCP accept mode.
+        let web = options.web.is_some().then(|| {
+            let shards = shards.iter().cloned().enumerate().collect();
+            context(
+                AcceptRouter::new(shards, gates.clone()),
+                crate::Transport::WebSocket,
+            )
+        });
+        let lines = crate::Transport::Lines;
         let contexts = match accept {
-            Accept::RoundRobin => vec![context(AcceptRouter::new(
-                shards.into_iter().enumerate().collect(),
-                gates,
-            ))],
+            Accept::RoundRobin => vec![context(
+                AcceptRouter::new(shards.into_iter().enumerate().collect(), gates),
+                lines,
+            )],
             Accept::ReusePort => shards
                 .into_iter()
                 .enumerate()
-                .map(|shard| context(AcceptRouter::new(vec![shard], gates.clone())))
+                .map(|shard| context(AcceptRouter::new(vec![shard], gates.clone()), lines))
                 .collect(),
         };
+        let web_context = web;
         Listeners {
             contexts,
+            web: web_context,
             accept,
             backlog,
         }
@@ -190,9 +219,15 @@ impl<S, A> Listeners<S, A> {
         self.accept
     }
 
-    /// How many listeners: 1, or one per shard with [`Accept::ReusePort`].
+    /// How many TCP-line listeners: 1, or one per shard with
+    /// [`Accept::ReusePort`] (the WebSocket listener is not counted).
     pub fn len(&self) -> usize {
         self.contexts.len()
+    }
+
+    /// Whether [`Listeners::bind`] adds a WebSocket listener (last).
+    pub fn has_web(&self) -> bool {
+        self.web.is_some()
     }
 
     /// Always false: a server has at least one listener.
@@ -205,15 +240,36 @@ impl<S, A> Listeners<S, A> {
     /// `SO_REUSEPORT` listener per other shard, bound on the address
     /// `listener` got (port 0 included: the others take its port). Fails,
     /// binding nothing more, if `listener` lacks `SO_REUSEPORT` then.
+    /// With [`crate::Options::web`], its listener comes last, with a
+    /// round-robin context over every shard
+    /// ([`ListenContext::transport`] says which is which).
     pub fn bind(
         self,
         listener: TcpListener,
     ) -> io::Result<Vec<(TcpListener, ListenContext<S, A>)>> {
+        let web = match self.web {
+            Some(context) => {
+                let web = context
+                    .options
+                    .web
+                    .as_ref()
+                    .and_then(crate::Web::take_listener);
+                let web = web.ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "the WebSocket listener (Options::web) was already used by another server",
+                    )
+                })?;
+                Some((web, context))
+            }
+            None => None,
+        };
         let siblings =
             crate::listen::reuse_port_siblings(&listener, self.contexts.len() - 1, self.backlog)?;
         Ok(std::iter::once(listener)
             .chain(siblings)
             .zip(self.contexts)
+            .chain(web)
             .collect())
     }
 }

@@ -32,6 +32,9 @@ pub enum Input<S, A> {
         peer: SocketAddr,
         /// What the runtime started for it (see [`Glue::Accepted`](crate::runtime::Glue::Accepted)).
         accepted: A,
+        /// The protocol of the listener that accepted it
+        /// ([`ListenContext::transport`](crate::runtime::ListenContext::transport)).
+        transport: crate::Transport,
     },
     /// A reader read bytes.
     Received(ChannelId, Bytes),

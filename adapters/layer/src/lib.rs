@@ -132,6 +132,7 @@ mod prepare;
 pub mod runtime;
 mod stats;
 mod tasks;
+mod web;
 
 use std::io;
 use std::sync::Arc;
@@ -146,6 +147,7 @@ pub use app::{APP_BACKLOG, App, AppFactory, AppOut, REMOTE_AHEAD};
 pub use handle::{Blocking, BlockingEvents, Error, Events, Handle};
 pub use observe::{HubObserver, ObserverError, ObserverFactory, ObserverStats, Step};
 pub use stats::{AdapterStats, Counter, KICK_BUCKETS, ServerStats};
+pub use web::{Transport, Web, close_code};
 
 /// Adapter settings that are not lifecycle policy (that is
 /// [`tether_core::Config`]). The same for every runtime.
@@ -203,6 +205,9 @@ pub struct Options {
     /// here. `None`: nothing observed (the driver forwards every call).
     /// See the crate docs' example.
     pub record: Option<Arc<dyn ObserverFactory>>,
+    /// A second listener whose connections speak WebSocket, served by the
+    /// same shards beside the TCP lines (see [`Web`]). `None`: TCP only.
+    pub web: Option<Web>,
 }
 
 /// Makes a channel's greeting from its id (see [`Options::greeting`]).
@@ -233,6 +238,7 @@ impl Default for Options {
             greeting: None,
             app: None,
             record: None,
+            web: None,
         }
     }
 }

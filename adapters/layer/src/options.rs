@@ -113,6 +113,13 @@ impl Options {
         self
     }
 
+    /// Sets [`Options::web`]: WebSocket clients on a second listener.
+    #[must_use]
+    pub fn with_web(mut self, web: Option<crate::Web>) -> Self {
+        self.web = web;
+        self
+    }
+
     /// Sets [`Options::record`] (`None`: nothing observed), e.g. the
     /// flight recorder's `RecordOptions` in an `Arc`.
     #[must_use]

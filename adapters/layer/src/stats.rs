@@ -48,11 +48,24 @@ pub enum Counter {
     /// Recording errors (a write, flush or rotation failed; the recording
     /// of that shard stops, the server keeps running).
     RecordErrors,
+    /// WebSocket connections upgraded (`GET /ws` answered `101`).
+    WebUpgrades,
+    /// WebSocket connections closed because their upgrade did not complete
+    /// within the handshake deadline (`Web::handshake_timeout`).
+    WebHandshakeTimeouts,
+    /// WebSocket connections closed for a protocol violation (1002, 1003,
+    /// 1007, 1009).
+    WebProtocolErrors,
+    /// Pings sent to idle WebSocket connections.
+    WebPings,
+    /// Transmits framed for WebSocket: a broadcast to any number of
+    /// WebSocket clients of one shard counts one (its frame is shared).
+    WebFrames,
 }
 
 impl Counter {
     /// Every counter, in the order [`ServerStats::counters`] prints them.
-    pub const ALL: [Counter; 15] = [
+    pub const ALL: [Counter; 20] = [
         Counter::Accepted,
         Counter::RefusedFull,
         Counter::RefusedResources,
@@ -68,6 +81,11 @@ impl Counter {
         Counter::RecordBytes,
         Counter::RecordRotations,
         Counter::RecordErrors,
+        Counter::WebUpgrades,
+        Counter::WebHandshakeTimeouts,
+        Counter::WebProtocolErrors,
+        Counter::WebPings,
+        Counter::WebFrames,
     ];
 
     /// Its key in [`ServerStats::counters`] (`adapter.accepted`…).
@@ -88,6 +106,11 @@ impl Counter {
             Counter::RecordBytes => "adapter.record_bytes",
             Counter::RecordRotations => "adapter.record_rotations",
             Counter::RecordErrors => "adapter.record_errors",
+            Counter::WebUpgrades => "adapter.web_upgrades",
+            Counter::WebHandshakeTimeouts => "adapter.web_handshake_timeouts",
+            Counter::WebProtocolErrors => "adapter.web_protocol_errors",
+            Counter::WebPings => "adapter.web_pings",
+            Counter::WebFrames => "adapter.web_frames",
         }
     }
 
@@ -281,6 +304,11 @@ mod tests {
             "record_bytes",
             "record_rotations",
             "record_errors",
+            "web_upgrades",
+            "web_handshake_timeouts",
+            "web_protocol_errors",
+            "web_pings",
+            "web_frames",
         ];
         let got: Vec<&str> = keys.iter().map(|(k, _)| &k["adapter.".len()..]).collect();
         assert_eq!(got, expected);

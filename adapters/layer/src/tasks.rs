@@ -204,7 +204,12 @@ pub async fn listen_task<L: AsyncListener, T: crate::runtime::Sleep>(
         stopped,
         stop,
         options,
+        transport,
     } = context;
+    let refusal = match transport {
+        crate::Transport::WebSocket => Some(crate::Web::refusal()),
+        _ => options.refuse_line.clone(),
+    };
     let mut errors = crate::listen::AcceptErrors::new("listener");
     // As in `read_task`: one listener for the whole loop, not one per
     // accepted connection. Nothing is sent on it: it only closes.
@@ -221,7 +226,7 @@ pub async fn listen_task<L: AsyncListener, T: crate::runtime::Sleep>(
                 errors.success();
                 counters.bump(crate::Counter::Accepted);
                 let Some(inputs) = router.pick() else {
-                    if let Some(line) = &options.refuse_line {
+                    if let Some(line) = &refusal {
                         L::refuse(&socket, line);
                     }
                     counters.bump(crate::Counter::RefusedFull);
@@ -231,6 +236,7 @@ pub async fn listen_task<L: AsyncListener, T: crate::runtime::Sleep>(
                     socket: Arc::new(socket),
                     peer,
                     accepted: (),
+                    transport,
                 };
                 // A shard that just ended refuses nothing more: the socket
                 // in the returned input is dropped, i.e. closed.

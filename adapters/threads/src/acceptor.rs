@@ -30,6 +30,7 @@ pub(crate) fn start(
         stopped,
         stop,
         options: adapter,
+        transport,
     } = context;
     let thread = std::thread::Builder::new()
         .name("tether-accept".into())
@@ -38,7 +39,14 @@ pub(crate) fn start(
             let stopping = stopping.clone();
             let listener = listener.clone();
             let options = options.clone();
-            move || run(&listener, &stopping, router, &counters, &adapter, &options)
+            move || {
+                let how = Accepting {
+                    adapter: &adapter,
+                    options: &options,
+                    transport,
+                };
+                run(&listener, &stopping, router, &counters, how)
+            }
         })?;
     std::thread::Builder::new()
         .name("tether-accept-stop".into())
@@ -59,15 +67,31 @@ pub(crate) fn start(
     Ok(())
 }
 
+/// How one acceptor accepts: the adapter's and the threads' settings, and
+/// what its connections speak.
+struct Accepting<'a> {
+    adapter: &'a Options,
+    options: &'a ThreadOptions,
+    transport: tether_adapter::Transport,
+}
+
 fn run(
     listener: &TcpListener,
     stopping: &AtomicBool,
     mut router: AcceptRouter<ThreadSocket, Accepted>,
     counters: &AdapterCounters,
-    adapter: &Options,
-    options: &ThreadOptions,
+    how: Accepting<'_>,
 ) {
-    let refuse_line = adapter.refuse_line.as_deref().unwrap_or_default();
+    let Accepting {
+        adapter,
+        options,
+        transport,
+    } = how;
+    let refusal = match transport {
+        tether_adapter::Transport::WebSocket => tether_adapter::Web::refusal(),
+        _ => adapter.refuse_line.clone().unwrap_or_default(),
+    };
+    let refuse_line = &refusal[..];
     let mut errors = AcceptErrors::new("listener");
     let mut last_spawn_log: Option<Instant> = None;
     while !stopping.load(Ordering::Acquire) {
@@ -95,7 +119,7 @@ fn run(
         if options.nodelay {
             let _ = stream.set_nodelay(true);
         }
-        match spawn_reader(stream, peer, options, adapter.read_buffer) {
+        match spawn_reader(stream, peer, options, adapter.read_buffer, transport) {
             Ok(input) => {
                 if let Err(gone) = inputs.send_blocking(input) {
                     // That shard's driver has ended: end the reader we
@@ -131,6 +155,7 @@ fn spawn_reader(
     peer: SocketAddr,
     options: &ThreadOptions,
     read_buffer: usize,
+    transport: tether_adapter::Transport,
 ) -> Result<Input<ThreadSocket, Accepted>, (io::Error, Option<TcpStream>)> {
     let socket = ThreadSocket::new(stream);
     let (start, started) = mpsc::sync_channel(1);
@@ -146,6 +171,7 @@ fn spawn_reader(
             socket,
             peer,
             accepted: Accepted { start, thread },
+            transport,
         }),
         // A failed spawn drops the closure and its clone: ours is the last.
         Err(e) => Err((

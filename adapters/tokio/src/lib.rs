@@ -247,41 +247,46 @@ pub fn start_on_threads(
             runtimes.push(runtime);
             Ok(glue)
         })?;
-    let listen = prepared.listen.bind(listener)?;
+    let listen = prepared.listen;
     // One round-robin listener for several shards hands its connections
     // off; a shard's own listener (one shard, or reuseport) keeps them.
     let hand_off = listen.len() == 1 && runtimes.len() > 1;
-    let mut listeners = Vec::with_capacity(listen.len());
+    let bind = listen.bind(listener)?;
+    let mut listeners: Vec<Vec<_>> = runtimes.iter().map(|_| Vec::new()).collect();
     // The round-robin listener on shard 0's runtime, a reuseport listener
-    // on its own shard's.
-    for ((listener, context), runtime) in listen.into_iter().zip(&runtimes) {
+    // on its own shard's, the WebSocket listener (last, round-robin) on
+    // the last shard's.
+    for (i, (listener, context)) in bind.into_iter().enumerate() {
+        let web = context.transport == tether_adapter::Transport::WebSocket;
+        let at = if web { runtimes.len() - 1 } else { i };
+        let Some(runtime) = runtimes.get(at) else {
+            continue;
+        };
         listener.set_nonblocking(true)?;
         let listener = {
             let _entered = runtime.enter();
             tokio::net::TcpListener::from_std(listener)?
         };
-        let listener = if hand_off {
+        let listener = if hand_off || (web && runtimes.len() > 1) {
             TokioListener::handing_off(listener)
         } else {
             TokioListener::new(listener)
         };
-        listeners.push(runtime.spawn(tether_adapter::runtime::listen_task(
+        listeners[at].push(runtime.spawn(tether_adapter::runtime::listen_task(
             listener, context, TokioSleep,
         )));
     }
-    // Listeners were spawned from shard 0 on: the first ones go with the
-    // first shards' threads.
     let mut listeners = listeners.into_iter();
     for (shard, (driver, runtime)) in prepared.drivers.into_iter().zip(runtimes).enumerate() {
-        // The listener spawned on this runtime (if any) must outlive the
-        // driver: it closes once every shard's driver has ended.
-        let listener = listeners.next();
+        // The listeners spawned on this runtime must outlive the driver:
+        // they close once every shard's driver has ended.
+        let listener = listeners.next().unwrap_or_default();
         std::thread::Builder::new()
             .name(format!("tether-tokio-{shard}"))
             .spawn(move || {
                 runtime.block_on(async move {
                     driver.run(TokioSleep).await;
-                    if let Some(listener) = listener {
+                    for listener in listener {
                         let _ = listener.await;
                     }
                 });

@@ -46,6 +46,7 @@ pub mod kicks;
 pub mod limits;
 pub mod net;
 pub mod server;
+pub mod web;
 
 pub use console::{
     established_admin_session_survives, silent_admin_connections, silent_metrics_connections,

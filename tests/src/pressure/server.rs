@@ -150,6 +150,8 @@ impl ServerSpec {
             ("--runtime".to_owned(), runtime.to_owned()),
             ("--listen".to_owned(), "127.0.0.1:0".to_owned()),
             ("--admin".to_owned(), "127.0.0.1:0".to_owned()),
+            // Never the default port: servers run side by side.
+            ("--web".to_owned(), "127.0.0.1:0".to_owned()),
         ];
         if let Some(shards) = shards {
             flags.push(("--shards".to_owned(), shards.to_owned()));
@@ -380,6 +382,31 @@ impl Server {
                 .unwrap_or_else(|e| e.into_inner())
                 .iter()
                 .find_map(|line| parse_metrics_line(line));
+            if found.is_some() || Instant::now() >= deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The `--web` address from the banner's `  web:     http://ADDR/ …`
+    /// line, waiting at most `timeout` for it.
+    pub fn web_addr(&self, timeout: Duration) -> Option<SocketAddr> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found = self
+                .stdout_rest
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .find_map(|line| {
+                    let url = line
+                        .trim()
+                        .strip_prefix("web:")?
+                        .trim()
+                        .strip_prefix("http://")?;
+                    url.split_once('/')?.0.parse().ok()
+                });
             if found.is_some() || Instant::now() >= deadline {
                 return found;
             }

@@ -308,6 +308,9 @@ pub struct ServeArgs {
     /// their lengths are recorded, for privacy.
     #[arg(long, env = "TETHER_RECORD_BYTES", requires = "record")]
     pub record_bytes: bool,
+    /// `--web`, `--ws-ping`.
+    #[command(flatten)]
+    pub web: super::web::WebArgs,
 }
 
 /// The flags of `tether demo`.
@@ -363,6 +366,7 @@ impl ServeArgs {
             record_max: ByteSize(256 << 20),
             record_keep: 3,
             record_bytes: false,
+            web: super::web::WebArgs::defaults(),
         }
     }
 
@@ -415,6 +419,7 @@ impl ServeArgs {
             metrics: self.metrics,
             echo: self.echo,
             cluster,
+            web: self.web.into_options(),
         })
     }
 }

@@ -37,6 +37,7 @@ mod args;
 #[cfg(test)]
 mod tests;
 mod values;
+mod web;
 
 use std::ffi::OsString;
 use std::time::Duration;
@@ -49,6 +50,7 @@ pub use args::{AcceptMode, DemoArgs, Runtime, ServeArgs};
 pub use values::{
     BadAddress, ByteSize, Dur, DurationError, HostPort, Secret, SizeError, Timeout, parse_duration,
 };
+pub use web::{DEFAULT_WEB, WebAddr, WebArgs, WebServe};
 
 /// The default chat address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7000";
@@ -130,11 +132,14 @@ pub struct ServeOptions {
     pub admin_login: Option<Duration>,
     /// Where `GET /metrics` is served, if anywhere (resolved when binding).
     pub metrics: Option<HostPort>,
-    /// Lines go back to their sender only (`--echo`), not to every client.
+    /// Lines go back to their sender only (`--echo`), not to every client;
+    /// WebSocket `/ws` is then a plain echo (for Autobahn).
     pub echo: bool,
     /// The cluster this node joins (`--cluster`, `--node`, `--cluster-*`);
     /// `None`: a single server, no Redis.
     pub cluster: Option<tether_redis::NodeOptions>,
+    /// WebSocket clients (`--web`, `--ws-ping`); `None` with `--web off`.
+    pub web: Option<WebServe>,
 }
 
 impl ServeOptions {
@@ -146,6 +151,9 @@ impl ServeOptions {
             .unwrap_or_else(|_| unreachable!("the defaults are valid"));
         options.listen = HostPort::loopback_any();
         options.admin = HostPort::loopback_any();
+        if let Some(web) = &mut options.web {
+            web.addr = HostPort::loopback_any();
+        }
         options
     }
 }

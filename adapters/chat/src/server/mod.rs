@@ -65,6 +65,7 @@ mod signals;
 mod slots;
 mod stop;
 mod watch;
+mod web;
 
 use std::io::{self, Write as _};
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
@@ -225,6 +226,8 @@ pub struct ChatServer {
     pub admin_addr: SocketAddr,
     /// Where `GET /metrics` is served (`--metrics`), if anywhere.
     pub metrics_addr: Option<SocketAddr>,
+    /// Where browsers connect (`--web`), if anywhere.
+    pub web_addr: Option<SocketAddr>,
     /// The runtime it runs on.
     pub runtime: Runtime,
     console: Console,
@@ -308,12 +311,15 @@ where
         None => None,
     };
     let metrics_addr = metrics.as_ref().map(|(_, addr)| *addr);
+    let web = web::bind_web(options, options.options.backlog)?;
+    let web_addr = web.as_ref().map(|(_, addr)| *addr);
     let counters = Arc::new(ChatCounters::default());
     // The cluster node first: a Redis that cannot be reached or a name live
     // elsewhere stops the start before any client connects.
     let (local, node) = cluster::start_node(options, &counters)?;
-    let adapter_options = setup::adapter_options(options, &counters, &node);
-    let started = start_adapter(chat, options.config.clone(), adapter_options);
+    let mut adapter_options = setup::adapter_options(options, &counters, &node);
+    adapter_options.web = web.map(|(web, _)| web);
+    let started = start_adapter(chat, web::config(options), adapter_options);
     if let (Err(_), Some(node)) = (&started, &node) {
         node.shutdown();
     }
@@ -361,6 +367,7 @@ where
         handle,
         admin_addr,
         metrics_addr,
+        web_addr,
         runtime: options.runtime,
         console,
         threads,
@@ -407,6 +414,9 @@ where
     );
     if let Some(metrics) = server.metrics_addr {
         let _ = writeln!(out, "  metrics: http://{metrics}/metrics");
+    }
+    if let Some(web) = server.web_addr {
+        let _ = writeln!(out, "  web:     http://{web}/ (WebSocket: ws://{web}/ws)");
     }
     if let (Some(node), Some(cluster)) = (server.node(), &options.cluster) {
         let _ = writeln!(

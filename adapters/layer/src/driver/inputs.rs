@@ -19,12 +19,16 @@ impl<G: Glue> Driver<G> {
                 socket,
                 peer,
                 accepted,
-            } => self.accepted(now, socket, peer, accepted),
+                transport,
+            } => self.accepted(now, socket, peer, accepted, transport),
             Input::Received(id, data) => {
                 // The chunk is taken: its reader may read another (a stale
                 // id finds no connection, and then no reader waits on it).
                 if let Some(conn) = self.conns.get(&id) {
                     conn.ahead.taken();
+                    if conn.web.is_some() {
+                        return self.web_received(now, id, data);
+                    }
                 }
                 let result = self.hub.handle_received(now, id, data);
                 self.rejected(result);
@@ -51,7 +55,10 @@ impl<G: Glue> Driver<G> {
     pub(super) fn writable(&mut self, id: ChannelId) {
         if let Some(conn) = self.conns.get_mut(&id) {
             conn.waiting = false;
-            if !conn.out.is_empty() && !conn.dirty {
+            if !conn.out.is_empty()
+                && !conn.dirty
+                && conn.web.as_ref().is_none_or(|w| !w.handshaking())
+            {
                 conn.dirty = true;
                 self.dirty.push(id);
             }
@@ -64,7 +71,9 @@ impl<G: Glue> Driver<G> {
         socket: Arc<G::Socket>,
         peer: SocketAddr,
         accepted: G::Accepted,
+        transport: crate::Transport,
     ) {
+        let web = transport == crate::Transport::WebSocket && self.options.web.is_some();
         // Between the start of the drain and the hub's shutdown the hub
         // would still accept: refuse as it will.
         let stopping = self.stopping.holds_reads();
@@ -78,7 +87,11 @@ impl<G: Glue> Driver<G> {
             Err(_) => {
                 // At the limit or shutting down: say so, then close
                 // (invariant 12; no channel, no event: invariant 1).
-                if let Some(line) = &self.options.refuse_line {
+                let refusal = match web {
+                    true => Some(crate::Web::refusal()),
+                    false => self.options.refuse_line.clone(),
+                };
+                if let Some(line) = &refusal {
                     let _ = socket.write_vectored(&[IoSlice::new(line)]);
                 }
                 self.counters.bump(Counter::RefusedFull);
@@ -90,6 +103,11 @@ impl<G: Glue> Driver<G> {
         // always takes one.
         let _ = self.hub.attach(now, id);
         let (inputs, ahead) = self.inputs.for_connection();
+        let web_conn = if web {
+            self.web_accepted(now, id)
+        } else {
+            None
+        };
         let glue = match self.glue.open(id, &socket, accepted, &inputs) {
             Ok(conn) => Some(conn),
             Err(e) => {
@@ -112,9 +130,11 @@ impl<G: Glue> Driver<G> {
                 refused_at: None,
                 kicked_at: None,
                 ahead,
+                web: web_conn,
             },
         );
-        if let Some(greeting) = &self.options.greeting {
+        let echo = web && self.options.web.as_ref().is_some_and(|w| w.echo);
+        if let Some(greeting) = self.options.greeting.as_ref().filter(|_| !echo) {
             // Before the app hears of the channel, so before any of its
             // sends or broadcasts can reach it.
             let result = self.hub.send(now, id, (greeting.0)(id));

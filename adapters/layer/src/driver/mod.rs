@@ -25,6 +25,7 @@ mod conns;
 mod inputs;
 mod outputs;
 mod stop;
+mod web;
 use std::collections::VecDeque;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
@@ -78,6 +79,8 @@ struct Conn<G: Glue> {
     /// Its reader's read-ahead credit (`input::READ_AHEAD` chunks at
     /// most); dropping it wakes a reader waiting for credit.
     ahead: ReadAhead,
+    /// Its WebSocket transport, if it came from the web listener.
+    web: Option<Box<crate::web::WebConn>>,
 }
 
 /// A receiving end, pinned once (`async_channel::Receiver` is `!Unpin`)
@@ -177,6 +180,10 @@ pub struct Driver<G: Glue> {
     barrier: Arc<Barrier>,
     /// This shard has left the barrier.
     left_barrier: bool,
+    /// Handshake deadlines and ping timers of WebSocket connections.
+    web_timers: web::WebTimers,
+    /// The last transmit framed for WebSocket (one broadcast, framed once).
+    frame_cache: web::FrameCache,
 }
 
 impl<G: Glue> std::fmt::Debug for Driver<G> {
@@ -248,6 +255,8 @@ impl<G: Glue> Driver<G> {
             stopping: Stopping::No,
             barrier: parts.barrier,
             left_barrier: false,
+            web_timers: web::WebTimers::new(),
+            frame_cache: None,
         }
     }
 
@@ -296,7 +305,8 @@ impl<G: Glue> Driver<G> {
         let retry = (self.app.as_ref().is_some_and(AppState::remote_behind)
             || self.stopping.holds_reads())
         .then(|| Instant::now() + Duration::from_millis(1));
-        [self.hub.poll_timeout(), held, self.record_due(), retry]
+        let web = self.web_deadline();
+        [self.hub.poll_timeout(), held, self.record_due(), retry, web]
             .into_iter()
             .flatten()
             .min()
@@ -381,6 +391,7 @@ impl<G: Glue> Driver<G> {
         if self.hub.poll_timeout().is_some_and(|at| at <= now) {
             self.hub.handle_timeout(now);
         }
+        self.web_timeouts(now);
         loop {
             self.drain(now);
             self.answer_kicks();

@@ -32,6 +32,8 @@ impl<G: Glue> Driver<G> {
                 break;
             }
         }
+        // The cache holds a broadcast's bytes alive: not past the drain.
+        self.frame_cache = None;
     }
 
     pub(super) fn deliver(&mut self, event: Event) {
@@ -72,8 +74,14 @@ impl<G: Glue> Driver<G> {
                         ShutdownHow::Write => std::net::Shutdown::Write,
                         ShutdownHow::Both => std::net::Shutdown::Both,
                     };
+                    let fin_waits = conn.web.is_some() && self.web_close(id, how);
+                    let Some(conn) = self.conns.get_mut(&id) else {
+                        return;
+                    };
                     // ENOTCONN after a peer reset is fine: the wire is done.
-                    let _ = conn.socket.shutdown(how);
+                    if !fin_waits {
+                        let _ = conn.socket.shutdown(how);
+                    }
                     if let Some(at) = conn.kicked_at.take() {
                         self.counters.kick_latency().observe(at.elapsed());
                     }
@@ -125,8 +133,16 @@ impl<G: Glue> Driver<G> {
             conn.progress = now;
             conn.refused_at = None;
         }
-        conn.out.push(data);
-        if !conn.dirty && !conn.waiting {
+        let queued = if conn.web.is_some() {
+            self.web_transmit(now, id, data)
+        } else {
+            conn.out.push(data);
+            true
+        };
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if queued && !conn.dirty && !conn.waiting {
             conn.dirty = true;
             self.dirty.push(id);
         }
@@ -189,11 +205,14 @@ impl<G: Glue> Driver<G> {
     /// (unless one runs) where it took less than everything. Returns the
     /// bytes taken.
     fn write_conn(&mut self, now: Instant, id: ChannelId) -> usize {
+        if !self.web_writable(&id) {
+            return 0;
+        }
         let Some(conn) = self.conns.get_mut(&id) else {
             return 0;
         };
         let report = conn.out.flush(&*conn.socket);
-        if report.bytes > 0 {
+        if report.wire > 0 {
             conn.progress = now;
             conn.refused_at = None;
         }
@@ -205,7 +224,7 @@ impl<G: Glue> Driver<G> {
             self.rejected(result);
         }
         match report.outcome {
-            Flushed::Drained => {}
+            Flushed::Drained => self.web_drained(id),
             Flushed::Full if waiting => {}
             Flushed::Full => self.wait_writable(now, id),
             Flushed::Failed(kind) => {
@@ -216,7 +235,7 @@ impl<G: Glue> Driver<G> {
                 let _ended = self.hub.handle_io_error(now, id, kind);
             }
         }
-        report.bytes
+        report.wire
     }
 
     pub(super) fn wait_writable(&mut self, now: Instant, id: ChannelId) {
