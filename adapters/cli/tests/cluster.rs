@@ -33,6 +33,8 @@ fn node_options(redis: &RedisServer, name: &str, runtime: Runtime, shards: &str)
         "127.0.0.1:0",
         "--admin",
         "127.0.0.1:0",
+        "--web",
+        "127.0.0.1:0",
         "--cluster-heartbeat",
         "200ms",
         "--cluster-ttl",
@@ -200,6 +202,7 @@ fn run(args: &[&str]) -> (Option<i32>, String) {
     command
         .args(args)
         .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .args(["--web", "127.0.0.1:0"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
