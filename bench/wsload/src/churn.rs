@@ -52,7 +52,9 @@ fn cycle(stream: TcpStream, port: u16, msg: &str, t: &mut Tally) -> Result<(), f
         return Err(|t| t.e_reply += 1);
     }
     loop {
-        let Some(line) = text(&mut ws) else { return Err(|t| t.e_reply += 1) };
+        let Some(line) = text(&mut ws) else {
+            return Err(|t| t.e_reply += 1);
+        };
         if is_own(&line, msg) {
             break;
         }

@@ -28,7 +28,8 @@ fn line(i: usize, size: usize) -> Vec<u8> {
 fn send_all(stream: TcpStream, nlines: usize, size: usize) -> io::Result<Instant> {
     let mut s = mio::net::TcpStream::from_std(stream);
     let mut poll = Poll::new()?;
-    poll.registry().register(&mut s, Token(0), Interest::WRITABLE)?;
+    poll.registry()
+        .register(&mut s, Token(0), Interest::WRITABLE)?;
     let mut events = Events::with_capacity(4);
     for i in 0..nlines {
         let key = (i as u32).wrapping_mul(0x9e37_79b1).to_be_bytes();
@@ -70,12 +71,22 @@ fn connect_all(port: u16, n: usize) -> io::Result<(Vec<Client>, String, TcpStrea
             return Err(io::Error::other(format!("extra bytes after greeting {i}")));
         }
         if i == 0 {
-            tok = greeting.split_once(' ').map_or(&*greeting, |(_, id)| id).to_owned();
+            tok = greeting
+                .split_once(' ')
+                .map_or(&*greeting, |(_, id)| id)
+                .to_owned();
             sender = Some(s.try_clone()?);
         }
         s.set_nonblocking(true)?;
         let stream = mio::net::TcpStream::from_std(s);
-        clients.push(Client { stream, frames: Counter::default(), lines: 0, wrong: 0, done: None, ended: false });
+        clients.push(Client {
+            stream,
+            frames: Counter::default(),
+            lines: 0,
+            wrong: 0,
+            done: None,
+            ended: false,
+        });
     }
     let sender = sender.ok_or_else(|| io::Error::other("no clients"))?;
     Ok((clients, tok, sender))
@@ -120,11 +131,15 @@ pub fn run(port: u16, n: usize, nlines: usize, size: usize, pid: Option<u32>) ->
     let t_conn = tc.elapsed().as_secs_f64();
     let mut poll = Poll::new()?;
     for (i, c) in clients.iter_mut().enumerate() {
-        poll.registry().register(&mut c.stream, Token(i), Interest::READABLE)?;
+        poll.registry()
+            .register(&mut c.stream, Token(i), Interest::READABLE)?;
     }
     sleep_ms(300);
     // Each client gets "<id>: <line>" as one text message.
-    let want = (nlines as u64, (tok.len() + 2 + size.saturating_sub(1)) as u64);
+    let want = (
+        nlines as u64,
+        (tok.len() + 2 + size.saturating_sub(1)) as u64,
+    );
     let ticks = || pid.and_then(cpu_ticks).unwrap_or(0);
     let c0 = ticks();
     let t0 = Instant::now();
@@ -155,11 +170,14 @@ pub fn run(port: u16, n: usize, nlines: usize, size: usize, pid: Option<u32>) ->
     sleep_ms(500);
     let c2 = ticks();
     let missing: u64 = clients.iter().map(|c| want.0.saturating_sub(c.lines)).sum();
-    let wrong = clients.iter().filter(|c| c.wrong > 0 || c.lines != want.0).count();
+    let wrong = clients
+        .iter()
+        .filter(|c| c.wrong > 0 || c.lines != want.0)
+        .count();
     let mut td: Vec<f64> = clients.iter().filter_map(|c| c.done).collect();
     td.sort_by(f64::total_cmp);
     let deliv = (n * nlines) as f64 - missing as f64;
-    let cpu = (c1 - c0) as f64 / HZ;
+    let cpu = c1.saturating_sub(c0) as f64 / HZ;
     println!(
         "clients={n} lines={nlines} len={size} connect_s={t_conn:.3} all_received_s={t_all:.4} sender_done_s={sender_done:.4} \
          client_done_p50_s={:.4} delivered={deliv:.0} msgs_per_s={:.0} server_cpu_s={cpu:.2} cpu_us_per_msg={:.3} \
@@ -167,7 +185,7 @@ pub fn run(port: u16, n: usize, nlines: usize, size: usize, pid: Option<u32>) ->
         pct(&td, 0.5),
         deliv / t_all,
         cpu / deliv.max(1.0) * 1e6,
-        (c2 - c0) as f64 / HZ,
+        c2.saturating_sub(c0) as f64 / HZ,
     );
     Ok(())
 }

@@ -49,7 +49,8 @@ fn drain(c: &mut Conn, port: u16, buf: &mut [u8]) -> Option<usize> {
             Err(_) => return None,
         };
         let Some(head) = &mut c.head else {
-            c.frames.feed(&buf[..m], |op, _| texts += usize::from(op == TEXT));
+            c.frames
+                .feed(&buf[..m], |op, _| texts += usize::from(op == TEXT));
             continue;
         };
         head.extend_from_slice(&buf[..m]);
@@ -62,15 +63,25 @@ fn drain(c: &mut Conn, port: u16, buf: &mut [u8]) -> Option<usize> {
         let rest = head.split_off(end + 4);
         // Upgraded: the head's buffer is freed, only the counter stays.
         c.head = None;
-        c.frames.feed(&rest, |op, _| texts += usize::from(op == TEXT));
+        c.frames
+            .feed(&rest, |op, _| texts += usize::from(op == TEXT));
     }
 }
 
 fn open(port: u16, src: Option<u8>, poll: &Poll, token: usize) -> io::Result<Conn> {
     let mut stream = mio::net::TcpStream::from_std(connect(port, src, true)?);
-    poll.registry()
-        .register(&mut stream, Token(token), Interest::READABLE | Interest::WRITABLE)?;
-    Ok(Conn { stream, state: State::Upgrading, head: Some(Vec::with_capacity(256)), sent: false, frames: Counter::default() })
+    poll.registry().register(
+        &mut stream,
+        Token(token),
+        Interest::READABLE | Interest::WRITABLE,
+    )?;
+    Ok(Conn {
+        stream,
+        state: State::Upgrading,
+        head: Some(Vec::with_capacity(256)),
+        sent: false,
+        frames: Counter::default(),
+    })
 }
 
 /// Runs the idle measurement and prints its lines.
@@ -88,7 +99,10 @@ pub fn run(port: u16, n: usize, hold: f64, pid: Option<u32>, srcs: (u8, u8)) -> 
     let mut progress = t0;
     while greeted < n && dead == 0 {
         while conns.len() < n && inflight < INFLIGHT {
-            let src = (srcs.0 > 0).then(|| srcs.1.saturating_add((conns.len() % usize::from(srcs.0)) as u8));
+            let src = (srcs.0 > 0).then(|| {
+                srcs.1
+                    .saturating_add((conns.len() % usize::from(srcs.0)) as u8)
+            });
             match open(port, src, &poll, conns.len()) {
                 Ok(c) => conns.push(c),
                 Err(e) => {
@@ -108,7 +122,8 @@ pub fn run(port: u16, n: usize, hold: f64, pid: Option<u32>, srcs: (u8, u8)) -> 
                     greeted += 1;
                     inflight -= 1;
                     progress = Instant::now();
-                    poll.registry().reregister(&mut c.stream, ev.token(), Interest::READABLE)?;
+                    poll.registry()
+                        .reregister(&mut c.stream, ev.token(), Interest::READABLE)?;
                 }
                 (None, s) if *s != State::Dead => {
                     if first_fail.is_empty() {
@@ -132,7 +147,11 @@ pub fn run(port: u16, n: usize, hold: f64, pid: Option<u32>, srcs: (u8, u8)) -> 
     println!(
         "target={n} greeted={greeted} dead={dead} first_failure=\"{first_fail}\" accept_all_s={t_acc:.3} \
          rss_before_kb={rss0} rss_after_kb={rss1} rss_per_conn_kb={:.2} threads_before={th0} threads_after={th1}",
-        if greeted > 0 { (rss1 - rss0) as f64 / greeted as f64 } else { 0.0 },
+        if greeted > 0 {
+            (rss1 - rss0) as f64 / greeted as f64
+        } else {
+            0.0
+        },
     );
     if greeted < n {
         std::process::exit(2);
@@ -144,7 +163,9 @@ pub fn run(port: u16, n: usize, hold: f64, pid: Option<u32>, srcs: (u8, u8)) -> 
 /// Client 0 sends `ping`; every client must receive one more text message.
 fn broadcast(conns: &mut [Conn], poll: &mut Poll, port: u16) -> io::Result<()> {
     let tb = Instant::now();
-    conns[0].stream.write_all(&frame::masked(TEXT, b"ping", [1, 2, 3, 4]))?;
+    conns[0]
+        .stream
+        .write_all(&frame::masked(TEXT, b"ping", [1, 2, 3, 4]))?;
     let (mut got, mut lost) = (0usize, 0usize);
     let mut events = Events::with_capacity(512);
     let mut buf = vec![0u8; 4096];

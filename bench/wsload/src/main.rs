@@ -37,10 +37,24 @@ fn main() -> ExitCode {
             churn::run(arg(&a, 2)?, arg(&a, 3)?, arg(&a, 4)?, arg(&a, 5));
             Some(Ok(()))
         })(),
-        Some("fanout") => (|| Some(fanout::run(arg(&a, 2)?, arg(&a, 3)?, arg(&a, 4)?, arg(&a, 5)?, arg(&a, 6))))(),
+        Some("fanout") => (|| {
+            Some(fanout::run(
+                arg(&a, 2)?,
+                arg(&a, 3)?,
+                arg(&a, 4)?,
+                arg(&a, 5)?,
+                arg(&a, 6),
+            ))
+        })(),
         Some("idle") => (|| {
             let srcs = (arg(&a, 6).unwrap_or(8), arg(&a, 7).unwrap_or(20));
-            Some(idle::run(arg(&a, 2)?, arg(&a, 3)?, arg(&a, 4)?, arg(&a, 5), srcs))
+            Some(idle::run(
+                arg(&a, 2)?,
+                arg(&a, 3)?,
+                arg(&a, 4)?,
+                arg(&a, 5),
+                srcs,
+            ))
         })(),
         _ => None,
     };

@@ -24,7 +24,7 @@ use tungstenite::{Error, Message, WebSocket};
 const LISTENER: Token = Token(usize::MAX);
 
 enum Conn {
-    Upgrading(MidHandshake<ServerHandshake<TcpStream, NoCallback>>),
+    Upgrading(MidHandshake<ServerHandshake<TcpStream, NoCallback>>, String),
     Open(WebSocket<TcpStream>, String),
 }
 
@@ -53,7 +53,7 @@ fn upgraded(
                 Err(_) => None,
             }
         }
-        Err(HandshakeError::Interrupted(mid)) => Some(Conn::Upgrading(mid)),
+        Err(HandshakeError::Interrupted(mid)) => Some(Conn::Upgrading(mid, id)),
         Err(HandshakeError::Failure(_)) => None,
     }
 }
@@ -86,7 +86,8 @@ fn live(r: Result<(), Error>) -> bool {
 fn run(addr: SocketAddr, thread: usize) -> io::Result<()> {
     let mut listener = listener(addr)?;
     let mut poll = Poll::new()?;
-    poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
     let mut conns: Slab<Conn> = Slab::new();
     let mut events = Events::with_capacity(1024);
     let mut next = 0u64;
@@ -103,29 +104,29 @@ fn run(addr: SocketAddr, thread: usize) -> io::Result<()> {
                     let _ = stream.set_nodelay(true);
                     let entry = conns.vacant_entry();
                     let token = Token(entry.key());
-                    poll.registry()
-                        .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
+                    poll.registry().register(
+                        &mut stream,
+                        token,
+                        Interest::READABLE | Interest::WRITABLE,
+                    )?;
                     next += 1;
                     let id = format!("#{thread}:{next}.0");
-                    match upgraded(tungstenite::accept(stream), id) {
-                        Some(c) => {
-                            entry.insert(c);
-                        }
-                        None => {} // dropped: closed, and epoll forgets it
+                    // None: dropped, so closed, and epoll forgets it.
+                    if let Some(c) = upgraded(tungstenite::accept(stream), id) {
+                        entry.insert(c);
                     }
                 }
                 continue;
             }
             let key = ev.token().0;
-            let Some(conn) = conns.try_remove(key) else { continue };
+            let Some(conn) = conns.try_remove(key) else {
+                continue;
+            };
             let kept = match conn {
-                Conn::Upgrading(mid) => {
-                    let id = format!("#{thread}:{key}.x");
-                    upgraded(mid.handshake(), id).and_then(|c| match c {
-                        Conn::Open(mut ws, id) => serve(&mut ws, &id).then_some(Conn::Open(ws, id)),
-                        up => Some(up),
-                    })
-                }
+                Conn::Upgrading(mid, id) => upgraded(mid.handshake(), id).and_then(|c| match c {
+                    Conn::Open(mut ws, id) => serve(&mut ws, &id).then_some(Conn::Open(ws, id)),
+                    up => Some(up),
+                }),
                 Conn::Open(mut ws, id) => serve(&mut ws, &id).then_some(Conn::Open(ws, id)),
             };
             if let Some(c) = kept {
@@ -142,11 +143,17 @@ fn main() -> io::Result<()> {
         .unwrap_or_else(|| "127.0.0.1:7280".into())
         .parse()
         .map_err(|e| io::Error::new(ErrorKind::InvalidInput, e))?;
-    let threads: usize = std::env::args().nth(2).and_then(|t| t.parse().ok()).unwrap_or(1);
+    let threads: usize = std::env::args()
+        .nth(2)
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(1);
     println!("bare tungstenite echo on {addr}, {threads} thread(s)");
-    let handles: Vec<_> = (0..threads).map(|t| std::thread::spawn(move || run(addr, t))).collect();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| std::thread::spawn(move || run(addr, t)))
+        .collect();
     for h in handles {
-        h.join().map_err(|_| io::Error::other("a thread panicked"))??;
+        h.join()
+            .map_err(|_| io::Error::other("a thread panicked"))??;
     }
     Ok(())
 }
