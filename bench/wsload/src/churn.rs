@@ -19,6 +19,9 @@ struct Tally {
     e_reply: u64,
     foreign: u64,
     lat: Vec<f64>,
+    /// Per phase (upgrade and greeting, own reply, close): where a slow
+    /// cycle spends its time.
+    phases: [Vec<f64>; 3],
     last_ok: f64,
 }
 
@@ -39,7 +42,20 @@ fn text(ws: &mut WebSocket<TcpStream>) -> Option<String> {
 }
 
 /// One cycle after the connect; `Err` names the tally to count.
-fn cycle(stream: TcpStream, port: u16, msg: &str, t: &mut Tally) -> Result<(), fn(&mut Tally)> {
+/// One cycle after the connect: the phases' durations, or `Err` naming the
+/// tally to count.
+fn cycle(
+    stream: TcpStream,
+    port: u16,
+    msg: &str,
+    t: &mut Tally,
+) -> Result<[f64; 3], fn(&mut Tally)> {
+    let mut mark = Instant::now();
+    let mut lap = move || {
+        let d = mark.elapsed().as_secs_f64();
+        mark = Instant::now();
+        d
+    };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(3)));
     let url = format!("ws://127.0.0.1:{port}/ws");
     let Ok((mut ws, _)) = tungstenite::client::client(url.as_str(), stream) else {
@@ -48,6 +64,7 @@ fn cycle(stream: TcpStream, port: u16, msg: &str, t: &mut Tally) -> Result<(), f
     if text(&mut ws).is_none() {
         return Err(|t| t.e_greet += 1);
     }
+    let upgrade = lap();
     if ws.send(Message::text(msg)).is_err() {
         return Err(|t| t.e_reply += 1);
     }
@@ -60,10 +77,11 @@ fn cycle(stream: TcpStream, port: u16, msg: &str, t: &mut Tally) -> Result<(), f
         }
         t.foreign += 1;
     }
+    let reply = lap();
     // The close handshake a browser does: our close, the server's, its FIN.
     let _ = ws.close(None);
     while ws.read().is_ok() {}
-    Ok(())
+    Ok([upgrade, reply, lap()])
 }
 
 fn thread(port: u16, tid: usize, src: Option<u8>, start: Instant, deadline: Instant) -> Tally {
@@ -82,7 +100,10 @@ fn thread(port: u16, tid: usize, src: Option<u8>, start: Instant, deadline: Inst
         let msg = format!("c{tid}-{seq}");
         seq += 1;
         match cycle(stream, port, &msg, &mut t) {
-            Ok(()) => {
+            Ok(phases) => {
+                for (v, d) in t.phases.iter_mut().zip(phases) {
+                    v.push(d);
+                }
                 t.ok += 1;
                 t.last_ok = start.elapsed().as_secs_f64();
                 t.lat.push(t0.elapsed().as_secs_f64());
@@ -113,13 +134,25 @@ pub fn run(port: u16, secs: f64, threads: usize, srcbase: Option<u8>) {
         all.e_reply += t.e_reply;
         all.foreign += t.foreign;
         all.lat.extend(t.lat);
+        for (a, v) in all.phases.iter_mut().zip(t.phases) {
+            a.extend(v);
+        }
         all.last_ok = all.last_ok.max(t.last_ok);
     }
     let el = start.elapsed().as_secs_f64();
     all.lat.sort_by(f64::total_cmp);
+    let p50: Vec<f64> = all
+        .phases
+        .iter_mut()
+        .map(|v| {
+            v.sort_by(f64::total_cmp);
+            pct(v, 0.5) * 1e6
+        })
+        .collect();
     println!(
         "ok={} elapsed={el:.3} rate={:.1} e_conn={} e_upgrade={} e_greet={} e_reply={} foreign_lines={} \
-         cycle_p50_us={:.1} cycle_p99_us={:.1} cycle_max_us={:.1} last_ok_s={:.3}",
+         cycle_p50_us={:.1} cycle_p99_us={:.1} cycle_max_us={:.1} last_ok_s={:.3} \
+         upgrade_p50_us={:.1} reply_p50_us={:.1} close_p50_us={:.1}",
         all.ok,
         all.ok as f64 / el,
         all.e_conn,
@@ -131,5 +164,8 @@ pub fn run(port: u16, secs: f64, threads: usize, srcbase: Option<u8>) {
         pct(&all.lat, 0.99) * 1e6,
         pct(&all.lat, 1.0) * 1e6,
         all.last_ok,
+        p50[0],
+        p50[1],
+        p50[2],
     );
 }
