@@ -156,6 +156,9 @@ pub fn run(port: u16, n: usize, hold: f64, pid: Option<u32>, srcs: (u8, u8)) -> 
     if greeted < n {
         std::process::exit(2);
     }
+    if n == 0 {
+        return Ok(());
+    }
     std::thread::sleep(Duration::from_secs_f64(hold));
     broadcast(&mut conns, &mut poll, port)
 }
