@@ -83,8 +83,7 @@ fn live(r: Result<(), Error>) -> bool {
     }
 }
 
-fn run(addr: SocketAddr, thread: usize) -> io::Result<()> {
-    let mut listener = listener(addr)?;
+fn run(mut listener: TcpListener, thread: usize) -> io::Result<()> {
     let mut poll = Poll::new()?;
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
@@ -147,9 +146,21 @@ fn main() -> io::Result<()> {
         .nth(2)
         .and_then(|t| t.parse().ok())
         .unwrap_or(1);
-    println!("bare tungstenite echo on {addr}, {threads} thread(s)");
-    let handles: Vec<_> = (0..threads)
-        .map(|t| std::thread::spawn(move || run(addr, t)))
+    // The first listener fixes the port (ADDR may say 0); the others share it.
+    let first = listener(addr)?;
+    let bound = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..threads.max(1) {
+        listeners.push(listener(bound)?);
+    }
+    println!(
+        "bare tungstenite echo on {bound}, {} thread(s)",
+        listeners.len()
+    );
+    let handles: Vec<_> = listeners
+        .into_iter()
+        .enumerate()
+        .map(|(t, l)| std::thread::spawn(move || run(l, t)))
         .collect();
     for h in handles {
         h.join()
