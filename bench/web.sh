@@ -61,7 +61,7 @@ PC="$BIN/pc"; WSLOAD="$BIN/wsload"
 CHURN_SECS=5; FAN_CLIENTS=1000; FAN_LINES=1000; IDLE=10000
 if [ "$QUICK" = 1 ]; then CHURN_SECS=2; FAN_CLIENTS=200; FAN_LINES=200; IDLE=1000; fi
 
-ulimit -n 25000 2>/dev/null || true
+ulimit -n 20000 2>/dev/null || true
 
 # shellcheck source=bench/load.sh
 . bench/load.sh
@@ -89,7 +89,7 @@ start_tether() { # spec
   local rt=${1%%:*} shards=${1#*:}
   "$BIN/tether" serve --runtime "$rt" --shards "$shards" --listen "127.0.0.1:$PORT" \
     --admin "127.0.0.1:$((PORT + 1))" --web "127.0.0.1:$((PORT + 2))" \
-    --max-channels 25000 --queue-limit 1m >"$BIN/server-${1//:/-}.log" 2>&1 &
+    --max-channels 20000 --queue-limit 1m >"$BIN/server-${1//:/-}.log" 2>&1 &
   SRV=$!
   wait_port "$PORT"
   wait_port "$((PORT + 2))"
