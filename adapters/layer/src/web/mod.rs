@@ -50,6 +50,26 @@ pub enum Transport {
     WebSocket,
 }
 
+/// One extra `GET` path of the web listener ([`Web::with_route`]).
+#[derive(Clone)]
+pub struct Route {
+    /// The path, e.g. `/presence` (a query string is ignored).
+    pub path: &'static str,
+    /// The answer's `Content-Type`.
+    pub content_type: &'static str,
+    /// Renders the answer's body when it is asked for.
+    pub render: Arc<dyn Fn() -> Bytes + Send + Sync>,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field("path", &self.path)
+            .field("content_type", &self.content_type)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A second listener whose connections speak WebSocket
 /// ([`Options::web`](crate::Options::web)), and its settings.
 #[derive(Debug, Clone)]
@@ -70,6 +90,9 @@ pub struct Web {
     pub echo: bool,
     /// Served for `GET /`.
     pub page: Bytes,
+    /// More `GET` paths, each answered with what its [`Route`] renders
+    /// (e.g. a read-only presence list beside the page).
+    pub routes: Vec<Route>,
     /// The start of the notice an application sends before it kicks
     /// (e.g. `* kicked`): the last such line sent becomes the close
     /// frame's text, so a browser learns why it was dropped.
@@ -87,6 +110,7 @@ impl Web {
             max_message: 4096,
             echo: false,
             page: Bytes::from_static(PLACEHOLDER),
+            routes: Vec::new(),
             kick_notice: None,
         }
     }
@@ -123,6 +147,25 @@ impl Web {
     #[must_use]
     pub fn with_page(mut self, page: impl Into<Bytes>) -> Self {
         self.page = page.into();
+        self
+    }
+
+    /// Adds a [`Route`]: `GET path` is answered `200` with
+    /// `content_type` and what `render` returns at that moment. `render`
+    /// runs on the shard's driver thread, so it must be quick and
+    /// bounded (it must not wait on the server).
+    #[must_use]
+    pub fn with_route(
+        mut self,
+        path: &'static str,
+        content_type: &'static str,
+        render: impl Fn() -> Bytes + Send + Sync + 'static,
+    ) -> Self {
+        self.routes.push(Route {
+            path,
+            content_type,
+            render: Arc::new(render),
+        });
         self
     }
 
@@ -264,7 +307,7 @@ impl WebConn {
             Phase::Open => data,
             Phase::Handshake(head) => {
                 head.extend_from_slice(data);
-                let Some((request, took)) = handshake::parse(head, &web.page) else {
+                let Some((request, took)) = handshake::parse(head, &web.page, &web.routes) else {
                     return out;
                 };
                 let head = std::mem::take(head);
