@@ -48,6 +48,7 @@
 
 mod console;
 mod metrics;
+mod presence;
 mod room;
 mod signals;
 mod slots;
@@ -276,7 +277,8 @@ where
         None => None,
     };
     let metrics_addr = metrics.as_ref().map(|(_, addr)| *addr);
-    let web = web::bind_web(options, options.options.backlog)?;
+    let presence = Arc::new(presence::Presence::default());
+    let web = web::bind_web(options, options.options.backlog, &presence)?;
     let web_addr = web.as_ref().map(|(_, addr)| *addr);
     let counters = Arc::new(ChatCounters::default());
     // The room runs inside each shard's driver: it sees every event in the
@@ -288,6 +290,7 @@ where
     adapter_options.web = web.map(|(web, _)| web);
     adapter_options.app = Some(room::factory(
         counters.clone(),
+        presence,
         options.config.login_timeout.is_some(),
         options.echo,
     ));

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use tether_adapter::{App, AppFactory, AppOut, Handle};
 use tether_core::{ChannelId, Event};
 
+use super::presence::Presence;
 use super::stop::StopWriter;
 use super::{ChatCounters, ServeError, spawn_thread};
 use crate::{ChatOutput, ChatRoom, log_line};
@@ -17,7 +18,12 @@ use crate::{ChatOutput, ChatRoom, log_line};
 /// The room of each shard. `login`: whether a login deadline is configured,
 /// i.e. whether a member's first line must be reported (otherwise that
 /// call is skipped); `echo`: lines go back to their sender only.
-pub(super) fn factory(counters: Arc<ChatCounters>, login: bool, echo: bool) -> AppFactory {
+pub(super) fn factory(
+    counters: Arc<ChatCounters>,
+    presence: Arc<Presence>,
+    login: bool,
+    echo: bool,
+) -> AppFactory {
     AppFactory(Arc::new(move |_shard| {
         // The adapter queues each member's greeting at accept
         // (`Options::greeting`), before any broadcast can reach it.
@@ -25,6 +31,7 @@ pub(super) fn factory(counters: Arc<ChatCounters>, login: bool, echo: bool) -> A
         Box::new(Room {
             room: if echo { room.echo() } else { room },
             counters: counters.clone(),
+            presence: presence.clone(),
             login,
         })
     }))
@@ -45,6 +52,8 @@ pub(super) fn spawn_stop_watch(
 struct Room {
     room: ChatRoom,
     counters: Arc<ChatCounters>,
+    /// Who is online, for the chat page (`GET /presence`).
+    presence: Arc<Presence>,
     login: bool,
 }
 
@@ -58,6 +67,11 @@ impl App for Room {
             }
             Event::ShutdownComplete => tracing::info!("every channel drained and released"),
             Event::Opened { .. } | Event::Disconnected { .. } => {
+                match event {
+                    Event::Opened { id, .. } => self.presence.join(*id),
+                    Event::Disconnected { id, .. } => self.presence.leave(*id),
+                    _ => {}
+                }
                 if tracing::enabled!(tracing::Level::DEBUG)
                     && let Some(line) = log_line(event)
                 {
