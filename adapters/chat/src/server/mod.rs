@@ -327,7 +327,8 @@ where
         if let Some((listener, _)) = metrics {
             threads.push(metrics::spawn(
                 listener,
-                handle.clone(),
+                console.clone(),
+                options.admin_token.clone(),
                 counters.clone(),
                 stopped.clone(),
             )?);

@@ -234,7 +234,10 @@ mod tests {
         };
         let first = get("GET /presence?x=1 HTTP/1.1\r\n\r\n");
         assert!(first.starts_with("HTTP/1.1 200"), "{first}");
-        assert!(first.contains("Content-Type: application/json\r\n"), "{first}");
+        assert!(
+            first.contains("Content-Type: application/json\r\n"),
+            "{first}"
+        );
         assert!(first.ends_with("\r\n\r\n{\"n\":0}"), "{first}");
         assert!(get("GET /presence HTTP/1.1\r\n\r\n").ends_with("{\"n\":1}"));
         assert!(get("POST /presence HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405"));
