@@ -46,9 +46,12 @@ impl Presence {
     }
 
     /// The answer to `GET /presence`: the exact count and the first
-    /// [`MAX_LISTED`] ids (in id order).
-    pub fn render(&self) -> Bytes {
-        let ids = self.ids.lock().unwrap_or_else(PoisonError::into_inner);
+    /// [`MAX_LISTED`] ids (in id order), without `asking`: the HTTP
+    /// request's own connection, a channel only until it is answered.
+    pub fn render(&self, asking: Option<ChannelId>) -> Bytes {
+        let mut ids = self.ids.lock().unwrap_or_else(PoisonError::into_inner);
+        // Out of the set while it renders: one lock, no copy of the set.
+        let was_in = asking.is_some_and(|id| ids.remove(&id));
         let listed: Vec<String> = ids
             .iter()
             .take(MAX_LISTED)
@@ -59,6 +62,9 @@ impl Presence {
             "ids": listed,
             "truncated": ids.len() > MAX_LISTED,
         });
+        if let (true, Some(id)) = (was_in, asking) {
+            ids.insert(id);
+        }
         Bytes::from(body.to_string())
     }
 }
@@ -72,7 +78,7 @@ mod tests {
         let presence = Presence::default();
         let id = |n: u64| -> ChannelId { format!("#{n}.1").parse().unwrap() };
         assert_eq!(
-            &presence.render()[..],
+            &presence.render(None)[..],
             br#"{"ids":[],"online":0,"truncated":false}"#
         );
         for n in 1..=(MAX_LISTED as u64 + 50) {
@@ -80,11 +86,20 @@ mod tests {
         }
         presence.leave(id(1));
         presence.leave(id(1)); // twice: no effect
-        let body: serde_json::Value = serde_json::from_slice(&presence.render()).unwrap();
-        assert_eq!(body["online"], MAX_LISTED + 49);
+        let body: serde_json::Value =
+            serde_json::from_slice(&presence.render(Some(id(3)))).unwrap();
+        // #1.1 left, #3.1 is the request itself.
+        assert_eq!(body["online"], MAX_LISTED + 48);
         assert_eq!(body["truncated"], true);
         let ids = body["ids"].as_array().unwrap();
         assert_eq!(ids.len(), MAX_LISTED);
         assert_eq!(ids[0], "#2.1");
+        assert_eq!(ids[1], "#4.1");
+        let again: serde_json::Value = serde_json::from_slice(&presence.render(None)).unwrap();
+        assert_eq!(
+            again["online"],
+            MAX_LISTED + 49,
+            "the asker is back in the set"
+        );
     }
 }

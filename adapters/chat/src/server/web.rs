@@ -50,7 +50,7 @@ pub(super) fn bind_web(
         .with_page(CHAT_PAGE)
         .with_route("/presence", presence::CONTENT_TYPE, {
             let presence = presence.clone();
-            move || presence.render()
+            move |asking| presence.render(Some(asking))
         });
     Ok(Some((web, addr)))
 }

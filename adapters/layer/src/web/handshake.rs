@@ -4,6 +4,8 @@
 
 use bytes::{Bytes, BytesMut};
 
+use tether_core::ChannelId;
+
 use super::Route;
 
 /// Most bytes a request head may take; beyond, `431` and close. Browsers
@@ -29,7 +31,12 @@ pub(crate) enum Request {
 /// complete (and then the bytes it took, so that frames sent right after
 /// it are not lost). A head that cannot be valid is answered too:
 /// `Respond` with `400`, `431`… never an error to propagate.
-pub(crate) fn parse(buf: &[u8], page: &Bytes, routes: &[Route]) -> Option<(Request, usize)> {
+pub(crate) fn parse(
+    buf: &[u8],
+    page: &Bytes,
+    routes: &[Route],
+    id: ChannelId,
+) -> Option<(Request, usize)> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     let took = match request.parse(buf) {
@@ -46,11 +53,16 @@ pub(crate) fn parse(buf: &[u8], page: &Bytes, routes: &[Route]) -> Option<(Reque
     if took > MAX_HEAD {
         return Some((Request::Respond(error(431, "request head too large")), took));
     }
-    Some((answer(&request, page, routes), took))
+    Some((answer(&request, page, routes, id), took))
 }
 
 /// The answer to a complete request.
-fn answer(request: &httparse::Request<'_, '_>, page: &Bytes, routes: &[Route]) -> Request {
+fn answer(
+    request: &httparse::Request<'_, '_>,
+    page: &Bytes,
+    routes: &[Route],
+    id: ChannelId,
+) -> Request {
     let path = request.path.unwrap_or("/");
     let path = path.split('?').next().unwrap_or(path);
     if request.method != Some("GET") {
@@ -60,7 +72,7 @@ fn answer(request: &httparse::Request<'_, '_>, page: &Bytes, routes: &[Route]) -
         "/" | "/index.html" => Request::Respond(ok_page(page)),
         "/ws" => upgrade(request),
         _ => match routes.iter().find(|route| route.path == path) {
-            Some(route) => Request::Respond(ok(route.content_type, &(route.render)())),
+            Some(route) => Request::Respond(ok(route.content_type, &(route.render)(id))),
             None => Request::Respond(error(404, "not found; the chat is at /ws")),
         },
     }
@@ -163,6 +175,10 @@ pub(crate) fn error(status: u16, text: &str) -> Bytes {
 mod tests {
     use super::*;
 
+    fn id() -> ChannelId {
+        "#7.1".parse().unwrap()
+    }
+
     fn page() -> Bytes {
         Bytes::from_static(b"<p>hi</p>")
     }
@@ -174,7 +190,7 @@ mod tests {
     #[test]
     fn the_rfc_example_key_is_accepted_and_deflate_declined() {
         let input = [UPGRADE.as_bytes(), b"\x81"].concat();
-        let (request, took) = parse(&input, &page(), &[]).unwrap();
+        let (request, took) = parse(&input, &page(), &[], id()).unwrap();
         assert_eq!(took, UPGRADE.len(), "the frame byte after the head is left");
         let Request::Upgrade { accept } = request else {
             panic!("{request:?}")
@@ -187,19 +203,19 @@ mod tests {
 
     #[test]
     fn partial_heads_wait_and_oversized_ones_are_refused() {
-        assert_eq!(parse(&UPGRADE.as_bytes()[..40], &page(), &[]), None);
+        assert_eq!(parse(&UPGRADE.as_bytes()[..40], &page(), &[], id()), None);
         let huge = format!("GET /ws HTTP/1.1\r\nX: {}\r\n", "a".repeat(MAX_HEAD));
-        let (request, _) = parse(huge.as_bytes(), &page(), &[]).unwrap();
+        let (request, _) = parse(huge.as_bytes(), &page(), &[], id()).unwrap();
         assert!(matches!(request, Request::Respond(r) if r.starts_with(b"HTTP/1.1 431")));
         let many: String = (0..60).map(|i| format!("X{i}: y\r\n")).collect();
         let many = format!("GET /ws HTTP/1.1\r\n{many}\r\n");
-        let (request, _) = parse(many.as_bytes(), &page(), &[]).unwrap();
+        let (request, _) = parse(many.as_bytes(), &page(), &[], id()).unwrap();
         assert!(matches!(request, Request::Respond(r) if r.starts_with(b"HTTP/1.1 431")));
     }
 
     #[test]
     fn other_requests_get_pages_or_errors() {
-        let status = |head: &str| match parse(head.as_bytes(), &page(), &[]).unwrap().0 {
+        let status = |head: &str| match parse(head.as_bytes(), &page(), &[], id()).unwrap().0 {
             Request::Respond(r) => String::from_utf8_lossy(&r[..12]).into_owned(),
             Request::Upgrade { .. } => "upgrade".into(),
         };
@@ -222,13 +238,14 @@ mod tests {
         let route = Route {
             path: "/presence",
             content_type: "application/json",
-            render: std::sync::Arc::new(move || {
+            render: std::sync::Arc::new(move |asking: ChannelId| {
+                assert_eq!(asking, id());
                 let n = counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 Bytes::from(format!("{{\"n\":{n}}}"))
             }),
         };
         let routes = [route];
-        let get = |head: &str| match parse(head.as_bytes(), &page(), &routes).unwrap().0 {
+        let get = |head: &str| match parse(head.as_bytes(), &page(), &routes, id()).unwrap().0 {
             Request::Respond(r) => String::from_utf8_lossy(&r).into_owned(),
             Request::Upgrade { .. } => "upgrade".into(),
         };

@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tether_core::DisconnectReason;
+use tether_core::{ChannelId, DisconnectReason};
 
 use self::decode::{Decoded, Decoder, Violation};
 use self::handshake::Request;
@@ -57,8 +57,11 @@ pub struct Route {
     pub path: &'static str,
     /// The answer's `Content-Type`.
     pub content_type: &'static str,
-    /// Renders the answer's body when it is asked for.
-    pub render: Arc<dyn Fn() -> Bytes + Send + Sync>,
+    /// Renders the answer's body when it is asked for; its argument is
+    /// the asking connection's own channel id (an HTTP request on this
+    /// listener is a channel until it is answered), e.g. to leave it out
+    /// of a list of who is online.
+    pub render: Arc<dyn Fn(ChannelId) -> Bytes + Send + Sync>,
 }
 
 impl std::fmt::Debug for Route {
@@ -151,7 +154,8 @@ impl Web {
     }
 
     /// Adds a [`Route`]: `GET path` is answered `200` with
-    /// `content_type` and what `render` returns at that moment. `render`
+    /// `content_type` and what `render` returns at that moment (given the
+    /// asking connection's channel id). `render`
     /// runs on the shard's driver thread, so it must be quick and
     /// bounded (it must not wait on the server).
     #[must_use]
@@ -159,7 +163,7 @@ impl Web {
         mut self,
         path: &'static str,
         content_type: &'static str,
-        render: impl Fn() -> Bytes + Send + Sync + 'static,
+        render: impl Fn(ChannelId) -> Bytes + Send + Sync + 'static,
     ) -> Self {
         self.routes.push(Route {
             path,
@@ -244,6 +248,8 @@ pub(crate) struct WebConn {
     pub last_seen: std::time::Instant,
     /// The FIN waits for the close frame to be written.
     pub fin_pending: bool,
+    /// Its channel (for a [`Route`]'s render).
+    id: ChannelId,
 }
 
 /// What one read asks of the driver.
@@ -278,7 +284,7 @@ pub(crate) enum End {
 }
 
 impl WebConn {
-    pub(crate) fn new(web: &Web, now: std::time::Instant) -> Self {
+    pub(crate) fn new(web: &Web, id: ChannelId, now: std::time::Instant) -> Self {
         WebConn {
             phase: Phase::Handshake(BytesMut::new()),
             decoder: Decoder::new(if web.echo { 16 << 20 } else { web.max_message }, web.echo),
@@ -286,6 +292,7 @@ impl WebConn {
             notice: None,
             last_seen: now,
             fin_pending: false,
+            id,
         }
     }
 
@@ -307,7 +314,8 @@ impl WebConn {
             Phase::Open => data,
             Phase::Handshake(head) => {
                 head.extend_from_slice(data);
-                let Some((request, took)) = handshake::parse(head, &web.page, &web.routes) else {
+                let Some((request, took)) = handshake::parse(head, &web.page, &web.routes, self.id)
+                else {
                     return out;
                 };
                 let head = std::mem::take(head);
