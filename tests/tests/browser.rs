@@ -1,0 +1,249 @@
+//! A real browser against a real `tether serve`: headless Chromium (the
+//! Debian package; `.ci/run` installs it) loads the chat page twice and
+//! the admin dashboard once. Two pages chat with each other and with a
+//! TCP client, the online list shows all three, a console kick shows its
+//! reason in the kicked page (which does not reconnect), the dashboard
+//! lists them and its kick button kicks the TCP client. The screenshots
+//! land in `docs/screenshots/` (the README shows them).
+//!
+//! Without Chromium the test fails, saying to run `.ci/run`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tether_conformance::browser::{Browser, Tab};
+use tether_conformance::client::End;
+use tether_conformance::pressure::net::Client;
+use tether_conformance::pressure::{ServerSpec, serial};
+
+/// A generous bound on anything the pages must show (a debug server on a
+/// loaded CI machine; the pages poll every 2 s).
+const SHOW: Duration = Duration::from_secs(20);
+
+/// A JavaScript string literal.
+fn js(text: &str) -> String {
+    json!(text).to_string()
+}
+
+/// Whether the chat page's message list has `text` from `who`.
+fn has_message(who: &str, text: &str) -> String {
+    format!(
+        "[...document.querySelectorAll('#messages li')].some(li => \
+         li.querySelector('.who')?.textContent === {} && li.lastChild.textContent === {})",
+        js(who),
+        js(text)
+    )
+}
+
+/// What the chat page shows, for failure messages.
+const CHAT_STATE: &str = "({ state: document.body.dataset.state, me: document.getElementById('me').textContent, \
+     banner: document.getElementById('banner').textContent, \
+     messages: [...document.querySelectorAll('#messages li')].map(li => li.textContent), \
+     online: [...document.querySelectorAll('#online li')].map(li => li.textContent) })";
+
+/// Types `text` into the chat page and sends it.
+fn say(browser: &mut Browser, tab: &Tab, text: &str) {
+    browser.eval(
+        tab,
+        &format!(
+            "(() => {{ document.getElementById('text').value = {}; \
+             document.getElementById('send').requestSubmit(); return true; }})()",
+            js(text)
+        ),
+    );
+}
+
+/// The page's id, once it is greeted.
+fn page_id(browser: &mut Browser, tab: &Tab) -> String {
+    browser.wait_for(
+        tab,
+        "the page is greeted",
+        "document.body.dataset.state === 'open' && document.getElementById('me').textContent.startsWith('#')",
+        CHAT_STATE,
+        SHOW,
+    );
+    let id = browser.eval(tab, "document.getElementById('me').textContent");
+    id.as_str().expect("an id").to_owned()
+}
+
+/// Reads TCP lines until `want` (other lines — greetings, other chat —
+/// are skipped).
+fn tcp_reads(client: &mut Client, want: &str) {
+    let deadline = Instant::now() + SHOW;
+    let mut seen = Vec::new();
+    loop {
+        match client.reader.next_line(deadline) {
+            Ok(line) if line == want.as_bytes() => return,
+            Ok(line) => seen.push(String::from_utf8_lossy(line).into_owned()),
+            Err(end) => panic!("the TCP client never read {want:?} ({end:?}); it read {seen:?}"),
+        }
+    }
+}
+
+fn screenshots() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+    std::fs::create_dir_all(&dir).expect("docs/screenshots");
+    dir
+}
+
+fn save(browser: &mut Browser, tab: &Tab, name: &str) {
+    let png = browser.screenshot(tab);
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{name}: not a PNG");
+    std::fs::write(screenshots().join(name), png).expect("write the screenshot");
+}
+
+#[test]
+fn two_pages_and_a_tcp_client_chat_a_kick_shows_and_the_dashboard_lists_them() {
+    let _serial = serial();
+    let server = ServerSpec::new("tokio:2", "browser")
+        .flag("--metrics", "127.0.0.1:0")
+        .start();
+    let web = server.web_addr(SHOW).expect("the --web address");
+    let metrics = server.metrics_addr(SHOW).expect("the --metrics address");
+    let mut browser = Browser::launch(&std::env::temp_dir());
+
+    // Two pages and a TCP client chat with each other.
+    let a = browser.open(&format!("http://{web}/"));
+    let b = browser.open(&format!("http://{web}/"));
+    let id_a = page_id(&mut browser, &a);
+    let id_b = page_id(&mut browser, &b);
+    assert_ne!(id_a, id_b);
+    let mut tcp = Client::connect(server.chat, Instant::now() + SHOW).expect("a TCP client");
+    let id_tcp = tcp.id.clone();
+
+    say(&mut browser, &a, "hello from a browser");
+    browser.wait_for(
+        &b,
+        "B reads A",
+        &has_message(&id_a, "hello from a browser"),
+        CHAT_STATE,
+        SHOW,
+    );
+    browser.wait_for(
+        &a,
+        "A reads itself",
+        &has_message(&id_a, "hello from a browser"),
+        CHAT_STATE,
+        SHOW,
+    );
+    tcp_reads(&mut tcp, &format!("{id_a}: hello from a browser"));
+
+    let mut writer = tcp.writer();
+    std::io::Write::write_all(&mut writer, "hi from TCP — ünïcode too\n".as_bytes())
+        .expect("TCP write");
+    for tab in [&a, &b] {
+        browser.wait_for(
+            tab,
+            "a page reads TCP",
+            &has_message(&id_tcp, "hi from TCP — ünïcode too"),
+            CHAT_STATE,
+            SHOW,
+        );
+    }
+    say(&mut browser, &b, "and hello back");
+    browser.wait_for(
+        &a,
+        "A reads B",
+        &has_message(&id_b, "and hello back"),
+        CHAT_STATE,
+        SHOW,
+    );
+    tcp_reads(&mut tcp, &format!("{id_b}: and hello back"));
+
+    // Who is online: both pages and the TCP client, in each page.
+    let online = |ids: &[&str]| {
+        format!(
+            "(() => {{ const shown = [...document.querySelectorAll('#online li')].map(li => li.textContent); \
+             return {}.every(id => shown.includes(id)); }})()",
+            json!(ids)
+        )
+    };
+    let everyone = online(&[&id_a, &id_b, &id_tcp]);
+    browser.wait_for(&a, "A lists who is online", &everyone, CHAT_STATE, SHOW);
+    browser.wait_for(&b, "B lists who is online", &everyone, CHAT_STATE, SHOW);
+    save(&mut browser, &a, "chat.png");
+
+    // The dashboard (on the --metrics listener) lists all three.
+    let dashboard = browser.open(&format!("http://{metrics}/"));
+    let table = "({ live: document.getElementById('live').textContent, \
+                 rows: [...document.querySelectorAll('#channels tr')].map(tr => tr.dataset.id) })";
+    let listed = format!(
+        "document.body.dataset.loaded === 'true' && {}.every(id => document.querySelector(`tr[data-id=\"${{id}}\"]`))",
+        json!([id_a, id_b, id_tcp])
+    );
+    browser.wait_for(
+        &dashboard,
+        "the dashboard lists the three",
+        &listed,
+        table,
+        SHOW,
+    );
+
+    // A console kick: the kicked page shows the reason and stays closed.
+    let mut admin = server.admin(SHOW).expect("the admin console");
+    let said = admin
+        .command(&format!("kick {id_b} graceful spamming the room"), SHOW)
+        .expect("kick");
+    assert_eq!(said, ["ok"], "the console's answer to the kick");
+    browser.wait_for(
+        &b,
+        "the kicked page shows why",
+        "(() => { const b = document.getElementById('banner'); return b.classList.contains('show') \
+         && b.textContent.includes('kicked: spamming the room') && b.dataset.code === '4001' \
+         && b.dataset.reconnect === 'false'; })()",
+        CHAT_STATE,
+        SHOW,
+    );
+    // The kick's code says not to come back: no reconnect, even later.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        browser.eval(&b, "document.body.dataset.state"),
+        json!("closed"),
+        "the kicked page reconnected: {}",
+        browser.eval(&b, CHAT_STATE)
+    );
+    save(&mut browser, &b, "kicked.png");
+
+    // The dashboard's kick button (POST /api/kick) kicks the TCP client.
+    browser.wait_for(
+        &dashboard,
+        "B is gone from the table",
+        &format!("!document.querySelector('tr[data-id=\"{id_b}\"]')"),
+        table,
+        SHOW,
+    );
+    browser.eval(
+        &dashboard,
+        &format!("document.querySelector('tr[data-id=\"{id_tcp}\"] button').click(), true"),
+    );
+    browser.wait_for(
+        &dashboard,
+        "the dashboard's kick is answered ok",
+        &format!(
+            "document.getElementById('kickResult').textContent === {}",
+            js(&format!("{id_tcp}: ok"))
+        ),
+        "document.getElementById('kickResult').textContent",
+        SHOW,
+    );
+    tcp_reads(&mut tcp, "* kicked: kicked from the dashboard");
+    let end = tcp
+        .reader
+        .next_line(Instant::now() + SHOW)
+        .map(<[u8]>::to_vec);
+    assert_eq!(end, Err(End::Eof), "the kicked TCP client reads EOF");
+
+    // A few samples on the charts, then the dashboard's picture.
+    std::thread::sleep(Duration::from_secs(5));
+    save(&mut browser, &dashboard, "dashboard.png");
+    // Page A is still connected, and lists only who is left.
+    let left = online(&[&id_a]);
+    browser.wait_for(
+        &a,
+        "A lists who is left",
+        &format!("{left} && document.querySelectorAll('#online li').length === 1"),
+        CHAT_STATE,
+        SHOW,
+    );
+}
