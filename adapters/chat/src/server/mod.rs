@@ -392,6 +392,7 @@ where
     );
     if let Some(metrics) = server.metrics_addr {
         let _ = writeln!(out, "  metrics: http://{metrics}/metrics");
+        let _ = writeln!(out, "  admin dashboard: http://{metrics}/");
     }
     if let Some(web) = server.web_addr {
         let _ = writeln!(out, "  web:     http://{web}/ (WebSocket: ws://{web}/ws)");
