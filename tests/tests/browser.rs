@@ -246,4 +246,26 @@ fn two_pages_and_a_tcp_client_chat_a_kick_shows_and_the_dashboard_lists_them() {
         CHAT_STATE,
         SHOW,
     );
+
+    // A shutdown (1001) advises a reconnect: the page says so, tries
+    // again after its backoff (the server is gone: 1006), and keeps trying.
+    let said = admin.command("shutdown 1s", SHOW).expect("shutdown");
+    assert_eq!(said, ["ok"], "the console's answer to shutdown");
+    browser.wait_for(
+        &a,
+        "the page is told the server shuts down, and may come back",
+        "(() => { const b = document.getElementById('banner'); \
+         return b.textContent.includes('server shutting down') && b.dataset.code === '1001' \
+         && b.dataset.reconnect === 'true' && b.textContent.includes('retrying in'); })()",
+        CHAT_STATE,
+        SHOW,
+    );
+    browser.wait_for(
+        &a,
+        "the page reconnects after its backoff (and finds the server gone)",
+        "(() => { const b = document.getElementById('banner'); \
+         return b.dataset.code === '1006' && b.dataset.reconnect === 'true'; })()",
+        CHAT_STATE,
+        SHOW,
+    );
 }
