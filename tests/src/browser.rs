@@ -3,9 +3,9 @@
 //! client (tungstenite, already in the tree through the layer).
 //!
 //! [`Browser::launch`] starts `chromium` with a fresh profile and a
-//! DevTools port; [`Browser::open`] makes a tab; a [`Tab`] evaluates
-//! JavaScript ([`Tab::eval`], [`Tab::wait_for`]) and takes PNG
-//! screenshots. Every call has a deadline: a browser that stops answering
+//! DevTools port; [`Browser::open`] makes a [`Tab`], in which the browser
+//! evaluates JavaScript ([`Browser::eval`], [`Browser::wait_for`]) and
+//! takes PNG screenshots ([`Browser::screenshot`]). Every call has a deadline: a browser that stops answering
 //! fails the test naming the step, never hangs it. Chromium missing is a
 //! failure that says to run `.ci/run`, never a silent pass.
 
@@ -193,7 +193,7 @@ impl Browser {
     }
 
     /// Opens a tab on `url` (loading begins; wait for what the page shows
-    /// with [`Tab::wait_for`]).
+    /// with [`Browser::wait_for`]).
     pub fn open(&mut self, url: &str) -> Tab {
         let target = self.call(None, "Target.createTarget", json!({ "url": url }));
         let target = target["targetId"].as_str().expect("targetId").to_owned();

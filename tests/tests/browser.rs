@@ -8,6 +8,7 @@
 //!
 //! Without Chromium the test fails, saying to run `.ci/run`.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,7 @@ use serde_json::json;
 use tether_conformance::browser::{Browser, Tab};
 use tether_conformance::client::End;
 use tether_conformance::pressure::net::Client;
-use tether_conformance::pressure::{ServerSpec, serial};
+use tether_conformance::pressure::{Admin, ServerSpec, serial};
 
 /// A generous bound on anything the pages must show (a debug server on a
 /// loaded CI machine; the pages poll every 2 s).
@@ -93,26 +94,37 @@ fn save(browser: &mut Browser, tab: &Tab, name: &str) {
     std::fs::write(screenshots().join(name), png).expect("write the screenshot");
 }
 
-#[test]
-fn two_pages_and_a_tcp_client_chat_a_kick_shows_and_the_dashboard_lists_them() {
-    let _serial = serial();
-    let server = ServerSpec::new("tokio:2", "browser")
-        .flag("--metrics", "127.0.0.1:0")
-        .start();
-    let web = server.web_addr(SHOW).expect("the --web address");
-    let metrics = server.metrics_addr(SHOW).expect("the --metrics address");
-    let mut browser = Browser::launch(&std::env::temp_dir());
+/// Whether the page's online list shows every one of `ids`.
+fn online(ids: &[&str]) -> String {
+    format!(
+        "(() => {{ const shown = [...document.querySelectorAll('#online li')].map(li => li.textContent); \
+         return {}.every(id => shown.includes(id)); }})()",
+        json!(ids)
+    )
+}
 
-    // Two pages and a TCP client chat with each other.
+/// Two chat pages and a TCP client, with their ids.
+struct Chat {
+    a: Tab,
+    b: Tab,
+    id_a: String,
+    id_b: String,
+    tcp: Client,
+    id_tcp: String,
+}
+
+/// Two pages and a TCP client chat with each other, and each page lists
+/// all three as online.
+fn chat(browser: &mut Browser, web: SocketAddr, chat_addr: SocketAddr) -> Chat {
     let a = browser.open(&format!("http://{web}/"));
     let b = browser.open(&format!("http://{web}/"));
-    let id_a = page_id(&mut browser, &a);
-    let id_b = page_id(&mut browser, &b);
+    let id_a = page_id(browser, &a);
+    let id_b = page_id(browser, &b);
     assert_ne!(id_a, id_b);
-    let mut tcp = Client::connect(server.chat, Instant::now() + SHOW).expect("a TCP client");
+    let mut tcp = Client::connect(chat_addr, Instant::now() + SHOW).expect("a TCP client");
     let id_tcp = tcp.id.clone();
 
-    say(&mut browser, &a, "hello from a browser");
+    say(browser, &a, "hello from a browser");
     browser.wait_for(
         &b,
         "B reads A",
@@ -141,7 +153,7 @@ fn two_pages_and_a_tcp_client_chat_a_kick_shows_and_the_dashboard_lists_them() {
             SHOW,
         );
     }
-    say(&mut browser, &b, "and hello back");
+    say(browser, &b, "and hello back");
     browser.wait_for(
         &a,
         "A reads B",
@@ -151,43 +163,50 @@ fn two_pages_and_a_tcp_client_chat_a_kick_shows_and_the_dashboard_lists_them() {
     );
     tcp_reads(&mut tcp, &format!("{id_b}: and hello back"));
 
-    // Who is online: both pages and the TCP client, in each page.
-    let online = |ids: &[&str]| {
-        format!(
-            "(() => {{ const shown = [...document.querySelectorAll('#online li')].map(li => li.textContent); \
-             return {}.every(id => shown.includes(id)); }})()",
-            json!(ids)
-        )
-    };
     let everyone = online(&[&id_a, &id_b, &id_tcp]);
     browser.wait_for(&a, "A lists who is online", &everyone, CHAT_STATE, SHOW);
     browser.wait_for(&b, "B lists who is online", &everyone, CHAT_STATE, SHOW);
-    save(&mut browser, &a, "chat.png");
+    Chat {
+        a,
+        b,
+        id_a,
+        id_b,
+        tcp,
+        id_tcp,
+    }
+}
 
-    // The dashboard (on the --metrics listener) lists all three.
+/// What the dashboard's table shows, for failure messages.
+const TABLE: &str = "({ live: document.getElementById('live').textContent, \
+     rows: [...document.querySelectorAll('#channels tr')].map(tr => tr.dataset.id) })";
+
+/// The dashboard (on the --metrics listener) lists all three.
+fn dashboard_lists(browser: &mut Browser, metrics: SocketAddr, chat: &Chat) -> Tab {
     let dashboard = browser.open(&format!("http://{metrics}/"));
-    let table = "({ live: document.getElementById('live').textContent, \
-                 rows: [...document.querySelectorAll('#channels tr')].map(tr => tr.dataset.id) })";
     let listed = format!(
         "document.body.dataset.loaded === 'true' && {}.every(id => document.querySelector(`tr[data-id=\"${{id}}\"]`))",
-        json!([id_a, id_b, id_tcp])
+        json!([chat.id_a, chat.id_b, chat.id_tcp])
     );
     browser.wait_for(
         &dashboard,
         "the dashboard lists the three",
         &listed,
-        table,
+        TABLE,
         SHOW,
     );
 
-    // A console kick: the kicked page shows the reason and stays closed.
-    let mut admin = server.admin(SHOW).expect("the admin console");
+    dashboard
+}
+
+/// A console kick: the kicked page shows the reason and stays closed.
+fn console_kick(browser: &mut Browser, admin: &mut Admin, chat: &Chat) {
+    let (b, id_b) = (&chat.b, &chat.id_b);
     let said = admin
         .command(&format!("kick {id_b} graceful spamming the room"), SHOW)
         .expect("kick");
     assert_eq!(said, ["ok"], "the console's answer to the kick");
     browser.wait_for(
-        &b,
+        b,
         "the kicked page shows why",
         "(() => { const b = document.getElementById('banner'); return b.classList.contains('show') \
          && b.textContent.includes('kicked: spamming the room') && b.dataset.code === '4001' \
@@ -198,27 +217,31 @@ fn two_pages_and_a_tcp_client_chat_a_kick_shows_and_the_dashboard_lists_them() {
     // The kick's code says not to come back: no reconnect, even later.
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
-        browser.eval(&b, "document.body.dataset.state"),
+        browser.eval(b, "document.body.dataset.state"),
         json!("closed"),
         "the kicked page reconnected: {}",
-        browser.eval(&b, CHAT_STATE)
+        browser.eval(b, CHAT_STATE)
     );
-    save(&mut browser, &b, "kicked.png");
+    save(browser, b, "kicked.png");
+}
 
-    // The dashboard's kick button (POST /api/kick) kicks the TCP client.
+/// The dashboard's kick button (POST /api/kick) kicks the TCP client;
+/// page A, still connected, lists only itself.
+fn dashboard_kick(browser: &mut Browser, dashboard: &Tab, chat: &mut Chat) {
+    let (id_b, id_tcp) = (&chat.id_b, &chat.id_tcp);
     browser.wait_for(
-        &dashboard,
+        dashboard,
         "B is gone from the table",
         &format!("!document.querySelector('tr[data-id=\"{id_b}\"]')"),
-        table,
+        TABLE,
         SHOW,
     );
     browser.eval(
-        &dashboard,
+        dashboard,
         &format!("document.querySelector('tr[data-id=\"{id_tcp}\"] button').click(), true"),
     );
     browser.wait_for(
-        &dashboard,
+        dashboard,
         "the dashboard's kick is answered ok",
         &format!(
             "document.getElementById('kickResult').textContent === {}",
@@ -227,8 +250,9 @@ fn two_pages_and_a_tcp_client_chat_a_kick_shows_and_the_dashboard_lists_them() {
         "document.getElementById('kickResult').textContent",
         SHOW,
     );
-    tcp_reads(&mut tcp, "* kicked: kicked from the dashboard");
-    let end = tcp
+    tcp_reads(&mut chat.tcp, "* kicked: kicked from the dashboard");
+    let end = chat
+        .tcp
         .reader
         .next_line(Instant::now() + SHOW)
         .map(<[u8]>::to_vec);
@@ -236,23 +260,25 @@ fn two_pages_and_a_tcp_client_chat_a_kick_shows_and_the_dashboard_lists_them() {
 
     // A few samples on the charts, then the dashboard's picture.
     std::thread::sleep(Duration::from_secs(5));
-    save(&mut browser, &dashboard, "dashboard.png");
+    save(browser, dashboard, "dashboard.png");
     // Page A is still connected, and lists only who is left.
-    let left = online(&[&id_a]);
+    let left = online(&[&chat.id_a]);
     browser.wait_for(
-        &a,
+        &chat.a,
         "A lists who is left",
         &format!("{left} && document.querySelectorAll('#online li').length === 1"),
         CHAT_STATE,
         SHOW,
     );
+}
 
-    // A shutdown (1001) advises a reconnect: the page says so, tries
-    // again after its backoff (the server is gone: 1006), and keeps trying.
+/// A shutdown (1001) advises a reconnect: the page says so, tries again
+/// after its backoff (the server is gone: 1006), and keeps trying.
+fn shutdown_reconnects(browser: &mut Browser, admin: &mut Admin, a: &Tab) {
     let said = admin.command("shutdown 1s", SHOW).expect("shutdown");
     assert_eq!(said, ["ok"], "the console's answer to shutdown");
     browser.wait_for(
-        &a,
+        a,
         "the page is told the server shuts down, and may come back",
         "(() => { const b = document.getElementById('banner'); \
          return b.textContent.includes('server shutting down') && b.dataset.code === '1001' \
@@ -261,11 +287,29 @@ fn two_pages_and_a_tcp_client_chat_a_kick_shows_and_the_dashboard_lists_them() {
         SHOW,
     );
     browser.wait_for(
-        &a,
+        a,
         "the page reconnects after its backoff (and finds the server gone)",
         "(() => { const b = document.getElementById('banner'); \
          return b.dataset.code === '1006' && b.dataset.reconnect === 'true'; })()",
         CHAT_STATE,
         SHOW,
     );
+}
+
+#[test]
+fn two_pages_and_a_tcp_client_chat_a_kick_shows_and_the_dashboard_lists_them() {
+    let _serial = serial();
+    let server = ServerSpec::new("tokio:2", "browser")
+        .flag("--metrics", "127.0.0.1:0")
+        .start();
+    let web = server.web_addr(SHOW).expect("the --web address");
+    let metrics = server.metrics_addr(SHOW).expect("the --metrics address");
+    let mut browser = Browser::launch(&std::env::temp_dir());
+    let mut chat = chat(&mut browser, web, server.chat);
+    save(&mut browser, &chat.a, "chat.png");
+    let dashboard = dashboard_lists(&mut browser, metrics, &chat);
+    let mut admin = server.admin(SHOW).expect("the admin console");
+    console_kick(&mut browser, &mut admin, &chat);
+    dashboard_kick(&mut browser, &dashboard, &mut chat);
+    shutdown_reconnects(&mut browser, &mut admin, &chat.a);
 }

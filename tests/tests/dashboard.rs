@@ -42,25 +42,25 @@ fn post(addr: SocketAddr, auth: &str, content_type: &str, body: &str) -> String 
     ask(addr, request.as_bytes(), Duration::from_secs(5))
 }
 
-#[test]
-fn with_a_token_the_dashboard_needs_it_and_hostile_requests_get_4xx() {
-    let _serial = serial();
-    let server = ServerSpec::new("threads:2", "dashboard")
-        .flag("--metrics", "127.0.0.1:0")
-        .flag("--admin-token", "open sesame")
-        .start();
-    let addr = server.metrics_addr(STARTUP).expect("the --metrics address");
-    let quick = Duration::from_secs(5);
-    let get = |path: &str, auth: &str| {
-        ask(
-            addr,
-            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}\r\n").as_bytes(),
-            quick,
-        )
-    };
-    const AUTH: &str = "Authorization: Bearer open sesame\r\n";
+/// The token of these tests' server.
+const AUTH: &str = "Authorization: Bearer open sesame\r\n";
 
-    // The page (no data in it) is served; the data needs the token.
+/// How long any answer may take.
+const QUICK: Duration = Duration::from_secs(5);
+
+fn get(addr: SocketAddr, path: &str, auth: &str) -> String {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}\r\n");
+    ask(addr, request.as_bytes(), QUICK)
+}
+
+fn json_kick(addr: SocketAddr, body: &str) -> String {
+    post(addr, AUTH, "application/json", body)
+}
+
+/// The page (no data in it) is served; the data needs the token;
+/// `/metrics` stays open, as before.
+fn token_rule(addr: SocketAddr) {
+    let get = |path: &str, auth: &str| get(addr, path, auth);
     let page = get("/", "");
     assert_eq!(status(&page), "200", "{page}");
     assert!(page.contains("<title>tether admin</title>"));
@@ -75,11 +75,12 @@ fn with_a_token_the_dashboard_needs_it_and_hostile_requests_get_4xx() {
         status(&post(addr, "", "application/json", r##"{"id":"#0.1"}"##)),
         "401"
     );
-    // /metrics stays open, as before.
     assert_eq!(status(&get("/metrics", "")), "200");
+}
 
-    // With it: the channel table and the counters, as JSON.
-    let client = Client::connect(server.chat, Instant::now() + STARTUP).expect("a chat client");
+/// With the token: the channel table and the counters, as JSON.
+fn json_views(addr: SocketAddr, client: &Client) {
+    let get = |path: &str, auth: &str| get(addr, path, auth);
     let list = get("/api/list", AUTH);
     assert_eq!(status(&list), "200", "{list}");
     let body = list.split("\r\n\r\n").nth(1).unwrap_or_default();
@@ -100,9 +101,12 @@ fn with_a_token_the_dashboard_needs_it_and_hostile_requests_get_4xx() {
     let json: serde_json::Value = serde_json::from_str(body).expect("the stats are JSON");
     assert!(json["counters"]["usable"].as_u64() >= Some(1), "{json}");
     assert!(json["counters"]["queued_bytes"].is_u64(), "{json}");
+}
 
-    // Kicks: typed errors for what is not a kick, `error` for a stale id.
-    let json_kick = |body: &str| post(addr, AUTH, "application/json", body);
+/// Typed errors for what is not a kick, `error` for a stale id, 415 for
+/// a form, 403 for another origin.
+fn refused_kicks(addr: SocketAddr) {
+    let json_kick = |body: &str| json_kick(addr, body);
     assert_eq!(status(&json_kick("{not json")), "400");
     assert_eq!(status(&json_kick(r##"{"id":"nope"}"##)), "400");
     assert_eq!(
@@ -125,40 +129,60 @@ fn with_a_token_the_dashboard_needs_it_and_hostile_requests_get_4xx() {
         "POST /api/kick HTTP/1.1\r\nHost: {addr}\r\n{AUTH}Origin: http://evil.example\r\n\
          Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
     );
-    assert_eq!(status(&ask(addr, foreign.as_bytes(), quick)), "403");
+    assert_eq!(status(&ask(addr, foreign.as_bytes(), QUICK)), "403");
+}
 
-    // Hostile framing: huge bodies refused from the header alone, a body
-    // that never comes times out, no length is 411, a wrong method 405.
+/// Huge bodies refused from the header alone, a body that never comes
+/// times out, no length is 411, a wrong method 405, garbage 400.
+fn hostile_framing(addr: SocketAddr) {
     let huge = format!(
         "POST /api/kick HTTP/1.1\r\nHost: {addr}\r\n{AUTH}Content-Type: application/json\r\n\
          Content-Length: 1000000000\r\n\r\n"
     );
-    assert_eq!(status(&ask(addr, huge.as_bytes(), quick)), "413");
+    assert_eq!(status(&ask(addr, huge.as_bytes(), QUICK)), "413");
     let short = format!(
         "POST /api/kick HTTP/1.1\r\nHost: {addr}\r\n{AUTH}Content-Type: application/json\r\n\
          Content-Length: 100\r\n\r\n{{\"id\":"
     );
-    assert_eq!(status(&ask(addr, short.as_bytes(), quick)), "408");
+    assert_eq!(status(&ask(addr, short.as_bytes(), QUICK)), "408");
     let chunked = format!(
         "POST /api/kick HTTP/1.1\r\nHost: {addr}\r\n{AUTH}Content-Type: application/json\r\n\
          Transfer-Encoding: chunked\r\n\r\n2\r\n{{}}\r\n0\r\n\r\n"
     );
-    assert_eq!(status(&ask(addr, chunked.as_bytes(), quick)), "411");
-    assert_eq!(status(&get("/api/kick", AUTH)), "405");
+    assert_eq!(status(&ask(addr, chunked.as_bytes(), QUICK)), "411");
+    assert_eq!(status(&get(addr, "/api/kick", AUTH)), "405");
     assert_eq!(
-        status(&ask(addr, b"\x16\x03\x01garbage\r\n\r\n", quick)),
+        status(&ask(addr, b"\x16\x03\x01garbage\r\n\r\n", QUICK)),
         "400"
     );
+}
 
-    // And a kick that works: the client reads why, then EOF.
-    let ok = json_kick(&format!(
-        r##"{{"id":"{}","reason":"from a test\nwith a newline"}}"##,
-        client.id
-    ));
+#[test]
+fn with_a_token_the_dashboard_needs_it_and_hostile_requests_get_4xx() {
+    let _serial = serial();
+    let server = ServerSpec::new("threads:2", "dashboard")
+        .flag("--metrics", "127.0.0.1:0")
+        .flag("--admin-token", "open sesame")
+        .start();
+    let addr = server.metrics_addr(STARTUP).expect("the --metrics address");
+    token_rule(addr);
+    let client = Client::connect(server.chat, Instant::now() + STARTUP).expect("a chat client");
+    json_views(addr, &client);
+    refused_kicks(addr);
+    hostile_framing(addr);
+
+    // A kick that works: the client reads why (the reason on one line).
+    let ok = json_kick(
+        addr,
+        &format!(
+            r##"{{"id":"{}","reason":"from a test\nwith a newline"}}"##,
+            client.id
+        ),
+    );
     assert_eq!(status(&ok), "200", "{ok}");
     assert!(ok.ends_with("\r\n\r\nok\n"), "{ok}");
     let mut reader = client.reader;
-    let deadline = Instant::now() + quick;
+    let deadline = Instant::now() + QUICK;
     let line = reader
         .next_line(deadline)
         .map(|l| String::from_utf8_lossy(l).into_owned());
