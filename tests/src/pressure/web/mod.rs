@@ -282,6 +282,44 @@ pub fn slowloris(runtime: &'static str) {
     server.fail_if_any("slowloris", &failures);
 }
 
+/// **Server full, login timeout.** `--max-channels 2 --login-timeout 2s`:
+/// with two browsers connected a third is refused before its upgrade
+/// with HTTP 503 and `Retry-After`; a browser that upgraded but sent no
+/// line is closed with 4101 (`login timeout`) before the FIN, while one
+/// that spoke stays.
+pub fn full_and_login_timeout(runtime: &'static str) {
+    let _serial = serial();
+    let mut server = ServerSpec::new(runtime, "web-full")
+        .flag("--max-channels", "2")
+        .flag("--login-timeout", "2s")
+        .start();
+    let addr = web_addr(&mut server);
+    let (mut quiet, _) = join(&mut server, addr);
+    let (mut talker, talker_id) = join(&mut server, addr);
+    talker.send_text("hi").expect("send");
+    let mut failures = Vec::new();
+    let echo = talker.next_text(Instant::now() + SOON);
+    if echo.as_deref() != Ok(format!("{talker_id}: hi").as_str()) {
+        failures.push(format!("the talker read {echo:?}"));
+    }
+    let refused = http_get(addr, "/ws");
+    if !refused.starts_with("HTTP/1.1 503") || !refused.contains("Retry-After") {
+        failures.push(format!("a third browser was answered {refused:?}, not 503"));
+    }
+    match quiet.close(Instant::now() + SOON) {
+        (Some((Some(4101), reason)), true) if reason == "login timeout" => {}
+        other => failures.push(format!("the quiet browser: {other:?}, not 4101 then FIN")),
+    }
+    let _ = talker.send_text("still here");
+    let still = talker.next_text(Instant::now() + SOON);
+    if still.as_deref() != Ok(format!("{talker_id}: still here").as_str()) {
+        failures.push(format!(
+            "the talker, after the quiet one left, read {still:?}"
+        ));
+    }
+    server.fail_if_any("server full and login timeout", &failures);
+}
+
 /// Instantiates the WebSocket scenarios for one runtime spec (e.g.
 /// `"tokio:2"`); the full sizes are `#[ignore]`d.
 #[macro_export]
@@ -294,6 +332,10 @@ macro_rules! web_suite {
         #[test]
         fn pong_is_activity() {
             $crate::pressure::web::pong_is_activity($runtime);
+        }
+        #[test]
+        fn full_and_login_timeout() {
+            $crate::pressure::web::full_and_login_timeout($runtime);
         }
         #[test]
         fn slowloris() {

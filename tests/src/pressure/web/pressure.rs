@@ -140,7 +140,7 @@ pub fn tiny_flood_ws(runtime: &'static str, scale: &Scale) {
     let addr = web_addr(&mut server);
     let (flooder, flooder_id) = join(&mut server, addr);
     let (observer, _) = join(&mut server, addr);
-    let mut tcp = Client::connect(server.chat, Instant::now() + SOON)
+    let tcp = Client::connect(server.chat, Instant::now() + SOON)
         .unwrap_or_else(|e| panic!("TCP observer: {e}\n{}", server.context()));
     std::thread::sleep(Duration::from_millis(300));
     let before = server.rss().expect("RSS");
@@ -180,37 +180,9 @@ pub fn tiny_flood_ws(runtime: &'static str, scale: &Scale) {
         })
     };
     let expected = format!("{flooder_id}: a");
-    // Every reader reads at once, the flooder its own echoes too: the
-    // relay goes as fast as the slowest of them.
-    let browsers: Vec<_> = [("the browser observer", observer), ("the flooder", flooder)]
+    let readers = spawn_counters([observer, flooder], tcp, expected, messages, deadline);
+    let mut failures: Vec<String> = readers
         .into_iter()
-        .map(|(name, mut ws)| {
-            let expected = expected.clone();
-            std::thread::spawn(move || {
-                let mut got = 0;
-                while got < messages {
-                    match ws.next_text(deadline) {
-                        Ok(text) if text == expected => got += 1,
-                        other => return Some(format!("{name} read {other:?} after {got}")),
-                    }
-                }
-                None
-            })
-        })
-        .collect();
-    let tcp_reader = std::thread::spawn(move || {
-        let mut got = 0;
-        while got < messages {
-            match tcp.reader.next_line(deadline) {
-                Ok(line) if line == expected.as_bytes() => got += 1,
-                other => return Some(format!("the TCP observer read {other:?} after {got}")),
-            }
-        }
-        None
-    });
-    let mut failures: Vec<String> = browsers
-        .into_iter()
-        .chain([tcp_reader])
         .filter_map(|t| join_by("a reader", t, deadline))
         .collect();
     let sent = join_by("the flooder", writer, deadline);
@@ -225,6 +197,46 @@ pub fn tiny_flood_ws(runtime: &'static str, scale: &Scale) {
         ));
     }
     server.fail_if_any("tiny WebSocket flood", &failures);
+}
+
+/// Every reader reads at once (the flooder its own echoes too, so the
+/// relay goes as fast as the slowest of them), each until `messages`
+/// copies of `expected`; each thread returns what went wrong, if anything.
+fn spawn_counters(
+    browsers: [WsClient; 2],
+    mut tcp: Client,
+    expected: String,
+    messages: usize,
+    deadline: Instant,
+) -> Vec<std::thread::JoinHandle<Option<String>>> {
+    let mut threads: Vec<_> = browsers
+        .into_iter()
+        .enumerate()
+        .map(|(k, mut ws)| {
+            let expected = expected.clone();
+            std::thread::spawn(move || {
+                let mut got = 0;
+                while got < messages {
+                    match ws.next_text(deadline) {
+                        Ok(text) if text == expected => got += 1,
+                        other => return Some(format!("browser {k} read {other:?} after {got}")),
+                    }
+                }
+                None
+            })
+        })
+        .collect();
+    threads.push(std::thread::spawn(move || {
+        let mut got = 0;
+        while got < messages {
+            match tcp.reader.next_line(deadline) {
+                Ok(line) if line == expected.as_bytes() => got += 1,
+                other => return Some(format!("the TCP observer read {other:?} after {got}")),
+            }
+        }
+        None
+    }));
+    threads
 }
 
 fn rss_of(pid: u32) -> Option<u64> {
