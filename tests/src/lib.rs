@@ -25,6 +25,7 @@
 
 pub mod adapters;
 pub mod bounded;
+pub mod browser;
 pub mod client;
 pub mod pressure;
 mod rig;

@@ -117,9 +117,17 @@ fn metrics_over_http(runtime: Runtime) {
         std::thread::sleep(Duration::from_millis(20));
     }
 
-    // Anything but GET /metrics is a 404; garbage is a 4xx; the server
-    // keeps serving.
-    for path in ["/", "/metrics/x", "/metricsx", "/../metrics"] {
+    // `/` is the admin dashboard (loopback, no token: served); anything
+    // else but GET /metrics is a 404; garbage is a 4xx; the server keeps
+    // serving.
+    let dashboard = exchange(
+        addr,
+        format!("GET / HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(parse(&dashboard).0, 200, "{dashboard}");
+    // Asked for by a name (`Host: test`), as after DNS rebinding: refused.
+    assert_eq!(get(addr, "/").0, 403);
+    for path in ["/metrics/x", "/metricsx", "/../metrics", "/api"] {
         assert_eq!(get(addr, path).0, 404, "{path}");
     }
     let post = exchange(addr, b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n");

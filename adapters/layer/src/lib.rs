@@ -147,7 +147,7 @@ pub use app::{APP_BACKLOG, App, AppFactory, AppOut, REMOTE_AHEAD};
 pub use handle::{Blocking, BlockingEvents, Error, Events, Handle};
 pub use observe::{HubObserver, ObserverError, ObserverFactory, ObserverStats, Step};
 pub use stats::{AdapterStats, Counter, KICK_BUCKETS, ServerStats};
-pub use web::{Transport, Web, close_code};
+pub use web::{Route, Transport, Web, close_code};
 
 /// Adapter settings that are not lifecycle policy (that is
 /// [`tether_core::Config`]). The same for every runtime.

@@ -83,6 +83,11 @@ impl Console {
         Console { cluster, ..self }
     }
 
+    /// The server's handle.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
     /// Starts the drain (what `shutdown` and the signals do): every channel
     /// is kicked with `ServerShutdown`, what is still closing after `grace`
     /// is aborted. Idempotent.

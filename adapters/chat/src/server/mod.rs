@@ -59,6 +59,7 @@
 mod cluster;
 mod console;
 mod metrics;
+mod presence;
 mod room;
 mod setup;
 mod signals;
@@ -311,13 +312,14 @@ where
         None => None,
     };
     let metrics_addr = metrics.as_ref().map(|(_, addr)| *addr);
-    let web = web::bind_web(options, options.options.backlog)?;
+    let presence = Arc::new(presence::Presence::default());
+    let web = web::bind_web(options, options.options.backlog, &presence)?;
     let web_addr = web.as_ref().map(|(_, addr)| *addr);
     let counters = Arc::new(ChatCounters::default());
     // The cluster node first: a Redis that cannot be reached or a name live
     // elsewhere stops the start before any client connects.
     let (local, node) = cluster::start_node(options, &counters)?;
-    let mut adapter_options = setup::adapter_options(options, &counters, &node);
+    let mut adapter_options = setup::adapter_options(options, &counters, &presence, &node);
     adapter_options.web = web.map(|(web, _)| web);
     let started = start_adapter(chat, web::config(options), adapter_options);
     if let (Err(_), Some(node)) = (&started, &node) {
@@ -345,9 +347,9 @@ where
         if let Some((listener, _)) = metrics {
             threads.push(metrics::spawn(
                 listener,
-                handle.clone(),
-                counters.clone(),
                 console.clone(),
+                options.admin_token.clone(),
+                counters.clone(),
                 stopped.clone(),
             )?);
         }
@@ -414,6 +416,7 @@ where
     );
     if let Some(metrics) = server.metrics_addr {
         let _ = writeln!(out, "  metrics: http://{metrics}/metrics");
+        let _ = writeln!(out, "  admin dashboard: http://{metrics}/");
     }
     if let Some(web) = server.web_addr {
         let _ = writeln!(out, "  web:     http://{web}/ (WebSocket: ws://{web}/ws)");

@@ -11,6 +11,7 @@ use tether_adapter::{App, AppFactory, AppOut, Handle};
 use tether_core::{ChannelId, Event};
 
 use super::cluster::ClusterNode;
+use super::presence::Presence;
 use super::stop::StopWriter;
 use super::{ChatCounters, ServeError, spawn_thread};
 use crate::{ChatOutput, ChatRoom, log_line};
@@ -18,9 +19,11 @@ use crate::{ChatOutput, ChatRoom, log_line};
 /// The room of each shard. `login`: whether a login deadline is configured,
 /// i.e. whether a member's first line must be reported (otherwise that
 /// call is skipped); `echo`: lines go back to their sender only; `cluster`:
-/// the node every open, close and line is handed to (ids read `NAME/<id>`).
+/// the node every open, close and line is handed to (ids read `NAME/<id>`);
+/// `presence`: who is online on this node, for the chat page.
 pub(super) fn factory(
     counters: Arc<ChatCounters>,
+    presence: Arc<Presence>,
     login: bool,
     echo: bool,
     cluster: ClusterNode,
@@ -37,6 +40,7 @@ pub(super) fn factory(
         Box::new(Room {
             room,
             counters: counters.clone(),
+            presence: presence.clone(),
             login,
             cluster: cluster.clone(),
         })
@@ -58,6 +62,8 @@ pub(super) fn spawn_stop_watch(
 struct Room {
     room: ChatRoom,
     counters: Arc<ChatCounters>,
+    /// Who is online, for the chat page (`GET /presence`).
+    presence: Arc<Presence>,
     login: bool,
     cluster: ClusterNode,
 }
@@ -72,6 +78,11 @@ impl App for Room {
             }
             Event::ShutdownComplete => tracing::info!("every channel drained and released"),
             Event::Opened { .. } | Event::Disconnected { .. } => {
+                match event {
+                    Event::Opened { id, .. } => self.presence.join(*id),
+                    Event::Disconnected { id, .. } => self.presence.leave(*id),
+                    _ => {}
+                }
                 if tracing::enabled!(tracing::Level::DEBUG)
                     && let Some(line) = log_line(event)
                 {

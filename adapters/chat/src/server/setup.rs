@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tether_adapter::{Options, StartError};
 
+use super::presence::Presence;
 use super::{ChatCounters, ServeError, cluster, room};
 use crate::cli::ServeOptions;
 
@@ -13,6 +14,7 @@ use crate::cli::ServeOptions;
 pub(super) fn adapter_options(
     options: &ServeOptions,
     counters: &Arc<ChatCounters>,
+    presence: &Arc<Presence>,
     node: &cluster::ClusterNode,
 ) -> Options {
     let mut adapter_options = options.options.clone();
@@ -28,6 +30,7 @@ pub(super) fn adapter_options(
     }
     adapter_options.app = Some(room::factory(
         counters.clone(),
+        presence.clone(),
         options.config.login_timeout.is_some(),
         options.echo,
         node.clone(),

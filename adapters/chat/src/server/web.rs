@@ -1,15 +1,22 @@
 //! WebSocket clients of the chat server (`--web`): the listener and the
 //! layer's [`Web`] settings. The chat itself is unchanged: each text
-//! message is a line, each line a text message.
+//! message is a line, each line a text message. `GET /` is the chat page
+//! (assets/chat.html), `GET /presence` who is online ([`Presence`]).
 
 use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tether_adapter::Web;
 
+use super::presence::{self, Presence};
 use super::{ServeError, bind};
 use crate::cli::ServeOptions;
 use crate::protocol::MAX_LINE;
+
+/// The chat page, `GET /`: plain HTML, CSS and JavaScript, nothing
+/// fetched from elsewhere (assets/chat.html).
+const CHAT_PAGE: &str = include_str!("assets/chat.html");
 
 /// The handshake deadline without `--login-timeout`: a browser upgrades
 /// within milliseconds; a socket silent this long is a slowloris.
@@ -23,6 +30,7 @@ const ECHO_MESSAGE: usize = 16 << 20;
 pub(super) fn bind_web(
     options: &ServeOptions,
     backlog: u32,
+    presence: &Arc<Presence>,
 ) -> Result<Option<(Web, SocketAddr)>, ServeError> {
     let Some(settings) = &options.web else {
         return Ok(None);
@@ -38,7 +46,12 @@ pub(super) fn bind_web(
         .with_handshake_timeout(options.config.login_timeout.unwrap_or(HANDSHAKE_DEADLINE))
         .with_max_message(MAX_LINE)
         .with_echo(options.echo)
-        .with_kick_notice(&b"* kicked"[..]);
+        .with_kick_notice(&b"* kicked"[..])
+        .with_page(CHAT_PAGE)
+        .with_route("/presence", presence::CONTENT_TYPE, {
+            let presence = presence.clone();
+            move |asking| presence.render(Some(asking))
+        });
     Ok(Some((web, addr)))
 }
 

@@ -41,7 +41,7 @@ impl<G: Glue> Driver<G> {
         let deadline = now + web.handshake_timeout;
         self.web_timers
             .push(Reverse((deadline, id, WebTimer::Handshake)));
-        Some(Box::new(WebConn::new(web, now)))
+        Some(Box::new(WebConn::new(web, id, now)))
     }
 
     /// Bytes read from a WebSocket connection.

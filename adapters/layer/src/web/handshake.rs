@@ -4,6 +4,10 @@
 
 use bytes::{Bytes, BytesMut};
 
+use tether_core::ChannelId;
+
+use super::Route;
+
 /// Most bytes a request head may take; beyond, `431` and close. Browsers
 /// send well under 2 KiB; cookies of a large site stay under this.
 pub(crate) const MAX_HEAD: usize = 8 << 10;
@@ -27,7 +31,12 @@ pub(crate) enum Request {
 /// complete (and then the bytes it took, so that frames sent right after
 /// it are not lost). A head that cannot be valid is answered too:
 /// `Respond` with `400`, `431`… never an error to propagate.
-pub(crate) fn parse(buf: &[u8], page: &Bytes) -> Option<(Request, usize)> {
+pub(crate) fn parse(
+    buf: &[u8],
+    page: &Bytes,
+    routes: &[Route],
+    id: ChannelId,
+) -> Option<(Request, usize)> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     let took = match request.parse(buf) {
@@ -44,11 +53,16 @@ pub(crate) fn parse(buf: &[u8], page: &Bytes) -> Option<(Request, usize)> {
     if took > MAX_HEAD {
         return Some((Request::Respond(error(431, "request head too large")), took));
     }
-    Some((answer(&request, page), took))
+    Some((answer(&request, page, routes, id), took))
 }
 
 /// The answer to a complete request.
-fn answer(request: &httparse::Request<'_, '_>, page: &Bytes) -> Request {
+fn answer(
+    request: &httparse::Request<'_, '_>,
+    page: &Bytes,
+    routes: &[Route],
+    id: ChannelId,
+) -> Request {
     let path = request.path.unwrap_or("/");
     let path = path.split('?').next().unwrap_or(path);
     if request.method != Some("GET") {
@@ -57,7 +71,10 @@ fn answer(request: &httparse::Request<'_, '_>, page: &Bytes) -> Request {
     match path {
         "/" | "/index.html" => Request::Respond(ok_page(page)),
         "/ws" => upgrade(request),
-        _ => Request::Respond(error(404, "not found; the chat is at /ws")),
+        _ => match routes.iter().find(|route| route.path == path) {
+            Some(route) => Request::Respond(ok(route.content_type, &(route.render)(id))),
+            None => Request::Respond(error(404, "not found; the chat is at /ws")),
+        },
     }
 }
 
@@ -105,10 +122,15 @@ pub(crate) fn upgrade_response(accept: &str) -> Bytes {
 }
 
 fn ok_page(page: &Bytes) -> Bytes {
+    ok("text/html; charset=utf-8", page)
+}
+
+/// A `200` answer with `body`, never cached (a page or a live list).
+fn ok(content_type: &str, page: &Bytes) -> Bytes {
     let mut out = BytesMut::with_capacity(page.len() + 160);
     out.extend_from_slice(
         format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n\
+            "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\n\
              Content-Length: {}\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n",
             page.len()
         )
@@ -153,6 +175,10 @@ pub(crate) fn error(status: u16, text: &str) -> Bytes {
 mod tests {
     use super::*;
 
+    fn id() -> ChannelId {
+        "#7.1".parse().unwrap()
+    }
+
     fn page() -> Bytes {
         Bytes::from_static(b"<p>hi</p>")
     }
@@ -164,7 +190,7 @@ mod tests {
     #[test]
     fn the_rfc_example_key_is_accepted_and_deflate_declined() {
         let input = [UPGRADE.as_bytes(), b"\x81"].concat();
-        let (request, took) = parse(&input, &page()).unwrap();
+        let (request, took) = parse(&input, &page(), &[], id()).unwrap();
         assert_eq!(took, UPGRADE.len(), "the frame byte after the head is left");
         let Request::Upgrade { accept } = request else {
             panic!("{request:?}")
@@ -177,19 +203,19 @@ mod tests {
 
     #[test]
     fn partial_heads_wait_and_oversized_ones_are_refused() {
-        assert_eq!(parse(&UPGRADE.as_bytes()[..40], &page()), None);
+        assert_eq!(parse(&UPGRADE.as_bytes()[..40], &page(), &[], id()), None);
         let huge = format!("GET /ws HTTP/1.1\r\nX: {}\r\n", "a".repeat(MAX_HEAD));
-        let (request, _) = parse(huge.as_bytes(), &page()).unwrap();
+        let (request, _) = parse(huge.as_bytes(), &page(), &[], id()).unwrap();
         assert!(matches!(request, Request::Respond(r) if r.starts_with(b"HTTP/1.1 431")));
         let many: String = (0..60).map(|i| format!("X{i}: y\r\n")).collect();
         let many = format!("GET /ws HTTP/1.1\r\n{many}\r\n");
-        let (request, _) = parse(many.as_bytes(), &page()).unwrap();
+        let (request, _) = parse(many.as_bytes(), &page(), &[], id()).unwrap();
         assert!(matches!(request, Request::Respond(r) if r.starts_with(b"HTTP/1.1 431")));
     }
 
     #[test]
     fn other_requests_get_pages_or_errors() {
-        let status = |head: &str| match parse(head.as_bytes(), &page()).unwrap().0 {
+        let status = |head: &str| match parse(head.as_bytes(), &page(), &[], id()).unwrap().0 {
             Request::Respond(r) => String::from_utf8_lossy(&r[..12]).into_owned(),
             Request::Upgrade { .. } => "upgrade".into(),
         };
@@ -203,5 +229,36 @@ mod tests {
             "HTTP/1.1 400"
         );
         assert_eq!(status("\x00\x01garbage\r\n\r\n"), "HTTP/1.1 400");
+    }
+
+    #[test]
+    fn routes_answer_what_they_render_at_the_time() {
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = calls.clone();
+        let route = Route {
+            path: "/presence",
+            content_type: "application/json",
+            render: std::sync::Arc::new(move |asking: ChannelId| {
+                assert_eq!(asking, id());
+                let n = counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Bytes::from(format!("{{\"n\":{n}}}"))
+            }),
+        };
+        let routes = [route];
+        let get = |head: &str| match parse(head.as_bytes(), &page(), &routes, id()).unwrap().0 {
+            Request::Respond(r) => String::from_utf8_lossy(&r).into_owned(),
+            Request::Upgrade { .. } => "upgrade".into(),
+        };
+        let first = get("GET /presence?x=1 HTTP/1.1\r\n\r\n");
+        assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+        assert!(
+            first.contains("Content-Type: application/json\r\n"),
+            "{first}"
+        );
+        assert!(first.ends_with("\r\n\r\n{\"n\":0}"), "{first}");
+        assert!(get("GET /presence HTTP/1.1\r\n\r\n").ends_with("{\"n\":1}"));
+        assert!(get("POST /presence HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405"));
+        assert!(get("GET /presencex HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
+        assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 2);
     }
 }

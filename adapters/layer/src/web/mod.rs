@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tether_core::DisconnectReason;
+use tether_core::{ChannelId, DisconnectReason};
 
 use self::decode::{Decoded, Decoder, Violation};
 use self::handshake::Request;
@@ -48,6 +48,29 @@ pub enum Transport {
     Lines,
     /// HTTP, upgraded to WebSocket on `/ws` ([`Web`]).
     WebSocket,
+}
+
+/// One extra `GET` path of the web listener ([`Web::with_route`]).
+#[derive(Clone)]
+pub struct Route {
+    /// The path, e.g. `/presence` (a query string is ignored).
+    pub path: &'static str,
+    /// The answer's `Content-Type`.
+    pub content_type: &'static str,
+    /// Renders the answer's body when it is asked for; its argument is
+    /// the asking connection's own channel id (an HTTP request on this
+    /// listener is a channel until it is answered), e.g. to leave it out
+    /// of a list of who is online.
+    pub render: Arc<dyn Fn(ChannelId) -> Bytes + Send + Sync>,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field("path", &self.path)
+            .field("content_type", &self.content_type)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A second listener whose connections speak WebSocket
@@ -70,6 +93,9 @@ pub struct Web {
     pub echo: bool,
     /// Served for `GET /`.
     pub page: Bytes,
+    /// More `GET` paths, each answered with what its [`Route`] renders
+    /// (e.g. a read-only presence list beside the page).
+    pub routes: Vec<Route>,
     /// The start of the notice an application sends before it kicks
     /// (e.g. `* kicked`): the last such line sent becomes the close
     /// frame's text, so a browser learns why it was dropped.
@@ -87,6 +113,7 @@ impl Web {
             max_message: 4096,
             echo: false,
             page: Bytes::from_static(PLACEHOLDER),
+            routes: Vec::new(),
             kick_notice: None,
         }
     }
@@ -123,6 +150,26 @@ impl Web {
     #[must_use]
     pub fn with_page(mut self, page: impl Into<Bytes>) -> Self {
         self.page = page.into();
+        self
+    }
+
+    /// Adds a [`Route`]: `GET path` is answered `200` with
+    /// `content_type` and what `render` returns at that moment (given the
+    /// asking connection's channel id). `render`
+    /// runs on the shard's driver thread, so it must be quick and
+    /// bounded (it must not wait on the server).
+    #[must_use]
+    pub fn with_route(
+        mut self,
+        path: &'static str,
+        content_type: &'static str,
+        render: impl Fn(ChannelId) -> Bytes + Send + Sync + 'static,
+    ) -> Self {
+        self.routes.push(Route {
+            path,
+            content_type,
+            render: Arc::new(render),
+        });
         self
     }
 
@@ -201,6 +248,8 @@ pub(crate) struct WebConn {
     pub last_seen: std::time::Instant,
     /// The FIN waits for the close frame to be written.
     pub fin_pending: bool,
+    /// Its channel (for a [`Route`]'s render).
+    id: ChannelId,
 }
 
 /// What one read asks of the driver.
@@ -235,7 +284,7 @@ pub(crate) enum End {
 }
 
 impl WebConn {
-    pub(crate) fn new(web: &Web, now: std::time::Instant) -> Self {
+    pub(crate) fn new(web: &Web, id: ChannelId, now: std::time::Instant) -> Self {
         WebConn {
             phase: Phase::Handshake(BytesMut::new()),
             decoder: Decoder::new(if web.echo { 16 << 20 } else { web.max_message }, web.echo),
@@ -243,6 +292,7 @@ impl WebConn {
             notice: None,
             last_seen: now,
             fin_pending: false,
+            id,
         }
     }
 
@@ -264,7 +314,8 @@ impl WebConn {
             Phase::Open => data,
             Phase::Handshake(head) => {
                 head.extend_from_slice(data);
-                let Some((request, took)) = handshake::parse(head, &web.page) else {
+                let Some((request, took)) = handshake::parse(head, &web.page, &web.routes, self.id)
+                else {
                     return out;
                 };
                 let head = std::mem::take(head);

@@ -8,8 +8,11 @@
 //! label. Added: `tether_queued_bytes` (bytes in outbound queues now) and
 //! the `tether_kick_latency_seconds` histogram (kick → FIN/RST).
 //!
-//! The HTTP side answers `GET /metrics` with 200 and everything else with
-//! 404 (400 for what is not an HTTP request, 431 for a request head over
+//! Beside it, the live admin dashboard (`GET /`, `/api/…`; see
+//! [`dashboard`] for its paths and access rules).
+//!
+//! The HTTP side answers `GET /metrics` with 200, the dashboard's paths
+//! as [`dashboard`] says, and everything else with 404 (400 for what is not an HTTP request, 431 for a request head over
 //! [`MAX_REQUEST`] bytes, 408 for one not complete within
 //! [`HEAD_TIMEOUT`]). One request per connection; at most
 //! [`MAX_CONNECTIONS`] at once, each on its own short-lived thread, so a
@@ -28,15 +31,16 @@ use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tether_adapter::Handle;
 use tether_adapter::listen::{self, AcceptErrors};
 
+mod dashboard;
 mod encode;
 
 use self::encode::render;
 use super::slots::{Admission, SlotId, Slots};
 use super::stop::{StopReader, Wake};
-use super::{ChatCounters, ServeError, spawn_thread};
+use super::{ChatCounters, Console, ServeError, spawn_thread};
+use crate::cli::Secret;
 
 /// The `Content-Type` of a scrape: the Prometheus text format, 0.0.4.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -74,6 +78,10 @@ const STOP_CHECK: Duration = Duration::from_secs(1);
 enum Route {
     /// `GET /metrics`.
     Metrics,
+    /// A dashboard path.
+    Dashboard(dashboard::Page),
+    /// A dashboard path with the wrong method: 405.
+    WrongMethod,
     /// A well-formed request for anything else: 404.
     NotFound,
     /// Not an HTTP/1 request line: 400.
@@ -102,9 +110,12 @@ fn route(head: &[u8]) -> Route {
     }
     let path = target.split_once('?').map_or(target, |(path, _)| path);
     if method == "GET" && path == "/metrics" {
-        Route::Metrics
-    } else {
-        Route::NotFound
+        return Route::Metrics;
+    }
+    match dashboard::route(method, path) {
+        Some(Ok(page)) => Route::Dashboard(page),
+        Some(Err(())) => Route::WrongMethod,
+        None => Route::NotFound,
     }
 }
 
@@ -119,16 +130,16 @@ fn head_end(buf: &[u8]) -> Option<usize> {
 }
 
 /// Reads one request head within [`HEAD_TIMEOUT`] and [`MAX_REQUEST`]
-/// bytes: `Ok(head)`, or the error status to answer with (`None`: the
-/// connection failed or was evicted, answer nothing).
-fn read_head(stream: &mut TcpStream) -> Result<Vec<u8>, Option<&'static str>> {
+/// bytes: `Ok((head, what came after it))`, or the error status to answer
+/// with (`None`: the connection failed or was evicted, answer nothing).
+fn read_head(stream: &mut TcpStream) -> Result<(Vec<u8>, Vec<u8>), Option<&'static str>> {
     let deadline = Instant::now() + HEAD_TIMEOUT;
     let mut buf = Vec::with_capacity(512);
     let mut chunk = [0u8; 1024];
     loop {
         if let Some(end) = head_end(&buf) {
-            buf.truncate(end);
-            return Ok(buf);
+            let rest = buf.split_off(end);
+            return Ok((buf, rest));
         }
         if buf.len() >= MAX_REQUEST {
             return Err(Some("431 Request Header Fields Too Large"));
@@ -160,6 +171,42 @@ fn read_head(stream: &mut TcpStream) -> Result<Vec<u8>, Option<&'static str>> {
     }
 }
 
+/// Reads a request body of `Content-Length` bytes (at most
+/// [`dashboard::MAX_BODY`]), `rest` being what came with the head, within
+/// [`HEAD_TIMEOUT`] more: the body, or the status to answer with.
+fn read_body(
+    stream: &mut TcpStream,
+    head: &str,
+    mut rest: Vec<u8>,
+) -> Result<Vec<u8>, &'static str> {
+    if dashboard::header(head, "transfer-encoding").is_some() {
+        return Err("411 Length Required");
+    }
+    let Some(length) = dashboard::header(head, "content-length") else {
+        return Err("411 Length Required");
+    };
+    let length: usize = length.parse().map_err(|_| "400 Bad Request")?;
+    if length > dashboard::MAX_BODY {
+        return Err("413 Content Too Large");
+    }
+    let deadline = Instant::now() + HEAD_TIMEOUT;
+    let mut chunk = [0u8; 1024];
+    while rest.len() < length {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return Err("408 Request Timeout");
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => return Err("400 Bad Request"),
+            Ok(n) => rest.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Err("408 Request Timeout"),
+        }
+    }
+    rest.truncate(length);
+    Ok(rest)
+}
+
 /// What a connection's thread needs besides its socket.
 struct Conn<'a> {
     /// Its slot.
@@ -168,6 +215,10 @@ struct Conn<'a> {
     counters: &'a ChatCounters,
     /// The scrape body, `None` once the server has stopped.
     scrape: &'a dyn Fn() -> Option<String>,
+    /// Who may use the dashboard.
+    access: &'a dashboard::Access,
+    /// What the dashboard reads and kicks.
+    server: dashboard::Server<'a>,
 }
 
 /// Serves one connection: one request, one answer, close.
@@ -193,7 +244,16 @@ fn serve_connection(mut stream: TcpStream, conn: &Conn<'_>) {
     let (status, content_type, body) = match head {
         Err(None) => return,
         Err(Some(status)) => (status, "text/plain; charset=utf-8", format!("{status}\n")),
-        Ok(head) => match route(&head) {
+        Ok((head, rest)) => match route(&head) {
+            Route::Dashboard(page) => {
+                let answer = serve_dashboard(&mut stream, page, &head, rest, conn);
+                return write_answer(&mut stream, &answer);
+            }
+            Route::WrongMethod => (
+                "405 Method Not Allowed",
+                "text/plain; charset=utf-8",
+                "405 Method Not Allowed\n".to_owned(),
+            ),
             Route::Metrics => match (conn.scrape)() {
                 Some(body) => ("200 OK", CONTENT_TYPE, body),
                 None => (
@@ -205,7 +265,7 @@ fn serve_connection(mut stream: TcpStream, conn: &Conn<'_>) {
             Route::NotFound => (
                 "404 Not Found",
                 "text/plain; charset=utf-8",
-                "not found: only GET /metrics is served here\n".to_owned(),
+                "not found: GET /metrics, and the dashboard at GET /\n".to_owned(),
             ),
             Route::BadRequest => (
                 "400 Bad Request",
@@ -214,9 +274,62 @@ fn serve_connection(mut stream: TcpStream, conn: &Conn<'_>) {
             ),
         },
     };
+    write_answer(
+        &mut stream,
+        &dashboard::Answer {
+            status,
+            content_type,
+            headers: "",
+            body,
+        },
+    );
+}
+
+/// A dashboard request: access, then (a kick) its body, then the answer.
+fn serve_dashboard(
+    stream: &mut TcpStream,
+    page: dashboard::Page,
+    head: &[u8],
+    rest: Vec<u8>,
+    conn: &Conn<'_>,
+) -> dashboard::Answer {
+    let plain = |status: &'static str| dashboard::Answer {
+        status,
+        content_type: "text/plain; charset=utf-8",
+        headers: "",
+        body: format!("{status}\n"),
+    };
+    let Ok(head) = std::str::from_utf8(head) else {
+        return plain("400 Bad Request");
+    };
+    if let Some(refused) = dashboard::check(conn.access, page, head) {
+        return refused;
+    }
+    let body = if page == dashboard::Page::Kick {
+        if let Some(refused) = dashboard::check_kick(head) {
+            return refused;
+        }
+        match read_body(stream, head, rest) {
+            Ok(body) => body,
+            Err(status) => return plain(status),
+        }
+    } else {
+        Vec::new()
+    };
+    dashboard::answer(page, &body, &conn.server)
+}
+
+/// Writes one answer and closes the connection.
+fn write_answer(stream: &mut TcpStream, answer: &dashboard::Answer) {
+    let dashboard::Answer {
+        status,
+        content_type,
+        headers,
+        body,
+    } = answer;
     let answer = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
+         {headers}Connection: close\r\n\r\n{body}",
         body.len()
     );
     if stream.write_all(answer.as_bytes()).is_ok() {
@@ -235,32 +348,35 @@ fn serve_connection(mut stream: TcpStream, conn: &Conn<'_>) {
 }
 
 /// Starts the metrics listener thread on a bound `listener`.
+/// `console` executes the dashboard's kicks; `token` is `--admin-token`.
 pub(super) fn spawn(
     listener: TcpListener,
-    handle: Handle,
+    console: Console,
+    token: Option<Secret>,
     counters: Arc<ChatCounters>,
-    console: super::Console,
     stopped: StopReader,
 ) -> Result<JoinHandle<()>, ServeError> {
-    listener
-        .set_nonblocking(true)
-        .map_err(|source| ServeError::Thread {
-            what: "metrics",
-            source,
-        })?;
+    let failed = |source| ServeError::Thread {
+        what: "metrics",
+        source,
+    };
+    listener.set_nonblocking(true).map_err(failed)?;
+    let loopback = listener.local_addr().map_err(failed)?.ip().is_loopback();
+    let access = dashboard::Access { token, loopback };
     spawn_thread("metrics", move || {
-        run(&listener, &handle, &counters, &console, &stopped)
+        run(&listener, &console, &access, &counters, &stopped)
     })
 }
 
 /// Accepts scrapes until the server stops.
 fn run(
     listener: &TcpListener,
-    handle: &Handle,
+    console: &Console,
+    access: &dashboard::Access,
     counters: &Arc<ChatCounters>,
-    console: &super::Console,
     stopped: &StopReader,
 ) {
+    let handle = console.handle();
     let mut errors = AcceptErrors::new("metrics");
     let slots = Arc::new(Slots::new(MAX_CONNECTIONS));
     loop {
@@ -295,7 +411,7 @@ fn run(
             Admission::Unavailable => continue, // out of descriptors: closed
         };
         let (handle, counters, slots_) = (handle.clone(), counters.clone(), slots.clone());
-        let console = console.clone();
+        let (console, access) = (console.clone(), access.clone());
         let spawned = std::thread::Builder::new()
             .name("tether-metrics-conn".into())
             .spawn(move || {
@@ -312,6 +428,12 @@ fn run(
                     slots: &slots_,
                     counters: &counters,
                     scrape: &scrape,
+                    access: &access,
+                    server: dashboard::Server {
+                        handle: &handle,
+                        console: &console,
+                        counters: &counters,
+                    },
                 };
                 serve_connection(stream, &conn);
                 slots_.close(id);
@@ -336,7 +458,16 @@ mod tests {
             Route::Metrics
         );
         assert_eq!(route(b"GET /metrics?x=1 HTTP/1.0\n\n"), Route::Metrics);
-        assert_eq!(route(b"GET / HTTP/1.1\r\n\r\n"), Route::NotFound);
+        assert_eq!(
+            route(b"GET / HTTP/1.1\r\n\r\n"),
+            Route::Dashboard(dashboard::Page::Html)
+        );
+        assert_eq!(
+            route(b"POST /api/kick HTTP/1.1\r\n\r\n"),
+            Route::Dashboard(dashboard::Page::Kick)
+        );
+        assert_eq!(route(b"GET /api/kick HTTP/1.1\r\n\r\n"), Route::WrongMethod);
+        assert_eq!(route(b"GET /nope HTTP/1.1\r\n\r\n"), Route::NotFound);
         assert_eq!(route(b"POST /metrics HTTP/1.1\r\n\r\n"), Route::NotFound);
         assert_eq!(route(b"GET /metricsx HTTP/1.1\r\n\r\n"), Route::NotFound);
         for bad in [
