@@ -27,6 +27,7 @@ pub mod adapters;
 pub mod bounded;
 pub mod client;
 pub mod pressure;
+pub mod redis;
 mod rig;
 pub mod scenarios;
 
