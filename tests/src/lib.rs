@@ -26,6 +26,7 @@
 pub mod adapters;
 pub mod bounded;
 pub mod client;
+pub mod cluster;
 pub mod pressure;
 pub mod redis;
 mod rig;

@@ -173,7 +173,9 @@ impl RedisServer {
         };
         match (field("used_cpu_sys"), field("used_cpu_user")) {
             (Some(sys), Some(user)) => Ok(sys + user),
-            _ => Err(io::Error::other(format!("INFO cpu without CPU times: {info}"))),
+            _ => Err(io::Error::other(format!(
+                "INFO cpu without CPU times: {info}"
+            ))),
         }
     }
 
@@ -287,7 +289,11 @@ mod tests {
         assert!(redis.cpu_seconds(t).unwrap() >= 0.0);
         let port = redis.port();
         redis.kill();
-        assert!(redis.command(&["PING"], Duration::from_millis(300)).is_err());
+        assert!(
+            redis
+                .command(&["PING"], Duration::from_millis(300))
+                .is_err()
+        );
         redis.restart();
         assert_eq!(redis.port(), port);
         assert_eq!(redis.command(&["GET", "k"], t).unwrap(), "");
