@@ -20,6 +20,10 @@
 //! [`pressure`] is the other half: real `tether serve` processes under
 //! load, signals and resource limits, for every runtime
 //! ([`pressure_suite!`]).
+//!
+//! [`cluster`] runs several `tether serve --cluster` nodes over a real
+//! `redis-server` ([`redis`]): presence, relay, kicks across nodes, node
+//! and broker faults ([`cluster_suite!`]).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
