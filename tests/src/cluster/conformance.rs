@@ -38,8 +38,9 @@ fn next_generation(id: &str) -> Option<String> {
 ///    again from n2 and n3 (`error stale`); a later generation of a live
 ///    id (`error stale`); `n9/…` (`error unknown node n9`); n1's console
 ///    kicks its own client as `n1/<id>` and n2's its own by bare id (`ok`);
-/// 4. `stats`: exactly the kicks as disconnects on their owners; and every
-///    `list` converges to the survivors.
+/// 4. `stats`: the `cluster.*` keys (3 live nodes, messages published and
+///    received, nothing lost or buffered); exactly the kicks as disconnects
+///    on their owners; and every `list` converges to the survivors.
 pub fn presence_relay_and_kicks(runtime: &'static str) {
     let _serial = serial();
     let mut rig = ClusterRig::start(runtime, "cluster-conformance", 3, &[]);
@@ -65,6 +66,7 @@ pub fn presence_relay_and_kicks(runtime: &'static str) {
         failures.push(format!("presence did not converge: {e}"));
     }
     relay(&mut members, &mut failures);
+    cluster_stats(&rig, &mut failures);
     kicks(&rig, &mut members, &mut failures);
     rig.fail_if_any("presence, relay and kicks across three nodes", &failures);
 }
@@ -117,6 +119,39 @@ fn relay(members: &mut BTreeMap<&str, Vec<Member>>, failures: &mut Vec<String>) 
                 "relay to {}: read per sender {next:?} of {LINES}: {problems:?}",
                 member.id
             ));
+        }
+    }
+}
+
+/// What a `stats` value must satisfy.
+type Check = fn(u64) -> bool;
+
+/// The `cluster.*` keys of `stats` issue 18 names, on every node: three
+/// live nodes, messages published and received (after the relay: some),
+/// broker errors and reconnects, lines lost and buffered (none, Redis up).
+fn cluster_stats(rig: &ClusterRig, failures: &mut Vec<String>) {
+    for name in NAMES {
+        let stats = match rig.node(name).stats() {
+            Ok(stats) => stats,
+            Err(e) => {
+                failures.push(e);
+                continue;
+            }
+        };
+        let want: [(&str, Check); 7] = [
+            ("cluster.live_nodes", |v| v == 3),
+            ("cluster.published", |v| v > 0),
+            ("cluster.received", |v| v > 0),
+            ("cluster.broker_errors", |_| true),
+            ("cluster.reconnects", |_| true),
+            ("cluster.lines_lost", |v| v == 0),
+            ("cluster.lines_buffered", |v| v == 0),
+        ];
+        for (key, ok) in want {
+            match stats.get(key) {
+                Some(v) if ok(v) => {}
+                other => failures.push(format!("{name}: `stats` {key} = {other:?}: {stats}")),
+            }
         }
     }
 }
