@@ -1,0 +1,345 @@
+//! [`Cluster`]: the one owner of a node's view of the cluster.
+
+pub(crate) mod kick;
+mod peer;
+mod receive;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tether_core::ChannelId;
+
+use crate::config::{ClusterConfig, ClusterConfigError, OUTBOX_LINE_OVERHEAD};
+use crate::io::{Input, NodeInfo, Output};
+use crate::name::{NodeId, NodeName};
+use crate::stats::ClusterStats;
+use crate::wire::{self, Body, Header, Message};
+
+use kick::Kicks;
+use peer::Peer;
+
+/// At most this many other nodes are tracked; messages from more new
+/// nodes are refused (counted `nodes_refused`) until some expire.
+pub const MAX_NODES: usize = 1024;
+
+/// At most this many channels are replicated per remote node.
+pub const MAX_PRESENCE: usize = 1 << 20;
+
+/// How many departed (goodbye) incarnations are remembered, so that a late
+/// copy of their messages cannot bring them back.
+const MAX_DEPARTED: usize = 256;
+
+/// The cluster state machine of one node (docs/design.md §7).
+///
+/// Sans-IO: it owns no socket, thread or clock. The driver feeds it
+/// [`Input`]s with the current time through [`Cluster::handle_input`],
+/// executes every [`Output`] from [`Cluster::poll_output`], and calls again
+/// with [`Input::Timeout`] at [`Cluster::poll_timeout`]. See the crate
+/// documentation for the run loop and the rules it enforces.
+#[derive(Debug)]
+pub struct Cluster {
+    config: ClusterConfig,
+    me: NodeName,
+    incarnation: u64,
+    /// The machine's clock: the latest `now` seen (never runs backwards).
+    now: Instant,
+    /// The sequence number of the next published message.
+    seq: u64,
+    up: bool,
+    ever_up: bool,
+    shut: bool,
+    local: BTreeSet<ChannelId>,
+    outbox: VecDeque<(ChannelId, Bytes)>,
+    outbox_charge: usize,
+    /// While up: when the next heartbeat is due.
+    next_heartbeat: Option<Instant>,
+    /// Snapshots are spaced: none before this instant.
+    snapshot_after: Option<Instant>,
+    /// A snapshot was asked for and waits for its spacing.
+    snapshot_owed: bool,
+    peers: BTreeMap<NodeName, Peer>,
+    departed: VecDeque<(NodeName, u64)>,
+    kicks: Kicks,
+    outputs: VecDeque<Output>,
+    stats: ClusterStats,
+}
+
+impl Cluster {
+    /// A node named `me`, in its `incarnation` (it must grow on every
+    /// restart of the node, e.g. the start time in milliseconds), with the
+    /// broker still down.
+    pub fn new(
+        config: ClusterConfig,
+        me: NodeName,
+        incarnation: u64,
+        now: Instant,
+    ) -> Result<Self, ClusterConfigError> {
+        config.validate()?;
+        Ok(Cluster {
+            config,
+            me,
+            incarnation,
+            now,
+            seq: 0,
+            up: false,
+            ever_up: false,
+            shut: false,
+            local: BTreeSet::new(),
+            outbox: VecDeque::new(),
+            outbox_charge: 0,
+            next_heartbeat: None,
+            snapshot_after: None,
+            snapshot_owed: false,
+            peers: BTreeMap::new(),
+            departed: VecDeque::new(),
+            kicks: Kicks::default(),
+            outputs: VecDeque::new(),
+            stats: ClusterStats::default(),
+        })
+    }
+
+    /// Feeds one input at `now` (an earlier `now` than seen before counts
+    /// as the latest one: time never runs backwards here).
+    pub fn handle_input(&mut self, now: Instant, input: Input) {
+        self.now = self.now.max(now);
+        if self.shut {
+            // After Shutdown only kicks get an answer; nothing else acts.
+            if let Input::Kick { request, .. } = input {
+                self.refuse_kick(request, crate::KickError::Unavailable);
+            }
+            return;
+        }
+        match input {
+            Input::BrokerUp => self.broker_up_now(),
+            Input::BrokerDown => {
+                self.up = false;
+                self.next_heartbeat = None;
+            }
+            Input::BrokerError => self.stats.broker_errors += 1,
+            Input::Received(payload) => self.receive(&payload),
+            Input::Timeout => self.timeout(),
+            Input::Opened(id) => {
+                if self.local.insert(id) && self.up {
+                    self.publish(Body::Opened(id));
+                }
+            }
+            Input::Closed(id) => {
+                if self.local.remove(&id) && self.up {
+                    self.publish(Body::Closed(id));
+                }
+            }
+            Input::Line { from, text } => self.line(from, text),
+            Input::Kick {
+                request,
+                target,
+                mode,
+                reason,
+            } => self.kick(request, target, mode, reason),
+            Input::KickDone { ticket, result } => self.kick_done(ticket, result),
+            Input::Shutdown => self.shutdown(),
+        }
+    }
+
+    /// The next thing for the driver to do, in order.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When to call again with [`Input::Timeout`]; `None` after shutdown.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.shut {
+            return None;
+        }
+        let mut next = self.next_heartbeat;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        if self.snapshot_owed && self.up {
+            consider(Some(self.snapshot_after.unwrap_or(self.now)));
+        }
+        for peer in self.peers.values() {
+            consider(peer.expires(self.config.ttl));
+            consider(peer.gap_deadline(self.config.gap_wait));
+        }
+        consider(self.kicks.next_deadline(self.up, self.served_keep()));
+        next
+    }
+
+    /// This node's name.
+    pub fn me(&self) -> &NodeName {
+        &self.me
+    }
+
+    /// This node's incarnation.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// Whether the driver reported the broker link up.
+    pub fn broker_up(&self) -> bool {
+        self.up && !self.shut
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ClusterConfig {
+        &self.config
+    }
+
+    /// Every live node, this one first, then by name: its channel count and
+    /// the time since it was last heard from (at `now`).
+    pub fn nodes(&self, now: Instant) -> impl Iterator<Item = NodeInfo> + '_ {
+        let me = (!self.shut).then(|| NodeInfo {
+            name: self.me.clone(),
+            channels: self.local.len(),
+            age: Duration::ZERO,
+            incarnation: self.incarnation,
+        });
+        me.into_iter()
+            .chain(self.peers.iter().map(move |(name, peer)| NodeInfo {
+                name: name.clone(),
+                channels: peer.channels.len(),
+                age: now.saturating_duration_since(peer.last_heard),
+                incarnation: peer.incarnation,
+            }))
+    }
+
+    /// Every channel of every live node, this node's first.
+    pub fn presence(&self) -> impl Iterator<Item = NodeId> + '_ {
+        let mine = self.local.iter().map(|&id| NodeId {
+            node: self.me.clone(),
+            id,
+        });
+        mine.chain(self.peers.iter().flat_map(|(name, peer)| {
+            peer.channels.iter().map(move |&id| NodeId {
+                node: name.clone(),
+                id,
+            })
+        }))
+    }
+
+    /// Whether `node` is live (this node included).
+    pub fn is_live(&self, node: &NodeName) -> bool {
+        (*node == self.me && !self.shut) || self.peers.contains_key(node)
+    }
+
+    /// The counters, with the gauges filled in.
+    pub fn stats(&self) -> ClusterStats {
+        let mut stats = self.stats;
+        stats.live_nodes = self.peers.len() as u64 + u64::from(!self.shut);
+        stats.lines_buffered = self.outbox.len() as u64;
+        stats.outbox_bytes = self.outbox_charge as u64;
+        stats
+    }
+
+    /// Publishes one message with the next sequence number; only while up
+    /// (what is not published while down is rebuilt: presence by the
+    /// snapshot on the next `BrokerUp`, liveness by heartbeats).
+    fn publish(&mut self, body: Body) {
+        if !self.up {
+            return;
+        }
+        let message = Message {
+            header: Header {
+                node: self.me.clone(),
+                incarnation: self.incarnation,
+                seq: self.seq,
+            },
+            body,
+        };
+        self.seq = self.seq.wrapping_add(1);
+        self.stats.published += 1;
+        self.outputs.push_back(Output::Publish(wire::encode(&message)));
+    }
+
+    fn broker_up_now(&mut self) {
+        if self.ever_up && !self.up {
+            self.stats.reconnects += 1;
+        }
+        self.up = true;
+        self.ever_up = true;
+        self.outputs.push_back(Output::RenewClaim);
+        // Presence first, then the lines held during the outage, in order.
+        self.publish_snapshot();
+        while let Some((id, text)) = self.outbox.pop_front() {
+            self.stats.lines_replayed += 1;
+            self.publish(Body::Line { id, text });
+        }
+        self.outbox_charge = 0;
+        self.next_heartbeat = self.now.checked_add(self.config.heartbeat);
+        self.kicks.resend_all_now(self.now);
+    }
+
+    fn publish_snapshot(&mut self) {
+        let ids = self.local.iter().copied().collect();
+        self.publish(Body::Snapshot(ids));
+        self.stats.snapshots_sent += 1;
+        self.snapshot_owed = false;
+        self.snapshot_after = self.now.checked_add(self.config.heartbeat / 4);
+    }
+
+    fn line(&mut self, from: ChannelId, text: Bytes) {
+        if self.up {
+            self.publish(Body::Line { id: from, text });
+            return;
+        }
+        let cost = text.len().saturating_add(OUTBOX_LINE_OVERHEAD);
+        if self.outbox_charge.saturating_add(cost) <= self.config.outbox_bytes {
+            self.outbox_charge += cost;
+            self.outbox.push_back((from, text));
+        } else {
+            self.lose_own_lines(1);
+        }
+    }
+
+    /// Counts and reports own lines that will never be published; one
+    /// `Lost` output per run of losses, not one per line.
+    fn lose_own_lines(&mut self, lines: u64) {
+        self.stats.lines_lost += lines;
+        if let Some(Output::Lost { node, messages }) = self.outputs.back_mut() {
+            if *node == self.me {
+                *messages += lines;
+                return;
+            }
+        }
+        self.outputs.push_back(Output::Lost {
+            node: self.me.clone(),
+            messages: lines,
+        });
+    }
+
+    fn shutdown(&mut self) {
+        self.publish(Body::Goodbye);
+        self.kicks.fail_all(&mut self.outputs);
+        if !self.outbox.is_empty() {
+            let lost = self.outbox.len() as u64;
+            self.outbox.clear();
+            self.outbox_charge = 0;
+            self.lose_own_lines(lost);
+        }
+        self.peers.clear();
+        self.shut = true;
+        self.up = false;
+        self.next_heartbeat = None;
+    }
+
+    fn timeout(&mut self) {
+        let now = self.now;
+        if self.up && self.next_heartbeat.is_some_and(|t| t <= now) {
+            let channels = u32::try_from(self.local.len()).unwrap_or(u32::MAX);
+            self.publish(Body::Heartbeat { channels });
+            self.outputs.push_back(Output::RenewClaim);
+            self.next_heartbeat = now.checked_add(self.config.heartbeat);
+        }
+        if self.up && self.snapshot_owed && self.snapshot_after.is_none_or(|t| t <= now) {
+            self.publish_snapshot();
+        }
+        self.expire_peers();
+        self.skip_due_gaps();
+        self.kick_timers();
+    }
+}
