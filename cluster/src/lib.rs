@@ -58,7 +58,7 @@
 //! n2.handle_input(next, Input::Timeout);
 //! ```
 //!
-//! ## The rules it enforces (docs/design.md §7, invariants C1–C9)
+//! ## The rules it enforces (docs/design.md §7, invariants C1–C10)
 //!
 //! * **Wire format** ([`wire`]): one versioned binary payload per message —
 //!   heartbeat (with the channel count), line, opened, closed, presence
@@ -120,7 +120,7 @@ pub use config::{
 };
 pub use io::{Input, KickError, KickResult, KickTicket, NodeDownReason, NodeInfo, Output};
 pub use machine::kick::{MAX_PENDING_KICKS, MAX_SERVED_KICKS};
-pub use machine::{Cluster, MAX_NODES, MAX_PRESENCE};
+pub use machine::{Cluster, Footprint, MAX_NODES, MAX_PRESENCE};
 pub use name::{MAX_NODE_NAME, NodeId, NodeIdError, NodeName, NodeNameError};
 pub use stats::ClusterStats;
 

@@ -16,6 +16,9 @@
 //! | 8 kick reply | origin name, origin incarnation `u64`, request `u64`, result `u8` |
 //! | 9 goodbye | nothing |
 //!
+//! Kicks, kick replies and snapshot requests are outside the ordered
+//! stream ([`Body::is_sequenced`]).
+//!
 //! [`decode`] never panics: a short, long, or malformed payload is a
 //! [`DecodeError`].
 
@@ -98,6 +101,21 @@ pub enum Body {
     },
     /// I am leaving now.
     Goodbye,
+}
+
+impl Body {
+    /// Whether the message takes a place in its sender's ordered stream.
+    /// Kicks, kick replies and snapshot requests do not: they are
+    /// idempotent (a request is executed at most once, a repeated reply or
+    /// request changes nothing), so a lost one must not hold back the
+    /// lines behind it, nor wait behind a lost line. They carry the
+    /// sender's *next* sequence number and do not consume it.
+    pub fn is_sequenced(&self) -> bool {
+        !matches!(
+            self,
+            Body::Kick { .. } | Body::KickReply { .. } | Body::SnapshotRequest { .. }
+        )
+    }
 }
 
 /// One message: header and body.
@@ -208,7 +226,10 @@ pub fn encode(message: &Message) -> Bytes {
 
 /// Decodes a payload; never panics.
 pub fn decode(payload: &Bytes) -> Result<Message, DecodeError> {
-    let mut r = Reader { buf: payload, at: 0 };
+    let mut r = Reader {
+        buf: payload,
+        at: 0,
+    };
     let version = r.u8()?;
     if version != VERSION {
         return Err(DecodeError::Version(version));

@@ -2,8 +2,10 @@
 //!
 //! | command | answer |
 //! |---|---|
-//! | `list` | one line per channel: `<id> <peer> <state> idle=<ms>ms queued=<bytes>`, then `.` |
+//! | `list` | one line per channel: `<id> <peer> <state> idle=<ms>ms queued=<bytes>`, then `.`; on a cluster node ids read `NAME/<id>`, and every other live node's channels follow (`NAME/<id>` alone) |
 //! | `kick <id> [graceful\|abort] [reason words]` | `ok` or `error <why>` |
+//! | `kick NAME/<id> [graceful\|abort] [reason words]` | on a cluster node, a channel of any node: `ok` once its node did it, `error stale`, `error unknown node NAME`, `error cluster unavailable` |
+//! | `nodes` | on a cluster node: `NAME channels=<n> age_ms=<ms>` per live node (this one first), then `.` |
 //! | `stats` | `key=value` lines, then `.` |
 //! | `shutdown [deadline]` | `ok`, then the server drains and exits; the deadline is milliseconds (`250`) or a duration (`2s`), by default `--shutdown-grace` |
 //! | `auth <token>` | `ok`; with `--admin-token`, required first (see [`crate::server`]) |
@@ -16,6 +18,7 @@ use std::fmt::{self, Write as _};
 use std::time::Duration;
 
 use bytes::Bytes;
+use tether_cluster::{NodeId, NodeIdError, NodeName};
 use tether_core::{ChannelId, ChannelInfo, KickMode, ParseIdError};
 
 /// The reason code of kicks made from the console
@@ -43,6 +46,17 @@ pub enum AdminCommand {
         /// Free-form words, told to the client before a graceful kick.
         reason: String,
     },
+    /// Kick a channel of a cluster node (`kick NAME/<id> …`).
+    KickRemote {
+        /// The channel and its node.
+        target: NodeId,
+        /// Graceful (the default) or abort.
+        mode: KickMode,
+        /// Free-form words, told to the client before a graceful kick.
+        reason: String,
+    },
+    /// List the cluster's live nodes.
+    Nodes,
     /// Print the hub's counters.
     Stats,
     /// Drain every channel, then exit.
@@ -67,7 +81,7 @@ pub enum AdminError {
     )]
     Empty,
     /// Not a command we know.
-    #[error("unknown command {0:?}; try list, kick, stats, shutdown, auth")]
+    #[error("unknown command {0:?}; try list, kick, stats, nodes, shutdown, auth")]
     Unknown(String),
     /// `kick` without an id.
     #[error("usage: kick <id> [graceful|abort] [reason words]")]
@@ -75,6 +89,9 @@ pub enum AdminError {
     /// The id does not parse.
     #[error(transparent)]
     BadId(#[from] ParseIdError),
+    /// The node-qualified id (`NAME/<id>`) does not parse.
+    #[error(transparent)]
+    BadNodeId(#[from] NodeIdError),
     /// `shutdown` with a deadline that is neither milliseconds nor a duration.
     #[error("usage: shutdown [deadline]; {0:?} is not milliseconds (250) or a duration (2s)")]
     BadDeadline(String),
@@ -115,8 +132,14 @@ impl AdminCommand {
         match command {
             "list" => no_more(words, "list").map(|()| AdminCommand::List),
             "stats" => no_more(words, "stats").map(|()| AdminCommand::Stats),
+            "nodes" => no_more(words, "nodes").map(|()| AdminCommand::Nodes),
             "kick" => {
-                let id: ChannelId = words.next().ok_or(AdminError::MissingId)?.parse()?;
+                let word = words.next().ok_or(AdminError::MissingId)?;
+                let target: Target = if word.contains('/') {
+                    Target::Node(word.parse()?)
+                } else {
+                    Target::Local(word.parse()?)
+                };
                 let mut rest: Vec<&str> = words.collect();
                 let mode = match rest.first() {
                     Some(&"graceful") => Some(KickMode::Graceful),
@@ -126,10 +149,14 @@ impl AdminCommand {
                 if mode.is_some() {
                     rest.remove(0);
                 }
-                Ok(AdminCommand::Kick {
-                    id,
-                    mode: mode.unwrap_or(KickMode::Graceful),
-                    reason: rest.join(" "),
+                let (mode, reason) = (mode.unwrap_or(KickMode::Graceful), rest.join(" "));
+                Ok(match target {
+                    Target::Local(id) => AdminCommand::Kick { id, mode, reason },
+                    Target::Node(target) => AdminCommand::KickRemote {
+                        target,
+                        mode,
+                        reason,
+                    },
                 })
             }
             "shutdown" => {
@@ -168,6 +195,12 @@ impl AdminCommand {
     }
 }
 
+/// What `kick` names: a channel of this server, or of a cluster node.
+enum Target {
+    Local(ChannelId),
+    Node(NodeId),
+}
+
 /// What a kicked client reads before a graceful kick's EOF:
 /// `* kicked: <reason>\n` (or `* kicked\n`).
 pub fn kick_notice(reason: &str) -> Bytes {
@@ -190,8 +223,23 @@ pub fn format_error(why: &dyn fmt::Display) -> String {
 
 /// The answer to `list`: one line per channel, then `.`.
 pub fn format_list<'a>(channels: impl IntoIterator<Item = &'a ChannelInfo>) -> String {
+    format_cluster_list(None, channels, std::iter::empty())
+}
+
+/// The answer to `list` on a cluster node `node`: this node's channels
+/// with node-qualified ids (`n1/#0:3.1 <peer> <state> …`), then every
+/// other live node's (`n2/#1:4.1`), then `.`. With `node` = `None`, the
+/// single server's list.
+pub fn format_cluster_list<'a>(
+    node: Option<&NodeName>,
+    channels: impl IntoIterator<Item = &'a ChannelInfo>,
+    remote: impl IntoIterator<Item = NodeId>,
+) -> String {
     let mut out = String::new();
     for ch in channels {
+        if let Some(node) = node {
+            let _ = write!(out, "{node}/");
+        }
         let _ = writeln!(
             out,
             "{} {} {} idle={}ms queued={}",
@@ -201,6 +249,9 @@ pub fn format_list<'a>(channels: impl IntoIterator<Item = &'a ChannelInfo>) -> S
             ch.idle.as_millis(),
             ch.queued
         );
+    }
+    for id in remote {
+        let _ = writeln!(out, "{id}");
     }
     out.push_str(".\n");
     out
@@ -265,6 +316,15 @@ mod tests {
                 reason: "bye now".into()
             })
         );
+        assert_eq!(AdminCommand::parse("nodes"), Ok(AdminCommand::Nodes));
+        assert_eq!(
+            AdminCommand::parse("kick n2/#1:4.2 abort spam"),
+            Ok(AdminCommand::KickRemote {
+                target: "n2/#1:4.2".parse().unwrap(),
+                mode: KickMode::Abort,
+                reason: "spam".into()
+            })
+        );
         assert_eq!(
             AdminCommand::parse("kick #4.2 spamming"),
             Ok(AdminCommand::Kick {
@@ -285,6 +345,11 @@ mod tests {
             "kick 4",
             "kick #x.1",
             "kick #99999999999.1",
+            "kick n1/",
+            "kick /#1.1",
+            "kick bad!name/#1.1",
+            "kick n1/#x",
+            "nodes all",
             "list all",
             "stats now",
             "shutdown soon",

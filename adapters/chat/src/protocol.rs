@@ -61,12 +61,14 @@ pub const REPLACEMENT: &str = "\u{FFFD}";
 /// ```
 pub fn chat_line(id: ChannelId, line: &[u8]) -> Bytes {
     let mut out = Vec::with_capacity(line.len() + 16);
-    push_chat_line(&mut out, id, line);
+    push_chat_line(&mut out, &id, line);
     Bytes::from(out)
 }
 
-/// Appends one relayed line, `<id>: <line>\n`, to `out` (see [`chat_line`]).
-fn push_chat_line(out: &mut Vec<u8>, id: ChannelId, line: &[u8]) {
+/// Appends one relayed line, `<id>: <line>\n`, to `out`, with the relay
+/// hygiene of [`chat_line`]. `id` is any displayable id: a local
+/// [`ChannelId`], or in a cluster a node-qualified one (`n1/#0:3.1`).
+pub fn push_chat_line(out: &mut Vec<u8>, id: &dyn std::fmt::Display, line: &[u8]) {
     use std::io::Write as _;
     let _ = write!(out, "{id}: ");
     out.reserve(line.len() + 1);
@@ -201,6 +203,12 @@ pub trait ChatOutput {
     fn broadcast(&mut self, data: Bytes);
     /// The channel sent its first line: it is logged in.
     fn authenticate(&mut self, id: ChannelId);
+    /// One line the room relayed (raw, without id or newline), after its
+    /// broadcast was made: what a cluster node hands to the other nodes.
+    /// Nothing by default.
+    fn relayed(&mut self, id: ChannelId, line: &[u8]) {
+        let _ = (id, line);
+    }
 }
 
 /// Most bytes of relayed lines gathered into one broadcast: the complete
@@ -217,6 +225,20 @@ fn relay(echo: bool, from: ChannelId, batch: Vec<u8>, out: &mut impl ChatOutput)
     }
 }
 
+/// `NAME/<id>`: a local id qualified by its node's name.
+struct Qualified<'a>(&'a str, ChannelId);
+
+impl std::fmt::Display for Qualified<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.0, self.1)
+    }
+}
+
+/// The greeting on a cluster node: `hello NAME/<id>\n`.
+pub fn hello_line_on(node: &str, id: ChannelId) -> Bytes {
+    Bytes::from(format!("hello {node}/{id}\n"))
+}
+
 /// The chat application, sans-IO: feed it every hub event, it says what to
 /// send. Keeps one [`LineBuffer`] per usable channel.
 #[derive(Debug)]
@@ -230,6 +252,8 @@ pub struct ChatRoom {
     greets: bool,
     /// Whether lines go back to their sender only (see [`ChatRoom::echo`]).
     echo: bool,
+    /// In a cluster, this node's name: ids read `NAME/<id>`.
+    node: Option<std::sync::Arc<str>>,
 }
 
 impl Default for ChatRoom {
@@ -240,6 +264,7 @@ impl Default for ChatRoom {
             lines_dropped: 0,
             greets: true,
             echo: false,
+            node: None,
         }
     }
 }
@@ -267,13 +292,26 @@ impl ChatRoom {
         ChatRoom { echo: true, ..self }
     }
 
+    /// The same room on a cluster node named `node`: relayed lines read
+    /// `node/<id>: <line>` (so every node shows the same id for a client).
+    pub fn on_node(self, node: &str) -> Self {
+        ChatRoom {
+            node: Some(node.into()),
+            ..self
+        }
+    }
+
     /// Reacts to one hub event.
     pub fn handle_event(&mut self, event: &Event, out: &mut impl ChatOutput) {
         match event {
             Event::Opened { id, .. } => {
                 self.members.insert(*id, Member::default());
                 if self.greets {
-                    out.send(*id, hello_line(*id));
+                    let hello = match &self.node {
+                        Some(node) => hello_line_on(node, *id),
+                        None => hello_line(*id),
+                    };
+                    out.send(*id, hello);
                 }
             }
             Event::Received { id, data } => self.received(*id, data, out),
@@ -298,9 +336,15 @@ impl ChatRoom {
                         out.authenticate(id);
                     }
                     self.lines_relayed += 1;
-                    push_chat_line(&mut batch, id, &line);
+                    match &self.node {
+                        Some(node) => push_chat_line(&mut batch, &Qualified(node, id), &line),
+                        None => push_chat_line(&mut batch, &id, &line),
+                    }
                     if batch.len() >= MAX_BATCH {
                         relay(self.echo, id, std::mem::take(&mut batch), out);
+                    }
+                    if !self.echo {
+                        out.relayed(id, &line);
                     }
                 }
                 Err(LineError::TooLong { max }) => {
@@ -358,6 +402,43 @@ mod tests {
 
     fn id(s: &str) -> ChannelId {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_cluster_node_qualifies_ids_and_hands_lines_on() {
+        #[derive(Default)]
+        struct Relays(Out, Vec<(ChannelId, Vec<u8>)>);
+        impl ChatOutput for Relays {
+            fn send(&mut self, id: ChannelId, data: Bytes) {
+                self.0.send(id, data);
+            }
+            fn broadcast(&mut self, data: Bytes) {
+                self.0.broadcast(data);
+            }
+            fn authenticate(&mut self, id: ChannelId) {
+                self.0.authenticate(id);
+            }
+            fn relayed(&mut self, id: ChannelId, line: &[u8]) {
+                self.1.push((id, line.to_vec()));
+            }
+        }
+        let mut room = ChatRoom::default().on_node("n1");
+        let mut out = Relays::default();
+        let a = id("#1:3.1");
+        let peer = "127.0.0.1:1".parse().unwrap();
+        room.handle_event(&Event::Opened { id: a, peer }, &mut out);
+        let data = Bytes::from_static(b"hi\r\nx\x1by\n");
+        room.handle_event(&Event::Received { id: a, data }, &mut out);
+        let sent: Vec<Bytes> = out.0.0.iter().map(|(_, b)| b.clone()).collect();
+        assert_eq!(
+            sent,
+            [
+                &b"hello n1/#1:3.1\n"[..],
+                "n1/#1:3.1: hi\nn1/#1:3.1: x\u{FFFD}y\n".as_bytes()
+            ]
+        );
+        // The raw lines go to the cluster, one call each, in order.
+        assert_eq!(out.1, [(a, b"hi".to_vec()), (a, b"x\x1by".to_vec())]);
     }
 
     #[test]

@@ -16,8 +16,12 @@
 //! Exit status: 0 after a drain (console `shutdown`, SIGTERM, SIGINT);
 //! 1 when the server cannot start (the message names the flag, e.g.
 //! `--listen 127.0.0.1:7000: cannot listen on 127.0.0.1:7000: …`); 2 for a
-//! bad command line, and for a `--record FILE` that cannot be created or
-//! written (`--record /no/such/dir/chat.rec: cannot create …`); 128 + the
+//! bad command line, for a `--record FILE` that cannot be created or
+//! written (`--record /no/such/dir/chat.rec: cannot create …`), for a
+//! `--cluster` Redis that cannot be reached (`--cluster
+//! redis://127.0.0.1:6379: cannot reach Redis at 127.0.0.1:6379: …`) and for
+//! a `--node` name live on another node (`--node n1: the node name n1 is
+//! live elsewhere …`); 128 + the
 //! signal's number (130 for SIGINT, 143 for SIGTERM) when a second signal
 //! cuts the drain short. `tether replay` has
 //! its own (see [`replay`]): 0 match, 1 divergence or broken invariant, 2
@@ -156,8 +160,9 @@ where
             eprintln!("tether: {e}");
             match e {
                 // A recording file that cannot be written is a usage
-                // error, like a bad flag value.
-                ServeError::Record { .. } => ExitCode::from(2),
+                // error, like a bad flag value; so is a --cluster that
+                // cannot be reached, or a --node live elsewhere.
+                ServeError::Record { .. } | ServeError::Cluster { .. } => ExitCode::from(2),
                 _ => ExitCode::FAILURE,
             }
         }

@@ -43,7 +43,7 @@ impl DriverCounters {
             ("cluster.claim_lost", get(&self.claim_lost)),
             ("cluster.claim_retaken", get(&self.claim_retaken)),
             ("cluster.reads_paused", get(&self.reads_paused)),
-            ("cluster.kicks_dropped", get(&self.kicks_dropped)),
+            ("cluster.kicks_not_queued", get(&self.kicks_dropped)),
             ("cluster.deliveries_dropped", get(&self.deliveries_dropped)),
         ]
     }

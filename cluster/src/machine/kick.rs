@@ -49,7 +49,13 @@ impl Kicks {
         let pending = self
             .pending
             .values()
-            .map(|p| if up { p.next_send.min(p.deadline) } else { p.deadline })
+            .map(|p| {
+                if up {
+                    p.next_send.min(p.deadline)
+                } else {
+                    p.deadline
+                }
+            })
             .min();
         let served = self
             .served_order
@@ -59,6 +65,14 @@ impl Kicks {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    pub(super) fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub(super) fn served_len(&self) -> usize {
+        self.served.len()
     }
 
     /// After a reconnect every pending kick goes out again at once.
@@ -162,7 +176,8 @@ impl Cluster {
             KickResult::Done => Ok(()),
             KickResult::Stale => Err(KickError::Stale),
         };
-        self.outputs.push_back(Output::KickAnswer { request, result });
+        self.outputs
+            .push_back(Output::KickAnswer { request, result });
     }
 
     /// A kick for this node from `origin` (C7: at most once per request).
@@ -196,7 +211,9 @@ impl Cluster {
             None if self.kicks.served.len() >= MAX_SERVED_KICKS => self.stats.kicks_dropped += 1,
             None => {
                 self.kicks.served.insert(ticket.clone(), None);
-                self.kicks.served_order.push_back((self.now, ticket.clone()));
+                self.kicks
+                    .served_order
+                    .push_back((self.now, ticket.clone()));
                 self.stats.kicks_served += 1;
                 self.outputs.push_back(Output::ExecuteKick {
                     ticket,

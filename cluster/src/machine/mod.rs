@@ -30,6 +30,32 @@ pub const MAX_PRESENCE: usize = 1 << 20;
 /// copy of their messages cannot bring them back.
 const MAX_DEPARTED: usize = 256;
 
+/// What a [`Cluster`] holds, from [`Cluster::footprint`]: each bounded by
+/// configuration or a constant (C9), except `outputs`, which the driver
+/// drains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Footprint {
+    /// Remote nodes tracked (≤ [`MAX_NODES`]).
+    pub peers: usize,
+    /// The most early messages held for one node (≤ `reorder_window`).
+    pub early_messages: usize,
+    /// Remote channels replicated (≤ [`MAX_PRESENCE`] per node).
+    pub presence: usize,
+    /// Lines in the outbox.
+    pub outbox_lines: usize,
+    /// The outbox's charge (≤ `outbox_bytes`).
+    pub outbox_bytes: usize,
+    /// Kicks asked for here awaiting a reply (≤ [`MAX_PENDING_KICKS`](crate::MAX_PENDING_KICKS)).
+    pub pending_kicks: usize,
+    /// Remote kick requests remembered (≤ [`MAX_SERVED_KICKS`](crate::MAX_SERVED_KICKS)).
+    pub served_kicks: usize,
+    /// Departed incarnations remembered (≤ 256).
+    pub departed: usize,
+    /// Outputs not yet polled.
+    pub outputs: usize,
+}
+
 /// The cluster state machine of one node (docs/design.md §7).
 ///
 /// Sans-IO: it owns no socket, thread or clock. The driver feeds it
@@ -162,9 +188,13 @@ impl Cluster {
         if self.snapshot_owed && self.up {
             consider(Some(self.snapshot_after.unwrap_or(self.now)));
         }
+        let spacing = self.request_spacing();
         for peer in self.peers.values() {
             consider(peer.expires(self.config.ttl));
             consider(peer.gap_deadline(self.config.gap_wait));
+            if self.up {
+                consider(peer.request_deadline(spacing));
+            }
         }
         consider(self.kicks.next_deadline(self.up, self.served_keep()));
         next
@@ -227,6 +257,27 @@ impl Cluster {
         (*node == self.me && !self.shut) || self.peers.contains_key(node)
     }
 
+    /// What the machine holds now, for checking that memory stays bounded
+    /// (the test kit's checker does after every step).
+    pub fn footprint(&self) -> Footprint {
+        Footprint {
+            peers: self.peers.len(),
+            early_messages: self
+                .peers
+                .values()
+                .map(|p| p.early.len())
+                .max()
+                .unwrap_or(0),
+            presence: self.peers.values().map(|p| p.channels.len()).sum(),
+            outbox_lines: self.outbox.len(),
+            outbox_bytes: self.outbox_charge,
+            pending_kicks: self.kicks.pending_len(),
+            served_kicks: self.kicks.served_len(),
+            departed: self.departed.len(),
+            outputs: self.outputs.len(),
+        }
+    }
+
     /// The counters, with the gauges filled in.
     pub fn stats(&self) -> ClusterStats {
         let mut stats = self.stats;
@@ -251,9 +302,12 @@ impl Cluster {
             },
             body,
         };
-        self.seq = self.seq.wrapping_add(1);
+        if message.body.is_sequenced() {
+            self.seq = self.seq.wrapping_add(1);
+        }
         self.stats.published += 1;
-        self.outputs.push_back(Output::Publish(wire::encode(&message)));
+        self.outputs
+            .push_back(Output::Publish(wire::encode(&message)));
     }
 
     fn broker_up_now(&mut self) {
@@ -279,7 +333,23 @@ impl Cluster {
         self.publish(Body::Snapshot(ids));
         self.stats.snapshots_sent += 1;
         self.snapshot_owed = false;
-        self.snapshot_after = self.now.checked_add(self.config.heartbeat / 4);
+        self.snapshot_after = self.now.checked_add(self.request_spacing());
+    }
+
+    /// Snapshot requests to one node, and snapshots of this node, are
+    /// spaced by this much: a quarter heartbeat.
+    pub(super) fn request_spacing(&self) -> Duration {
+        self.config.heartbeat / 4
+    }
+
+    /// Someone asked for this node's snapshot: publish it now, or once the
+    /// spacing since the last one has passed (a flood of requests costs one
+    /// snapshot per `heartbeat / 4`).
+    pub(super) fn owe_snapshot(&mut self) {
+        self.snapshot_owed = true;
+        if self.up && self.snapshot_after.is_none_or(|t| t <= self.now) {
+            self.publish_snapshot();
+        }
     }
 
     fn line(&mut self, from: ChannelId, text: Bytes) {
@@ -335,11 +405,15 @@ impl Cluster {
             self.outputs.push_back(Output::RenewClaim);
             self.next_heartbeat = now.checked_add(self.config.heartbeat);
         }
-        if self.up && self.snapshot_owed && self.snapshot_after.is_none_or(|t| t <= now) {
-            self.publish_snapshot();
-        }
         self.expire_peers();
         self.skip_due_gaps();
+        if self.up {
+            self.send_wanted_requests();
+        }
         self.kick_timers();
+        // Last: skipping a gap may have applied a snapshot request.
+        if self.snapshot_owed {
+            self.owe_snapshot();
+        }
     }
 }

@@ -29,14 +29,18 @@ pub(super) struct Peer {
     pub(super) incarnation: u64,
     /// The sequence number of the next message to apply.
     pub(super) next_seq: u64,
-    /// Early messages by sequence number, at most the reorder window.
-    pub(super) early: BTreeMap<u64, Body>,
-    /// Since when the oldest open gap has been waiting.
+    /// Early messages by sequence number, with their arrival times; at
+    /// most the reorder window.
+    pub(super) early: BTreeMap<u64, (Instant, Body)>,
+    /// The earliest arrival among the early messages: the gap before it
+    /// has waited longest.
     pub(super) gap_since: Option<Instant>,
     pub(super) last_heard: Instant,
     pub(super) channels: BTreeSet<ChannelId>,
     /// When this node last asked that one for a snapshot (spacing).
     pub(super) last_request: Option<Instant>,
+    /// A snapshot request waits for its spacing.
+    pub(super) wants_snapshot: bool,
 }
 
 impl Peer {
@@ -52,12 +56,21 @@ impl Peer {
             last_heard: now,
             channels: BTreeSet::new(),
             last_request: None,
+            wants_snapshot: false,
         }
     }
 
     /// When it stops being live without another message.
     pub(super) fn expires(&self, ttl: Duration) -> Option<Instant> {
         self.last_heard.checked_add(ttl)
+    }
+
+    /// When a waiting snapshot request may go out.
+    pub(super) fn request_deadline(&self, spacing: Duration) -> Option<Instant> {
+        if !self.wants_snapshot {
+            return None;
+        }
+        self.last_request.and_then(|t| t.checked_add(spacing))
     }
 
     /// When its open gap is declared lost.
@@ -84,7 +97,7 @@ impl Peer {
             if self.early.contains_key(&seq) {
                 return Sequenced::Duplicate;
             }
-            self.early.insert(seq, body);
+            self.early.insert(seq, (now, body));
             self.gap_since.get_or_insert(now);
             return Sequenced::Early;
         }
@@ -94,33 +107,53 @@ impl Peer {
         Sequenced::Ready
     }
 
-    /// Declares the gap before the oldest early message lost: returns how
-    /// many messages it skipped, and applies what follows it into `ready`.
-    pub(super) fn skip_gap(&mut self, now: Instant, ready: &mut Ready) -> u64 {
+    /// Declares lost every missing message older than an early message
+    /// that has waited `wait` (C5); applies what that unblocks into
+    /// `ready`; returns how many messages were skipped.
+    pub(super) fn skip_due(&mut self, now: Instant, wait: Duration, ready: &mut Ready) -> u64 {
+        let cutoff = self
+            .early
+            .iter()
+            .filter(|(_, (at, _))| at.checked_add(wait).is_some_and(|t| t <= now))
+            .map(|(&seq, _)| seq)
+            .next_back();
+        let Some(cutoff) = cutoff else {
+            return 0;
+        };
+        let mut missing = 0u64;
+        while let Some(entry) = self.early.first_entry() {
+            let seq = *entry.key();
+            if seq > cutoff {
+                break;
+            }
+            let (_, body) = entry.remove();
+            missing = missing.saturating_add(seq.wrapping_sub(self.next_seq));
+            ready.push(body);
+            self.next_seq = seq.wrapping_add(1);
+        }
+        self.drain(ready);
+        missing
+    }
+
+    /// Declares the gap before the oldest early message lost at once (the
+    /// reorder window is full); returns how many messages it skipped.
+    pub(super) fn skip_first(&mut self, ready: &mut Ready) -> u64 {
         let Some(&first) = self.early.keys().next() else {
-            self.gap_since = None;
             return 0;
         };
         let missing = first.wrapping_sub(self.next_seq);
         self.next_seq = first;
         self.drain(ready);
-        if !self.early.is_empty() {
-            // A later gap gets its own wait.
-            self.gap_since = Some(now);
-        }
         missing
     }
 
     /// Moves the early messages that are now next into `ready`.
     fn drain(&mut self, ready: &mut Ready) {
-        while let Some(body) = self.early.remove(&self.next_seq) {
+        while let Some((_, body)) = self.early.remove(&self.next_seq) {
             ready.push(body);
             self.next_seq = self.next_seq.wrapping_add(1);
         }
-        // An early message left behind means a gap is still open; it may be
-        // a newer one, but waiting is measured from the first (conservative).
-        if self.early.is_empty() {
-            self.gap_since = None;
-        }
+        // The gap left open (if any) has waited since its oldest arrival.
+        self.gap_since = self.early.values().map(|(at, _)| *at).min();
     }
 }

@@ -28,14 +28,6 @@ impl Cluster {
             return;
         }
         self.stats.received += 1;
-        if self
-            .departed
-            .iter()
-            .any(|(name, inc)| *name == node && *inc >= incarnation)
-        {
-            self.stats.stale_messages += 1;
-            return;
-        }
         if !self.admit(&node, incarnation, seq, &message.body) {
             return;
         }
@@ -45,12 +37,16 @@ impl Cluster {
             return;
         };
         peer.last_heard = now;
+        if !message.body.is_sequenced() {
+            // Control messages act on arrival (C4 orders the stream only).
+            return self.apply(&node, message.body);
+        }
         match peer.sequence(seq, message.body, now, &mut ready) {
             Sequenced::Duplicate => self.stats.duplicates += 1,
             Sequenced::Early => {
                 if peer.early.len() > self.config.reorder_window {
                     // The window is full: the gap will not fill in time.
-                    self.skip_gap(&node);
+                    self.skip_gap(&node, true);
                 }
             }
             Sequenced::Ready => self.apply_all(&node, ready),
@@ -63,6 +59,16 @@ impl Cluster {
         match self.peers.get(node) {
             Some(peer) if peer.incarnation == incarnation => return true,
             Some(peer) if peer.incarnation > incarnation => {
+                self.stats.stale_messages += 1;
+                return false;
+            }
+            // Off the common path: only a message from a node not live in
+            // this incarnation can come from one that said goodbye.
+            _ if self
+                .departed
+                .iter()
+                .any(|(name, inc)| name == node && *inc >= incarnation) =>
+            {
                 self.stats.stale_messages += 1;
                 return false;
             }
@@ -91,6 +97,9 @@ impl Cluster {
             // Its presence so far is unknown here.
             self.request_snapshot(node);
         }
+        // And this node's is unknown there: a newcomer sees every node's
+        // presence within a round trip, not a heartbeat.
+        self.owe_snapshot();
         true
     }
 
@@ -138,7 +147,7 @@ impl Cluster {
             }
             Body::SnapshotRequest { target } => {
                 if target == self.me {
-                    self.snapshot_owed = true;
+                    self.owe_snapshot();
                 }
             }
             Body::Kick {
@@ -184,21 +193,23 @@ impl Cluster {
         self.departed.push_back((node.clone(), incarnation));
     }
 
-    /// Asks `node` for a presence snapshot, at most once per heartbeat.
+    /// Asks `node` for a presence snapshot, at most once per
+    /// [`Cluster::request_spacing`]; a request within it waits for it to
+    /// pass (a timer), so none is lost.
     pub(super) fn request_snapshot(&mut self, node: &NodeName) {
-        let (now, spacing) = (self.now, self.config.heartbeat);
+        let (now, spacing, up) = (self.now, self.request_spacing(), self.up);
         let Some(peer) = self.peers.get_mut(node) else {
             return;
         };
-        if peer
+        let spaced = peer
             .last_request
-            .is_some_and(|t| now.saturating_duration_since(t) < spacing)
-        {
+            .is_none_or(|t| now.saturating_duration_since(t) >= spacing);
+        if !spaced || !up {
+            // While down nothing can be asked; BrokerUp snapshots arrive anyway.
+            peer.wants_snapshot = up;
             return;
         }
-        if !self.up {
-            return;
-        }
+        peer.wants_snapshot = false;
         peer.last_request = Some(now);
         self.stats.snapshots_requested += 1;
         self.publish(Body::SnapshotRequest {
@@ -206,18 +217,24 @@ impl Cluster {
         });
     }
 
-    /// Declares `node`'s open gap lost (C5): counted, reported, the
-    /// messages after it applied, and a snapshot asked for.
-    pub(super) fn skip_gap(&mut self, node: &NodeName) {
+    /// Declares gaps in `node`'s stream lost (C5): those an early message
+    /// waited `gap_wait` behind, or (`window_full`) the oldest one at once.
+    /// Counted, reported, the messages after them applied, and a snapshot
+    /// asked for.
+    pub(super) fn skip_gap(&mut self, node: &NodeName, window_full: bool) {
         let mut ready = Ready::new();
-        let now = self.now;
+        let (now, wait) = (self.now, self.config.gap_wait);
         let Some(peer) = self.peers.get_mut(node) else {
             return;
         };
-        let missing = peer.skip_gap(now, &mut ready);
+        let missing = if window_full {
+            peer.skip_first(&mut ready)
+        } else {
+            peer.skip_due(now, wait, &mut ready)
+        };
         if missing > 0 {
             self.stats.gaps += 1;
-            self.stats.messages_lost += missing;
+            self.stats.messages_lost = self.stats.messages_lost.saturating_add(missing);
             self.outputs.push_back(Output::Lost {
                 node: node.clone(),
                 messages: missing,
@@ -245,6 +262,20 @@ impl Cluster {
         }
     }
 
+    /// Snapshot requests that waited for their spacing go out.
+    pub(super) fn send_wanted_requests(&mut self) {
+        let (now, spacing) = (self.now, self.request_spacing());
+        let due: Vec<NodeName> = self
+            .peers
+            .iter()
+            .filter(|(_, peer)| peer.request_deadline(spacing).is_some_and(|t| t <= now))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for node in due {
+            self.request_snapshot(&node);
+        }
+    }
+
     /// Gaps that waited `gap_wait` are declared lost.
     pub(super) fn skip_due_gaps(&mut self) {
         let (now, wait) = (self.now, self.config.gap_wait);
@@ -255,7 +286,7 @@ impl Cluster {
             .map(|(name, _)| name.clone())
             .collect();
         for node in due {
-            self.skip_gap(&node);
+            self.skip_gap(&node, false);
         }
     }
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use tether_adapter::Options;
+use tether_cluster::{ClusterConfig, NodeName};
 use tether_record::{OptionsError, RecordOptions};
+use tether_redis::{NodeOptions, RedisUrl};
 
 use super::{
     ByteSize, CliError, DEFAULT_ADMIN, DEFAULT_LISTEN, DemoOptions, Dur, HostPort, REFUSE_LINE,
@@ -216,6 +218,68 @@ pub struct ServeArgs {
     /// for benchmarks that compare against one.
     #[arg(long, env = "TETHER_ECHO")]
     pub echo: bool,
+    /// Join a cluster through this Redis (redis://HOST:PORT[/DB]): every node
+    /// started with the same Redis shares presence (`nodes`, `list`), relays
+    /// lines to every client of every node, and kicks clients of any node.
+    /// Needs --node. Without it nothing changes and no Redis is needed.
+    #[arg(
+        long,
+        env = "TETHER_CLUSTER",
+        value_name = "redis://HOST:PORT[/DB]",
+        requires = "node",
+        help_heading = "Cluster"
+    )]
+    pub cluster: Option<RedisUrl>,
+    /// This node's name in the cluster: 1 to 32 characters of A-Z a-z 0-9 _ -,
+    /// not live on another node. Client ids read NAME/<id>. Needs --cluster.
+    #[arg(
+        long,
+        env = "TETHER_NODE",
+        value_name = "NAME",
+        requires = "cluster",
+        help_heading = "Cluster"
+    )]
+    pub node: Option<NodeName>,
+    /// How often this node tells the others it is alive (and renews its name).
+    #[arg(
+        long,
+        env = "TETHER_CLUSTER_HEARTBEAT",
+        default_value = "1s",
+        value_name = "DUR",
+        help_heading = "Cluster"
+    )]
+    pub cluster_heartbeat: Dur,
+    /// A node not heard from this long stops being live: it leaves `nodes`,
+    /// `list` and presence. Must exceed --cluster-heartbeat.
+    #[arg(
+        long,
+        env = "TETHER_CLUSTER_TTL",
+        default_value = "3s",
+        value_name = "DUR",
+        help_heading = "Cluster"
+    )]
+    pub cluster_ttl: Dur,
+    /// A cross-node request (a kick, `nodes`) with no answer this long
+    /// answers `error cluster unavailable`.
+    #[arg(
+        long,
+        env = "TETHER_CLUSTER_TIMEOUT",
+        default_value = "1s",
+        value_name = "DUR",
+        help_heading = "Cluster"
+    )]
+    pub cluster_timeout: Dur,
+    /// While Redis is unreachable, lines for the other nodes wait in an outbox
+    /// of this size and go out in order once it is back; beyond it they are
+    /// counted lost (`cluster.lines_lost`) and logged.
+    #[arg(
+        long,
+        env = "TETHER_CLUSTER_OUTBOX",
+        default_value = "1MiB",
+        value_name = "SIZE",
+        help_heading = "Cluster"
+    )]
+    pub cluster_outbox: ByteSize,
     /// Record every input of every shard's hub, with its time and result, to
     /// FILE (the flight recorder, docs/recording.md; with several shards,
     /// shard k writes `FILE.shard<k>`); `tether replay FILE` runs it again.
@@ -289,6 +353,12 @@ impl ServeArgs {
             admin_login: Timeout(Some(Duration::from_secs(2))),
             metrics: None,
             echo: false,
+            cluster: None,
+            node: None,
+            cluster_heartbeat: Dur(Duration::from_secs(1)),
+            cluster_ttl: Dur(Duration::from_secs(3)),
+            cluster_timeout: Dur(Duration::from_secs(1)),
+            cluster_outbox: ByteSize(1 << 20),
             record: None,
             record_max: ByteSize(256 << 20),
             record_keep: 3,
@@ -321,6 +391,15 @@ impl ServeArgs {
             // broadcast can reach it.
             .with_greeting(crate::protocol::hello_line);
         let record = self.record_options()?;
+        let cluster = self.cluster_options()?;
+        // On a cluster node, ids read NAME/<id> from the greeting on.
+        let options = match &cluster {
+            Some(cluster) => {
+                let name = cluster.name.clone();
+                options.with_greeting(move |id| crate::protocol::hello_line_on(name.as_str(), id))
+            }
+            None => options,
+        };
         Ok(ServeOptions {
             runtime: self.runtime,
             listen: self.listen,
@@ -335,6 +414,7 @@ impl ServeArgs {
             admin_login: self.admin_login.0,
             metrics: self.metrics,
             echo: self.echo,
+            cluster,
         })
     }
 }
@@ -363,6 +443,27 @@ impl ServeArgs {
             }
         })?;
         Ok(Some(options))
+    }
+}
+
+impl ServeArgs {
+    /// `--cluster`, `--node` and the `--cluster-*` settings, validated (clap
+    /// already made sure `--cluster` and `--node` come together).
+    fn cluster_options(&self) -> Result<Option<NodeOptions>, CliError> {
+        let (Some(url), Some(name)) = (&self.cluster, &self.node) else {
+            return Ok(None);
+        };
+        let mut config = ClusterConfig::default();
+        config.heartbeat = self.cluster_heartbeat.0;
+        config.ttl = self.cluster_ttl.0;
+        config.timeout = self.cluster_timeout.0;
+        config.outbox_bytes = self.cluster_outbox.0;
+        config.validate()?;
+        Ok(Some(NodeOptions {
+            url: url.clone(),
+            name: name.clone(),
+            config,
+        }))
     }
 }
 

@@ -7,6 +7,8 @@
 //!                [--shutdown-grace DUR] [--backlog N] [--shards N] [--accept round-robin|reuseport]
 //!                [--admin-token TOKEN] [--admin-max N] [--admin-idle DUR|off] [--admin-login DUR|off]
 //!                [--metrics HOST:PORT] [--echo]
+//!                [--cluster redis://HOST:PORT[/DB] --node NAME [--cluster-heartbeat DUR]
+//!                 [--cluster-ttl DUR] [--cluster-timeout DUR] [--cluster-outbox SIZE]]
 //!                [--record FILE [--record-max SIZE] [--record-keep N] [--record-bytes]]
 //! tether demo    [--runtime …] [--duration DUR] [--clients N]
 //! tether --help | --version
@@ -130,6 +132,9 @@ pub struct ServeOptions {
     pub metrics: Option<HostPort>,
     /// Lines go back to their sender only (`--echo`), not to every client.
     pub echo: bool,
+    /// The cluster this node joins (`--cluster`, `--node`, `--cluster-*`);
+    /// `None`: a single server, no Redis.
+    pub cluster: Option<tether_redis::NodeOptions>,
 }
 
 impl ServeOptions {
@@ -177,6 +182,12 @@ pub enum CliError {
     /// The values do not make a valid hub configuration.
     #[error("invalid configuration: {0}")]
     Config(#[from] ConfigError),
+    /// The `--cluster-*` values do not make a working cluster configuration
+    /// (e.g. `--cluster-ttl` not above `--cluster-heartbeat`).
+    #[error(
+        "invalid cluster configuration (--cluster-heartbeat, --cluster-ttl, --cluster-timeout, --cluster-outbox): {0}"
+    )]
+    Cluster(#[from] tether_cluster::ClusterConfigError),
     /// The recording flags do not make a usable recording (e.g.
     /// `--record-max` below 64 KiB per file).
     #[error("{flag} {value}: {source}")]
@@ -199,7 +210,7 @@ impl CliError {
             CliError::Config(e) => Cli::command()
                 .error(clap::error::ErrorKind::ValueValidation, e)
                 .exit(),
-            e @ CliError::Record { .. } => Cli::command()
+            e @ (CliError::Record { .. } | CliError::Cluster(_)) => Cli::command()
                 .error(clap::error::ErrorKind::ValueValidation, e)
                 .exit(),
         }

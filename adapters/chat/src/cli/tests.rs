@@ -364,6 +364,78 @@ fn record_flags() {
 }
 
 #[test]
+fn cluster_flags_come_together_and_are_validated() {
+    // Without --cluster: no cluster, the plain greeting.
+    let plain = serve(&[]).unwrap();
+    assert!(plain.cluster.is_none());
+    let id = "#1:2.3".parse().unwrap();
+    let greet = |o: &ServeOptions| (o.options.greeting.as_ref().unwrap().0)(id);
+    assert_eq!(&greet(&plain)[..], b"hello #1:2.3\n");
+    let on = serve(&[
+        "--cluster",
+        "redis://127.0.0.1:6380/2",
+        "--node",
+        "n1",
+        "--cluster-ttl",
+        "5s",
+        "--cluster-outbox",
+        "64k",
+    ])
+    .unwrap();
+    let cluster = on.cluster.as_ref().unwrap();
+    assert_eq!(cluster.name.as_str(), "n1");
+    assert_eq!(cluster.url.to_string(), "redis://127.0.0.1:6380/2");
+    assert_eq!(cluster.config.ttl, Duration::from_secs(5));
+    assert_eq!(cluster.config.heartbeat, Duration::from_secs(1));
+    assert_eq!(cluster.config.timeout, Duration::from_secs(1));
+    assert_eq!(cluster.config.outbox_bytes, 64 << 10);
+    assert_eq!(&greet(&on)[..], b"hello n1/#1:2.3\n");
+    // One without the other is a usage error.
+    for flags in [
+        &["--node", "n1"][..],
+        &["--cluster", "redis://127.0.0.1:6380"],
+    ] {
+        assert_eq!(
+            clap_kind(serve(flags)),
+            ErrorKind::MissingRequiredArgument,
+            "{flags:?}"
+        );
+    }
+    // Bad values name their flag.
+    for (flags, flag) in [
+        (&["--cluster", "http://x", "--node", "n1"][..], "--cluster"),
+        (
+            &["--cluster", "redis://h:port", "--node", "n1"],
+            "--cluster",
+        ),
+        (&["--cluster", "redis://h", "--node", "bad name"], "--node"),
+        (
+            &["--cluster", "redis://h", "--node", &"x".repeat(33)],
+            "--node",
+        ),
+    ] {
+        let e = serve(flags).unwrap_err();
+        assert!(
+            matches!(&e, CliError::Clap(c) if c.kind() == ErrorKind::ValueValidation),
+            "{flags:?}: {e}"
+        );
+        assert!(e.to_string().contains(flag), "{flags:?}: {e}");
+    }
+    // Timings that cannot work: the TTL must exceed the heartbeat.
+    let e = serve(&[
+        "--cluster",
+        "redis://h",
+        "--node",
+        "n1",
+        "--cluster-ttl",
+        "500ms",
+    ])
+    .unwrap_err();
+    assert!(matches!(e, CliError::Cluster(_)), "{e:?}");
+    assert!(e.to_string().contains("--cluster-ttl"), "{e}");
+}
+
+#[test]
 fn every_flag_has_its_environment_variable() {
     let cli = Cli::command();
     let mut checked = 0;
@@ -386,7 +458,7 @@ fn every_flag_has_its_environment_variable() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 23 * 2 + 3);
+    assert_eq!(checked, 29 * 2 + 3);
 }
 
 #[test]

@@ -18,8 +18,10 @@ use std::time::{Duration, Instant};
 
 use tether_adapter::listen::{self, AcceptErrors};
 use tether_adapter::{Error, Handle};
-use tether_core::{KickMode, SendError};
+use tether_cluster::NodeId;
+use tether_core::KickMode;
 
+use super::cluster::{self, ClusterNode, answers};
 use super::slots::{Admission, SlotId, Slots};
 use super::stop::{StopReader, Wake};
 use super::{ChatCounters, ServeError, spawn_thread};
@@ -46,6 +48,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// | `stats` | [`ServerStats::counters`](tether_adapter::ServerStats::counters), then the chat server's own ([`ChatCounters`]), then `.` |
 /// | `kick <id> graceful [reason]` | the notice [`admin::kick_notice`] is sent first, with the verdict-returning send: a stale or forged id is answered from that send and not tried again (one rejected call, one `stale_calls`); then the kick; `ok` |
 /// | `kick <id> abort` | the kick; `ok` |
+/// | `kick NAME/<id> …` | on a cluster node: a local kick when NAME is this node, else the cluster's kick, answered once the owning node did it (`ok`, `error stale`, `error unknown node NAME`, `error cluster unavailable`) |
+/// | `nodes` | the cluster's live nodes (see [`admin`]) |
 /// | `shutdown [deadline]` | starts the drain (grace: the deadline, or `--shutdown-grace`); `ok` |
 /// | `auth <token>` | `ok` (sessions check the token before this) |
 #[derive(Debug, Clone)]
@@ -53,6 +57,9 @@ pub struct Console {
     handle: Handle,
     shutdown_grace: Duration,
     counters: Arc<ChatCounters>,
+    /// The cluster node (`--cluster`): `nodes`, `kick NAME/<id>`, and
+    /// cluster-wide `list` and `stats`.
+    cluster: ClusterNode,
 }
 
 impl Console {
@@ -63,6 +70,16 @@ impl Console {
             handle,
             shutdown_grace,
             counters,
+            cluster: None,
+        }
+    }
+
+    /// The same console on a cluster node: `list`, `kick`, `stats` reach
+    /// across nodes and `nodes` lists them.
+    pub fn with_cluster(self, node: Arc<tether_redis::Node>) -> Console {
+        Console {
+            cluster: Some(node),
+            ..self
         }
     }
 
@@ -79,31 +96,29 @@ impl Console {
     pub fn execute(&self, command: AdminCommand) -> String {
         let handle = &self.handle;
         let result = match command {
-            AdminCommand::List => {
-                super::call(handle, handle.channels()).map(|list| admin::format_list(&list))
-            }
+            AdminCommand::List => return self.list(),
             AdminCommand::Stats => super::call(handle, handle.stats()).map(|stats| {
                 let chat = self.counters.snapshot();
                 let chat = chat.iter().map(|(k, v)| ((*k).to_owned(), *v));
-                admin::format_stats(stats.counters().into_iter().chain(chat))
+                let cluster = self.cluster_stats();
+                let cluster = cluster.iter().map(|(k, v)| ((*k).to_owned(), *v));
+                admin::format_stats(stats.counters().into_iter().chain(chat).chain(cluster))
             }),
             AdminCommand::Kick { id, mode, reason } => {
-                // A graceful kick's notice is queued first, so the client
-                // reads it before EOF. A stale or forged id is answered from
-                // that send and never tried again (one rejected call, one
-                // stale count); any other refusal (already closing) is the
-                // kick's to explain.
-                let notice = match mode {
-                    KickMode::Graceful => {
-                        super::call(handle, handle.send(id, admin::kick_notice(&reason)))
-                    }
-                    _ => Ok(()), // an abort: no notice, the RST is the news
+                cluster::local_kick(handle, id, mode, &reason).map(|()| admin::OK.to_owned())
+            }
+            AdminCommand::KickRemote {
+                target,
+                mode,
+                reason,
+            } => return self.kick_remote(target, mode, reason),
+            AdminCommand::Nodes => {
+                return match &self.cluster {
+                    None => answers::NOT_CLUSTERED.to_owned(),
+                    Some(node) => node
+                        .nodes()
+                        .map_or_else(|_| answers::UNAVAILABLE.to_owned(), |n| answers::nodes(&n)),
                 };
-                match notice {
-                    Err(e @ Error::Send(SendError::Id(_))) => Err(e),
-                    _ => super::call(handle, handle.kick(id, mode, admin::ADMIN_KICK_CODE))
-                        .map(|()| admin::OK.to_owned()),
-                }
             }
             AdminCommand::Shutdown { deadline } => {
                 let grace = deadline.unwrap_or(self.shutdown_grace);
@@ -116,6 +131,51 @@ impl Console {
             AdminCommand::Auth { .. } => Ok(admin::OK.to_owned()),
         };
         result.unwrap_or_else(|e| admin::format_error(&e))
+    }
+
+    /// Every `cluster.*` counter, on a cluster node (the driver's alone
+    /// when the node cannot answer in time); nothing otherwise.
+    pub fn cluster_stats(&self) -> Vec<(&'static str, u64)> {
+        match &self.cluster {
+            None => Vec::new(),
+            Some(node) => node
+                .stats()
+                .unwrap_or_else(|_| node.counters().snapshot().to_vec()),
+        }
+    }
+
+    /// `list`: this server's channels; on a cluster node with qualified ids,
+    /// then every other live node's.
+    fn list(&self) -> String {
+        let handle = &self.handle;
+        let channels = match super::call(handle, handle.channels()) {
+            Ok(channels) => channels,
+            Err(e) => return admin::format_error(&e),
+        };
+        let Some(node) = &self.cluster else {
+            return admin::format_list(&channels);
+        };
+        match node.presence() {
+            Ok(presence) => {
+                let me = node.name();
+                let remote = presence.into_iter().filter(|id| &id.node != me);
+                admin::format_cluster_list(Some(me), &channels, remote)
+            }
+            Err(_) => answers::UNAVAILABLE.to_owned(),
+        }
+    }
+
+    /// `kick NAME/<id>`: local when NAME is this node, else through the
+    /// cluster (answered once the owning node did it, or why not).
+    fn kick_remote(&self, target: NodeId, mode: KickMode, reason: String) -> String {
+        let Some(node) = &self.cluster else {
+            return answers::NOT_CLUSTERED.to_owned();
+        };
+        if &target.node == node.name() {
+            return cluster::local_kick(&self.handle, target.id, mode, &reason)
+                .map_or_else(|e| admin::format_error(&e), |()| admin::OK.to_owned());
+        }
+        answers::kick(node.kick(target, mode, reason))
     }
 }
 
@@ -190,19 +250,28 @@ fn describe(command: &AdminCommand) -> String {
     match command {
         AdminCommand::List => "list".into(),
         AdminCommand::Stats => "stats".into(),
+        AdminCommand::Nodes => "nodes".into(),
+        AdminCommand::KickRemote {
+            target,
+            mode,
+            reason,
+        } => format!("kick {target} {} {reason:?}", mode_name(*mode)),
         AdminCommand::Kick { id, mode, reason } => {
-            let mode = match mode {
-                KickMode::Graceful => "graceful",
-                KickMode::Abort => "abort",
-                _ => "other",
-            };
-            format!("kick {id} {mode} {reason:?}")
+            format!("kick {id} {} {reason:?}", mode_name(*mode))
         }
         AdminCommand::Shutdown { deadline: None } => "shutdown".into(),
         AdminCommand::Shutdown { deadline: Some(d) } => {
             format!("shutdown {}", humantime::format_duration(*d))
         }
         AdminCommand::Auth { .. } => "auth".into(),
+    }
+}
+
+fn mode_name(mode: KickMode) -> &'static str {
+    match mode {
+        KickMode::Graceful => "graceful",
+        KickMode::Abort => "abort",
+        _ => "other",
     }
 }
 

@@ -46,6 +46,7 @@
 //! ([`log_line`](crate::log_line)) at debug, the server's lifecycle at info
 //! and warn. The binary installs the subscriber.
 
+mod cluster;
 mod console;
 mod metrics;
 mod room;
@@ -133,6 +134,19 @@ pub enum ServeError {
     /// The signal handlers could not be installed.
     #[error("cannot handle SIGTERM/SIGINT: {0}")]
     Signals(io::Error),
+    /// The cluster node did not start: Redis unreachable (`--cluster
+    /// redis://127.0.0.1:6379: cannot reach Redis at 127.0.0.1:6379: …`), or
+    /// the name live on another node (`--node n1: the node name n1 is live
+    /// elsewhere …`).
+    #[error("{flag} {value}: {source}")]
+    Cluster {
+        /// The flag at fault: `--cluster` or `--node`.
+        flag: &'static str,
+        /// Its value (a URL without its password, or the name).
+        value: String,
+        /// Why.
+        source: tether_redis::StartError,
+    },
 }
 
 /// The chat server's own counters, printed by `stats` after the adapter's.
@@ -204,6 +218,7 @@ pub struct ChatServer {
     pub runtime: Runtime,
     console: Console,
     threads: Vec<JoinHandle<()>>,
+    cluster: cluster::ClusterNode,
 }
 
 impl ChatServer {
@@ -220,11 +235,20 @@ impl ChatServer {
 
     /// Blocks until the server has stopped and the room, console and
     /// watcher threads have ended (every event read, every console session
-    /// closed).
+    /// closed); on a cluster node, then leaves the cluster (the goodbye,
+    /// the name's claim deleted).
     pub fn wait(self) {
         for thread in self.threads {
             let _ = thread.join();
         }
+        if let Some(node) = self.cluster {
+            node.shutdown();
+        }
+    }
+
+    /// This node's name, on a cluster node.
+    pub fn node(&self) -> Option<&tether_cluster::NodeName> {
+        self.cluster.as_deref().map(tether_redis::Node::name)
     }
 }
 
@@ -274,6 +298,13 @@ where
     };
     let metrics_addr = metrics.as_ref().map(|(_, addr)| *addr);
     let counters = Arc::new(ChatCounters::default());
+    // The cluster node first: a Redis that cannot be reached or a name live
+    // elsewhere stops the start before any client connects.
+    let local = Arc::new(cluster::ChatLocal {
+        handle: std::sync::OnceLock::new(),
+        counters: counters.clone(),
+    });
+    let node = start_node(options, local.clone())?;
     // The room runs inside each shard's driver: it sees every event in the
     // step that produced it, with no thread or queue in between.
     let mut adapter_options = options.options.clone();
@@ -284,24 +315,31 @@ where
         counters.clone(),
         options.config.login_timeout.is_some(),
         options.echo,
+        node.clone(),
     ));
-    let (handle, events) =
-        start_adapter(chat, options.config.clone(), adapter_options).map_err(|source| {
-            match (source, &options.record) {
-                (StartError::Observer(source), Some(record)) => ServeError::Record {
-                    flag: "--record",
-                    path: record.path.clone(),
-                    source,
-                },
-                (source, _) => ServeError::Start {
-                    runtime: options.runtime,
-                    source,
-                },
-            }
-        })?;
+    let started = start_adapter(chat, options.config.clone(), adapter_options);
+    if let (Err(_), Some(node)) = (&started, &node) {
+        node.shutdown();
+    }
+    let (handle, events) = started.map_err(|source| match (source, &options.record) {
+        (StartError::Observer(source), Some(record)) => ServeError::Record {
+            flag: "--record",
+            path: record.path.clone(),
+            source,
+        },
+        (source, _) => ServeError::Start {
+            runtime: options.runtime,
+            source,
+        },
+    })?;
     // Every event is handled by the room inside the drivers.
     drop(events);
+    let _ = local.handle.set(handle.clone());
     let console = Console::new(handle.clone(), options.shutdown_grace, counters.clone());
+    let console = match &node {
+        Some(node) => console.with_cluster(node.clone()),
+        None => console,
+    };
     let mut threads = Vec::with_capacity(4);
     let spawned = (|| {
         let (stopped, stop_writer) = stop::stop_pipe().map_err(|source| ServeError::Thread {
@@ -320,6 +358,7 @@ where
                 listener,
                 handle.clone(),
                 counters.clone(),
+                console.clone(),
                 stopped.clone(),
             )?);
         }
@@ -329,6 +368,9 @@ where
     if let Err(e) = spawned {
         // Do not leave a server running that nobody serves.
         let _ = call(&handle, handle.shutdown(Duration::ZERO));
+        if let Some(node) = &node {
+            node.shutdown();
+        }
         return Err(e);
     }
     Ok(ChatServer {
@@ -339,7 +381,33 @@ where
         runtime: options.runtime,
         console,
         threads,
+        cluster: node,
     })
+}
+
+/// Starts the cluster node of `--cluster`, if any: connects to Redis and
+/// claims the name, or says which flag is at fault.
+fn start_node(
+    options: &ServeOptions,
+    local: Arc<cluster::ChatLocal>,
+) -> Result<cluster::ClusterNode, ServeError> {
+    let Some(cluster) = &options.cluster else {
+        return Ok(None);
+    };
+    let (url, name) = (cluster.url.to_string(), cluster.name.to_string());
+    tether_redis::Node::start(cluster.clone(), local)
+        .map(|node| Some(Arc::new(node)))
+        .map_err(|source| {
+            let (flag, value) = match source {
+                tether_redis::StartError::NameTaken { .. } => ("--node", name),
+                _ => ("--cluster", url),
+            };
+            ServeError::Cluster {
+                flag,
+                value,
+                source,
+            }
+        })
 }
 
 /// `tether serve`: starts the server (see [`start`]), handles SIGTERM and
@@ -381,6 +449,13 @@ where
     );
     if let Some(metrics) = server.metrics_addr {
         let _ = writeln!(out, "  metrics: http://{metrics}/metrics");
+    }
+    if let (Some(node), Some(cluster)) = (server.node(), &options.cluster) {
+        let _ = writeln!(
+            out,
+            "  cluster: node {node} on {}   console: nodes | list | kick NAME/<id> …",
+            cluster.url
+        );
     }
     let _ = out.flush();
     drop(out);

@@ -10,22 +10,35 @@ use bytes::Bytes;
 use tether_adapter::{App, AppFactory, AppOut, Handle};
 use tether_core::{ChannelId, Event};
 
+use super::cluster::ClusterNode;
 use super::stop::StopWriter;
 use super::{ChatCounters, ServeError, spawn_thread};
 use crate::{ChatOutput, ChatRoom, log_line};
 
 /// The room of each shard. `login`: whether a login deadline is configured,
 /// i.e. whether a member's first line must be reported (otherwise that
-/// call is skipped); `echo`: lines go back to their sender only.
-pub(super) fn factory(counters: Arc<ChatCounters>, login: bool, echo: bool) -> AppFactory {
+/// call is skipped); `echo`: lines go back to their sender only; `cluster`:
+/// the node every open, close and line is handed to (ids read `NAME/<id>`).
+pub(super) fn factory(
+    counters: Arc<ChatCounters>,
+    login: bool,
+    echo: bool,
+    cluster: ClusterNode,
+) -> AppFactory {
     AppFactory(Arc::new(move |_shard| {
         // The adapter queues each member's greeting at accept
         // (`Options::greeting`), before any broadcast can reach it.
         let room = ChatRoom::greeted_by_adapter();
+        let room = if echo { room.echo() } else { room };
+        let room = match &cluster {
+            Some(node) => room.on_node(node.name().as_str()),
+            None => room,
+        };
         Box::new(Room {
-            room: if echo { room.echo() } else { room },
+            room,
             counters: counters.clone(),
             login,
+            cluster: cluster.clone(),
         })
     }))
 }
@@ -46,6 +59,7 @@ struct Room {
     room: ChatRoom,
     counters: Arc<ChatCounters>,
     login: bool,
+    cluster: ClusterNode,
 }
 
 impl App for Room {
@@ -66,10 +80,19 @@ impl App for Room {
             }
             _ => {}
         }
+        // Presence for the other nodes: a hand-off that never blocks.
+        if let Some(node) = &self.cluster {
+            match event {
+                Event::Opened { id, .. } => node.opened(*id),
+                Event::Disconnected { id, .. } => node.closed(*id),
+                _ => {}
+            }
+        }
         let (members, relayed, dropped) = self.totals();
         let mut output = Output {
             out,
             login: self.login,
+            cluster: self.cluster.as_deref(),
         };
         self.room.handle_event(event, &mut output);
         // Every shard has a room of its own: the counters add them up.
@@ -106,6 +129,7 @@ impl Room {
 struct Output<'a, 'b> {
     out: &'a mut AppOut<'b>,
     login: bool,
+    cluster: Option<&'a tether_redis::Node>,
 }
 
 impl ChatOutput for Output<'_, '_> {
@@ -118,6 +142,13 @@ impl ChatOutput for Output<'_, '_> {
     fn authenticate(&mut self, id: ChannelId) {
         if self.login {
             self.out.post_authenticate(id);
+        }
+    }
+    fn relayed(&mut self, id: ChannelId, line: &[u8]) {
+        // To the other nodes, without blocking the driver: a full hand-off
+        // is counted (`cluster.handoff_dropped`) and logged.
+        if let Some(node) = self.cluster {
+            node.line(id, Bytes::copy_from_slice(line));
         }
     }
 }

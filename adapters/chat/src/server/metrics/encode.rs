@@ -20,6 +20,9 @@ const GAUGES: &[&str] = &[
     "channel_budget",
     "chat.members",
     "admin.sessions",
+    "cluster.live_nodes",
+    "cluster.lines_buffered",
+    "cluster.outbox_bytes",
 ];
 
 /// Dotted keys whose suffix becomes a label: `(prefix, label name)`.

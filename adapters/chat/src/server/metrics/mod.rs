@@ -239,6 +239,7 @@ pub(super) fn spawn(
     listener: TcpListener,
     handle: Handle,
     counters: Arc<ChatCounters>,
+    console: super::Console,
     stopped: StopReader,
 ) -> Result<JoinHandle<()>, ServeError> {
     listener
@@ -248,7 +249,7 @@ pub(super) fn spawn(
             source,
         })?;
     spawn_thread("metrics", move || {
-        run(&listener, &handle, &counters, &stopped)
+        run(&listener, &handle, &counters, &console, &stopped)
     })
 }
 
@@ -257,6 +258,7 @@ fn run(
     listener: &TcpListener,
     handle: &Handle,
     counters: &Arc<ChatCounters>,
+    console: &super::Console,
     stopped: &StopReader,
 ) {
     let mut errors = AcceptErrors::new("metrics");
@@ -293,12 +295,17 @@ fn run(
             Admission::Unavailable => continue, // out of descriptors: closed
         };
         let (handle, counters, slots_) = (handle.clone(), counters.clone(), slots.clone());
+        let console = console.clone();
         let spawned = std::thread::Builder::new()
             .name("tether-metrics-conn".into())
             .spawn(move || {
                 let scrape = || {
                     let stats = super::call(&handle, handle.stats()).ok()?;
-                    Some(render(&stats, &counters.snapshot()))
+                    // The chat server's counters, then (on a cluster
+                    // node) every `cluster.*` one.
+                    let mut chat = counters.snapshot().to_vec();
+                    chat.extend(console.cluster_stats());
+                    Some(render(&stats, &chat))
                 };
                 let conn = Conn {
                     id,
