@@ -369,8 +369,9 @@ const ANSWER: Duration = Duration::from_millis(1_500);
 /// `list` within [`ANSWER`]; a line on n1 reaches n1's other client within
 /// 1 s; n1's `kick` of an n2 client answers `error cluster unavailable`
 /// within `--cluster-timeout` + 0.5 s. After SIGCONT: the paused line
-/// reaches n2, presence is whole, and a cross-node kick answers `ok` with
-/// EOF at its client; nobody else was dropped.
+/// reaches n2, presence is whole (without the client of the `unavailable`
+/// kick if its owner ran it late: reported), and a cross-node kick answers
+/// `ok` with EOF at its client; nobody else was dropped.
 pub fn redis_paused(runtime: &'static str) {
     let _serial = serial();
     let mut rig = ClusterRig::start(runtime, "cluster-redis-paused", 3, &[]);
@@ -428,6 +429,15 @@ pub fn redis_paused(runtime: &'static str) {
     if !c2[0].wait(SOON, |s| s.lines.iter().any(|(_, l)| *l == want)) {
         failures.push(format!("after SIGCONT, n2 never read {want:?}"));
     }
+    // The kick asked while Redis was stopped was answered `unavailable`,
+    // but its request sat in Redis's socket: the owner may still run it
+    // once Redis reads it (an `unavailable` kick's outcome is unknown).
+    // Reported, not judged; presence must then agree with it.
+    let late = c2[1].wait(Duration::from_secs(1), |s| s.end.is_some());
+    eprintln!(
+        "cluster redis-paused [{runtime}]: the kick answered `unavailable` ran after SIGCONT: {late}"
+    );
+    every.retain(|id| !late || *id != c2[1].id);
     if let Err(e) = rig.converge(&NAMES, &NAMES, &every, SOON) {
         failures.push(format!("after SIGCONT: {e}"));
     }
@@ -441,12 +451,6 @@ pub fn redis_paused(runtime: &'static str) {
             after.id
         ));
     }
-    // The kick asked while Redis was stopped was answered `unavailable`;
-    // whether the owner ran it later is reported, not judged.
-    let late = c2[1].with(|s| s.end);
-    eprintln!(
-        "cluster redis-paused [{runtime}]: the kick answered `unavailable` ended its client: {late:?}"
-    );
     for c in c1.iter().chain(&c2[..1]) {
         if let Some(end) = c.with(|s| s.end) {
             failures.push(format!("{} was dropped: {end:?}", c.id));
