@@ -131,8 +131,10 @@ pub fn node_sigterm(runtime: &'static str) {
 /// Lines of the burst, one every [`PACE`].
 const BURST: usize = 1_000;
 const PACE: Duration = Duration::from_millis(4);
-/// How long Redis stays down (short of the ttl, so no node need expire).
-const OUTAGE: Duration = Duration::from_millis(2_000);
+/// How long Redis stays down: beyond the ttl, so the nodes may expire each
+/// other meanwhile and must come back, and the outbox holds most of the
+/// burst.
+const OUTAGE: Duration = Duration::from_millis(4_000);
 
 /// The numbers of `burst <k>` texts, in arrival order.
 fn burst_numbers(texts: &[String]) -> Vec<usize> {
@@ -148,26 +150,47 @@ fn burst_numbers(texts: &[String]) -> Vec<usize> {
 /// While it is down: a line on n2 reaches n2's other client within 1 s
 /// (local chat goes on), n1's local client keeps reading the burst, and
 /// n2's `kick` of an n1 client answers `error cluster unavailable` within
-/// `--cluster-timeout` + 0.5 s. After the restart every node's `nodes` and
-/// `list` hold everyone again within 1 s backoff + heartbeat + [`SLACK`].
+/// `--cluster-timeout` + 0.5 s; a client of n3 leaves and another comes.
+/// After the restart every node's `nodes` and `list` hold exactly everyone
+/// again, that change included, within 1 s backoff + heartbeat + [`SLACK`].
 /// In the end: n1's local client read the whole burst in order; each
 /// client of n2 and n3 read an increasing subsequence, exactly once each,
 /// every line written after the kill unless n1 counts it in
 /// `cluster.lines_lost` (exactly), and no fewer than the rest minus what
 /// its node counts in `cluster.messages_lost` (never lost silently: see
-/// `account_burst`); no client was dropped, no disconnect counted;
+/// `account_burst`); no client was dropped, no disconnect counted but the
+/// client that left;
 /// every node counts a reconnect; a line after the restart crosses nodes.
 pub fn redis_restart_mid_burst(runtime: &'static str) {
+    restart_mid_burst(runtime, None);
+}
+
+/// **The same with `--cluster-outbox 4k`**: the outage's lines overflow
+/// the outbox, so n1 must count some in `cluster.lines_lost` — exactly
+/// those its remote clients lack — and deliver the rest in order.
+pub fn redis_restart_small_outbox(runtime: &'static str) {
+    restart_mid_burst(runtime, Some("4k"));
+}
+
+fn restart_mid_burst(runtime: &'static str, outbox: Option<&'static str>) {
     let _serial = serial();
-    let mut rig = ClusterRig::start(runtime, "cluster-redis-restart", 3, &[]);
+    let flags: Vec<(&str, &str)> = outbox.iter().map(|o| ("--cluster-outbox", *o)).collect();
+    let mut rig = ClusterRig::start(runtime, "cluster-redis-restart", 3, &flags);
     let mut failures = Vec::new();
     let (c1, c2, c3) = (
         collectors(&rig, "n1", 2),
         collectors(&rig, "n2", 2),
         collectors(&rig, "n3", 1),
     );
-    let every: Vec<&Collector> = c1.iter().chain(&c2).chain(&c3).collect();
-    if let Err(e) = rig.converge(&NAMES, &NAMES, &ids(&every), SOON) {
+    // Presence that changes while Redis is down: `gone` leaves, `fresh`
+    // comes (below).
+    let gone = rig
+        .node("n3")
+        .connect(Instant::now() + SOON)
+        .expect("client");
+    let mut every = ids(&c1.iter().chain(&c2).chain(&c3).collect::<Vec<_>>());
+    every.push(gone.id.clone());
+    if let Err(e) = rig.converge(&NAMES, &NAMES, &every, SOON) {
         failures.push(format!("before the burst: {e}"));
     }
     rig.fail_if_any("Redis restarted mid-burst", &failures);
@@ -192,18 +215,29 @@ pub fn redis_restart_mid_burst(runtime: &'static str) {
     let down = Instant::now();
     let killed_at = sent.load(Ordering::Relaxed);
     during_outage(&rig, &c1, &c2, &mut failures);
+    every.retain(|id| *id != gone.id);
+    drop(gone);
+    let fresh = rig
+        .node("n3")
+        .connect(Instant::now() + SOON)
+        .expect("client");
+    every.push(fresh.id.clone());
     std::thread::sleep(OUTAGE.saturating_sub(down.elapsed()));
+    let alone: Vec<_> = NAMES.iter().map(|n| rig.node(n).nodes()).collect();
     let local_during = c1[1].with(|s| s.lines.iter().filter(|(t, _)| *t > down).count());
     rig.redis.restart();
     let up = Instant::now();
     if local_during == 0 {
         failures.push("n1's local client read nothing while Redis was down".into());
     }
+    // Back within the capped backoff (1 s) + a heartbeat + slack, the
+    // change made during the outage included (a re-announce, not a replay).
     let back = Duration::from_secs(2) + SLACK;
-    match rig.converge(&NAMES, &NAMES, &ids(&every), back + Duration::from_secs(1)) {
-        Ok(took) => {
-            eprintln!("cluster redis-restart [{runtime}]: presence back {took:?} after the restart")
-        }
+    match rig.converge(&NAMES, &NAMES, &every, back) {
+        Ok(took) => eprintln!(
+            "cluster redis-restart [{runtime}]: `nodes` at the end of the outage {alone:?}; \
+             presence back {took:?} after the restart"
+        ),
         Err(e) => failures.push(format!("after the restart, presence not back: {e}")),
     }
     crate::pressure::join_by("the burst sender", burst, Instant::now() + SOON);
@@ -213,7 +247,13 @@ pub fn redis_restart_mid_burst(runtime: &'static str) {
     while !quiet(&[&c2[0], &c2[1], &c3[0]], &sender_id) && Instant::now() < quiet_by {
         std::thread::sleep(Duration::from_millis(50));
     }
-    account_burst(&rig, &sender_id, killed_at, [&c1, &c2, &c3], &mut failures);
+    let lost = account_burst(&rig, &sender_id, killed_at, [&c1, &c2, &c3], &mut failures);
+    if outbox.is_some() && lost.is_none_or(|l| l == 0) {
+        failures.push(format!(
+            "with --cluster-outbox {outbox:?}, n1 counts {lost:?} lines lost: the overflow was not exercised"
+        ));
+    }
+    drop(fresh);
     let _ = c2[1].send("after the restart");
     let want = format!("{}: after the restart", c2[1].id);
     for c in [&c1[1], &c3[0]] {
@@ -290,7 +330,7 @@ fn account_burst(
     killed_at: usize,
     [c1, c2, c3]: [&[Collector]; 3],
     failures: &mut Vec<String>,
-) {
+) -> Option<u64> {
     let local = burst_numbers(&c1[1].texts_from(sender));
     if local != (0..BURST).collect::<Vec<_>>() {
         failures.push(format!(
@@ -316,7 +356,8 @@ fn account_burst(
             let late = got.iter().filter(|&&k| k >= killed_at).count() as u64;
             let late_missing = (BURST - killed_at) as u64 - late;
             eprintln!(
-                "cluster redis-restart: {} read {} of {BURST} ({late} of the {} written after                  the kill); n1 cluster.lines_lost {sender_lost:?}, {node} cluster.messages_lost                  {node_lost:?}",
+                "cluster redis-restart: {} read {} of {BURST} ({late} of the {} written after the kill); n1 cluster.lines_lost {sender_lost:?}, \
+                 {node} cluster.messages_lost {node_lost:?}",
                 c.id,
                 got.len(),
                 BURST - killed_at
@@ -327,7 +368,8 @@ fn account_burst(
                 ));
             } else if Some(late_missing) != sender_lost {
                 failures.push(format!(
-                    "{} lacks {late_missing} of the lines written after Redis was killed, but n1                      counts {sender_lost:?} `cluster.lines_lost`: lost silently or miscounted",
+                    "{} lacks {late_missing} of the lines written after Redis was killed, but n1 \
+                     counts {sender_lost:?} `cluster.lines_lost`: lost silently or miscounted",
                     c.id
                 ));
             } else if missing > sender_lost.unwrap_or(0) + node_lost.unwrap_or(0) {
@@ -347,8 +389,10 @@ fn account_burst(
     for (name, s) in &stats {
         match s {
             Ok(s) => {
-                if s.disconnected_total() != 0 {
-                    failures.push(format!("{name} counts disconnects: {s}"));
+                // n3: the client that left during the outage, no other.
+                let want = u64::from(*name == "n3");
+                if s.disconnected_total() != want {
+                    failures.push(format!("{name} counts disconnects (want {want}): {s}"));
                 }
                 if s.get("cluster.reconnects").unwrap_or(0) == 0 {
                     failures.push(format!("{name} counts no `cluster.reconnects`: {s}"));
@@ -357,6 +401,7 @@ fn account_burst(
             Err(e) => failures.push(e.clone()),
         }
     }
+    sender_lost
 }
 
 /// How long Redis stays stopped: short of the ttl, so no node expires.

@@ -496,6 +496,10 @@ macro_rules! cluster_suite {
             $crate::cluster::faults::redis_restart_mid_burst($runtime);
         }
         #[test]
+        fn redis_killed_with_a_small_outbox() {
+            $crate::cluster::faults::redis_restart_small_outbox($runtime);
+        }
+        #[test]
         fn redis_paused_with_sigstop() {
             $crate::cluster::faults::redis_paused($runtime);
         }
