@@ -3,9 +3,8 @@
 //! runtime, every runtime with `--shards 2`. See
 //! `tether_conformance::cluster`.
 //!
-//! `cargo test -p tether-conformance --test cluster` runs the ordinary
-//! sizes; `cargo test --release -p tether-conformance --test cluster --
-//! --ignored` the full ones (3,000 clients per node, 1,000 kicks).
+//! `cargo test -p tether-conformance --test cluster` runs them all at
+//! issue 18's sizes (3,000 clients per node, 1,000 cross-node kicks).
 
 mod tokio_2_shards {
     tether_conformance::cluster_suite!("tokio:2");
