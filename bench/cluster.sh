@@ -8,7 +8,8 @@
 #   kick    graceful kick -> client EOF, p50/p99: the client on n1 kicked
 #           from n2's console (cross-node) against from n1's own (local),
 #           with `pc kick` (../shared/loadgen);
-#   leave   a SIGKILLed node (n4) gone from n1's `nodes` and `list` (ms);
+#   leave   a SIGKILLed node (n4, one client) gone from n1's `nodes` and
+#           `list` (ms after the SIGKILL);
 # every measurement recorded with `uptime`, REPEAT rounds, then median,
 # min and max per figure.
 #
@@ -18,8 +19,9 @@
 # measurement (TETHER_BENCH_ANY_LOAD=1 skips the wait; such figures are
 # marked INDICATIVE and are not to be published). Raw lines:
 # target/cluster-bench/results.txt (CLUSTER_BENCH_OUT=DIR for another
-# directory, CLUSTER_BENCH_PORT=N for other ports). Needs redis-server
-# (.ci/run installs it) and gcc.
+# directory, CLUSTER_BENCH_PORT=N for other ports; CLUSTER_BENCH_TETHER=BIN
+# runs BIN instead of a fresh release build, e.g. a debug build for a smoke
+# test). Needs redis-server (.ci/run installs it) and gcc.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,9 +51,14 @@ RES="$OUT/results.txt"
 gcc -O2 -pthread -o "$OUT/pc" "$LG/pc.c"
 gcc -O2 -pthread -o "$OUT/cluster_pc" bench/cluster_pc.c
 TARGET=${CARGO_TARGET_DIR:-target}
-cargo build --release -q -p tether --bin tether
-# A copy: a rebuild during the run cannot swap the binary under a measurement.
-cp "$TARGET/release/tether" "$OUT/tether"
+if [ -n "${CLUSTER_BENCH_TETHER:-}" ]; then
+  # Another binary (e.g. a debug build for a smoke test: not a figure).
+  cp "$CLUSTER_BENCH_TETHER" "$OUT/tether"
+else
+  cargo build --release -q -p tether --bin tether
+  # A copy: a rebuild during the run cannot swap the binary under a measurement.
+  cp "$TARGET/release/tether" "$OUT/tether"
+fi
 TETHER="$OUT/tether"
 PC="$OUT/pc"
 CPC="$OUT/cluster_pc"
@@ -141,10 +148,9 @@ for round in $(seq 1 "$REPEAT"); do
   load_ok
   record "round=$round server=cluster3 bench=kick-local uptime=\"$(uptime)\" $("$PC" kick "$P1" $((P1 + 1)) "$KICKS" 1000 seq | kick_summary)"
   start_node n4 "$P4" --cluster; N4=$NODE_PID
-  sleep 2 # n4's presence reaches n1
+  disown "$N4" # cluster_pc kills it: no "Killed" job notice
   load_ok
-  record "round=$round server=cluster3 bench=leave uptime=\"$(uptime)\" $("$CPC" leave $((P1 + 1)) n4 "$N4")"
-  wait "$N4" 2>/dev/null || true
+  record "round=$round server=cluster3 bench=leave uptime=\"$(uptime)\" $("$CPC" leave $((P1 + 1)) n4 "$N4" "$P4")"
   stop "$N1"; stop "$N2"; stop "$N3"
   redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
   wait "$REDIS_PID" 2>/dev/null || true

@@ -5,10 +5,11 @@
 //       PORTS[i % n]; client 0 (on the first node) sends NLINES lines of
 //       LINELEN bytes; every client must receive every line. CPU is summed
 //       over PIDS. With one port and one pid it is exactly `pc fanout`.
-//   cluster_pc leave ADMINPORT NODE PID
-//       SIGKILL to PID (the node NODE), then polls `nodes` and `list` on the
-//       console at ADMINPORT every 5 ms: how long until NODE is gone from
-//       each.
+//   cluster_pc leave ADMINPORT NODE PID CHATPORT
+//       holds one client of NODE (its chat port CHATPORT), waits until the
+//       console at ADMINPORT (another node's) shows NODE in `nodes` and its
+//       client in `list`, sends SIGKILL to PID (the node), then polls both
+//       every 5 ms: how long until NODE is gone from each.
 // build: gcc -O2 -pthread -o cluster_pc bench/cluster_pc.c
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -232,7 +233,13 @@ static int leave(char **argv) {
     r->len = 0;
     if (r->fd < 0) { printf("ERR admin connect %d\n", -r->fd); return 1; }
     rcvtimeo(r->fd, 5);
-    if (answer_has(r, "nodes\n", in_nodes) != 1) { printf("ERR %s not in `nodes` before the kill\n", node); return 1; }
+    int c = connect_to(atoi(argv[5]));
+    if (c < 0) { printf("ERR connect to %s: %d\n", node, -c); return 1; }
+    double ready_by = now() + 10;
+    while (answer_has(r, "nodes\n", in_nodes) != 1 || answer_has(r, "list\n", in_list) != 1) {
+        if (now() > ready_by) { printf("ERR %s or its client not in `nodes`/`list` within 10 s\n", node); return 1; }
+        usleep(10000);
+    }
     double t0 = now(), t_nodes = 0, t_list = 0;
     if (kill(pid, SIGKILL)) { printf("ERR kill %d: %d\n", pid, errno); return 1; }
     while ((!t_nodes || !t_list) && now() - t0 < 30) {
@@ -249,13 +256,14 @@ static int leave(char **argv) {
         usleep(5000);
     }
     printf("leave_nodes_ms=%.0f leave_list_ms=%.0f\n", t_nodes ? (t_nodes - t0) * 1e3 : -1, t_list ? (t_list - t0) * 1e3 : -1);
+    close(c);
     return t_nodes && t_list ? 0 : 1;
 }
 
 int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     if (argc >= 7 && !strcmp(argv[1], "fanout")) return fanout(argv);
-    if (argc >= 5 && !strcmp(argv[1], "leave")) return leave(argv);
-    fprintf(stderr, "usage: cluster_pc fanout PORTS NCLIENTS NLINES LINELEN PIDS | leave ADMINPORT NODE PID\n");
+    if (argc >= 6 && !strcmp(argv[1], "leave")) return leave(argv);
+    fprintf(stderr, "usage: cluster_pc fanout PORTS NCLIENTS NLINES LINELEN PIDS | leave ADMINPORT NODE PID CHATPORT\n");
     return 2;
 }
