@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::{ClusterRig, Member, NAMES, SOON, split_id};
 use crate::client::End;
+use crate::pressure::console::scrape;
 use crate::pressure::serial;
 
 /// Clients per node (two per shard with `--shards 2`).
@@ -28,8 +29,9 @@ fn next_generation(id: &str) -> Option<String> {
 
 /// **Presence, relay and kicks across three nodes** (`PER_NODE` clients on
 /// each):
-/// 1. every node's `nodes` names n1, n2, n3 and its `list` holds every
-///    client's node-qualified id (within [`SOON`]);
+/// 1. every node's `nodes` names n1, n2, n3 (`NAME channels=4 age_ms=…`)
+///    and its `list` holds every client's node-qualified id (within
+///    [`SOON`]);
 /// 2. the first client of each node sends [`LINES`] numbered lines,
 ///    interleaved: every client of every node reads each exactly once,
 ///    as `<sender id>: <text>`, in each sender's order, and nothing else;
@@ -38,12 +40,15 @@ fn next_generation(id: &str) -> Option<String> {
 ///    again from n2 and n3 (`error stale`); a later generation of a live
 ///    id (`error stale`); `n9/…` (`error unknown node n9`); n1's console
 ///    kicks its own client as `n1/<id>` and n2's its own by bare id (`ok`);
+///    n1's console kicks a client of n3 with `abort` (`ok`, a reset);
 /// 4. `stats`: the `cluster.*` keys (3 live nodes, messages published and
-///    received, nothing lost or buffered); exactly the kicks as disconnects
+///    received, nothing lost or buffered; in `--metrics` too); exactly the
+///    kicks as disconnects
 ///    on their owners; and every `list` converges to the survivors.
 pub fn presence_relay_and_kicks(runtime: &'static str) {
     let _serial = serial();
-    let mut rig = ClusterRig::start(runtime, "cluster-conformance", 3, &[]);
+    let flags = [("--metrics", "127.0.0.1:0")];
+    let mut rig = ClusterRig::start(runtime, "cluster-conformance", 3, &flags);
     let mut failures = Vec::new();
     let greet_by = Instant::now() + SOON;
     let mut members: BTreeMap<&str, Vec<Member>> = BTreeMap::new();
@@ -65,6 +70,7 @@ pub fn presence_relay_and_kicks(runtime: &'static str) {
     if let Err(e) = rig.converge(&NAMES, &NAMES, &all_ids, SOON) {
         failures.push(format!("presence did not converge: {e}"));
     }
+    nodes_lines(&rig, &mut failures);
     relay(&mut members, &mut failures);
     cluster_stats(&rig, &mut failures);
     kicks(&rig, &mut members, &mut failures);
@@ -123,6 +129,41 @@ fn relay(members: &mut BTreeMap<&str, Vec<Member>>, failures: &mut Vec<String>) 
     }
 }
 
+/// Every node's `nodes`: one line per live node, `NAME channels=K
+/// age_ms=M`, with K its [`PER_NODE`] clients, then `.`.
+fn nodes_lines(rig: &ClusterRig, failures: &mut Vec<String>) {
+    for name in NAMES {
+        let lines = match rig.node(name).ask("nodes", SOON) {
+            Ok(lines) => lines,
+            Err(e) => {
+                failures.push(e);
+                continue;
+            }
+        };
+        let mut seen: Vec<&str> = Vec::new();
+        for line in lines.iter().take(lines.len().saturating_sub(1)) {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let number = |key: &str| {
+                words
+                    .iter()
+                    .find_map(|w| w.strip_prefix(key)?.parse::<u64>().ok())
+            };
+            match (words.first(), number("channels="), number("age_ms=")) {
+                (Some(node), Some(channels), Some(_)) if channels == PER_NODE as u64 => {
+                    seen.push(node);
+                }
+                _ => failures.push(format!(
+                    "{name}'s `nodes` line {line:?}: want `NAME channels={PER_NODE} age_ms=…`"
+                )),
+            }
+        }
+        seen.sort_unstable();
+        if seen != NAMES || lines.last().map(String::as_str) != Some(".") {
+            failures.push(format!("{name}'s `nodes`: {lines:?}"));
+        }
+    }
+}
+
 /// What a `stats` value must satisfy.
 type Check = fn(u64) -> bool;
 
@@ -153,6 +194,22 @@ fn cluster_stats(rig: &ClusterRig, failures: &mut Vec<String>) {
                 other => failures.push(format!("{name}: `stats` {key} = {other:?}: {stats}")),
             }
         }
+    }
+    // The same keys in `--metrics`.
+    let n1 = &rig.node("n1").server;
+    let scraped = n1
+        .metrics_addr(SOON)
+        .ok_or_else(|| "no metrics address".to_owned())
+        .and_then(|addr| scrape(addr, SOON).map_err(|e| e.to_string()));
+    match scraped {
+        Ok(body)
+            if body.contains("\ntether_cluster_live_nodes 3\n")
+                && body.contains("\ntether_cluster_published_total ") => {}
+        Ok(body) => failures.push(format!(
+            "n1's --metrics lacks tether_cluster_live_nodes 3 or tether_cluster_published_total: {}",
+            body.lines().filter(|l| l.contains("cluster")).collect::<Vec<_>>().join(" | ")
+        )),
+        Err(e) => failures.push(format!("n1's --metrics: {e}")),
     }
 }
 
@@ -204,8 +261,21 @@ fn kicks(rig: &ClusterRig, members: &mut BTreeMap<&str, Vec<Member>>, failures: 
         .expect("n2 clients");
     expect(n2, &format!("{} graceful local", bare.local_id()), "ok");
     check_kicked(bare, "local", &mut problems);
+    // An abortive kick across nodes: the client reads a reset (SO_LINGER 0).
+    let mut aborted = members
+        .get_mut("n3")
+        .map(|m| m.remove(1))
+        .expect("n3 clients");
+    expect(n1, &format!("{} abort", aborted.id), "ok");
+    let (lines, end) = aborted.read_to_end(Instant::now() + SOON);
+    if end != End::Reset {
+        problems.push(format!(
+            "abort-kicked {} read {lines:?} then {end:?}, want a reset",
+            aborted.id
+        ));
+    }
     failures.extend(problems);
-    for (name, want) in [("n1", 2), ("n2", 1), ("n3", 0)] {
+    for (name, want) in [("n1", 2), ("n2", 1), ("n3", 1)] {
         match rig.node(name).stats() {
             Ok(stats) => {
                 let kicked = stats.get("disconnected.kicked").unwrap_or(0);
