@@ -40,8 +40,9 @@ fn ids(collectors: &[&Collector]) -> Vec<String> {
 /// **A SIGKILLed node leaves within the ttl.** Two clients on each of three
 /// nodes; n3 is killed with SIGKILL: n1's and n2's `nodes` and `list` lose
 /// n3 and its clients within `--cluster-ttl` (3 s) + [`SLACK`] of the kill;
-/// then `kick n3/…` answers `error unknown node n3`, and a line from n1
-/// still reaches n2.
+/// a restart of n3 at once is refused (its name is claimed until the
+/// ttl); then `kick n3/…` answers `error unknown node n3`, a line from n1
+/// still reaches n2, and a new n3 joins under the same name.
 pub fn node_sigkill(runtime: &'static str) {
     let _serial = serial();
     let mut rig = ClusterRig::start(runtime, "cluster-sigkill", 3, &[]);
@@ -55,8 +56,20 @@ pub fn node_sigkill(runtime: &'static str) {
     rig.fail_if_any("a SIGKILLed node", &failures);
     rig.nodes[2].server.kill();
     let killed = Instant::now();
+    // The dead node's name is still claimed until the ttl: a restart under
+    // it at once is refused (exit 2, naming it).
+    let url = rig.redis.url();
+    let at_once = super::starts::run_to_exit(runtime, &["--cluster", &url, "--node", "n3"]);
+    if at_once.code != Some(2) || !at_once.output.contains("n3") {
+        failures.push(format!(
+            "restarting n3 at once after its SIGKILL: exit {:?} (want 2 naming n3): {}",
+            at_once.code,
+            at_once.output.trim()
+        ));
+    }
     let survivors: Vec<&Collector> = c1.iter().chain(&c2).collect();
-    match rig.converge(&["n1", "n2"], &["n1", "n2"], &ids(&survivors), TTL + SLACK) {
+    let bound = (TTL + SLACK).saturating_sub(killed.elapsed());
+    match rig.converge(&["n1", "n2"], &["n1", "n2"], &ids(&survivors), bound) {
         Ok(_) => eprintln!(
             "cluster sigkill [{runtime}]: n3 left n1's and n2's presence {:?} after SIGKILL",
             killed.elapsed()
@@ -75,7 +88,33 @@ pub fn node_sigkill(runtime: &'static str) {
     if !c2[0].wait(SOON, |s| s.lines.iter().any(|(_, l)| *l == want)) {
         failures.push(format!("n2 never read {want:?} after n3 died"));
     }
+    rejoin(&mut rig, &survivors, &mut failures);
     rig.fail_if_any("a SIGKILLed node", &failures);
+}
+
+/// Once n3 has left, a new n3 (a new incarnation, none of the old
+/// clients) starts under the same name and joins: everyone sees it and
+/// only its new client, which reads n1's lines.
+fn rejoin(rig: &mut ClusterRig, survivors: &[&Collector], failures: &mut Vec<String>) {
+    // The name's claim expires with the ttl, on Redis's clock: a moment
+    // of slack after presence dropped it.
+    std::thread::sleep(Duration::from_millis(500));
+    let node = rig.start_node("n3", &[]);
+    rig.nodes[2] = node;
+    let fresh = match rig.node("n3").connect(Instant::now() + SOON) {
+        Ok(member) => member.collect(),
+        Err(e) => return failures.push(format!("the new n3: {e}")),
+    };
+    let mut every = ids(survivors);
+    every.push(fresh.id.clone());
+    if let Err(e) = rig.converge(&NAMES, &NAMES, &every, SOON) {
+        failures.push(format!("after n3 restarted: {e}"));
+    }
+    let _ = survivors[0].send("welcome back");
+    let want = format!("{}: welcome back", survivors[0].id);
+    if !fresh.wait(SOON, |s| s.lines.iter().any(|(_, l)| *l == want)) {
+        failures.push(format!("the new n3's client never read {want:?}"));
+    }
 }
 
 /// **A SIGTERMed node leaves at once, after its drain.** The nodes run with
