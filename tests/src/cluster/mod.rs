@@ -16,6 +16,7 @@
 //!   the cause (bad or taken node name, bad or unreachable `--cluster`).
 //! * [`faults`]: a node SIGKILLed or SIGTERMed; Redis SIGKILLed and
 //!   restarted mid-burst; Redis paused with SIGSTOP.
+//! * [`flow`]: a remote client that reads nothing stalls no one else.
 //! * [`scale`]: thousands of clients per node and cross-node kicks, each
 //!   exactly once.
 //!
@@ -38,6 +39,7 @@ use crate::redis::RedisServer;
 
 pub mod conformance;
 pub mod faults;
+pub mod flow;
 pub mod scale;
 pub mod starts;
 
@@ -502,6 +504,10 @@ macro_rules! cluster_suite {
         #[test]
         fn redis_paused_with_sigstop() {
             $crate::cluster::faults::redis_paused($runtime);
+        }
+        #[test]
+        fn slow_remote_reader() {
+            $crate::cluster::flow::slow_remote_reader($runtime);
         }
         #[test]
         fn cross_node_kicks_at_scale() {
