@@ -121,6 +121,7 @@ fn rejoin(rig: &mut ClusterRig, survivors: &[&Collector], failures: &mut Vec<Str
 /// `--cluster-ttl 20s`, so only a goodbye can explain a quick exit from
 /// presence: n3 (two clients) gets SIGTERM; its clients read EOF, it exits
 /// 0, and n1's and n2's `nodes` and `list` lose it within 2 s of its exit.
+/// Then n2 gets the console's `shutdown`: the same, seen from n1.
 pub fn node_sigterm(runtime: &'static str) {
     let _serial = serial();
     let flags = [("--cluster-ttl", "20s")];
@@ -161,6 +162,24 @@ pub fn node_sigterm(runtime: &'static str) {
         }
         Err(e) => failures.push(format!(
             "n3 still present {:?} after its exit (ttl 20 s: no goodbye?): {e}",
+            exited.elapsed()
+        )),
+    }
+    // The console's `shutdown` on n2: the same goodbye.
+    let answer = rig.node("n2").ask("shutdown", SOON);
+    let status = rig.nodes[1].server.wait_exit(SOON);
+    let exited = Instant::now();
+    if !status.is_some_and(|s| s.success()) {
+        failures.push(format!(
+            "n2's exit after `shutdown` ({answer:?}): {status:?}"
+        ));
+    }
+    match rig.converge(&["n1"], &["n1"], &left, within) {
+        Ok(took) => {
+            eprintln!("cluster sigterm [{runtime}]: n2 left presence {took:?} after its `shutdown`")
+        }
+        Err(e) => failures.push(format!(
+            "n2 still present {:?} after its `shutdown` and exit: {e}",
             exited.elapsed()
         )),
     }
