@@ -14,10 +14,10 @@ use crate::pressure::console::scrape;
 use crate::pressure::serial;
 
 /// Clients per node (two per shard with `--shards 2`).
-const PER_NODE: usize = 4;
+pub const PER_NODE: usize = 4;
 /// Lines each node's sender sends: more than one read's worth, so order
 /// and duplicates are tested across many bus messages.
-const LINES: usize = 200;
+pub const LINES: usize = 200;
 
 /// `NAME/#s:slot.gen` with the generation one higher: a later life of the
 /// same slot, which the owner must call stale.

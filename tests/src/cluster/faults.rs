@@ -17,7 +17,7 @@ use crate::pressure::serial;
 
 /// Slack over a bound the issue states (polling, a debug build, two
 /// shared cores): never enough to turn a wrong mechanism into a pass.
-const SLACK: Duration = Duration::from_millis(1_000);
+pub const SLACK: Duration = Duration::from_millis(1_000);
 
 /// Connects `count` clients to `node` and hands each to a [`Collector`].
 fn collectors(rig: &ClusterRig, node: &str, count: usize) -> Vec<Collector> {
@@ -187,12 +187,13 @@ pub fn node_sigterm(runtime: &'static str) {
 }
 
 /// Lines of the burst, one every [`PACE`].
-const BURST: usize = 1_000;
-const PACE: Duration = Duration::from_millis(4);
+pub const BURST: usize = 1_000;
+/// The burst's pace.
+pub const PACE: Duration = Duration::from_millis(4);
 /// How long Redis stays down: beyond the ttl, so the nodes may expire each
 /// other meanwhile and must come back, and the outbox holds most of the
 /// burst.
-const OUTAGE: Duration = Duration::from_millis(4_000);
+pub const OUTAGE: Duration = Duration::from_millis(4_000);
 
 /// The numbers of `burst <k>` texts, in arrival order.
 fn burst_numbers(texts: &[String]) -> Vec<usize> {
@@ -463,9 +464,9 @@ fn account_burst(
 }
 
 /// How long Redis stays stopped: short of the ttl, so no node expires.
-const PAUSE: Duration = Duration::from_millis(1_500);
+pub const PAUSE: Duration = Duration::from_millis(1_500);
 /// A console answer with a stopped broker: within this.
-const ANSWER: Duration = Duration::from_millis(1_500);
+pub const ANSWER: Duration = Duration::from_millis(1_500);
 
 /// **Redis paused with SIGSTOP (a broker that accepts and answers
 /// nothing).** For [`PAUSE`]: every node answers `stats`, `nodes` and

@@ -16,8 +16,9 @@ use crate::pressure::{WRITE_STALL, join_by, serial};
 /// loopback's autotuned send buffer takes for a non-reader plus the 1 MiB
 /// queue limit, so the non-reader must be evicted (as in the pressure
 /// suite's burst).
-const LINES: usize = 6_000;
-const LINE_LEN: usize = 1_000;
+pub const LINES: usize = 6_000;
+/// See [`LINES`].
+pub const LINE_LEN: usize = 1_000;
 
 /// A greeted client with a 4 KiB receive buffer (set before the
 /// handshake, so the window stays small) that will read nothing.

@@ -32,7 +32,7 @@ pub const DEFAULT: Scale = Scale {
 };
 
 /// Connects in flight at once (well under the listen backlog of 1,024).
-const BATCH: usize = 200;
+pub const BATCH: usize = 200;
 
 /// Connects `count` clients to `addr` in batches of [`BATCH`] and reads
 /// their greetings.

@@ -10,7 +10,7 @@ use super::ClusterRig;
 use crate::pressure::{serial, shards_of, tether_bin};
 
 /// How long a failing start may take (an unreachable Redis included).
-const EXIT_WITHIN: Duration = Duration::from_secs(15);
+pub const EXIT_WITHIN: Duration = Duration::from_secs(15);
 
 /// What a start that should fail did: its exit code (`None`: still running
 /// after [`EXIT_WITHIN`], then killed) and its stdout + stderr.
