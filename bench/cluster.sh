@@ -5,6 +5,7 @@
 #           n1), NLINES lines of 64 B, against ONE node (no --cluster) with
 #           NCLIENTS clients: msgs/s, server CPU per delivered line (all
 #           nodes), and Redis CPU per relayed line (INFO cpu before/after);
+#           also one node alone with --cluster (what cluster mode costs);
 #   kick    graceful kick -> client EOF, p50/p99: the client on n1 kicked
 #           from n2's console (cross-node) against from n1's own (local),
 #           with `pc kick` (../shared/loadgen);
@@ -131,8 +132,13 @@ for round in $(seq 1 "$REPEAT"); do
   start_node single "$PS"; S=$NODE_PID
   record "round=$round server=single bench=fanout uptime=\"$(uptime)\" $("$CPC" fanout "$PS" "$FAN_CLIENTS" "$FAN_LINES" 64 "$S")"
   stop "$S"
-  # --- three nodes over one redis-server
+  # --- the same node in cluster mode, alone: what --cluster costs locally
   start_redis
+  load_ok
+  start_node c1 "$PS" --cluster; S=$NODE_PID
+  record "round=$round server=cluster1 bench=fanout uptime=\"$(uptime)\" $("$CPC" fanout "$PS" "$FAN_CLIENTS" "$FAN_LINES" 64 "$S")"
+  stop "$S"
+  # --- three nodes over one redis-server
   start_node n1 "$P1" --cluster; N1=$NODE_PID
   start_node n2 "$P2" --cluster; N2=$NODE_PID
   start_node n3 "$P3" --cluster; N3=$NODE_PID
@@ -185,8 +191,8 @@ def med(server, bench, key):
                 v.append(x)
     return (statistics.median(v), min(v), max(v), len(v)) if v else None
 figures = [
-    ('single', 'fanout', 'msgs_per_s'), ('cluster3', 'fanout', 'msgs_per_s'),
-    ('single', 'fanout', 'cpu_us_per_msg'), ('cluster3', 'fanout', 'cpu_us_per_msg'),
+    ('single', 'fanout', 'msgs_per_s'), ('cluster1', 'fanout', 'msgs_per_s'), ('cluster3', 'fanout', 'msgs_per_s'),
+    ('single', 'fanout', 'cpu_us_per_msg'), ('cluster1', 'fanout', 'cpu_us_per_msg'), ('cluster3', 'fanout', 'cpu_us_per_msg'),
     ('cluster3', 'fanout', 'redis_cpu_us_per_line'),
     ('cluster3', 'kick-cross', 'p50_us'), ('cluster3', 'kick-cross', 'p99_us'),
     ('cluster3', 'kick-local', 'p50_us'), ('cluster3', 'kick-local', 'p99_us'),
@@ -199,6 +205,9 @@ for s, b, k in figures:
 f1, f3 = med('single', 'fanout', 'msgs_per_s'), med('cluster3', 'fanout', 'msgs_per_s')
 if f1 and f3:
     print(f"cross-node fan-out / one node = {f3[0] / f1[0]:.2f}x (issue 18 target >= 0.5x)")
+fc = med('cluster1', 'fanout', 'msgs_per_s')
+if f1 and fc:
+    print(f"one node with --cluster / without = {fc[0] / f1[0]:.2f}x (what cluster mode costs a local fan-out)")
 c, l = med('cluster3', 'kick-cross', 'p99_us'), med('cluster3', 'kick-local', 'p99_us')
 if c and l:
     print(f"kick -> EOF p99: cross-node {c[0] / 1000:.2f} ms vs local {l[0] / 1000:.2f} ms (issue 18 target cross p99 <= 2 ms)")
