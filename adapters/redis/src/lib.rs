@@ -50,8 +50,10 @@
 //! * **delivery** (`tether-cluster-deliver`): remote lines to the local
 //!   clients, through [`Local::deliver`], paced by the server's flow
 //!   control. Its queue is bounded; when it is full the owner holds the
-//!   lines and the reader stops reading the bus until it drains — nothing
-//!   is dropped, and the owner never waits.
+//!   lines, up to [`NodeOptions::hold_bytes`] (4 MiB), reading on so that
+//!   heartbeats keep coming; beyond that the reader stops reading the bus
+//!   until it drains (the stream is the buffer). Nothing is dropped, and
+//!   the owner never waits.
 //! * **kick** (`tether-cluster-kick`): remote kicks on local channels
 //!   ([`Local::kick`]), apart from deliveries so a kick never waits behind
 //!   a slow reader's lines.
@@ -79,14 +81,12 @@
 //!     }
 //! }
 //!
-//! let node = Node::start(
-//!     NodeOptions {
-//!         url: "redis://127.0.0.1:6379".parse().unwrap(),
-//!         name: "n1".parse().unwrap(),
-//!         config: ClusterConfig::default(),
-//!     },
-//!     Arc::new(Server),
-//! ).unwrap();
+//! let options = NodeOptions::new(
+//!     "redis://127.0.0.1:6379".parse().unwrap(),
+//!     "n1".parse().unwrap(),
+//!     ClusterConfig::default(),
+//! );
+//! let node = Node::start(options, Arc::new(Server)).unwrap();
 //! let id = ChannelId::from_parts(0, 1, 1).unwrap();
 //! node.opened(id);
 //! node.line(id, "hello, other nodes".into());
@@ -109,7 +109,7 @@ pub use counters::DriverCounters;
 pub use link::{BUS_KEY, BUS_MAXLEN, MAX_BACKOFF, claim_key};
 pub(crate) use node::Stop;
 pub use node::{
-    DELIVERY_QUEUE, KICK_QUEUE, Local, Node, NodeOptions, OWNER_QUEUE, StartError, Unavailable,
-    WRITER_QUEUE,
+    DEFAULT_HOLD_BYTES, DELIVERY_QUEUE, KICK_QUEUE, Local, Node, NodeOptions, OWNER_QUEUE,
+    StartError, Unavailable, WRITER_QUEUE,
 };
 pub use url::{RedisUrl, UrlError};

@@ -47,8 +47,13 @@ pub trait Local: Send + Sync + 'static {
     fn kick(&self, id: ChannelId, mode: KickMode, reason: &str) -> KickResult;
 }
 
-/// How to run a node.
+/// Bytes of remote lines the owner holds for slow local clients before the
+/// reader stops reading the bus (see [`NodeOptions::hold_bytes`]).
+pub const DEFAULT_HOLD_BYTES: usize = 4 << 20;
+
+/// How to run a node ([`NodeOptions::new`], then the `with_*` methods).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct NodeOptions {
     /// Where Redis is.
     pub url: RedisUrl,
@@ -56,6 +61,29 @@ pub struct NodeOptions {
     pub name: NodeName,
     /// Heartbeat, TTL, timeout, outbox.
     pub config: ClusterConfig,
+    /// Remote lines held for this node's clients while they are slow
+    /// (bytes, plus 64 per line) before the reader stops reading the bus
+    /// and the stream becomes the buffer. Reading on while under it keeps
+    /// heartbeats coming: a reader paused longer than the TTL would see
+    /// every other node expire. Default [`DEFAULT_HOLD_BYTES`].
+    pub hold_bytes: usize,
+}
+
+impl NodeOptions {
+    /// A node named `name` on the Redis at `url`.
+    pub fn new(url: RedisUrl, name: NodeName, config: ClusterConfig) -> NodeOptions {
+        NodeOptions {
+            url,
+            name,
+            config,
+            hold_bytes: DEFAULT_HOLD_BYTES,
+        }
+    }
+
+    /// Sets [`NodeOptions::hold_bytes`].
+    pub fn with_hold_bytes(self, hold_bytes: usize) -> NodeOptions {
+        NodeOptions { hold_bytes, ..self }
+    }
 }
 
 /// Why a node did not start.
@@ -152,7 +180,12 @@ impl Node {
     /// <incarnation> NX PX <ttl>`), and starts the threads. Returns once the
     /// node is live; fails when Redis cannot be reached or the name is held.
     pub fn start(options: NodeOptions, local: Arc<dyn Local>) -> Result<Node, StartError> {
-        let NodeOptions { url, name, config } = options;
+        let NodeOptions {
+            url,
+            name,
+            config,
+            hold_bytes,
+        } = options;
         config.validate()?;
         let timeout = config.timeout;
         let unreachable = |source| StartError::Unreachable {
@@ -207,6 +240,8 @@ impl Node {
             counters: counters.clone(),
             timeout,
             held: VecDeque::new(),
+            held_bytes: 0,
+            hold_bytes,
             pending_kicks: HashMap::new(),
             next_request: 0,
             reader_up: true,
@@ -384,9 +419,23 @@ impl Node {
             tracing::warn!(node = %self.name, "cluster: the goodbye did not complete in time");
         }
         self.stop.set();
+        // Bounded: a delivery or kick stuck in the local server (which
+        // should have stopped first) is left behind, not waited for.
         let threads = self.threads.lock().map(|mut t| std::mem::take(&mut *t));
+        let deadline = Instant::now() + self.timeout * 2 + QUERY_MARGIN;
         for thread in threads.unwrap_or_default() {
-            let _ = thread.join();
+            while !thread.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            } else {
+                tracing::warn!(
+                    node = %self.name,
+                    thread = thread.thread().name().unwrap_or("?"),
+                    "cluster: a thread did not end in time; left behind"
+                );
+            }
         }
         tracing::info!(node = %self.name, "cluster node left");
     }

@@ -83,6 +83,18 @@ const HELD_WAIT: Duration = Duration::from_millis(2);
 /// Messages taken per wake-up before the machine's outputs are drained.
 const BATCH: usize = 256;
 
+/// What one held line costs besides its text (its id and bookkeeping), so
+/// a flood of empty lines is not free.
+pub(crate) const HELD_LINE_OVERHEAD: usize = 64;
+
+/// The held cost of a batch of deliveries.
+fn weight(lines: &[(NodeId, Bytes)]) -> usize {
+    lines
+        .iter()
+        .map(|(_, text)| text.len() + HELD_LINE_OVERHEAD)
+        .sum()
+}
+
 /// The owner's state besides the machine.
 pub(crate) struct Owner {
     pub cluster: Cluster,
@@ -93,11 +105,16 @@ pub(crate) struct Owner {
     pub gate: Arc<ReadGate>,
     pub counters: Arc<DriverCounters>,
     pub timeout: Duration,
-    /// Deliveries the delivery thread had no room for, oldest first; while
-    /// any wait, the reader is paused, so this holds at most what was
-    /// already read ([`READS_IN_FLIGHT`](crate::workers::READS_IN_FLIGHT)
-    /// batches' worth).
+    /// Deliveries the delivery thread had no room for, oldest first.
     pub held: VecDeque<Vec<(NodeId, Bytes)>>,
+    /// Their bytes (text plus [`HELD_LINE_OVERHEAD`] per line).
+    pub held_bytes: usize,
+    /// Above this many held bytes the reader pauses (the stream is the
+    /// buffer); below it the owner goes on reading, so heartbeats keep
+    /// coming while local clients are briefly slow. Held bytes stay below
+    /// this plus what the reader had in flight
+    /// ([`READS_IN_FLIGHT`](crate::workers::READS_IN_FLIGHT) batches).
+    pub hold_bytes: usize,
     pub pending_kicks: HashMap<u64, SyncSender<Result<(), KickError>>>,
     pub next_request: u64,
     pub reader_up: bool,
@@ -239,6 +256,7 @@ impl Owner {
             }
         }
         if !lines.is_empty() {
+            self.held_bytes = self.held_bytes.saturating_add(weight(&lines));
             self.held.push_back(lines);
         }
         self.flush_held();
@@ -248,13 +266,15 @@ impl Owner {
     /// pauses the reader while any are left (the stream is the buffer).
     fn flush_held(&mut self) {
         while let Some(batch) = self.held.pop_front() {
+            let bytes = weight(&batch);
             match self.deliveries.try_send(batch) {
-                Ok(()) => {}
+                Ok(()) => self.held_bytes = self.held_bytes.saturating_sub(bytes),
                 Err(TrySendError::Full(batch)) => {
                     self.held.push_front(batch);
                     break;
                 }
                 Err(TrySendError::Disconnected(batch)) => {
+                    self.held_bytes = self.held_bytes.saturating_sub(bytes);
                     for _ in &batch {
                         bump(&self.counters.deliveries_dropped);
                     }
@@ -263,7 +283,7 @@ impl Owner {
         }
         self.gate
             .paused
-            .store(!self.held.is_empty(), Ordering::Release);
+            .store(self.held_bytes > self.hold_bytes, Ordering::Release);
     }
 
     fn execute(&mut self, output: Output) {

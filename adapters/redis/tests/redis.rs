@@ -53,14 +53,11 @@ fn start(redis: &RedisServer, name: &str) -> (Node, Arc<Recorder>) {
 }
 
 fn try_start(redis: &RedisServer, name: &str, local: Arc<Recorder>) -> Result<Node, StartError> {
-    Node::start(
-        NodeOptions {
-            url: redis.url(),
-            name: name.parse().unwrap(),
-            config: config(),
-        },
-        local,
-    )
+    Node::start(options(redis, name), local)
+}
+
+fn options(redis: &RedisServer, name: &str) -> NodeOptions {
+    NodeOptions::new(redis.url(), name.parse().unwrap(), config())
 }
 
 fn id(slot: u32) -> ChannelId {
@@ -254,6 +251,144 @@ fn nodes_reconnect_after_redis_restarts_and_lose_no_line() {
     assert!(get("cluster.reconnects").unwrap() >= 1, "{stats:?}");
     assert!(get("cluster.broker_errors").unwrap() >= 1, "{stats:?}");
     assert_eq!(get("cluster.lines_lost"), Some(0), "{stats:?}");
+    n1.shutdown();
+    n2.shutdown();
+}
+
+/// A local server whose deliveries block until released: the clients of
+/// this node are slow.
+struct Stuck {
+    inner: Recorder,
+    open: Mutex<bool>,
+    wake: std::sync::Condvar,
+}
+
+impl Local for Stuck {
+    fn deliver(&self, lines: &[(NodeId, Bytes)]) {
+        let open = self.open.lock().unwrap();
+        drop(self.wake.wait_while(open, |open| !*open).unwrap());
+        self.inner.deliver(lines);
+    }
+    fn kick(&self, id: ChannelId, mode: KickMode, reason: &str) -> KickResult {
+        self.inner.kick(id, mode, reason)
+    }
+}
+
+fn stuck() -> Arc<Stuck> {
+    Arc::new(Stuck {
+        inner: Recorder::default(),
+        open: Mutex::new(false),
+        wake: std::sync::Condvar::new(),
+    })
+}
+
+impl Stuck {
+    fn release(&self) {
+        *self.open.lock().unwrap() = true;
+        self.wake.notify_all();
+    }
+}
+
+/// Sends `count` numbered lines from n1's channel #1.1, one per bus read.
+fn send_numbered(n1: &Node, count: usize) {
+    for i in 0..count {
+        n1.line(id(1), Bytes::from(format!("{i}")));
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn assert_numbered(stuck: &Stuck, count: usize) {
+    eventually("every line delivered", || {
+        stuck.inner.lines.lock().unwrap().len() >= count
+    });
+    let expected: Vec<String> = (0..count).map(|i| format!("n1/#1.1: {i}")).collect();
+    assert_eq!(
+        *stuck.inner.lines.lock().unwrap(),
+        expected,
+        "in order, none lost"
+    );
+}
+
+#[test]
+fn slow_local_clients_never_stop_the_heartbeats() {
+    let redis = RedisServer::start();
+    let (n1, _) = start(&redis, "n1");
+    let stuck = stuck();
+    let n2 = Node::start(options(&redis, "n2"), stuck.clone()).unwrap();
+    eventually("both live", || names(&n1) == ["n1", "n2"]);
+    n1.opened(id(1));
+    // More read batches than the delivery queue holds, while its thread
+    // is stuck: the owner holds the rest and reads on.
+    let lines = tether_redis::DELIVERY_QUEUE * 2 + 10;
+    send_numbered(&n1, lines);
+    // Stuck for three TTLs: n2 still heartbeats and still hears n1's, so
+    // neither sees the other leave, and n2 still answers the console.
+    let until = Instant::now() + config().ttl * 3;
+    while Instant::now() < until {
+        assert_eq!(
+            names(&n1),
+            ["n1", "n2"],
+            "n2 expired while its clients were slow"
+        );
+        assert_eq!(names(&n2), ["n1", "n2"], "n2 stopped hearing n1");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stuck.release();
+    assert_numbered(&stuck, lines);
+    n1.shutdown();
+    n2.shutdown();
+}
+
+#[test]
+fn past_the_hold_the_reader_pauses_and_loses_nothing() {
+    let redis = RedisServer::start();
+    let (n1, _) = start(&redis, "n1");
+    let stuck = stuck();
+    let n2 = Node::start(options(&redis, "n2").with_hold_bytes(1024), stuck.clone()).unwrap();
+    eventually("both live", || names(&n1) == ["n1", "n2"]);
+    n1.opened(id(1));
+    let lines = tether_redis::DELIVERY_QUEUE * 2 + 10;
+    send_numbered(&n1, lines);
+    eventually("the reader paused", || {
+        n2.counters()
+            .reads_paused
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    });
+    stuck.release();
+    assert_numbered(&stuck, lines);
+    n1.shutdown();
+    n2.shutdown();
+}
+
+#[test]
+fn a_paused_redis_is_survived() {
+    let redis = RedisServer::start();
+    let (n1, _) = start(&redis, "n1");
+    let (n2, local2) = start(&redis, "n2");
+    n1.opened(id(2));
+    eventually("presence", || n2.presence().unwrap().len() == 1);
+    redis.pause();
+    for text in ["a", "b", "c"] {
+        n1.line(id(2), Bytes::from(text));
+    }
+    // The console never hangs: a kick answers within the timeout.
+    let asked = Instant::now();
+    let answer = n2.kick("n1/#2.1".parse().unwrap(), KickMode::Abort, String::new());
+    assert!(asked.elapsed() < config().timeout + Duration::from_millis(500));
+    assert!(answer.is_err() || answer == Ok(()), "{answer:?}");
+    std::thread::sleep(Duration::from_secs(2));
+    redis.resume();
+    eventually("the lines after the pause", || {
+        local2.lines.lock().unwrap().len() == 3
+    });
+    assert_eq!(
+        *local2.lines.lock().unwrap(),
+        ["n1/#2.1: a", "n1/#2.1: b", "n1/#2.1: c"]
+    );
+    eventually("both live again", || {
+        names(&n1) == ["n1", "n2"] && names(&n2) == ["n1", "n2"]
+    });
     n1.shutdown();
     n2.shutdown();
 }

@@ -459,11 +459,7 @@ impl ServeArgs {
         config.timeout = self.cluster_timeout.0;
         config.outbox_bytes = self.cluster_outbox.0;
         config.validate()?;
-        Ok(Some(NodeOptions {
-            url: url.clone(),
-            name: name.clone(),
-            config,
-        }))
+        Ok(Some(NodeOptions::new(url.clone(), name.clone(), config)))
     }
 }
 
