@@ -181,3 +181,194 @@ fn wait_disconnects(
     })
     .map(|(stats, _)| stats)
 }
+
+/// Lines of the paced burst (6 MB): more than loopback's autotuned send
+/// buffer (~3 MB) plus the 1 MiB queue limit plus what a node may hold for
+/// slow clients, so a slow reader that is not evicted holds its node's
+/// deliveries back for several ttls (about 16 s on threads).
+pub const PACED_LINES: usize = 6_000;
+/// The slow reader: 4 KiB (its window) at most every this often.
+pub const SLOW_READ_EVERY: Duration = Duration::from_millis(10);
+
+/// **A remote client that reads slowly but steadily** (4 KiB window, a
+/// read every [`SLOW_READ_EVERY`], about 400 KB/s: n2's deliveries go at
+/// its pace, as a relay on one node does). A client of n1 sends
+/// [`PACED_LINES`] lines of [`LINE_LEN`] bytes. For as long as that takes
+/// (several ttls on threads): n2's `nodes` and n1's name all three nodes —
+/// a slow client is no reason to declare healthy nodes dead — and n2
+/// answers `stats` within 1 s. In the end every other client read the
+/// whole burst in order, nothing was lost, and the slow client read an
+/// in-order prefix of it: all of it, or it was the one disconnect, a
+/// `slow-consumer`. (Observed: on tokio the layer evicts such a reader
+/// after about 1 MB whether the sender is remote or on n2 itself, on
+/// threads it reads all 6 MB; probably because the kernel signals a full
+/// send buffer writable again only once a third of it has drained, which
+/// at 400 KB/s takes longer than the layer's 1 s "takes nothing" rule.)
+pub fn slow_steady_remote_reader(runtime: &'static str) {
+    slow_steady_reader(runtime, "n1");
+}
+
+fn slow_steady_reader(runtime: &'static str, sender_node: &str) {
+    let _serial = serial();
+    let mut rig = ClusterRig::start(runtime, "cluster-steady-reader", 3, &[]);
+    let mut failures = Vec::new();
+    let deadline = Instant::now() + SOON;
+    let connect = |name: &str| -> Collector {
+        rig.node(name)
+            .connect(deadline)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .collect()
+    };
+    let (sender, fast2, fast3) = (connect(sender_node), connect("n2"), connect("n3"));
+    let slow = small_window(rig.node("n2").server.chat, deadline)
+        .unwrap_or_else(|e| panic!("n2: the small-window client: {e}"));
+    let every = vec![
+        sender.id.clone(),
+        fast2.id.clone(),
+        fast3.id.clone(),
+        slow.id.clone(),
+    ];
+    if let Err(e) = rig.converge(&NAMES, &NAMES, &every, SOON) {
+        failures.push(format!("before the burst: {e}"));
+    }
+    rig.fail_if_any("a slow, steady reader", &failures);
+    let started = Instant::now();
+    let burst_deadline = started + Duration::from_secs(120);
+    let slow_id = slow.id.clone();
+    let reader = std::thread::spawn(move || read_slowly(slow, burst_deadline));
+    let writer = {
+        let mut stream = sender.writer();
+        let _ = stream.set_write_timeout(Some(WRITE_STALL));
+        std::thread::spawn(move || -> Result<(), String> {
+            for k in 0..PACED_LINES {
+                stream
+                    .write_all(format!("{}\n", burst_line(k)).as_bytes())
+                    .map_err(|e| format!("line {k}: {e}"))?;
+            }
+            Ok(())
+        })
+    };
+    let mut checks = 0;
+    while !reader.is_finished() && Instant::now() < burst_deadline {
+        watch_both(&rig, &mut failures);
+        checks += 1;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (slow_read, _slow_socket) = join_by("the slow reader", reader, burst_deadline);
+    let took = started.elapsed();
+    if let Err(e) = join_by("the burst sender", writer, burst_deadline) {
+        failures.push(format!("the sender: {e}"));
+    }
+    let numbers = |texts: &[String]| -> Vec<usize> {
+        texts
+            .iter()
+            .filter_map(|t| t.strip_prefix("burst ")?.split(' ').next()?.parse().ok())
+            .collect()
+    };
+    let slow_numbers = numbers(&slow_read);
+    let evicted = slow_numbers.len() < PACED_LINES;
+    if slow_numbers != (0..slow_numbers.len()).collect::<Vec<_>>() {
+        failures.push(format!(
+            "the slow reader {slow_id} read {} burst lines, not an in-order prefix",
+            slow_numbers.len()
+        ));
+    }
+    let mut readers: Vec<(String, Vec<String>)> = Vec::new();
+    for c in [&sender, &fast2, &fast3] {
+        let _ = c.wait(SOON, |s| s.lines.len() >= PACED_LINES);
+        readers.push((c.id.clone(), c.texts_from(&sender.id)));
+    }
+    for (id, texts) in readers {
+        let numbers = numbers(&texts);
+        if numbers != (0..PACED_LINES).collect::<Vec<_>>() {
+            failures.push(format!(
+                "{id} read {} burst lines, not 0..{PACED_LINES} in order once each",
+                numbers.len()
+            ));
+        }
+    }
+    for name in NAMES {
+        let want = u64::from(evicted && name == "n2");
+        match wait_disconnects(&rig, name, want) {
+            Ok(stats) if want == 1 && stats.get("disconnected.slow-consumer") != Some(1) => {
+                failures.push(format!(
+                    "{name}: the slow reader's end was not `slow-consumer`: {stats}"
+                ));
+            }
+            Ok(stats) => {
+                for key in ["cluster.lines_lost", "cluster.messages_lost"] {
+                    if stats.get(key) != Some(0) {
+                        failures.push(format!("{name}: {key} = {:?}: {stats}", stats.get(key)));
+                    }
+                }
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    eprintln!(
+        "cluster steady-reader [{runtime}, sender on {sender_node}]: the slow reader read {} lines \
+         in {took:?} (evicted: {evicted}); {checks} checks of `nodes`",
+        slow_numbers.len()
+    );
+    rig.fail_if_any(
+        &format!("a slow, steady reader of n2, the sender on {sender_node}"),
+        &failures,
+    );
+}
+
+/// Reads `member` 4 KiB at a time, one read every [`SLOW_READ_EVERY`],
+/// until it has [`PACED_LINES`] lines, EOF or `deadline`: the texts of its
+/// lines (`<id>: <text>` as sent), and its socket, still open.
+fn read_slowly(member: Member, deadline: Instant) -> (Vec<String>, std::net::TcpStream) {
+    let (mut stream, mut pending) = member.reader.into_parts();
+    let mut lines = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while lines.len() < PACED_LINES && Instant::now() < deadline {
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+        match std::io::Read::read(&mut stream, &mut chunk) {
+            Ok(0) => break,
+            Ok(n) => pending.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => break,
+        }
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            let text = String::from_utf8_lossy(&line[..end]);
+            if let Some((_, text)) = text.split_once(": ") {
+                lines.push(text.to_owned());
+            }
+        }
+        std::thread::sleep(SLOW_READ_EVERY);
+    }
+    // The socket too: closing it now would count as a disconnect.
+    (lines, stream)
+}
+
+/// During the paced burst: n1 and n2 each see every node; n2's console
+/// answers within 1 s.
+fn watch_both(rig: &ClusterRig, failures: &mut Vec<String>) {
+    if failures.len() > 5 {
+        return;
+    }
+    for name in ["n1", "n2"] {
+        match rig.node(name).nodes() {
+            Ok(mut names) => {
+                names.sort();
+                if names != NAMES {
+                    failures.push(format!(
+                        "during the paced burst, {name}'s `nodes` named {names:?}"
+                    ));
+                }
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    let asked = Instant::now();
+    if let Err(e) = rig.node("n2").ask("stats", Duration::from_secs(1)) {
+        failures.push(format!(
+            "during the paced burst, n2's `stats` after {:?}: {e}",
+            asked.elapsed()
+        ));
+    }
+}

@@ -510,6 +510,10 @@ macro_rules! cluster_suite {
             $crate::cluster::flow::slow_remote_reader($runtime);
         }
         #[test]
+        fn slow_steady_remote_reader() {
+            $crate::cluster::flow::slow_steady_remote_reader($runtime);
+        }
+        #[test]
         fn cross_node_kicks_at_scale() {
             $crate::cluster::scale::cross_node_kicks($runtime, &$crate::cluster::scale::DEFAULT);
         }
