@@ -5,6 +5,7 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
@@ -40,18 +41,10 @@ fn burst_line(k: usize) -> String {
     line
 }
 
-/// **A remote client that reads nothing.** n2 has a client with a 4 KiB
-/// window that never reads, beside a reading one; n3 has a reading one.
-/// A client of n1 sends [`LINES`] lines of [`LINE_LEN`] bytes as fast as
-/// TCP takes them. Throughout, n1's `nodes` names all three nodes (n2's
-/// heartbeats go on while its deliveries wait) and n2 answers `stats`
-/// within 1 s; in the end every reading client of every node read the
-/// whole burst in order exactly once, nothing is counted lost, and the
-/// non-reader is the only disconnect (on n2).
-pub fn slow_remote_reader(runtime: &'static str) {
-    let _serial = serial();
-    let mut rig = ClusterRig::start(runtime, "cluster-slow-reader", 3, &[]);
-    let mut failures = Vec::new();
+/// A cluster with a client of n1 (the sender), a reading client of n2 and
+/// of n3, and a small-window client of n2, all in everyone's presence.
+fn setup(runtime: &'static str, label: &'static str) -> (ClusterRig, [Collector; 3], Member) {
+    let rig = ClusterRig::start(runtime, label, 3, &[]);
     let deadline = Instant::now() + SOON;
     let connect = |name: &str| -> Collector {
         rig.node(name)
@@ -59,33 +52,70 @@ pub fn slow_remote_reader(runtime: &'static str) {
             .unwrap_or_else(|e| panic!("{e}"))
             .collect()
     };
-    let (sender, fast2, fast3) = (connect("n1"), connect("n2"), connect("n3"));
+    let readers = [connect("n1"), connect("n2"), connect("n3")];
     let slow = small_window(rig.node("n2").server.chat, deadline)
         .unwrap_or_else(|e| panic!("n2: the small-window client: {e}"));
-    let every = vec![
-        sender.id.clone(),
-        fast2.id.clone(),
-        fast3.id.clone(),
-        slow.id.clone(),
-    ];
+    let mut every: Vec<String> = readers.iter().map(|c| c.id.clone()).collect();
+    every.push(slow.id.clone());
     if let Err(e) = rig.converge(&NAMES, &NAMES, &every, SOON) {
-        failures.push(format!("before the burst: {e}"));
+        panic!("{label} on {runtime}: presence before the burst: {e}");
     }
-    rig.fail_if_any("a remote client that reads nothing", &failures);
+    (rig, readers, slow)
+}
+
+/// Writes `lines` burst lines from `sender` as fast as TCP takes them.
+fn spawn_burst(sender: &Collector, lines: usize) -> JoinHandle<Result<(), String>> {
+    let mut stream = sender.writer();
+    let _ = stream.set_write_timeout(Some(WRITE_STALL));
+    std::thread::spawn(move || {
+        for k in 0..lines {
+            stream
+                .write_all(format!("{}\n", burst_line(k)).as_bytes())
+                .map_err(|e| format!("line {k}: {e}"))?;
+        }
+        Ok(())
+    })
+}
+
+/// The numbers of `burst <k> …` texts, in order.
+fn burst_numbers(texts: &[String]) -> Vec<usize> {
+    texts
+        .iter()
+        .filter_map(|t| t.strip_prefix("burst ")?.split(' ').next()?.parse().ok())
+        .collect()
+}
+
+/// Each of `readers` read `lines` burst lines of `sender`, in order, once.
+fn check_whole(readers: &[Collector], sender: &str, lines: usize, failures: &mut Vec<String>) {
+    for c in readers {
+        let _ = c.wait(SOON, |s| s.lines.len() >= lines);
+        let numbers = burst_numbers(&c.texts_from(sender));
+        if numbers != (0..lines).collect::<Vec<_>>() {
+            failures.push(format!(
+                "{} read {} burst lines, not 0..{lines} in order once each",
+                c.id,
+                numbers.len()
+            ));
+        }
+    }
+}
+
+/// **A remote client that reads nothing.** n2 has a client with a 4 KiB
+/// window that never reads, beside a reading one; n3 has a reading one.
+/// A client of n1 sends [`LINES`] lines of [`LINE_LEN`] bytes as fast as
+/// TCP takes them. Throughout, n1's `nodes` names all three nodes (n2's
+/// heartbeats go on while its deliveries wait) and n2 answers `stats`
+/// within 1 s; in the end every reading client of every node read the
+/// whole burst in order exactly once, nothing is counted lost, and the
+/// non-reader is the only disconnect (on n2, `slow-consumer`).
+pub fn slow_remote_reader(runtime: &'static str) {
+    let _serial = serial();
+    let (mut rig, readers, slow) = setup(runtime, "cluster-slow-reader");
+    let mut failures = Vec::new();
     let burst_deadline = Instant::now() + Duration::from_secs(120);
-    let writer = {
-        let mut stream = sender.writer();
-        let _ = stream.set_write_timeout(Some(WRITE_STALL));
-        std::thread::spawn(move || -> Result<(), String> {
-            for k in 0..LINES {
-                stream
-                    .write_all(format!("{}\n", burst_line(k)).as_bytes())
-                    .map_err(|e| format!("line {k}: {e}"))?;
-            }
-            Ok(())
-        })
-    };
-    let prefix = format!("{}: burst ", sender.id);
+    let sender = readers[0].id.clone();
+    let writer = spawn_burst(&readers[0], LINES);
+    let prefix = format!("{sender}: burst ");
     let done = |c: &Collector| {
         c.with(|s| {
             s.lines
@@ -95,47 +125,99 @@ pub fn slow_remote_reader(runtime: &'static str) {
         }) >= LINES
     };
     let mut checks = 0;
-    while !(done(&fast2) && done(&fast3) && done(&sender)) && Instant::now() < burst_deadline {
-        watch(&rig, &mut failures);
+    while !readers.iter().all(done) && Instant::now() < burst_deadline {
+        watch(&rig, &["n1"], &mut failures);
         checks += 1;
         std::thread::sleep(Duration::from_millis(200));
     }
     if let Err(e) = join_by("the burst sender", writer, burst_deadline) {
         failures.push(format!("the sender: {e}"));
     }
-    for c in [&sender, &fast2, &fast3] {
-        let numbers: Vec<usize> = c
-            .texts_from(&sender.id)
-            .iter()
-            .filter_map(|t| t.strip_prefix("burst ")?.split(' ').next()?.parse().ok())
-            .collect();
-        if numbers != (0..LINES).collect::<Vec<_>>() {
-            failures.push(format!(
-                "{} read {} burst lines, not 0..{LINES} in order once each",
-                c.id,
-                numbers.len()
-            ));
-        }
-    }
-    account(&rig, &mut failures);
+    check_whole(&readers, &sender, LINES, &mut failures);
+    account(&rig, 1, &mut failures);
     eprintln!("cluster slow-reader [{runtime}]: {checks} checks of `nodes` during the burst");
     drop(slow);
     rig.fail_if_any("a remote client that reads nothing", &failures);
 }
 
-/// During the burst: n1 sees every node, n2's console answers within 1 s.
-fn watch(rig: &ClusterRig, failures: &mut Vec<String>) {
+/// Lines of the paced burst (6 MB): more than loopback's autotuned send
+/// buffer (~3 MB) plus the 1 MiB queue limit plus what a node may hold for
+/// slow clients, so a slow reader that is not evicted holds its node's
+/// deliveries back for several ttls (about 16 s on threads).
+pub const PACED_LINES: usize = 6_000;
+/// The slow reader: 4 KiB (its window) at most every this often.
+pub const SLOW_READ_EVERY: Duration = Duration::from_millis(10);
+
+/// **A remote client that reads slowly but steadily** (4 KiB window, a
+/// read every [`SLOW_READ_EVERY`], about 400 KB/s: n2's deliveries go at
+/// its pace, as a relay on one node does). A client of n1 sends
+/// [`PACED_LINES`] lines of [`LINE_LEN`] bytes. For as long as that takes
+/// (several ttls on threads): n2's `nodes` and n1's name all three nodes —
+/// a slow client is no reason to declare healthy nodes dead — and n2
+/// answers `stats` within 1 s. In the end every other client read the
+/// whole burst in order, nothing was lost, and the slow client read an
+/// in-order prefix of it: all of it, or it was the one disconnect, a
+/// `slow-consumer`. (Observed: on tokio the layer evicts such a reader
+/// after about 1 MB whether the sender is remote or on n2 itself, on
+/// threads it reads all 6 MB; probably because the kernel signals a full
+/// send buffer writable again only once a third of it has drained, which
+/// at 400 KB/s takes longer than the layer's 1 s "takes nothing" rule.)
+pub fn slow_steady_remote_reader(runtime: &'static str) {
+    let _serial = serial();
+    let (mut rig, readers, slow) = setup(runtime, "cluster-steady-reader");
+    let mut failures = Vec::new();
+    let started = Instant::now();
+    let burst_deadline = started + Duration::from_secs(120);
+    let slow_id = slow.id.clone();
+    let reader = std::thread::spawn(move || read_slowly(slow, burst_deadline));
+    let writer = spawn_burst(&readers[0], PACED_LINES);
+    let mut checks = 0;
+    while !reader.is_finished() && Instant::now() < burst_deadline {
+        watch(&rig, &["n1", "n2"], &mut failures);
+        checks += 1;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (slow_read, _slow_socket) = join_by("the slow reader", reader, burst_deadline);
+    let took = started.elapsed();
+    if let Err(e) = join_by("the burst sender", writer, burst_deadline) {
+        failures.push(format!("the sender: {e}"));
+    }
+    let slow_numbers = burst_numbers(&slow_read);
+    let evicted = slow_numbers.len() < PACED_LINES;
+    if slow_numbers != (0..slow_numbers.len()).collect::<Vec<_>>() {
+        failures.push(format!(
+            "the slow reader {slow_id} read {} burst lines, not an in-order prefix",
+            slow_numbers.len()
+        ));
+    }
+    check_whole(&readers, &readers[0].id, PACED_LINES, &mut failures);
+    account(&rig, u64::from(evicted), &mut failures);
+    eprintln!(
+        "cluster steady-reader [{runtime}]: the slow reader read {} lines in {took:?} \
+         (evicted: {evicted}); {checks} checks of `nodes`",
+        slow_numbers.len()
+    );
+    rig.fail_if_any("a slow, steady remote reader", &failures);
+}
+
+/// During a burst: each node of `on` sees every node; n2's console
+/// answers within 1 s.
+fn watch(rig: &ClusterRig, on: &[&str], failures: &mut Vec<String>) {
     if failures.len() > 5 {
         return;
     }
-    match rig.node("n1").nodes() {
-        Ok(mut names) => {
-            names.sort();
-            if names != NAMES {
-                failures.push(format!("during the burst, n1's `nodes` named {names:?}"));
+    for name in on {
+        match rig.node(name).nodes() {
+            Ok(mut names) => {
+                names.sort();
+                if names != NAMES {
+                    failures.push(format!(
+                        "during the burst, {name}'s `nodes` named {names:?}"
+                    ));
+                }
             }
+            Err(e) => failures.push(e),
         }
-        Err(e) => failures.push(e),
     }
     let asked = Instant::now();
     if let Err(e) = rig.node("n2").ask("stats", Duration::from_secs(1)) {
@@ -146,13 +228,17 @@ fn watch(rig: &ClusterRig, failures: &mut Vec<String>) {
     }
 }
 
-/// After the burst: nothing lost anywhere, and the non-reader on n2 is the
-/// only disconnect.
-fn account(rig: &ClusterRig, failures: &mut Vec<String>) {
+/// After a burst: nothing lost anywhere, and `n2_slow` disconnects on n2
+/// (each a `slow-consumer`), none elsewhere.
+fn account(rig: &ClusterRig, n2_slow: u64, failures: &mut Vec<String>) {
     for name in NAMES {
-        let want = u64::from(name == "n2");
-        let check = wait_disconnects(rig, name, want);
-        match check {
+        let want = if name == "n2" { n2_slow } else { 0 };
+        match wait_disconnects(rig, name, want) {
+            Ok(stats) if stats.get("disconnected.slow-consumer").unwrap_or(0) != want => {
+                failures.push(format!(
+                    "{name}: want {want} slow-consumer disconnect(s): {stats}"
+                ));
+            }
             Ok(stats) => {
                 for key in ["cluster.lines_lost", "cluster.messages_lost"] {
                     if stats.get(key) != Some(0) {
@@ -182,140 +268,6 @@ fn wait_disconnects(
     .map(|(stats, _)| stats)
 }
 
-/// Lines of the paced burst (6 MB): more than loopback's autotuned send
-/// buffer (~3 MB) plus the 1 MiB queue limit plus what a node may hold for
-/// slow clients, so a slow reader that is not evicted holds its node's
-/// deliveries back for several ttls (about 16 s on threads).
-pub const PACED_LINES: usize = 6_000;
-/// The slow reader: 4 KiB (its window) at most every this often.
-pub const SLOW_READ_EVERY: Duration = Duration::from_millis(10);
-
-/// **A remote client that reads slowly but steadily** (4 KiB window, a
-/// read every [`SLOW_READ_EVERY`], about 400 KB/s: n2's deliveries go at
-/// its pace, as a relay on one node does). A client of n1 sends
-/// [`PACED_LINES`] lines of [`LINE_LEN`] bytes. For as long as that takes
-/// (several ttls on threads): n2's `nodes` and n1's name all three nodes —
-/// a slow client is no reason to declare healthy nodes dead — and n2
-/// answers `stats` within 1 s. In the end every other client read the
-/// whole burst in order, nothing was lost, and the slow client read an
-/// in-order prefix of it: all of it, or it was the one disconnect, a
-/// `slow-consumer`. (Observed: on tokio the layer evicts such a reader
-/// after about 1 MB whether the sender is remote or on n2 itself, on
-/// threads it reads all 6 MB; probably because the kernel signals a full
-/// send buffer writable again only once a third of it has drained, which
-/// at 400 KB/s takes longer than the layer's 1 s "takes nothing" rule.)
-pub fn slow_steady_remote_reader(runtime: &'static str) {
-    slow_steady_reader(runtime, "n1");
-}
-
-fn slow_steady_reader(runtime: &'static str, sender_node: &str) {
-    let _serial = serial();
-    let mut rig = ClusterRig::start(runtime, "cluster-steady-reader", 3, &[]);
-    let mut failures = Vec::new();
-    let deadline = Instant::now() + SOON;
-    let connect = |name: &str| -> Collector {
-        rig.node(name)
-            .connect(deadline)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .collect()
-    };
-    let (sender, fast2, fast3) = (connect(sender_node), connect("n2"), connect("n3"));
-    let slow = small_window(rig.node("n2").server.chat, deadline)
-        .unwrap_or_else(|e| panic!("n2: the small-window client: {e}"));
-    let every = vec![
-        sender.id.clone(),
-        fast2.id.clone(),
-        fast3.id.clone(),
-        slow.id.clone(),
-    ];
-    if let Err(e) = rig.converge(&NAMES, &NAMES, &every, SOON) {
-        failures.push(format!("before the burst: {e}"));
-    }
-    rig.fail_if_any("a slow, steady reader", &failures);
-    let started = Instant::now();
-    let burst_deadline = started + Duration::from_secs(120);
-    let slow_id = slow.id.clone();
-    let reader = std::thread::spawn(move || read_slowly(slow, burst_deadline));
-    let writer = {
-        let mut stream = sender.writer();
-        let _ = stream.set_write_timeout(Some(WRITE_STALL));
-        std::thread::spawn(move || -> Result<(), String> {
-            for k in 0..PACED_LINES {
-                stream
-                    .write_all(format!("{}\n", burst_line(k)).as_bytes())
-                    .map_err(|e| format!("line {k}: {e}"))?;
-            }
-            Ok(())
-        })
-    };
-    let mut checks = 0;
-    while !reader.is_finished() && Instant::now() < burst_deadline {
-        watch_both(&rig, &mut failures);
-        checks += 1;
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    let (slow_read, _slow_socket) = join_by("the slow reader", reader, burst_deadline);
-    let took = started.elapsed();
-    if let Err(e) = join_by("the burst sender", writer, burst_deadline) {
-        failures.push(format!("the sender: {e}"));
-    }
-    let numbers = |texts: &[String]| -> Vec<usize> {
-        texts
-            .iter()
-            .filter_map(|t| t.strip_prefix("burst ")?.split(' ').next()?.parse().ok())
-            .collect()
-    };
-    let slow_numbers = numbers(&slow_read);
-    let evicted = slow_numbers.len() < PACED_LINES;
-    if slow_numbers != (0..slow_numbers.len()).collect::<Vec<_>>() {
-        failures.push(format!(
-            "the slow reader {slow_id} read {} burst lines, not an in-order prefix",
-            slow_numbers.len()
-        ));
-    }
-    let mut readers: Vec<(String, Vec<String>)> = Vec::new();
-    for c in [&sender, &fast2, &fast3] {
-        let _ = c.wait(SOON, |s| s.lines.len() >= PACED_LINES);
-        readers.push((c.id.clone(), c.texts_from(&sender.id)));
-    }
-    for (id, texts) in readers {
-        let numbers = numbers(&texts);
-        if numbers != (0..PACED_LINES).collect::<Vec<_>>() {
-            failures.push(format!(
-                "{id} read {} burst lines, not 0..{PACED_LINES} in order once each",
-                numbers.len()
-            ));
-        }
-    }
-    for name in NAMES {
-        let want = u64::from(evicted && name == "n2");
-        match wait_disconnects(&rig, name, want) {
-            Ok(stats) if want == 1 && stats.get("disconnected.slow-consumer") != Some(1) => {
-                failures.push(format!(
-                    "{name}: the slow reader's end was not `slow-consumer`: {stats}"
-                ));
-            }
-            Ok(stats) => {
-                for key in ["cluster.lines_lost", "cluster.messages_lost"] {
-                    if stats.get(key) != Some(0) {
-                        failures.push(format!("{name}: {key} = {:?}: {stats}", stats.get(key)));
-                    }
-                }
-            }
-            Err(e) => failures.push(e),
-        }
-    }
-    eprintln!(
-        "cluster steady-reader [{runtime}, sender on {sender_node}]: the slow reader read {} lines \
-         in {took:?} (evicted: {evicted}); {checks} checks of `nodes`",
-        slow_numbers.len()
-    );
-    rig.fail_if_any(
-        &format!("a slow, steady reader of n2, the sender on {sender_node}"),
-        &failures,
-    );
-}
-
 /// Reads `member` 4 KiB at a time, one read every [`SLOW_READ_EVERY`],
 /// until it has [`PACED_LINES`] lines, EOF or `deadline`: the texts of its
 /// lines (`<id>: <text>` as sent), and its socket, still open.
@@ -343,32 +295,4 @@ fn read_slowly(member: Member, deadline: Instant) -> (Vec<String>, std::net::Tcp
     }
     // The socket too: closing it now would count as a disconnect.
     (lines, stream)
-}
-
-/// During the paced burst: n1 and n2 each see every node; n2's console
-/// answers within 1 s.
-fn watch_both(rig: &ClusterRig, failures: &mut Vec<String>) {
-    if failures.len() > 5 {
-        return;
-    }
-    for name in ["n1", "n2"] {
-        match rig.node(name).nodes() {
-            Ok(mut names) => {
-                names.sort();
-                if names != NAMES {
-                    failures.push(format!(
-                        "during the paced burst, {name}'s `nodes` named {names:?}"
-                    ));
-                }
-            }
-            Err(e) => failures.push(e),
-        }
-    }
-    let asked = Instant::now();
-    if let Err(e) = rig.node("n2").ask("stats", Duration::from_secs(1)) {
-        failures.push(format!(
-            "during the paced burst, n2's `stats` after {:?}: {e}",
-            asked.elapsed()
-        ));
-    }
 }
