@@ -14,8 +14,9 @@
 //!   node) across three nodes.
 //! * [`starts`]: starts that must fail with exit 2 and a message naming
 //!   the cause (bad or taken node name, bad or unreachable `--cluster`).
-//! * [`faults`]: a node SIGKILLed or SIGTERMed; Redis SIGKILLed and
-//!   restarted mid-burst; Redis paused with SIGSTOP.
+//! * [`faults`]: a node SIGKILLed or SIGTERMed (or `shutdown`).
+//! * [`broker`]: Redis SIGKILLed and restarted mid-burst (with the default
+//!   and a tiny outbox); Redis paused with SIGSTOP.
 //! * [`flow`]: a remote client that reads nothing stalls no one else.
 //! * [`scale`]: thousands of clients per node and cross-node kicks, each
 //!   exactly once.
@@ -37,6 +38,7 @@ use crate::pressure::net::LineReader;
 use crate::pressure::server::{Admin, Server, ServerSpec, StatsMap};
 use crate::redis::RedisServer;
 
+pub mod broker;
 pub mod conformance;
 pub mod faults;
 pub mod flow;
@@ -453,6 +455,24 @@ fn lock(seen: &Mutex<Seen>) -> std::sync::MutexGuard<'_, Seen> {
     seen.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Connects `count` clients to `node` and hands each to a [`Collector`].
+pub fn collectors(rig: &ClusterRig, node: &str, count: usize) -> Vec<Collector> {
+    let deadline = Instant::now() + SOON;
+    (0..count)
+        .map(|k| {
+            rig.node(node)
+                .connect(deadline)
+                .unwrap_or_else(|e| panic!("{node}: client {k}: {e}"))
+                .collect()
+        })
+        .collect()
+}
+
+/// The ids of `collectors`.
+pub fn ids(collectors: &[&Collector]) -> Vec<String> {
+    collectors.iter().map(|c| c.id.clone()).collect()
+}
+
 /// Calls `check` every `poll` until it returns `Ok` or `within` passes:
 /// its value and how long it took, or its last error.
 pub fn wait_for<T>(
@@ -495,15 +515,15 @@ macro_rules! cluster_suite {
         }
         #[test]
         fn redis_killed_and_restarted_mid_burst() {
-            $crate::cluster::faults::redis_restart_mid_burst($runtime);
+            $crate::cluster::broker::redis_restart_mid_burst($runtime);
         }
         #[test]
         fn redis_killed_with_a_small_outbox() {
-            $crate::cluster::faults::redis_restart_small_outbox($runtime);
+            $crate::cluster::broker::redis_restart_small_outbox($runtime);
         }
         #[test]
         fn redis_paused_with_sigstop() {
-            $crate::cluster::faults::redis_paused($runtime);
+            $crate::cluster::broker::redis_paused($runtime);
         }
         #[test]
         fn slow_remote_reader() {
