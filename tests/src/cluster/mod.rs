@@ -17,6 +17,7 @@
 //! * [`faults`]: a node SIGKILLed or SIGTERMed (or `shutdown`).
 //! * [`broker`]: Redis SIGKILLed and restarted mid-burst (with the default
 //!   and a tiny outbox); Redis paused with SIGSTOP.
+//! * [`outage`]: Redis killed with lines in flight and down past the ttl.
 //! * [`flow`]: a remote client that reads nothing stalls no one else.
 //! * [`scale`]: thousands of clients per node and cross-node kicks, each
 //!   exactly once.
@@ -42,6 +43,7 @@ pub mod broker;
 pub mod conformance;
 pub mod faults;
 pub mod flow;
+pub mod outage;
 pub mod scale;
 pub mod starts;
 
@@ -520,6 +522,17 @@ macro_rules! cluster_suite {
         #[test]
         fn redis_killed_with_a_small_outbox() {
             $crate::cluster::broker::redis_restart_small_outbox($runtime);
+        }
+        #[test]
+        #[ignore = "fails in about half the runs on the cluster-redis branch of 04:50: lines \
+                    lost silently or delivered twice when Redis stays down past the ttl \
+                    (tether_conformance::cluster::outage); run with -- --ignored"]
+        fn redis_killed_mid_pipeline_down_past_the_ttl() {
+            $crate::cluster::outage::redis_killed_mid_pipeline($runtime);
+        }
+        #[test]
+        fn redis_killed_mid_pipeline_down_short_of_the_ttl() {
+            $crate::cluster::outage::redis_killed_mid_pipeline_short($runtime);
         }
         #[test]
         fn redis_paused_with_sigstop() {
