@@ -71,8 +71,8 @@ pub enum Input {
 pub enum Output {
     /// Publish one payload on the bus, in order with every other `Publish`.
     Publish(Bytes),
-    /// Refresh this node's name claim in the broker (once per heartbeat,
-    /// while the broker is up).
+    /// Refresh this node's name claim in the broker: on every `BrokerUp`
+    /// (a restarted broker lost it) and once per heartbeat while up.
     RenewClaim,
     /// A remote client's line: broadcast it to this node's clients as
     /// `NAME/<id>: text`.
@@ -159,7 +159,12 @@ pub enum KickError {
     #[error("unknown node {0}")]
     UnknownNode(NodeName),
     /// The broker is down, the machine shut down, or no reply came within
-    /// the timeout (console: `error cluster unavailable`).
+    /// the timeout (console: `error cluster unavailable`). Refused at once
+    /// (broker down, shut down, too many pending): nothing was sent. At the
+    /// timeout: no reply came in time. An owner drops a request that
+    /// reaches it too late for its reply to make it (a paused broker), so
+    /// a late execution is unlikely, but a reply lost after the kick is
+    /// possible: the outcome is not known for sure (at most once holds).
     #[error("cluster unavailable")]
     Unavailable,
     /// The target is this node: a local kick is the caller's job.

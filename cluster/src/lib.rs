@@ -71,14 +71,20 @@
 //!   from a newer incarnation (a restart: its old presence is dropped).
 //!   While the broker is up this node publishes a heartbeat every
 //!   `heartbeat` and asks the driver to renew its name claim.
-//! * **Order, duplicates, gaps**: each sender's messages are applied in
-//!   sequence order exactly once. Duplicates are dropped (counted); up to
+//! * **Order, duplicates, gaps**: each sender's ordered messages
+//!   (heartbeats, lines, presence, goodbye) are applied in sequence order,
+//!   each at most once. Duplicates are dropped (counted); up to
 //!   `reorder_window` early messages wait for a missing one for at most
-//!   `gap_wait`; then the gap is counted (`gaps`, `messages_lost`), reported
-//!   ([`Output::Lost`]) and the sender asked for a presence snapshot.
+//!   `gap_wait`; then the gap is counted (`gaps`, `messages_lost`),
+//!   reported ([`Output::Lost`]) and the sender asked for a presence
+//!   snapshot (again until one arrives). Kicks, kick replies and snapshot
+//!   requests are idempotent control messages outside that order
+//!   ([`wire::Body::is_sequenced`]).
 //! * **Presence**: replicated by opened/closed deltas, re-announced as a
-//!   snapshot on every `BrokerUp` and on request; a heartbeat whose channel
-//!   count disagrees with the replica asks for a snapshot too.
+//!   snapshot on every `BrokerUp`, on request and to a newcomer (spaced by
+//!   `heartbeat / 4`); a heartbeat whose channel count disagrees with the
+//!   replica asks for a snapshot too. A newcomer also gets a heartbeat at
+//!   once, so it knows this node within a round trip.
 //! * **Outbox**: while the broker is down, local lines wait in order up to
 //!   `outbox_bytes`; beyond it they are counted lost (`lines_lost`,
 //!   [`Output::Lost`] for this node). On `BrokerUp`: the snapshot, then the
@@ -97,7 +103,7 @@
 //!
 //! ## Features
 //!
-//! * `testing`: [`testing`] — a simulated broker carrying payloads between
+//! * `testing`: the `testing` module — a simulated broker carrying payloads between
 //!   several `Cluster`s on a virtual clock with faults (drop, duplicate,
 //!   delay, reorder, partition, restart), a reference model and an
 //!   invariant checker. Never in a server.

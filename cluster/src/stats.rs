@@ -74,4 +74,7 @@ stats! {
     kicks_repeated => "cluster.kicks_repeated",
     /// Remote kick requests ignored because the memory of served requests was full.
     kicks_dropped => "cluster.kicks_dropped",
+    /// Remote kick requests dropped unexecuted: they arrived too late for
+    /// a reply to reach the asker before its timeout (e.g. a paused broker).
+    kicks_expired => "cluster.kicks_expired",
 }

@@ -1,9 +1,9 @@
 //! The wire format: one versioned, compact binary payload per message.
 //!
 //! Every payload starts with a header — format version (1), message kind,
-//! the sender's node name (length byte + bytes), its incarnation and its
-//! per-sender sequence number (each `u64`, big-endian) — then the kind's
-//! body:
+//! the sender's node name (length byte + bytes), its incarnation, its
+//! per-sender sequence number and its clock (milliseconds since it started)
+//! (each `u64`, big-endian) — then the kind's body:
 //!
 //! | kind | body |
 //! |---|---|
@@ -12,7 +12,7 @@
 //! | 3 opened / 4 closed | channel id `u64` |
 //! | 5 snapshot | count `u32`, then that many channel ids `u64` (exactly) |
 //! | 6 snapshot request | target name |
-//! | 7 kick | target name, target incarnation `u64`, request `u64`, id `u64`, mode `u8`, reason (UTF-8, the rest, ≤ 1 KiB) |
+//! | 7 kick | target name, target incarnation `u64`, request `u64`, id `u64`, mode `u8`, time left `u32` (ms), reason (UTF-8, the rest, ≤ 1 KiB) |
 //! | 8 kick reply | origin name, origin incarnation `u64`, request `u64`, result `u8` |
 //! | 9 goodbye | nothing |
 //!
@@ -43,6 +43,10 @@ pub struct Header {
     pub incarnation: u64,
     /// The sender's sequence number for this message (consecutive).
     pub seq: u64,
+    /// The sender's clock when it sent this: milliseconds since its
+    /// `Cluster` started. Receivers estimate a message's delay from it
+    /// (against the least offset seen from that sender).
+    pub clock_ms: u64,
 }
 
 /// What a message says.
@@ -85,6 +89,10 @@ pub enum Body {
         id: ChannelId,
         /// How.
         mode: KickMode,
+        /// How long the asker still waits for the reply, in ms, when it
+        /// sent this: an owner that estimates the request arrived too late
+        /// for its reply to make it drops it instead of executing it.
+        remaining_ms: u32,
         /// Why.
         reason: String,
     },
@@ -172,6 +180,7 @@ pub fn encode(message: &Message) -> Bytes {
     put_name(&mut out, &message.header.node);
     out.put_u64(message.header.incarnation);
     out.put_u64(message.header.seq);
+    out.put_u64(message.header.clock_ms);
     match &message.body {
         Body::Heartbeat { channels } => out.put_u32(*channels),
         Body::Line { id, text } => {
@@ -193,6 +202,7 @@ pub fn encode(message: &Message) -> Bytes {
             request,
             id,
             mode,
+            remaining_ms,
             reason,
         } => {
             put_name(&mut out, target);
@@ -203,6 +213,7 @@ pub fn encode(message: &Message) -> Bytes {
                 KickMode::Abort => 1,
                 _ => 0,
             });
+            out.put_u32(*remaining_ms);
             out.put_slice(truncate_utf8(reason, MAX_REASON).as_bytes());
         }
         Body::KickReply {
@@ -239,6 +250,7 @@ pub fn decode(payload: &Bytes) -> Result<Message, DecodeError> {
         node: r.name()?,
         incarnation: r.u64()?,
         seq: r.u64()?,
+        clock_ms: r.u64()?,
     };
     let body = match kind {
         HEARTBEAT => Body::Heartbeat { channels: r.u32()? },
@@ -291,6 +303,7 @@ fn decode_kick(r: &mut Reader<'_>) -> Result<Body, DecodeError> {
         1 => KickMode::Abort,
         other => return Err(DecodeError::Code(other)),
     };
+    let remaining_ms = r.u32()?;
     let rest = r.rest();
     if rest.len() > MAX_REASON {
         return Err(DecodeError::Reason);
@@ -304,6 +317,7 @@ fn decode_kick(r: &mut Reader<'_>) -> Result<Body, DecodeError> {
         request,
         id,
         mode,
+        remaining_ms,
         reason,
     })
 }

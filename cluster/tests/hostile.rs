@@ -24,6 +24,7 @@ fn message(node: &str, seq: u64, body: Body) -> Message {
             node: name(node),
             incarnation: 1,
             seq,
+            clock_ms: 0,
         },
         body,
     }
@@ -54,6 +55,7 @@ fn every_kind() -> Vec<Message> {
                 request: 9,
                 id: id(1),
                 mode: KickMode::Abort,
+                remaining_ms: 900,
                 reason: "spam ☃".into(),
             },
         ),
@@ -146,12 +148,12 @@ fn hostile_headers_and_counts_are_refused() {
     assert!(wire::decode(&Bytes::from(long_name)).is_err());
     // A snapshot claiming u32::MAX ids in 8 bytes allocates nothing.
     let mut huge = good.to_vec();
-    let count_at = 2 + 1 + 1 + 16;
+    let count_at = 2 + 1 + 1 + 24;
     huge[count_at..count_at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
     assert_eq!(wire::decode(&Bytes::from(huge)), Err(DecodeError::Length));
     let kick = wire::encode(&every_kind()[6]);
     let mut bad_mode = kick.to_vec();
-    let mode_at = 2 + 2 + 16 + 3 + 24;
+    let mode_at = 2 + 2 + 24 + 3 + 24;
     bad_mode[mode_at] = 7;
     assert_eq!(
         wire::decode(&Bytes::from(bad_mode)),
@@ -396,6 +398,7 @@ fn a_kick_for_an_earlier_incarnation_is_stale_without_executing() {
             request: 4,
             id: id(1),
             mode: KickMode::Graceful,
+            remaining_ms: 1000,
             reason: String::new(),
         },
     );
@@ -497,5 +500,42 @@ fn stats_snapshot_names_every_counter_under_cluster() {
             .unwrap()
             .1,
         1
+    );
+}
+
+#[test]
+fn a_goodbye_is_final_for_its_incarnation_and_a_backwards_restart_waits_a_ttl() {
+    let (mut cluster, now) = machine();
+    let from = |incarnation, seq, body| {
+        let mut m = message("x", seq, body);
+        m.header.incarnation = incarnation;
+        Input::Received(wire::encode(&m))
+    };
+    cluster.handle_input(now, from(5, 0, Body::Heartbeat { channels: 0 }));
+    cluster.handle_input(now, from(5, 1, Body::Goodbye));
+    assert!(!cluster.is_live(&name("x")));
+    // A late copy of its own heartbeat, or an older incarnation: refused.
+    cluster.handle_input(now, from(5, 0, Body::Heartbeat { channels: 0 }));
+    cluster.handle_input(now, from(3, 0, Body::Heartbeat { channels: 0 }));
+    assert!(!cluster.is_live(&name("x")));
+    assert_eq!(cluster.stats().stale_messages, 2);
+    // A restart whose incarnation went backwards (a clock reset) is live
+    // again once the goodbye is a ttl old; a newer one at once.
+    let later = now + ClusterConfig::default().ttl;
+    cluster.handle_input(later, from(3, 0, Body::Heartbeat { channels: 0 }));
+    assert!(cluster.is_live(&name("x")));
+    cluster.handle_input(later, from(9, 0, Body::Heartbeat { channels: 0 }));
+    let outputs = drain(&mut cluster);
+    assert!(outputs.contains(&Output::NodeDown {
+        node: name("x"),
+        why: tether_cluster::NodeDownReason::Restarted
+    }));
+    assert_eq!(
+        cluster
+            .nodes(later)
+            .find(|n| n.name == name("x"))
+            .unwrap()
+            .incarnation,
+        9
     );
 }

@@ -372,3 +372,47 @@ fn a_partitioned_node_comes_back_with_its_presence() {
     sim.converged().unwrap();
     sim.settle().unwrap();
 }
+
+#[test]
+fn a_kick_held_by_a_paused_broker_past_its_timeout_is_not_executed_later() {
+    let mut sim = sim(2);
+    let id = sim.open(1).unwrap().unwrap();
+    sim.step(&ms(1500)).unwrap(); // heartbeats: each node knows the other's fastest delay
+    sim.step(&Op::Stall { ms: 3000 }).unwrap();
+    let at = sim.elapsed();
+    let request = sim.kick(0, 1, id).unwrap();
+    sim.step(&ms(1100)).unwrap();
+    let (_, result, when) = answers(&sim)[0].clone();
+    assert_eq!(
+        (answers(&sim)[0].0, result),
+        (request, Err(KickError::Unavailable))
+    );
+    assert_eq!(when - at, ClusterConfig::default().timeout);
+    // The broker resumes: the owner gets the request (and its re-sends),
+    // sees it arrived too late for any reply to matter, and drops it.
+    sim.step(&ms(2500)).unwrap();
+    assert_eq!(sim.channels(1).collect::<Vec<_>>(), [id]);
+    let owner = sim.cluster(1).unwrap().stats();
+    assert_eq!(owner.kicks_served, 0);
+    assert!(owner.kicks_expired >= 1, "{owner:?}");
+    assert!(
+        !sim.events()
+            .iter()
+            .any(|(_, _, o)| matches!(o, Output::ExecuteKick { .. }))
+    );
+    sim.settle().unwrap();
+}
+
+#[test]
+fn a_short_broker_pause_delays_a_kick_without_losing_it() {
+    let mut sim = sim(2);
+    let id = sim.open(1).unwrap().unwrap();
+    sim.step(&ms(1500)).unwrap();
+    sim.step(&Op::Stall { ms: 100 }).unwrap();
+    let request = sim.kick(0, 1, id).unwrap();
+    sim.step(&ms(1100)).unwrap();
+    assert_eq!(answers(&sim)[0].0, request);
+    assert_eq!(answers(&sim)[0].1, Ok(()));
+    assert_eq!(sim.channels(1).count(), 0);
+    sim.settle().unwrap();
+}

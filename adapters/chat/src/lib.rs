@@ -14,7 +14,8 @@
 //!   and broadcasts the server must make ([`ChatOutput`]).
 //! * [`admin`]: the admin console's grammar. [`AdminCommand::parse`] reads
 //!   one line (`list`, `kick <id> [graceful|abort] [reason words]`, `stats`,
-//!   `shutdown [deadline]`, `auth <token>`); the `format_*` functions write
+//!   `shutdown [deadline]`, `auth <token>`; on a cluster node also `nodes`
+//!   and `kick NAME/<id> …`); the `format_*` functions write
 //!   the answers. Every bad line gets one `error <why>` line and the
 //!   console keeps serving.
 //! * [`cli`]: the command line (clap): `tether [serve|demo] …`, every flag

@@ -387,7 +387,11 @@ mod tests {
     use tether_core::DisconnectReason;
 
     #[derive(Default)]
-    struct Out(Vec<(Option<ChannelId>, Bytes)>, Vec<ChannelId>);
+    struct Out(
+        Vec<(Option<ChannelId>, Bytes)>,
+        Vec<ChannelId>,
+        Vec<(ChannelId, Vec<u8>)>,
+    );
     impl ChatOutput for Out {
         fn send(&mut self, id: ChannelId, data: Bytes) {
             self.0.push((Some(id), data));
@@ -398,6 +402,9 @@ mod tests {
         fn authenticate(&mut self, id: ChannelId) {
             self.1.push(id);
         }
+        fn relayed(&mut self, id: ChannelId, line: &[u8]) {
+            self.2.push((id, line.to_vec()));
+        }
     }
 
     fn id(s: &str) -> ChannelId {
@@ -406,30 +413,14 @@ mod tests {
 
     #[test]
     fn a_cluster_node_qualifies_ids_and_hands_lines_on() {
-        #[derive(Default)]
-        struct Relays(Out, Vec<(ChannelId, Vec<u8>)>);
-        impl ChatOutput for Relays {
-            fn send(&mut self, id: ChannelId, data: Bytes) {
-                self.0.send(id, data);
-            }
-            fn broadcast(&mut self, data: Bytes) {
-                self.0.broadcast(data);
-            }
-            fn authenticate(&mut self, id: ChannelId) {
-                self.0.authenticate(id);
-            }
-            fn relayed(&mut self, id: ChannelId, line: &[u8]) {
-                self.1.push((id, line.to_vec()));
-            }
-        }
         let mut room = ChatRoom::default().on_node("n1");
-        let mut out = Relays::default();
+        let mut out = Out::default();
         let a = id("#1:3.1");
         let peer = "127.0.0.1:1".parse().unwrap();
         room.handle_event(&Event::Opened { id: a, peer }, &mut out);
         let data = Bytes::from_static(b"hi\r\nx\x1by\n");
         room.handle_event(&Event::Received { id: a, data }, &mut out);
-        let sent: Vec<Bytes> = out.0.0.iter().map(|(_, b)| b.clone()).collect();
+        let sent: Vec<Bytes> = out.0.iter().map(|(_, b)| b.clone()).collect();
         assert_eq!(
             sent,
             [
@@ -438,7 +429,7 @@ mod tests {
             ]
         );
         // The raw lines go to the cluster, one call each, in order.
-        assert_eq!(out.1, [(a, b"hi".to_vec()), (a, b"x\x1by".to_vec())]);
+        assert_eq!(out.2, [(a, b"hi".to_vec()), (a, b"x\x1by".to_vec())]);
     }
 
     #[test]

@@ -49,8 +49,21 @@ fn node_options(redis: &RedisServer, name: &str, runtime: Runtime, shards: &str)
 }
 
 fn start(redis: &RedisServer, name: &str, runtime: Runtime, shards: &str) -> ChatServer {
-    tether::start(&node_options(redis, name, runtime, shards))
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
+    let mut options = node_options(redis, name, runtime, shards);
+    options.metrics = Some("127.0.0.1:0".parse().unwrap());
+    tether::start(&options).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// `GET /metrics` of a node.
+fn scrape(server: &ChatServer) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(server.metrics_addr.unwrap()).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text
 }
 
 /// Asks a console until `check` holds (10 s at most).
@@ -113,12 +126,28 @@ fn two_nodes_relay_list_and_kick_across_runtimes() {
     // NAME/<id> with this node's name is a local kick.
     admin1.send(&format!("kick {a_id} abort\n"));
     assert_eq!(admin1.line(), "ok\n");
+    admin1.send(&format!("kick {a_id} abort\n"));
+    assert_eq!(admin1.line(), "error stale\n");
     let stats = admin2.stats();
     assert_eq!(stat(&stats, "cluster.live_nodes"), 2);
     // Both requests executed on n2, once each (the second found it stale);
     // one disconnect.
     assert_eq!(stat(&stats, "cluster.kicks_served"), 2);
     assert_eq!(stat(&stats, "disconnected.kicked"), 1);
+    // The same keys in --metrics, gauges as gauges.
+    let metrics = scrape(&n2);
+    assert!(
+        metrics.contains("\ntether_cluster_live_nodes 2\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("# TYPE tether_cluster_live_nodes gauge"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("\ntether_cluster_kicks_served_total 2\n"),
+        "{metrics}"
+    );
     assert_eq!(stat(&stats, "cluster.handoff_dropped"), 0);
     // A node stopped leaves the others' `nodes` at once (its goodbye).
     stop(n2);

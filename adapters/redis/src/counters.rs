@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 /// Counters of one node's driver, all monotonic.
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct DriverCounters {
     /// Local lines, opens and closes not handed to the owner thread: its
     /// queue was full (the node is overloaded) or it had stopped.

@@ -2,7 +2,6 @@
 //! the server's non-blocking hand-offs, the console's bounded requests, and
 //! the goodbye.
 
-use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
@@ -19,7 +18,7 @@ use tether_core::ChannelId;
 
 use crate::counters::{DriverCounters, RateLimit, bump};
 use crate::link::{Link, StreamId, claim_key};
-use crate::owner::{Msg, Owner, Query};
+use crate::owner::{Ends, Msg, Owner, Query};
 use crate::url::RedisUrl;
 use crate::workers::{self, Claim, Env, ReadGate};
 
@@ -180,111 +179,70 @@ impl Node {
     /// <incarnation> NX PX <ttl>`), and starts the threads. Returns once the
     /// node is live; fails when Redis cannot be reached or the name is held.
     pub fn start(options: NodeOptions, local: Arc<dyn Local>) -> Result<Node, StartError> {
+        let joined = join(&options)?;
         let NodeOptions {
             url,
             name,
             config,
             hold_bytes,
         } = options;
-        config.validate()?;
-        let timeout = config.timeout;
-        let unreachable = |source| StartError::Unreachable {
-            address: url.host_port(),
-            source,
-        };
-        let incarnation = incarnation();
-        let mut writer_link = Link::connect(&url, timeout).map_err(unreachable)?;
-        if !writer_link
-            .claim(name.as_str(), incarnation, config.ttl)
-            .map_err(unreachable)?
-        {
-            return Err(StartError::NameTaken {
-                key: claim_key(name.as_str()),
-                node: name,
-            });
-        }
-        let started = (|| {
-            let mut reader_link = Link::connect(&url, timeout).map_err(unreachable)?;
-            let tail = reader_link.tail().map_err(unreachable)?;
-            let cluster = Cluster::new(config.clone(), name.clone(), incarnation, Instant::now())?;
-            Ok::<_, StartError>((reader_link, tail, cluster))
-        })();
-        let (reader_link, tail, cluster) = match started {
-            Ok(parts) => parts,
-            Err(e) => {
-                let _ = writer_link.release(name.as_str(), incarnation);
-                return Err(e);
-            }
-        };
         let (owner_tx, owner_rx) = sync_channel(OWNER_QUEUE);
         let (writer_tx, writer_rx) = sync_channel(WRITER_QUEUE);
         let (deliver_tx, deliver_rx) = sync_channel(DELIVERY_QUEUE);
         let (kick_tx, kick_rx) = sync_channel(KICK_QUEUE);
-        let stop = Arc::new(Stop::default());
-        let counters = Arc::new(DriverCounters::default());
-        let gate = Arc::new(ReadGate::default());
-        let env = Env {
-            url: url.clone(),
-            timeout,
-            owner: owner_tx.clone(),
-            stop: stop.clone(),
-            counters: counters.clone(),
-        };
-        let mut owner = Owner {
-            cluster,
-            inbox: owner_rx,
-            writer: writer_tx,
-            deliveries: deliver_tx,
-            kicks: kick_tx,
-            gate: gate.clone(),
-            counters: counters.clone(),
-            timeout,
-            held: VecDeque::new(),
-            held_bytes: 0,
-            hold_bytes,
-            pending_kicks: HashMap::new(),
-            next_request: 0,
-            reader_up: true,
-            writer_up: true,
-            publish_logs: RateLimit::new(),
-            kick_logs: RateLimit::new(),
-        };
-        owner
-            .cluster
-            .handle_input(Instant::now(), tether_cluster::Input::BrokerUp);
-        let claim = Claim {
-            node: name.as_str().to_owned(),
-            incarnation,
-            ttl: config.ttl,
-        };
         let node = Node {
             name: name.clone(),
             url: url.clone(),
-            timeout,
+            timeout: config.timeout,
             owner: owner_tx.clone(),
-            stop: stop.clone(),
-            counters,
+            stop: Arc::new(Stop::default()),
+            counters: Arc::new(DriverCounters::default()),
             threads: Mutex::new(Vec::new()),
             stopped: AtomicBool::new(false),
             handoff_logs: Mutex::new(RateLimit::new()),
         };
-        let last = tail.unwrap_or(StreamId::default());
+        let gate = Arc::new(ReadGate::default());
+        let ends = Ends {
+            inbox: owner_rx,
+            writer: writer_tx,
+            deliveries: deliver_tx,
+            kicks: kick_tx,
+        };
+        let owner = Owner::new(
+            joined.cluster,
+            ends,
+            gate.clone(),
+            node.counters.clone(),
+            hold_bytes,
+        );
+        let env = Env {
+            url: url.clone(),
+            timeout: config.timeout,
+            owner: owner_tx.clone(),
+            stop: node.stop.clone(),
+            counters: node.counters.clone(),
+        };
+        let claim = Claim {
+            node: name.as_str().to_owned(),
+            incarnation: joined.incarnation,
+            ttl: config.ttl,
+        };
+        let (reader_link, writer_link) = (joined.reader, joined.writer);
+        let last = joined.tail.unwrap_or_default();
         let spawned = (|| {
             let reader_env = env.clone();
             node.spawn("cluster-read", move || {
                 workers::read_loop(&reader_env, reader_link, &gate, last);
             })?;
-            let writer_env = env.clone();
             node.spawn("cluster-write", move || {
-                workers::write_loop(&writer_env, writer_link, &writer_rx, &claim);
+                workers::write_loop(&env, writer_link, &writer_rx, &claim);
             })?;
             let deliver_local = local.clone();
             node.spawn("cluster-deliver", move || {
                 workers::deliver_loop(&*deliver_local, &deliver_rx);
             })?;
-            let kick_owner = owner_tx.clone();
             node.spawn("cluster-kick", move || {
-                workers::kick_loop(&*local, &kick_rx, &kick_owner);
+                workers::kick_loop(&*local, &kick_rx, &owner_tx);
             })?;
             node.spawn("cluster", move || owner.run())
         })();
@@ -292,7 +250,7 @@ impl Node {
             node.shutdown();
             return Err(e);
         }
-        tracing::info!(node = %name, url = %url, incarnation, "cluster node live");
+        tracing::info!(node = %name, url = %url, incarnation = joined.incarnation, "cluster node live");
         Ok(node)
     }
 
@@ -444,6 +402,58 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// A node's first steps in Redis: both links, the claim, the bus's tail.
+struct Joined {
+    writer: Link,
+    reader: Link,
+    tail: Option<StreamId>,
+    cluster: Cluster,
+    incarnation: u64,
+}
+
+/// Connects both links and claims the name (released again if a later
+/// step fails).
+fn join(options: &NodeOptions) -> Result<Joined, StartError> {
+    let NodeOptions {
+        url, name, config, ..
+    } = options;
+    config.validate()?;
+    let unreachable = |source| StartError::Unreachable {
+        address: url.host_port(),
+        source,
+    };
+    let incarnation = incarnation();
+    let mut writer = Link::connect(url, config.timeout).map_err(unreachable)?;
+    if !writer
+        .claim(name.as_str(), incarnation, config.ttl)
+        .map_err(unreachable)?
+    {
+        return Err(StartError::NameTaken {
+            key: claim_key(name.as_str()),
+            node: name.clone(),
+        });
+    }
+    let rest = (|| {
+        let mut reader = Link::connect(url, config.timeout).map_err(unreachable)?;
+        let tail = reader.tail().map_err(unreachable)?;
+        let cluster = Cluster::new(config.clone(), name.clone(), incarnation, Instant::now())?;
+        Ok::<_, StartError>((reader, tail, cluster))
+    })();
+    match rest {
+        Ok((reader, tail, cluster)) => Ok(Joined {
+            writer,
+            reader,
+            tail,
+            cluster,
+            incarnation,
+        }),
+        Err(e) => {
+            let _ = writer.release(name.as_str(), incarnation);
+            Err(e)
+        }
     }
 }
 

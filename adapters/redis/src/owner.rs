@@ -97,33 +97,71 @@ fn weight(lines: &[(NodeId, Bytes)]) -> usize {
 
 /// The owner's state besides the machine.
 pub(crate) struct Owner {
-    pub cluster: Cluster,
-    pub inbox: Receiver<Msg>,
-    pub writer: SyncSender<WriteJob>,
-    pub deliveries: SyncSender<Vec<(NodeId, Bytes)>>,
-    pub kicks: SyncSender<KickJob>,
-    pub gate: Arc<ReadGate>,
-    pub counters: Arc<DriverCounters>,
-    pub timeout: Duration,
+    cluster: Cluster,
+    inbox: Receiver<Msg>,
+    writer: SyncSender<WriteJob>,
+    deliveries: SyncSender<Vec<(NodeId, Bytes)>>,
+    kicks: SyncSender<KickJob>,
+    gate: Arc<ReadGate>,
+    counters: Arc<DriverCounters>,
+    timeout: Duration,
     /// Deliveries the delivery thread had no room for, oldest first.
-    pub held: VecDeque<Vec<(NodeId, Bytes)>>,
+    held: VecDeque<Vec<(NodeId, Bytes)>>,
     /// Their bytes (text plus [`HELD_LINE_OVERHEAD`] per line).
-    pub held_bytes: usize,
+    held_bytes: usize,
     /// Above this many held bytes the reader pauses (the stream is the
     /// buffer); below it the owner goes on reading, so heartbeats keep
     /// coming while local clients are briefly slow. Held bytes stay below
     /// this plus what the reader had in flight
     /// ([`READS_IN_FLIGHT`](crate::workers::READS_IN_FLIGHT) batches).
-    pub hold_bytes: usize,
-    pub pending_kicks: HashMap<u64, SyncSender<Result<(), KickError>>>,
-    pub next_request: u64,
-    pub reader_up: bool,
-    pub writer_up: bool,
-    pub publish_logs: RateLimit,
-    pub kick_logs: RateLimit,
+    hold_bytes: usize,
+    pending_kicks: HashMap<u64, SyncSender<Result<(), KickError>>>,
+    next_request: u64,
+    reader_up: bool,
+    writer_up: bool,
+    publish_logs: RateLimit,
+    kick_logs: RateLimit,
+}
+
+/// The owner's ends of its channels.
+pub(crate) struct Ends {
+    pub inbox: Receiver<Msg>,
+    pub writer: SyncSender<WriteJob>,
+    pub deliveries: SyncSender<Vec<(NodeId, Bytes)>>,
+    pub kicks: SyncSender<KickJob>,
 }
 
 impl Owner {
+    /// An owner for a machine whose links are both up (and told so).
+    pub fn new(
+        mut cluster: Cluster,
+        ends: Ends,
+        gate: Arc<ReadGate>,
+        counters: Arc<DriverCounters>,
+        hold_bytes: usize,
+    ) -> Owner {
+        cluster.handle_input(Instant::now(), Input::BrokerUp);
+        Owner {
+            timeout: cluster.config().timeout,
+            cluster,
+            inbox: ends.inbox,
+            writer: ends.writer,
+            deliveries: ends.deliveries,
+            kicks: ends.kicks,
+            gate,
+            counters,
+            held: VecDeque::new(),
+            held_bytes: 0,
+            hold_bytes,
+            pending_kicks: HashMap::new(),
+            next_request: 0,
+            reader_up: true,
+            writer_up: true,
+            publish_logs: RateLimit::new(),
+            kick_logs: RateLimit::new(),
+        }
+    }
+
     /// Runs until `Shutdown` (or every sender is gone).
     pub fn run(mut self) {
         self.drain();
@@ -173,11 +211,11 @@ impl Owner {
             Msg::Line { from, text } => Input::Line { from, text },
             Msg::Received(payloads) => {
                 self.gate.in_flight.fetch_sub(1, Ordering::AcqRel);
+                // Drained once after the whole batch (by `run`): the lines
+                // of one read become one delivery, one broadcast per 8 KiB
+                // on the local side rather than one per line.
                 for payload in payloads {
                     self.cluster.handle_input(now, Input::Received(payload));
-                    // Drained after each: a batch of lines becomes a batch
-                    // of deliveries, in order.
-                    self.drain();
                 }
                 return;
             }
@@ -247,12 +285,9 @@ impl Owner {
         while let Some(output) = self.cluster.poll_output() {
             match output {
                 Output::Deliver { from, text } => lines.push((from, text)),
-                other => {
-                    // In order: lines before a kick or a node change go
-                    // first (their queues differ, but nothing reorders a
-                    // node's own lines).
-                    self.execute(other);
-                }
+                // Everything else at once; the lines are gathered into
+                // one delivery, in order.
+                other => self.execute(other),
             }
         }
         if !lines.is_empty() {

@@ -303,7 +303,15 @@ pub(crate) fn kick_loop(local: &dyn Local, jobs: &Receiver<KickJob>, owner: &Syn
     while let Ok(job) = jobs.recv() {
         let started = Instant::now();
         let result = local.kick(job.id, job.mode, &job.reason);
-        tracing::debug!(id = %job.id, ?result, took = ?started.elapsed(), "remote kick executed");
+        tracing::info!(
+            id = %job.id,
+            from = %job.ticket.origin(),
+            mode = ?job.mode,
+            reason = %job.reason,
+            ?result,
+            took = ?started.elapsed(),
+            "kick asked by another node"
+        );
         if owner
             .send(Msg::KickDone {
                 ticket: job.ticket,

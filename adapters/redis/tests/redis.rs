@@ -392,3 +392,39 @@ fn a_paused_redis_is_survived() {
     n1.shutdown();
     n2.shutdown();
 }
+
+#[test]
+fn hostile_bus_entries_are_counted_and_ignored() {
+    let redis = RedisServer::start();
+    let (n1, _) = start(&redis, "n1");
+    let (n2, local2) = start(&redis, "n2");
+    eventually("both live", || names(&n2) == ["n1", "n2"]);
+    let client = redis::Client::open(redis.url_text()).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let xadd = |con: &mut redis::Connection, fields: &[&[u8]]| {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(tether_redis::BUS_KEY).arg("*");
+        for field in fields {
+            cmd.arg(*field);
+        }
+        let _: String = cmd.query(con).unwrap();
+    };
+    // No payload field; garbage; a huge length prefix; empty.
+    xadd(&mut con, &[b"x", b"y"]);
+    xadd(&mut con, &[b"p", b"\xff\xff\xff\xff garbage"]);
+    xadd(&mut con, &[b"p", &[0x01; 64]]);
+    xadd(&mut con, &[b"p", b""]);
+    n1.opened(id(4));
+    n1.line(id(4), Bytes::from_static(b"still here"));
+    eventually("a line after the garbage", || {
+        local2.lines.lock().unwrap().len() == 1
+    });
+    assert_eq!(*local2.lines.lock().unwrap(), ["n1/#4.1: still here"]);
+    let stats = n2.stats().unwrap();
+    let get = |key: &str| stats.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+    assert_eq!(get("cluster.bad_entries"), Some(1), "{stats:?}");
+    assert!(get("cluster.decode_errors").unwrap() >= 3, "{stats:?}");
+    assert_eq!(names(&n2), ["n1", "n2"]);
+    n1.shutdown();
+    n2.shutdown();
+}

@@ -149,12 +149,14 @@ impl Cluster {
         };
         // Far in the future if it does not fit: the deadline acts first.
         p.next_send = now.checked_add(step).unwrap_or(p.deadline);
+        let left = p.deadline.saturating_duration_since(now).as_millis();
         let body = Body::Kick {
             target: p.target.node.clone(),
             target_incarnation: p.target_incarnation,
             request,
             id: p.target.id,
             mode: p.mode,
+            remaining_ms: u32::try_from(left).unwrap_or(u32::MAX),
             reason: p.reason.clone(),
         };
         self.publish(body);

@@ -4,7 +4,7 @@ pub(crate) mod kick;
 mod peer;
 mod receive;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,7 +17,7 @@ use crate::stats::ClusterStats;
 use crate::wire::{self, Body, Header, Message};
 
 use kick::Kicks;
-use peer::Peer;
+use peer::{Baseline, Peer};
 
 /// At most this many other nodes are tracked; messages from more new
 /// nodes are refused (counted `nodes_refused`) until some expire.
@@ -26,8 +26,10 @@ pub const MAX_NODES: usize = 1024;
 /// At most this many channels are replicated per remote node.
 pub const MAX_PRESENCE: usize = 1 << 20;
 
-/// How many departed (goodbye) incarnations are remembered, so that a late
-/// copy of their messages cannot bring them back.
+/// How many departed (goodbye) incarnations are remembered, each for a
+/// `ttl`, so that a late copy of their messages cannot bring them back
+/// (and a restart whose incarnation went backwards is refused for a `ttl`
+/// at most).
 const MAX_DEPARTED: usize = 256;
 
 /// What a [`Cluster`] holds, from [`Cluster::footprint`]: each bounded by
@@ -52,6 +54,8 @@ pub struct Footprint {
     pub served_kicks: usize,
     /// Departed incarnations remembered (≤ 256).
     pub departed: usize,
+    /// Clock baselines kept (≤ 2 × [`MAX_NODES`] + 1).
+    pub clocks: usize,
     /// Outputs not yet polled.
     pub outputs: usize,
 }
@@ -70,6 +74,8 @@ pub struct Cluster {
     incarnation: u64,
     /// The machine's clock: the latest `now` seen (never runs backwards).
     now: Instant,
+    /// When it was made: message clocks count from here.
+    start: Instant,
     /// The sequence number of the next published message.
     seq: u64,
     up: bool,
@@ -85,7 +91,9 @@ pub struct Cluster {
     /// A snapshot was asked for and waits for its spacing.
     snapshot_owed: bool,
     peers: BTreeMap<NodeName, Peer>,
-    departed: VecDeque<(NodeName, u64)>,
+    /// Clock baselines per node, live or recently live (≤ 2 × `MAX_NODES`).
+    clocks: HashMap<NodeName, Baseline>,
+    departed: VecDeque<(NodeName, u64, Instant)>,
     kicks: Kicks,
     outputs: VecDeque<Output>,
     stats: ClusterStats,
@@ -107,6 +115,7 @@ impl Cluster {
             me,
             incarnation,
             now,
+            start: now,
             seq: 0,
             up: false,
             ever_up: false,
@@ -118,6 +127,7 @@ impl Cluster {
             snapshot_after: None,
             snapshot_owed: false,
             peers: BTreeMap::new(),
+            clocks: HashMap::new(),
             departed: VecDeque::new(),
             kicks: Kicks::default(),
             outputs: VecDeque::new(),
@@ -193,7 +203,7 @@ impl Cluster {
             consider(peer.expires(self.config.ttl));
             consider(peer.gap_deadline(self.config.gap_wait));
             if self.up {
-                consider(peer.request_deadline(spacing));
+                consider(peer.request_deadline(spacing, self.now));
             }
         }
         consider(self.kicks.next_deadline(self.up, self.served_keep()));
@@ -274,6 +284,7 @@ impl Cluster {
             pending_kicks: self.kicks.pending_len(),
             served_kicks: self.kicks.served_len(),
             departed: self.departed.len(),
+            clocks: self.clocks.len(),
             outputs: self.outputs.len(),
         }
     }
@@ -299,6 +310,7 @@ impl Cluster {
                 node: self.me.clone(),
                 incarnation: self.incarnation,
                 seq: self.seq,
+                clock_ms: self.clock_ms(),
             },
             body,
         };
@@ -334,6 +346,17 @@ impl Cluster {
         self.stats.snapshots_sent += 1;
         self.snapshot_owed = false;
         self.snapshot_after = self.now.checked_add(self.request_spacing());
+    }
+
+    /// Milliseconds since this machine started, on its clock.
+    pub(super) fn clock_ms(&self) -> u64 {
+        let ms = self.now.saturating_duration_since(self.start).as_millis();
+        u64::try_from(ms).unwrap_or(u64::MAX)
+    }
+
+    pub(super) fn publish_heartbeat(&mut self) {
+        let channels = u32::try_from(self.local.len()).unwrap_or(u32::MAX);
+        self.publish(Body::Heartbeat { channels });
     }
 
     /// Snapshot requests to one node, and snapshots of this node, are
@@ -400,8 +423,7 @@ impl Cluster {
     fn timeout(&mut self) {
         let now = self.now;
         if self.up && self.next_heartbeat.is_some_and(|t| t <= now) {
-            let channels = u32::try_from(self.local.len()).unwrap_or(u32::MAX);
-            self.publish(Body::Heartbeat { channels });
+            self.publish_heartbeat();
             self.outputs.push_back(Output::RenewClaim);
             self.next_heartbeat = now.checked_add(self.config.heartbeat);
         }

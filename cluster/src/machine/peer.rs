@@ -17,6 +17,11 @@ pub(super) type Ready = SmallVec<[Body; 1]>;
 pub(super) enum Sequenced {
     /// Already applied or already waiting: drop it.
     Duplicate,
+    /// Older than the first message this node received from the sender
+    /// (since it last became live here) but not applied: overtaken by a
+    /// later one (reordering at first contact), it can no longer be
+    /// applied in order.
+    BeforeStart,
     /// Waiting for an earlier one.
     Early,
     /// Applied in order (with any early ones it unblocked).
@@ -29,6 +34,8 @@ pub(super) struct Peer {
     pub(super) incarnation: u64,
     /// The sequence number of the next message to apply.
     pub(super) next_seq: u64,
+    /// Where the stream started here (the first message received).
+    first_seq: u64,
     /// Early messages by sequence number, with their arrival times; at
     /// most the reorder window.
     pub(super) early: BTreeMap<u64, (Instant, Body)>,
@@ -39,7 +46,8 @@ pub(super) struct Peer {
     pub(super) channels: BTreeSet<ChannelId>,
     /// When this node last asked that one for a snapshot (spacing).
     pub(super) last_request: Option<Instant>,
-    /// A snapshot request waits for its spacing.
+    /// A snapshot was asked for (or must be) and none applied since:
+    /// the request is repeated every spacing.
     pub(super) wants_snapshot: bool,
 }
 
@@ -47,10 +55,13 @@ impl Peer {
     /// A node first heard from now, its stream starting at `seq`: whatever
     /// it sent before this node listened is not expected (its presence
     /// comes from a snapshot instead).
-    pub(super) fn new(incarnation: u64, seq: u64, now: Instant) -> Peer {
+    /// `first_seq` is where its stream started here: older messages are
+    /// duplicates, those from `first_seq` up to `seq` lost.
+    pub(super) fn new(incarnation: u64, seq: u64, first_seq: u64, now: Instant) -> Peer {
         Peer {
             incarnation,
             next_seq: seq,
+            first_seq,
             early: BTreeMap::new(),
             gap_since: None,
             last_heard: now,
@@ -65,12 +76,16 @@ impl Peer {
         self.last_heard.checked_add(ttl)
     }
 
-    /// When a waiting snapshot request may go out.
-    pub(super) fn request_deadline(&self, spacing: Duration) -> Option<Instant> {
+    /// When a snapshot request (first or again) goes out, while one is
+    /// wanted: at once if none was sent yet.
+    pub(super) fn request_deadline(&self, spacing: Duration, now: Instant) -> Option<Instant> {
         if !self.wants_snapshot {
             return None;
         }
-        self.last_request.and_then(|t| t.checked_add(spacing))
+        match self.last_request {
+            Some(t) => t.checked_add(spacing),
+            None => Some(now),
+        }
     }
 
     /// When its open gap is declared lost.
@@ -91,6 +106,9 @@ impl Peer {
     ) -> Sequenced {
         let ahead = seq.wrapping_sub(self.next_seq);
         if ahead >= 1 << 63 {
+            if seq.wrapping_sub(self.first_seq) >= 1 << 63 {
+                return Sequenced::BeforeStart;
+            }
             return Sequenced::Duplicate;
         }
         if ahead > 0 {
@@ -155,5 +173,52 @@ impl Peer {
         }
         // The gap left open (if any) has waited since its oldest arrival.
         self.gap_since = self.early.values().map(|(at, _)| *at).min();
+    }
+}
+
+/// What this node knows of another node's process (one incarnation), kept
+/// while it is live and after it expired: its clock (a node expired during
+/// a broker pause keeps its baseline, so the backlog's delay still shows
+/// when it comes back) and where its stream stood.
+#[derive(Debug)]
+pub(super) struct Baseline {
+    pub(super) incarnation: u64,
+    /// Where its stream stood when it expired here: if the same
+    /// incarnation comes back, its stream resumes there, so a late copy of
+    /// an old message is still a duplicate and a hole is still a gap.
+    pub(super) resume_seq: Option<u64>,
+    /// The least offset seen (local ms − its ms), and when: the offset of
+    /// its fastest message.
+    least_offset: Option<(i64, Instant)>,
+}
+
+impl Baseline {
+    pub(super) fn new(incarnation: u64) -> Baseline {
+        Baseline {
+            incarnation,
+            resume_seq: None,
+            least_offset: None,
+        }
+    }
+
+    /// Records a message sent at its clock `sent_ms` and received at local
+    /// `local_ms`; returns its estimated delay beyond the fastest message
+    /// seen, in ms. The baseline may rise by 1 ms per second, so two clocks
+    /// drifting apart (by far less: crystals drift ~50 ppm) never make
+    /// every message look late.
+    pub(super) fn observe(&mut self, sent_ms: u64, local_ms: u64, now: Instant) -> u64 {
+        let to_i64 = |ms: u64| i64::try_from(ms).unwrap_or(i64::MAX);
+        let sample = to_i64(local_ms).saturating_sub(to_i64(sent_ms));
+        let baseline = self.least_offset.map(|(least, at)| {
+            let drift = now.saturating_duration_since(at).as_millis() / 1000;
+            least.saturating_add(i64::try_from(drift).unwrap_or(i64::MAX))
+        });
+        match baseline {
+            Some(base) if sample > base => u64::try_from(sample.saturating_sub(base)).unwrap_or(0),
+            _ => {
+                self.least_offset = Some((sample, now));
+                0
+            }
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::peer::{Peer, Ready, Sequenced};
+use super::peer::{Baseline, Peer, Ready, Sequenced};
 use super::{Cluster, MAX_DEPARTED, MAX_NODES, MAX_PRESENCE};
 use crate::io::{NodeDownReason, Output};
 use crate::name::{NodeId, NodeName};
@@ -23,6 +23,7 @@ impl Cluster {
             node,
             incarnation,
             seq,
+            clock_ms,
         } = message.header;
         if node == self.me {
             return;
@@ -31,18 +32,33 @@ impl Cluster {
         if !self.admit(&node, incarnation, seq, &message.body) {
             return;
         }
-        let now = self.now;
+        let (now, local_ms) = (self.now, self.clock_ms());
+        let delay_ms = self.observe_clock(&node, incarnation, clock_ms, local_ms);
+        if !message.body.is_sequenced() {
+            if let Some(peer) = self.peers.get_mut(&node) {
+                peer.last_heard = now;
+            }
+            if self.kick_too_late(&message.body, delay_ms) {
+                return;
+            }
+            // Control messages act on arrival (C4 orders the stream only).
+            return self.apply(&node, message.body);
+        }
         let mut ready = Ready::new();
         let Some(peer) = self.peers.get_mut(&node) else {
             return;
         };
         peer.last_heard = now;
-        if !message.body.is_sequenced() {
-            // Control messages act on arrival (C4 orders the stream only).
-            return self.apply(&node, message.body);
-        }
         match peer.sequence(seq, message.body, now, &mut ready) {
             Sequenced::Duplicate => self.stats.duplicates += 1,
+            Sequenced::BeforeStart => {
+                // Lost to reordering at first contact: counted, never silent.
+                self.stats.messages_lost += 1;
+                self.outputs.push_back(Output::Lost {
+                    node: node.clone(),
+                    messages: 1,
+                });
+            }
             Sequenced::Early => {
                 if peer.early.len() > self.config.reorder_window {
                     // The window is full: the gap will not fill in time.
@@ -53,33 +69,75 @@ impl Cluster {
         }
     }
 
+    /// Records `node`'s clock from a message; returns the message's delay
+    /// beyond the fastest one seen from that incarnation, in ms.
+    fn observe_clock(
+        &mut self,
+        node: &NodeName,
+        incarnation: u64,
+        sent_ms: u64,
+        local_ms: u64,
+    ) -> u64 {
+        if !self.clocks.contains_key(node) && self.clocks.len() >= 2 * MAX_NODES {
+            // Keep the live nodes' baselines; forget the departed ones.
+            let peers = &self.peers;
+            self.clocks.retain(|name, _| peers.contains_key(name));
+        }
+        let baseline = self
+            .clocks
+            .entry(node.clone())
+            .or_insert_with(|| Baseline::new(incarnation));
+        if baseline.incarnation != incarnation {
+            *baseline = Baseline::new(incarnation); // a new process, a new clock
+        }
+        baseline.observe(sent_ms, local_ms, self.now)
+    }
+
+    /// A kick for this node that arrived so late (its delay beyond the
+    /// sender's fastest message, doubled for the reply's way back) that
+    /// its asker will have answered `Unavailable` before a reply comes: it
+    /// is dropped unexecuted (C7), so that "unavailable" after a broker
+    /// pause does not mean "done later".
+    fn kick_too_late(&mut self, body: &Body, delay_ms: u64) -> bool {
+        let Body::Kick {
+            target,
+            remaining_ms,
+            ..
+        } = body
+        else {
+            return false;
+        };
+        let late = *target == self.me && delay_ms.saturating_mul(2) >= u64::from(*remaining_ms);
+        if late {
+            self.stats.kicks_expired += 1;
+        }
+        late
+    }
+
     /// Makes `node` live in `incarnation` if it is not (C3): a new node, or
     /// a restart. Returns whether the message should go on to sequencing.
     fn admit(&mut self, node: &NodeName, incarnation: u64, seq: u64, body: &Body) -> bool {
-        match self.peers.get(node) {
-            Some(peer) if peer.incarnation == incarnation => return true,
-            Some(peer) if peer.incarnation > incarnation => {
+        let known = self.peers.get(node).map(|peer| peer.incarnation);
+        match known {
+            Some(known) if known == incarnation => return true,
+            Some(known) if known > incarnation => {
                 self.stats.stale_messages += 1;
                 return false;
             }
-            // Off the common path: only a message from a node not live in
-            // this incarnation can come from one that said goodbye.
-            _ if self
-                .departed
-                .iter()
-                .any(|(name, inc)| name == node && *inc >= incarnation) =>
-            {
-                self.stats.stale_messages += 1;
-                return false;
-            }
-            Some(_) => {
-                self.peers.remove(node);
-                self.outputs.push_back(Output::NodeDown {
-                    node: node.clone(),
-                    why: NodeDownReason::Restarted,
-                });
-            }
-            None => {}
+            _ => {}
+        }
+        // Off the common path: only a message from a node not live in this
+        // incarnation can come from one that said goodbye.
+        if self.departed_covers(node, incarnation) {
+            self.stats.stale_messages += 1;
+            return false;
+        }
+        if known.is_some() {
+            self.peers.remove(node);
+            self.outputs.push_back(Output::NodeDown {
+                node: node.clone(),
+                why: NodeDownReason::Restarted,
+            });
         }
         if matches!(body, Body::Goodbye) {
             // First heard of as it leaves: it never becomes live here.
@@ -90,15 +148,39 @@ impl Cluster {
             self.stats.nodes_refused += 1;
             return false;
         }
+        // The same process back after expiring here: what it sent before
+        // is a duplicate, what went missing meanwhile is lost (not waited
+        // for: it has been silent for a ttl).
+        let resume = self
+            .clocks
+            .get(node)
+            .filter(|b| b.incarnation == incarnation)
+            .and_then(|b| b.resume_seq);
+        let (first, next) = match resume {
+            Some(r) if seq.wrapping_sub(r) < 1 << 63 => (r, seq),
+            Some(r) => (r, r),
+            None => (seq, seq),
+        };
         self.peers
-            .insert(node.clone(), Peer::new(incarnation, seq, self.now));
+            .insert(node.clone(), Peer::new(incarnation, next, first, self.now));
+        let missed = next.wrapping_sub(first);
+        if missed > 0 {
+            self.stats.gaps += 1;
+            self.stats.messages_lost = self.stats.messages_lost.saturating_add(missed);
+            self.outputs.push_back(Output::Lost {
+                node: node.clone(),
+                messages: missed,
+            });
+        }
         self.outputs.push_back(Output::NodeUp(node.clone()));
         if !matches!(body, Body::Snapshot(_)) {
             // Its presence so far is unknown here.
             self.request_snapshot(node);
         }
-        // And this node's is unknown there: a newcomer sees every node's
-        // presence within a round trip, not a heartbeat.
+        // And this node is unknown there: a heartbeat at once makes it live
+        // for the newcomer within a round trip; the snapshot follows
+        // (spaced, so a burst of newcomers costs one).
+        self.publish_heartbeat();
         self.owe_snapshot();
         true
     }
@@ -143,6 +225,7 @@ impl Cluster {
                 peer.channels.remove(&id);
             }
             Body::Snapshot(ids) => {
+                peer.wants_snapshot = false;
                 peer.channels = ids.into_iter().take(MAX_PRESENCE).collect();
             }
             Body::SnapshotRequest { target } => {
@@ -157,6 +240,7 @@ impl Cluster {
                 id,
                 mode,
                 reason,
+                ..
             } => {
                 if target == self.me {
                     let incarnation = peer.incarnation;
@@ -190,26 +274,41 @@ impl Cluster {
         if self.departed.len() >= MAX_DEPARTED {
             self.departed.pop_front();
         }
-        self.departed.push_back((node.clone(), incarnation));
+        self.departed
+            .push_back((node.clone(), incarnation, self.now));
+    }
+
+    /// Whether `node` said goodbye in `incarnation` or a later one, less
+    /// than a `ttl` ago (older memories are dropped here).
+    fn departed_covers(&mut self, node: &NodeName, incarnation: u64) -> bool {
+        let (now, ttl) = (self.now, self.config.ttl);
+        while self
+            .departed
+            .front()
+            .is_some_and(|(_, _, at)| at.checked_add(ttl).is_none_or(|t| t <= now))
+        {
+            self.departed.pop_front();
+        }
+        self.departed
+            .iter()
+            .any(|(name, inc, _)| name == node && *inc >= incarnation)
     }
 
     /// Asks `node` for a presence snapshot, at most once per
-    /// [`Cluster::request_spacing`]; a request within it waits for it to
-    /// pass (a timer), so none is lost.
+    /// [`Cluster::request_spacing`], and again every spacing until one is
+    /// applied (a request or its answer may be lost; a timer, so none is).
     pub(super) fn request_snapshot(&mut self, node: &NodeName) {
         let (now, spacing, up) = (self.now, self.request_spacing(), self.up);
         let Some(peer) = self.peers.get_mut(node) else {
             return;
         };
+        peer.wants_snapshot = true;
         let spaced = peer
             .last_request
             .is_none_or(|t| now.saturating_duration_since(t) >= spacing);
         if !spaced || !up {
-            // While down nothing can be asked; BrokerUp snapshots arrive anyway.
-            peer.wants_snapshot = up;
-            return;
+            return; // the timer sends it (once up)
         }
-        peer.wants_snapshot = false;
         peer.last_request = Some(now);
         self.stats.snapshots_requested += 1;
         self.publish(Body::SnapshotRequest {
@@ -254,7 +353,15 @@ impl Cluster {
             .map(|(name, _)| name.clone())
             .collect();
         for node in expired {
-            self.peers.remove(&node);
+            if let Some(peer) = self.peers.remove(&node) {
+                let baseline = self
+                    .clocks
+                    .entry(node.clone())
+                    .or_insert_with(|| Baseline::new(peer.incarnation));
+                if baseline.incarnation == peer.incarnation {
+                    baseline.resume_seq = Some(peer.next_seq);
+                }
+            }
             self.outputs.push_back(Output::NodeDown {
                 node,
                 why: NodeDownReason::Expired,
@@ -268,7 +375,10 @@ impl Cluster {
         let due: Vec<NodeName> = self
             .peers
             .iter()
-            .filter(|(_, peer)| peer.request_deadline(spacing).is_some_and(|t| t <= now))
+            .filter(|(_, peer)| {
+                peer.request_deadline(spacing, now)
+                    .is_some_and(|t| t <= now)
+            })
             .map(|(name, _)| name.clone())
             .collect();
         for node in due {

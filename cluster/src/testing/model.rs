@@ -3,7 +3,7 @@
 //! asked, executed and answered. The simulator reports every output to it;
 //! each report is checked at once (docs/design.md §7, C1–C10).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -43,16 +43,19 @@ struct LineInfo {
 
 /// A kick the simulator asked for.
 #[derive(Debug, Clone)]
-struct KickInfo {
-    origin: NodeName,
-    target: NodeId,
+pub(crate) struct KickInfo {
+    pub(crate) origin: NodeName,
+    pub(crate) target: NodeId,
     /// The owner's incarnation when asked, if it was alive.
-    target_incarnation: Option<u64>,
-    asked: Duration,
+    pub(crate) target_incarnation: Option<u64>,
+    pub(crate) asked: Duration,
     /// Asked while the run was free of faults.
-    fault_free: bool,
-    answered: bool,
-    executed: Option<KickResult>,
+    pub(crate) fault_free: bool,
+    /// Without faults, the asker must know the owner is live: both have
+    /// run for a round trip.
+    pub(crate) owner_known: bool,
+    pub(crate) answered: bool,
+    pub(crate) executed: Option<KickResult>,
 }
 
 /// The reference model.
@@ -63,9 +66,9 @@ pub(crate) struct Model {
     delivered: HashSet<(usize, Bytes)>,
     /// Per (recipient, sender, incarnation): the last line number delivered.
     last_n: HashMap<(usize, NodeName, u64), u64>,
-    /// Lines the broker handed to a live node in a fault-free stretch:
-    /// each must be delivered there.
-    expected: HashSet<(usize, Bytes)>,
+    /// Lines sent in a fault-free stretch, for each node running then:
+    /// each must be delivered there (unless it dies first).
+    expected: BTreeSet<(usize, Bytes)>,
     kicks: BTreeMap<u64, KickInfo>,
 }
 
@@ -85,11 +88,6 @@ impl Model {
             id,
         };
         self.lines.insert(token, info);
-    }
-
-    /// Whether `token` is a line some simulated node sent.
-    pub(crate) fn is_line(&self, token: &Bytes) -> bool {
-        self.lines.contains_key(token)
     }
 
     pub(crate) fn expect(&mut self, at: usize, token: Bytes) {
@@ -154,24 +152,7 @@ impl Model {
         Ok(())
     }
 
-    pub(crate) fn asked(
-        &mut self,
-        request: u64,
-        origin: NodeName,
-        target: NodeId,
-        target_incarnation: Option<u64>,
-        asked: Duration,
-        fault_free: bool,
-    ) {
-        let info = KickInfo {
-            origin,
-            target,
-            target_incarnation,
-            asked,
-            fault_free,
-            answered: false,
-            executed: None,
-        };
+    pub(crate) fn asked(&mut self, request: u64, info: KickInfo) {
         self.kicks.insert(request, info);
     }
 
@@ -242,9 +223,16 @@ impl Model {
         let local = info.origin == info.target.node;
         let ok = match result {
             Ok(()) => info.executed == Some(KickResult::Done),
-            Err(KickError::Stale) => info.executed != Some(KickResult::Done),
+            // Done by an owner that has restarted since: its successor
+            // rightly calls the id stale (the done-reply may have died).
+            Err(KickError::Stale) => {
+                info.executed != Some(KickResult::Done)
+                    || info.target_incarnation != target_incarnation_now
+            }
             Err(KickError::Local) => local,
-            Err(KickError::UnknownNode(node)) => *node == info.target.node && !local,
+            Err(KickError::UnknownNode(node)) => {
+                *node == info.target.node && !local && !(info.owner_known && fault_free_now)
+            }
             Err(KickError::Unavailable) => {
                 let owner_same = info.target_incarnation.is_some()
                     && info.target_incarnation == target_incarnation_now;
@@ -287,6 +275,12 @@ impl Model {
 
     /// Forgets expectations for a node that died (what it had not yet
     /// delivered died with it).
+    /// A fault voids the expectations still open: "every line reaches every
+    /// live node" holds while nothing fails.
+    pub(crate) fn fault(&mut self) {
+        self.expected.clear();
+    }
+
     /// Its pending kicks are abandoned (a dead process answers nobody).
     pub(crate) fn node_died(&mut self, at: usize, name: &NodeName) {
         self.expected.retain(|(node, _)| *node != at);

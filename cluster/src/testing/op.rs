@@ -71,6 +71,12 @@ pub enum Op {
     BrokerStop,
     /// The broker is back: every link that is not partitioned comes up.
     BrokerStart,
+    /// The broker pauses (SIGSTOP) for `ms`: links stay up, nothing is
+    /// delivered until it resumes, then everything in order.
+    Stall {
+        /// How long, in milliseconds.
+        ms: u16,
+    },
     /// `node`'s process dies (no goodbye); its clients are gone.
     Crash {
         /// The node.
@@ -105,38 +111,42 @@ impl Op {
         let mut ops = Vec::new();
         while let Some(tag) = bytes.next() {
             let mut next = || bytes.next().unwrap_or(0);
-            let op = match tag % 32 {
-                0..=4 => Op::Open { node: next() },
-                5..=6 => Op::Close {
+            // Weighted: mostly traffic and time, each fault about 1 in 64.
+            let op = match tag % 64 {
+                0..=9 => Op::Open { node: next() },
+                10..=13 => Op::Close {
                     node: next(),
                     pick: next(),
                 },
-                7..=13 => Op::Line {
+                14..=29 | 57..=63 => Op::Line {
                     node: next(),
                     pick: next(),
                 },
-                14..=16 => Op::Kick {
+                30..=35 => Op::Kick {
                     from: next(),
                     to: next(),
                     pick: next(),
                     stale: next() % 4 == 0,
                 },
-                17..=21 => Op::Advance {
-                    ms: u16::from(next()) * 8,
+                36..=45 => Op::Advance {
+                    ms: u16::from(next()) * 4,
                 },
-                22 => Op::Faults {
+                46 => Op::Faults {
                     drop: next() / 4,
                     dup: next() / 4,
                     delay_ms: next(),
                 },
-                23 => Op::Calm,
-                24 => Op::Partition { node: next() },
-                25 => Op::Heal { node: next() },
-                26 => Op::BrokerStop,
-                27 => Op::BrokerStart,
-                28 => Op::Crash { node: next() },
-                29 => Op::Restart { node: next() },
-                30 => Op::Shutdown { node: next() },
+                47 => Op::Calm,
+                48 => Op::Partition { node: next() },
+                49 => Op::Heal { node: next() },
+                50 => Op::BrokerStop,
+                51 => Op::BrokerStart,
+                52 => Op::Crash { node: next() },
+                53 => Op::Restart { node: next() },
+                54 => Op::Shutdown { node: next() },
+                56 => Op::Stall {
+                    ms: u16::from(next()) * 20,
+                },
                 _ => {
                     let node = next();
                     let len = usize::from(next() % 64);
@@ -159,6 +169,7 @@ impl Op {
                 delay_ms,
             } => *drop > 0 || *dup > 0 || *delay_ms > 0,
             Op::Partition { .. } | Op::BrokerStop | Op::Crash { .. } => true,
+            Op::Stall { ms } => *ms > 0,
             _ => false,
         }
     }

@@ -231,7 +231,7 @@ pub struct ServeArgs {
     )]
     pub cluster: Option<RedisUrl>,
     /// This node's name in the cluster: 1 to 32 characters of A-Z a-z 0-9 _ -,
-    /// not live on another node. Client ids read NAME/<id>. Needs --cluster.
+    /// not live on another node. Client ids read `NAME/<id>`. Needs --cluster.
     #[arg(
         long,
         env = "TETHER_NODE",

@@ -15,6 +15,8 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 use tether_adapter::{Error, Handle};
 use tether_cluster::{KickResult, NodeId};
+
+use self::answers::{NOT_CLUSTERED, UNAVAILABLE};
 use tether_core::{ChannelId, KickMode, SendError};
 
 use super::ChatCounters;
@@ -93,6 +95,60 @@ pub(super) fn local_kick(
     }
 }
 
+impl super::Console {
+    /// Every `cluster.*` counter, on a cluster node (the driver's alone
+    /// when the node cannot answer in time); nothing otherwise.
+    pub fn cluster_stats(&self) -> Vec<(&'static str, u64)> {
+        match &self.cluster {
+            None => Vec::new(),
+            Some(node) => node
+                .stats()
+                .unwrap_or_else(|_| node.counters().snapshot().to_vec()),
+        }
+    }
+
+    /// `list`: this server's channels; on a cluster node with qualified ids,
+    /// then every other live node's.
+    pub(super) fn list(&self) -> String {
+        let handle = &self.handle;
+        let channels = match super::call(handle, handle.channels()) {
+            Ok(channels) => channels,
+            Err(e) => return admin::format_error(&e),
+        };
+        let Some(node) = &self.cluster else {
+            return admin::format_list(&channels);
+        };
+        match node.presence() {
+            Ok(presence) => {
+                let me = node.name();
+                let remote = presence.into_iter().filter(|id| &id.node != me);
+                admin::format_cluster_list(Some(me), &channels, remote)
+            }
+            Err(_) => UNAVAILABLE.to_owned(),
+        }
+    }
+
+    /// `kick NAME/<id>`: local when NAME is this node, else through the
+    /// cluster (answered once the owning node did it, or why not).
+    pub(super) fn kick_remote(&self, target: NodeId, mode: KickMode, reason: String) -> String {
+        let Some(node) = &self.cluster else {
+            return NOT_CLUSTERED.to_owned();
+        };
+        if &target.node == node.name() {
+            // The same words as from any other node: `error stale` for an
+            // id not live here.
+            return match local_kick(&self.handle, target.id, mode, &reason) {
+                Ok(()) => admin::OK.to_owned(),
+                Err(Error::Send(SendError::Id(_)) | Error::Kick(tether_core::KickError::Id(_))) => {
+                    answers::kick(Err(tether_cluster::KickError::Stale))
+                }
+                Err(e) => admin::format_error(&e),
+            };
+        }
+        answers::kick(node.kick(target, mode, reason))
+    }
+}
+
 /// The console's answers for the cluster, as text.
 pub(super) mod answers {
     use std::fmt::Write as _;
@@ -133,6 +189,37 @@ pub(super) mod answers {
     /// What a cluster command gets on a server started without `--cluster`.
     pub const NOT_CLUSTERED: &str =
         "error not in a cluster (start the server with --cluster redis://HOST:PORT --node NAME)\n";
+}
+
+/// Starts the cluster node of `--cluster`, if any: connects to Redis and
+/// claims the name, or says which flag is at fault. The [`ChatLocal`] it
+/// relays through gets the server's handle once the adapter runs.
+pub(super) fn start_node(
+    options: &crate::cli::ServeOptions,
+    counters: &Arc<ChatCounters>,
+) -> Result<(Arc<ChatLocal>, ClusterNode), super::ServeError> {
+    let local = Arc::new(ChatLocal {
+        handle: OnceLock::new(),
+        counters: counters.clone(),
+    });
+    let Some(cluster) = &options.cluster else {
+        return Ok((local, None));
+    };
+    let (url, name) = (cluster.url.to_string(), cluster.name.to_string());
+    match tether_redis::Node::start(cluster.clone(), local.clone()) {
+        Ok(node) => Ok((local, Some(Arc::new(node)))),
+        Err(source) => {
+            let (flag, value) = match source {
+                tether_redis::StartError::NameTaken { .. } => ("--node", name),
+                _ => ("--cluster", url),
+            };
+            Err(super::ServeError::Cluster {
+                flag,
+                value,
+                source,
+            })
+        }
+    }
 }
 
 /// The node, if `--cluster` was given: shared by the rooms, the console and

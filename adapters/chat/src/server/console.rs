@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use tether_adapter::listen::{self, AcceptErrors};
 use tether_adapter::{Error, Handle};
-use tether_cluster::NodeId;
 use tether_core::KickMode;
 
 use super::cluster::{self, ClusterNode, answers};
@@ -54,12 +53,12 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// | `auth <token>` | `ok` (sessions check the token before this) |
 #[derive(Debug, Clone)]
 pub struct Console {
-    handle: Handle,
+    pub(super) handle: Handle,
     shutdown_grace: Duration,
     counters: Arc<ChatCounters>,
     /// The cluster node (`--cluster`): `nodes`, `kick NAME/<id>`, and
     /// cluster-wide `list` and `stats`.
-    cluster: ClusterNode,
+    pub(super) cluster: ClusterNode,
 }
 
 impl Console {
@@ -77,10 +76,11 @@ impl Console {
     /// The same console on a cluster node: `list`, `kick`, `stats` reach
     /// across nodes and `nodes` lists them.
     pub fn with_cluster(self, node: Arc<tether_redis::Node>) -> Console {
-        Console {
-            cluster: Some(node),
-            ..self
-        }
+        self.with_node(Some(node))
+    }
+
+    pub(super) fn with_node(self, cluster: ClusterNode) -> Console {
+        Console { cluster, ..self }
     }
 
     /// Starts the drain (what `shutdown` and the signals do): every channel
@@ -131,51 +131,6 @@ impl Console {
             AdminCommand::Auth { .. } => Ok(admin::OK.to_owned()),
         };
         result.unwrap_or_else(|e| admin::format_error(&e))
-    }
-
-    /// Every `cluster.*` counter, on a cluster node (the driver's alone
-    /// when the node cannot answer in time); nothing otherwise.
-    pub fn cluster_stats(&self) -> Vec<(&'static str, u64)> {
-        match &self.cluster {
-            None => Vec::new(),
-            Some(node) => node
-                .stats()
-                .unwrap_or_else(|_| node.counters().snapshot().to_vec()),
-        }
-    }
-
-    /// `list`: this server's channels; on a cluster node with qualified ids,
-    /// then every other live node's.
-    fn list(&self) -> String {
-        let handle = &self.handle;
-        let channels = match super::call(handle, handle.channels()) {
-            Ok(channels) => channels,
-            Err(e) => return admin::format_error(&e),
-        };
-        let Some(node) = &self.cluster else {
-            return admin::format_list(&channels);
-        };
-        match node.presence() {
-            Ok(presence) => {
-                let me = node.name();
-                let remote = presence.into_iter().filter(|id| &id.node != me);
-                admin::format_cluster_list(Some(me), &channels, remote)
-            }
-            Err(_) => answers::UNAVAILABLE.to_owned(),
-        }
-    }
-
-    /// `kick NAME/<id>`: local when NAME is this node, else through the
-    /// cluster (answered once the owning node did it, or why not).
-    fn kick_remote(&self, target: NodeId, mode: KickMode, reason: String) -> String {
-        let Some(node) = &self.cluster else {
-            return answers::NOT_CLUSTERED.to_owned();
-        };
-        if &target.node == node.name() {
-            return cluster::local_kick(&self.handle, target.id, mode, &reason)
-                .map_or_else(|e| admin::format_error(&e), |()| admin::OK.to_owned());
-        }
-        answers::kick(node.kick(target, mode, reason))
     }
 }
 

@@ -42,6 +42,16 @@
 //!   once with status 128 + the signal's number (130 for SIGINT, 143 for
 //!   SIGTERM).
 //!
+//! * **the cluster** (`--cluster`/`--node` only; [`tether_redis::Node`]'s
+//!   threads `tether-cluster*`): the node is started (Redis reached, the
+//!   name claimed) before the adapter, so a start that cannot join fails
+//!   before any client connects. Each shard's room hands it opens, closes
+//!   and lines without blocking; remote lines come back as posting
+//!   broadcasts (paced by the flow control like the room's), remote kicks
+//!   as the console's local kick. The console's `nodes`, `list`, `kick
+//!   NAME/<id>` and `stats` ask it, each within `--cluster-timeout`. After
+//!   the drain the node says goodbye and deletes its name's claim.
+//!
 //! Logging goes through `tracing`: per-connection lines
 //! ([`log_line`](crate::log_line)) at debug, the server's lifecycle at info
 //! and warn. The binary installs the subscriber.
@@ -50,6 +60,7 @@ mod cluster;
 mod console;
 mod metrics;
 mod room;
+mod setup;
 mod signals;
 mod slots;
 mod stop;
@@ -300,46 +311,18 @@ where
     let counters = Arc::new(ChatCounters::default());
     // The cluster node first: a Redis that cannot be reached or a name live
     // elsewhere stops the start before any client connects.
-    let local = Arc::new(cluster::ChatLocal {
-        handle: std::sync::OnceLock::new(),
-        counters: counters.clone(),
-    });
-    let node = start_node(options, local.clone())?;
-    // The room runs inside each shard's driver: it sees every event in the
-    // step that produced it, with no thread or queue in between.
-    let mut adapter_options = options.options.clone();
-    if let Some(record) = &options.record {
-        adapter_options.record = Some(Arc::new(record.clone()));
-    }
-    adapter_options.app = Some(room::factory(
-        counters.clone(),
-        options.config.login_timeout.is_some(),
-        options.echo,
-        node.clone(),
-    ));
+    let (local, node) = cluster::start_node(options, &counters)?;
+    let adapter_options = setup::adapter_options(options, &counters, &node);
     let started = start_adapter(chat, options.config.clone(), adapter_options);
     if let (Err(_), Some(node)) = (&started, &node) {
         node.shutdown();
     }
-    let (handle, events) = started.map_err(|source| match (source, &options.record) {
-        (StartError::Observer(source), Some(record)) => ServeError::Record {
-            flag: "--record",
-            path: record.path.clone(),
-            source,
-        },
-        (source, _) => ServeError::Start {
-            runtime: options.runtime,
-            source,
-        },
-    })?;
+    let (handle, events) = started.map_err(|source| setup::adapter_error(source, options))?;
     // Every event is handled by the room inside the drivers.
     drop(events);
     let _ = local.handle.set(handle.clone());
-    let console = Console::new(handle.clone(), options.shutdown_grace, counters.clone());
-    let console = match &node {
-        Some(node) => console.with_cluster(node.clone()),
-        None => console,
-    };
+    let console = Console::new(handle.clone(), options.shutdown_grace, counters.clone())
+        .with_node(node.clone());
     let mut threads = Vec::with_capacity(4);
     let spawned = (|| {
         let (stopped, stop_writer) = stop::stop_pipe().map_err(|source| ServeError::Thread {
@@ -383,31 +366,6 @@ where
         threads,
         cluster: node,
     })
-}
-
-/// Starts the cluster node of `--cluster`, if any: connects to Redis and
-/// claims the name, or says which flag is at fault.
-fn start_node(
-    options: &ServeOptions,
-    local: Arc<cluster::ChatLocal>,
-) -> Result<cluster::ClusterNode, ServeError> {
-    let Some(cluster) = &options.cluster else {
-        return Ok(None);
-    };
-    let (url, name) = (cluster.url.to_string(), cluster.name.to_string());
-    tether_redis::Node::start(cluster.clone(), local)
-        .map(|node| Some(Arc::new(node)))
-        .map_err(|source| {
-            let (flag, value) = match source {
-                tether_redis::StartError::NameTaken { .. } => ("--node", name),
-                _ => ("--cluster", url),
-            };
-            ServeError::Cluster {
-                flag,
-                value,
-                source,
-            }
-        })
 }
 
 /// `tether serve`: starts the server (see [`start`]), handles SIGTERM and

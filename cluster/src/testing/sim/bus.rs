@@ -11,7 +11,6 @@ use crate::io::{Input, KickResult, Output};
 use crate::machine::{Cluster, MAX_NODES};
 use crate::name::NodeName;
 use crate::testing::model::{Violation, violation};
-use crate::wire::{self, Body};
 
 impl Sim {
     pub(super) fn random(&mut self) -> u64 {
@@ -48,7 +47,9 @@ impl Sim {
                     0 => 0,
                     d => self.random() % (u64::from(d) + 1),
                 };
-                let at = self.elapsed + Duration::from_millis(1 + extra);
+                // A stalled broker holds everything until it resumes.
+                let at = (self.elapsed + Duration::from_millis(1 + extra))
+                    .max(self.stalled_until + Duration::from_millis(1));
                 self.flight_seq += 1;
                 self.flights
                     .insert((at, self.flight_seq), (to, payload.clone()));
@@ -126,15 +127,6 @@ impl Sim {
         let node = &self.nodes[to];
         if node.cluster.is_none() || node.partitioned || !self.broker_running {
             return Ok(()); // not subscribed: missed
-        }
-        if !self.faulty {
-            if let Ok(message) = wire::decode(&payload) {
-                if let Body::Line { text, .. } = message.body {
-                    if message.header.node != node.name && self.model.is_line(&text) {
-                        self.model.expect(to, text);
-                    }
-                }
-            }
         }
         self.feed(to, Input::Received(payload))
     }
@@ -229,7 +221,8 @@ impl Sim {
             && cluster.stats().outbox_bytes <= c.outbox_bytes as u64
             && f.pending_kicks <= crate::MAX_PENDING_KICKS
             && f.served_kicks <= crate::MAX_SERVED_KICKS
-            && f.departed <= 256;
+            && f.departed <= 256
+            && f.clocks <= 2 * MAX_NODES + 1;
         if ok {
             Ok(())
         } else {

@@ -11,7 +11,7 @@ use tether_core::{ChannelId, KickMode};
 mod bus;
 
 use super::EVIL;
-use super::model::{Model, Violation, violation};
+use super::model::{KickInfo, Model, Violation, violation};
 use super::op::Op;
 use crate::config::ClusterConfig;
 use crate::io::{Input, Output};
@@ -33,6 +33,8 @@ struct Node {
     channels: BTreeSet<ChannelId>,
     next_slot: u32,
     lines: u64,
+    /// When its process last started.
+    booted: Duration,
 }
 
 /// One simulated run (see the module docs).
@@ -43,6 +45,8 @@ pub struct Sim {
     elapsed: Duration,
     nodes: Vec<Node>,
     broker_running: bool,
+    /// A paused broker (SIGSTOP) delivers nothing before this.
+    stalled_until: Duration,
     /// In flight: (delivery time, order) → (recipient, payload).
     flights: BTreeMap<(Duration, u64), (usize, Bytes)>,
     flight_seq: u64,
@@ -74,6 +78,7 @@ impl Sim {
             elapsed: Duration::ZERO,
             nodes: Vec::with_capacity(count),
             broker_running: true,
+            stalled_until: Duration::ZERO,
             flights: BTreeMap::new(),
             flight_seq: 0,
             drop: 0,
@@ -98,6 +103,7 @@ impl Sim {
                 channels: BTreeSet::new(),
                 next_slot: 0,
                 lines: 0,
+                booted: Duration::ZERO,
             });
         }
         // Every node exists before any starts, so that the first
@@ -166,6 +172,7 @@ impl Sim {
     pub fn step(&mut self, op: &Op) -> Result<(), Violation> {
         if op.is_fault() {
             self.faulty = true;
+            self.model.fault();
         }
         let n = self.nodes.len();
         match op {
@@ -204,6 +211,7 @@ impl Sim {
             Op::Heal { node } => self.set_partition(usize::from(*node) % n, false)?,
             Op::BrokerStop => self.broker(false)?,
             Op::BrokerStart => self.broker(true)?,
+            Op::Stall { ms } => self.stall(Duration::from_millis(u64::from(*ms))),
             Op::Crash { node } => self.crash(usize::from(*node) % n),
             Op::Restart { node } => {
                 let i = usize::from(*node) % n;
@@ -261,6 +269,15 @@ impl Sim {
         let (name, incarnation, n) = (node.name.clone(), node.incarnation, node.lines);
         self.model
             .published_line(token.clone(), name, incarnation, n, id);
+        if !self.faulty {
+            // C4 without faults: every other running node gets it (unless
+            // it dies first, which forgets the expectation).
+            for j in (0..self.nodes.len()).filter(|&j| j != i) {
+                if self.nodes[j].cluster.is_some() {
+                    self.model.expect(j, token.clone());
+                }
+            }
+        }
         self.feed(
             i,
             Input::Line {
@@ -285,15 +302,21 @@ impl Sim {
             .cluster
             .as_ref()
             .map(|_| self.nodes[to].incarnation);
-        let origin = self.nodes[from].name.clone();
-        self.model.asked(
-            request,
-            origin,
-            target.clone(),
+        // A round trip after both booted, the asker knows the owner.
+        let settled = |n: &Node| n.booted + Duration::from_millis(2) <= self.elapsed;
+        let owner_known =
+            target_incarnation.is_some() && settled(&self.nodes[from]) && settled(&self.nodes[to]);
+        let info = KickInfo {
+            origin: self.nodes[from].name.clone(),
+            target: target.clone(),
             target_incarnation,
-            self.elapsed,
-            !self.faulty,
-        );
+            asked: self.elapsed,
+            fault_free: !self.faulty,
+            owner_known,
+            answered: false,
+            executed: None,
+        };
+        self.model.asked(request, info);
         let input = Input::Kick {
             request,
             target,
@@ -314,8 +337,14 @@ impl Sim {
         for i in 0..self.nodes.len() {
             self.set_partition(i, false)?;
         }
+        if self.stalled_until > self.elapsed {
+            self.advance(self.stalled_until - self.elapsed)?; // faults stop here
+        }
         let c = &self.config;
-        let wait = c.ttl + c.heartbeat + c.gap_wait + c.timeout + Duration::from_millis(300);
+        // C8's bound, plus the longest a faulty delivery was delayed
+        // (255 ms) and one more for its answer; kicks end by their timeout.
+        let bound = c.ttl.max(c.heartbeat + c.gap_wait) + c.heartbeat;
+        let wait = bound.max(c.timeout) + Duration::from_millis(2 * 256);
         self.advance(wait)?;
         self.faulty = false;
         self.model.complete(&self.names())?;
@@ -378,6 +407,7 @@ impl Sim {
         let now = self.now();
         let node = &mut self.nodes[i];
         node.incarnation += 1;
+        node.booted = self.elapsed;
         node.partitioned = false;
         node.channels.clear();
         let cluster = Cluster::new(
@@ -398,6 +428,9 @@ impl Sim {
         let node = &mut self.nodes[i];
         if node.cluster.take().is_some() {
             node.channels.clear();
+            // What was in flight to the dead process dies with its
+            // connection: a new one subscribes afresh.
+            self.flights.retain(|_, (to, _)| *to != i);
             let name = node.name.clone();
             self.model.node_died(i, &name);
         }
@@ -413,6 +446,17 @@ impl Sim {
         result?;
         self.crash(i);
         Ok(())
+    }
+
+    /// The broker pauses for `d`: what is in flight and what is published
+    /// meanwhile arrives once it resumes, in order (links stay up).
+    fn stall(&mut self, d: Duration) {
+        self.stalled_until = self.stalled_until.max(self.elapsed + d);
+        let until = self.stalled_until;
+        let flights = std::mem::take(&mut self.flights);
+        for ((at, seq), flight) in flights {
+            self.flights.insert((at.max(until), seq), flight);
+        }
     }
 
     fn set_partition(&mut self, i: usize, cut: bool) -> Result<(), Violation> {
