@@ -524,9 +524,6 @@ macro_rules! cluster_suite {
             $crate::cluster::broker::redis_restart_small_outbox($runtime);
         }
         #[test]
-        #[ignore = "fails in about half the runs on the cluster-redis branch of 04:50: lines \
-                    lost silently or delivered twice when Redis stays down past the ttl \
-                    (tether_conformance::cluster::outage); run with -- --ignored"]
         fn redis_killed_mid_pipeline_down_past_the_ttl() {
             $crate::cluster::outage::redis_killed_mid_pipeline($runtime);
         }

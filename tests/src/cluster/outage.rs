@@ -28,19 +28,17 @@ pub const BEFORE_KILL: usize = 2_000;
 /// none out of order — and what it lacks is counted: n1's
 /// `cluster.lines_lost` plus its node's `cluster.messages_lost` cover it.
 ///
-/// Found by this suite (cluster-redis branch of 04:50 UTC): in about half
-/// the runs a client of n2 and n3 lacks lines that nobody counts — about
-/// one pipeline of `XADD`s (`lacks 255 of 3838 lines; n1's
-/// cluster.lines_lost 0 + n2's cluster.messages_lost 0`), or 85 more than
-/// `cluster.messages_lost` counts — and in other runs (paced sender) a
-/// line comes twice (`… 197, 198, 198, 199 …`). The receivers expired the
-/// sender during the outage, so they no longer know its sequence: a gap
-/// left by Redis's death is not seen, and a line the driver publishes
-/// again after the restart (its `XADD` reply died with Redis) is new to
-/// them. With Redis down for less than the ttl
-/// ([`redis_killed_mid_pipeline_short`]) the same run passes. Timing
-/// decides whether `XADD`s are in flight at the kill, so this fails in
-/// some runs only.
+/// What this catches (seen on the cluster-redis branch of 04:40 UTC, before
+/// tether-cluster 6145c80): in about half the runs a client of n2 and n3
+/// lacked lines nobody counted — about one pipeline of `XADD`s (`lacks 255
+/// of 3838 lines; n1's cluster.lines_lost 0 + n2's cluster.messages_lost
+/// 0`) — or read a line twice (`… 197, 198, 198, 199 …`): the receivers had
+/// expired the sender during the outage and forgotten its sequence, so a
+/// gap left by Redis's death went unseen and a line published again after
+/// the restart was new to them. Since 6145c80 a node that expires and
+/// comes back in the same incarnation resumes its stream (12 runs of 12
+/// passed). Timing decides whether `XADD`s are in flight at the kill, so a
+/// regression shows in some runs only.
 pub fn redis_killed_mid_pipeline(runtime: &'static str) {
     killed_mid_pipeline(runtime, LONG_OUTAGE);
 }
