@@ -422,3 +422,72 @@ pub fn redis_paused(runtime: &'static str) {
     }
     rig.fail_if_any("Redis paused with SIGSTOP", &failures);
 }
+
+/// How long Redis stays stopped under a kick: short of the kick's
+/// timeout, long enough for the asker to publish the request again
+/// (every timeout/4).
+pub const KICK_PAUSE: Duration = Duration::from_millis(600);
+
+/// **A kick across a stalled broker happens once.** n1's console kicks a
+/// client of n2 while Redis is stopped; Redis runs again [`KICK_PAUSE`]
+/// later, within `--cluster-timeout`, so the request and its repeats
+/// (`cluster.kicks_resent`) all reach n2. The answer is `ok` (or, on a
+/// slow machine, `error cluster unavailable` at the timeout), never `error
+/// stale` (a repeat run again); the client reads the notice and EOF; n2
+/// counts exactly one `kicked` disconnect and no other; a second client of
+/// n2 is untouched.
+pub fn redis_paused_mid_kick(runtime: &'static str) {
+    let _serial = serial();
+    let mut rig = ClusterRig::start(runtime, "cluster-paused-kick", 3, &[]);
+    let mut failures = Vec::new();
+    let deadline = Instant::now() + SOON;
+    let mut victim = rig.node("n2").connect(deadline).expect("client");
+    let bystander = collectors(&rig, "n2", 1);
+    let every = vec![victim.id.clone(), bystander[0].id.clone()];
+    if let Err(e) = rig.converge(&NAMES, &NAMES, &every, SOON) {
+        failures.push(format!("before the pause: {e}"));
+    }
+    rig.fail_if_any("a kick across a stalled broker", &failures);
+    rig.redis.pause();
+    let admin = rig.node("n1").server.admin;
+    let command = format!("kick {} graceful once", victim.id);
+    let asker = std::thread::spawn(move || {
+        let asked = Instant::now();
+        let answer = crate::pressure::server::Admin::connect(admin, SOON)
+            .and_then(|mut a| a.command(&command, SOON))
+            .map(|lines| lines.join(" | "))
+            .unwrap_or_else(|e| format!("no answer: {e}"));
+        (answer, asked.elapsed())
+    });
+    std::thread::sleep(KICK_PAUSE);
+    rig.redis.resume();
+    let (answer, took) = crate::pressure::join_by("the kick", asker, Instant::now() + SOON);
+    if !(answer == "ok" || answer == "error cluster unavailable")
+        || took > TIMEOUT + Duration::from_millis(500)
+    {
+        failures.push(format!(
+            "the kick across a stalled broker answered {answer:?} after {took:?}"
+        ));
+    }
+    let (lines, end) = victim.read_to_end(Instant::now() + SOON);
+    if lines != ["* kicked: once"] || end != End::Eof {
+        failures.push(format!("the victim read {lines:?} then {end:?}"));
+    }
+    let resent = rig
+        .node("n1")
+        .stats()
+        .ok()
+        .and_then(|s| s.get("cluster.kicks_resent"));
+    match rig.node("n2").stats() {
+        Ok(s) if s.get("disconnected.kicked") == Some(1) && s.disconnected_total() == 1 => {}
+        Ok(s) => failures.push(format!("n2: want exactly one kicked disconnect: {s}")),
+        Err(e) => failures.push(e),
+    }
+    if let Some(end) = bystander[0].with(|s| s.end) {
+        failures.push(format!("the bystander was dropped: {end:?}"));
+    }
+    eprintln!(
+        "cluster paused-kick [{runtime}]: {answer:?} after {took:?}; n1 cluster.kicks_resent {resent:?}"
+    );
+    rig.fail_if_any("a kick across a stalled broker", &failures);
+}

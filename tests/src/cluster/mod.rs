@@ -532,6 +532,10 @@ macro_rules! cluster_suite {
             $crate::cluster::outage::redis_killed_mid_pipeline_short($runtime);
         }
         #[test]
+        fn kick_across_a_paused_redis_happens_once() {
+            $crate::cluster::broker::redis_paused_mid_kick($runtime);
+        }
+        #[test]
         fn redis_paused_with_sigstop() {
             $crate::cluster::broker::redis_paused($runtime);
         }
