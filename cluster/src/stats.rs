@@ -42,7 +42,8 @@ stats! {
     outbox_bytes => "cluster.outbox_bytes",
     /// Lines that went through the outbox and were published after an outage.
     lines_replayed => "cluster.lines_replayed",
-    /// Received messages dropped as already applied.
+    /// Received messages dropped as already applied (or already counted
+    /// lost: a straggler behind a gap that was skipped).
     duplicates => "cluster.duplicates",
     /// Messages from a sender's older incarnation or from a node that said goodbye, dropped.
     stale_messages => "cluster.stale_messages",

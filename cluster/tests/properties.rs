@@ -124,3 +124,63 @@ fn the_same_ops_give_the_same_outputs() {
         .tests(tests(50))
         .quickcheck(prop as fn(Stormy, u64) -> TestResult);
 }
+
+#[test]
+fn extreme_configurations_never_panic_or_spin() {
+    use std::time::Duration;
+    // The smallest and largest timings validate() accepts, a one-line
+    // reorder window, no outbox, a zero gap_wait. Timings below a round
+    // trip make kicks time out and nodes expire: the checker may then
+    // report what the configuration cannot deliver; a panic, a deadline
+    // in the past (C9) or a bound broken (C9) is still a bug.
+    let tiny = {
+        let mut c = ClusterConfig::default();
+        c.heartbeat = Duration::from_millis(1);
+        c.ttl = Duration::from_millis(2);
+        c.timeout = Duration::from_millis(1);
+        c.gap_wait = Duration::ZERO;
+        c.reorder_window = 1;
+        c.outbox_bytes = 0;
+        c
+    };
+    let huge = {
+        let mut c = ClusterConfig::default();
+        c.heartbeat = Duration::from_secs(86_399);
+        c.ttl = Duration::from_secs(86_400);
+        c.timeout = Duration::from_secs(86_400);
+        c.gap_wait = Duration::from_secs(86_400);
+        c.reorder_window = tether_cluster::MAX_REORDER_WINDOW;
+        c.outbox_bytes = tether_cluster::MAX_OUTBOX_BYTES;
+        c
+    };
+    fn prop(
+        ops: Stormy,
+        seed: u64,
+        tiny_one: bool,
+        tiny: ClusterConfig,
+        huge: ClusterConfig,
+    ) -> TestResult {
+        let config = if tiny_one { tiny } else { huge };
+        let mut sim = Sim::new(3, config, seed).expect("valid config");
+        match sim.run(&Op::decode_all(&ops.0)) {
+            Err(v) if v.rule == "C9" => TestResult::error(format!("{v}")),
+            _ => TestResult::passed(),
+        }
+    }
+    let mut g = quickcheck::Gen::new(100);
+    for round in 0..tests(40) {
+        let ops = Stormy::arbitrary(&mut g);
+        let result = prop(
+            ops.clone(),
+            round,
+            round % 2 == 0,
+            tiny.clone(),
+            huge.clone(),
+        );
+        assert!(
+            !result.is_failure(),
+            "round {round}: {result:?} ops {:?}",
+            Op::decode_all(&ops.0)
+        );
+    }
+}

@@ -240,3 +240,27 @@ fn an_unreachable_redis_or_a_taken_name_exits_2() {
         "{err}"
     );
 }
+
+#[test]
+fn without_cluster_nothing_changes_and_cluster_commands_say_so() {
+    let server = tether::start(&ServeOptions::ephemeral()).unwrap();
+    let (mut a, a_id) = Client::join(server.chat_addr);
+    assert!(a_id.starts_with('#'), "{a_id}");
+    a.send("plain\n");
+    assert_eq!(a.line(), format!("{a_id}: plain\n"));
+    let mut admin = Client::connect(server.admin_addr);
+    for command in ["nodes\n", "kick n1/#1.1\n"] {
+        admin.send(command);
+        let answer = admin.line();
+        assert!(
+            answer.starts_with("error not in a cluster"),
+            "{command:?}: {answer}"
+        );
+    }
+    let stats = admin.stats();
+    assert!(
+        !stats.iter().any(|(k, _)| k.starts_with("cluster.")),
+        "{stats:?}"
+    );
+    stop(server);
+}

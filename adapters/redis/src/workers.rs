@@ -195,7 +195,7 @@ pub(crate) fn write_loop(env: &Env, mut link: Link, jobs: &Receiver<WriteJob>, c
                         Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                     }
                 }
-                let Some(l) = retry(env, link, |l| l.publish(&batch)) else {
+                let Some(l) = retry(env, link, false, |l| l.publish(&batch)) else {
                     return;
                 };
                 link = l;
@@ -203,7 +203,7 @@ pub(crate) fn write_loop(env: &Env, mut link: Link, jobs: &Receiver<WriteJob>, c
             }
             WriteJob::Renew => {
                 let mut renewal = Renewal::Renewed;
-                let Some(l) = retry(env, link, |l| {
+                let Some(l) = retry(env, link, true, |l| {
                     renewal = l.renew(&claim.node, claim.incarnation, claim.ttl)?;
                     Ok(())
                 }) else {
@@ -228,17 +228,23 @@ pub(crate) fn write_loop(env: &Env, mut link: Link, jobs: &Receiver<WriteJob>, c
     }
 }
 
-/// Runs `op` until it succeeds, reconnecting between attempts; `None` once
-/// the node stops.
+/// Runs `op` until it succeeds; `None` once the node stops. A lost link
+/// (I/O error, timeout, connection dropped) is made again; an error *reply*
+/// (Redis out of memory, a command refused) leaves the link as it is: it is
+/// counted and logged, and the op is tried again after a backoff, or given
+/// up when `give_up_on_reply` (a claim renewal: the next heartbeat renews).
 fn retry(
     env: &Env,
     mut link: Link,
+    give_up_on_reply: bool,
     mut op: impl FnMut(&mut Link) -> redis::RedisResult<()>,
 ) -> Option<Link> {
+    let mut backoff = Backoff::default();
+    let mut logs = RateLimit::new();
     loop {
         match op(&mut link) {
             Ok(()) => return Some(link),
-            Err(e) => {
+            Err(e) if link_lost(&e) => {
                 link = env.reconnect(Side::Writer, &e)?;
                 if !env.tell(Msg::Link {
                     side: Side::Writer,
@@ -247,8 +253,28 @@ fn retry(
                     return None;
                 }
             }
+            Err(e) => {
+                if !env.tell(Msg::BrokerError) {
+                    return None;
+                }
+                if let Some(count) = logs.hit() {
+                    tracing::warn!(failures = count, "redis refused a write: {e}");
+                }
+                if give_up_on_reply {
+                    return Some(link);
+                }
+                if env.stop.sleep(backoff.next_wait()) {
+                    return None;
+                }
+            }
         }
     }
+}
+
+/// Whether an error means the connection is gone (or in an unknown state,
+/// after a timeout), rather than an error reply on a working one.
+fn link_lost(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
 }
 
 /// The node-name claim the writer keeps.

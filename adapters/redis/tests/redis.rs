@@ -428,3 +428,43 @@ fn hostile_bus_entries_are_counted_and_ignored() {
     n1.shutdown();
     n2.shutdown();
 }
+
+#[test]
+fn a_refused_write_is_counted_and_tried_again_on_the_same_link() {
+    let redis = RedisServer::start();
+    let (n1, _) = start(&redis, "n1");
+    let (n2, local2) = start(&redis, "n2");
+    n1.opened(id(6));
+    eventually("presence", || n2.presence().unwrap().len() == 1);
+    let client = redis::Client::open(redis.url_text()).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let set_maxmemory = |con: &mut redis::Connection, bytes: &str| {
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("maxmemory")
+            .arg(bytes)
+            .query::<()>(con)
+            .unwrap();
+    };
+    // Redis out of memory: every XADD is refused (an error reply, not a
+    // lost link) for a moment shorter than the TTL.
+    set_maxmemory(&mut con, "1");
+    n1.line(id(6), Bytes::from_static(b"while refused"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(local2.lines.lock().unwrap().is_empty());
+    set_maxmemory(&mut con, "0");
+    eventually("the refused line, once allowed", || {
+        local2.lines.lock().unwrap().len() == 1
+    });
+    assert_eq!(*local2.lines.lock().unwrap(), ["n1/#6.1: while refused"]);
+    let stats = n1.stats().unwrap();
+    let get = |key: &str| stats.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+    assert!(get("cluster.broker_errors").unwrap() >= 1, "{stats:?}");
+    assert_eq!(
+        get("cluster.reconnects"),
+        Some(0),
+        "no reconnect for an error reply"
+    );
+    n1.shutdown();
+    n2.shutdown();
+}

@@ -149,7 +149,12 @@ impl Cluster {
         };
         // Far in the future if it does not fit: the deadline acts first.
         p.next_send = now.checked_add(step).unwrap_or(p.deadline);
-        let left = p.deadline.saturating_duration_since(now).as_millis();
+        // Rounded up: a sub-millisecond remainder is not "no time left".
+        let left = p
+            .deadline
+            .saturating_duration_since(now)
+            .as_micros()
+            .div_ceil(1000);
         let body = Body::Kick {
             target: p.target.node.clone(),
             target_incarnation: p.target_incarnation,

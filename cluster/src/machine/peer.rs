@@ -9,13 +9,19 @@ use tether_core::ChannelId;
 
 use crate::wire::Body;
 
+/// Whether `a` comes before `b` in a (wrapping) sequence.
+fn before(a: u64, b: u64) -> bool {
+    a.wrapping_sub(b) >= 1 << 63
+}
+
 /// Messages ready to apply, in sequence order (usually one).
 pub(super) type Ready = SmallVec<[Body; 1]>;
 
 /// Where a received message stands in its sender's stream.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Sequenced {
-    /// Already applied or already waiting: drop it.
+    /// Already applied, already waiting, or already declared lost (a
+    /// straggler behind a skipped gap): drop it.
     Duplicate,
     /// Older than the first message this node received from the sender
     /// (since it last became live here) but not applied: overtaken by a
@@ -34,8 +40,12 @@ pub(super) struct Peer {
     pub(super) incarnation: u64,
     /// The sequence number of the next message to apply.
     pub(super) next_seq: u64,
-    /// Where the stream started here (the first message received).
+    /// Where the stream (re)started here: the first message applied since
+    /// it last became live.
     first_seq: u64,
+    /// Messages below this were applied before it expired here (the same
+    /// process came back): copies of them are duplicates, not losses.
+    applied_below: Option<u64>,
     /// Early messages by sequence number, with their arrival times; at
     /// most the reorder window.
     pub(super) early: BTreeMap<u64, (Instant, Body)>,
@@ -52,16 +62,21 @@ pub(super) struct Peer {
 }
 
 impl Peer {
-    /// A node first heard from now, its stream starting at `seq`: whatever
-    /// it sent before this node listened is not expected (its presence
-    /// comes from a snapshot instead).
-    /// `first_seq` is where its stream started here: older messages are
-    /// duplicates, those from `first_seq` up to `seq` lost.
-    pub(super) fn new(incarnation: u64, seq: u64, first_seq: u64, now: Instant) -> Peer {
+    /// A node heard from now, its stream starting at `seq`: whatever it
+    /// sent before this node listened is not expected (its presence comes
+    /// from a snapshot instead). If the same process expired here before,
+    /// `resume` is where its stream stood then: the stream starts at the
+    /// later of the two, and [`Peer::missed`] tells how many it skipped.
+    pub(super) fn new(incarnation: u64, seq: u64, resume: Option<u64>, now: Instant) -> Peer {
+        let start = match resume {
+            Some(r) if before(seq, r) => r,
+            _ => seq,
+        };
         Peer {
             incarnation,
-            next_seq: seq,
-            first_seq,
+            next_seq: start,
+            first_seq: start,
+            applied_below: resume,
             early: BTreeMap::new(),
             gap_since: None,
             last_heard: now,
@@ -69,6 +84,13 @@ impl Peer {
             last_request: None,
             wants_snapshot: false,
         }
+    }
+
+    /// Messages skipped while it was gone: from where its stream stood
+    /// when it expired here to where it restarted.
+    pub(super) fn missed(&self) -> u64 {
+        self.applied_below
+            .map_or(0, |r| self.first_seq.wrapping_sub(r))
     }
 
     /// When it stops being live without another message.
@@ -106,7 +128,9 @@ impl Peer {
     ) -> Sequenced {
         let ahead = seq.wrapping_sub(self.next_seq);
         if ahead >= 1 << 63 {
-            if seq.wrapping_sub(self.first_seq) >= 1 << 63 {
+            // Below the start of a first contact: never applied nor counted.
+            // After a resume everything below was applied or counted missed.
+            if before(seq, self.first_seq) && self.applied_below.is_none() {
                 return Sequenced::BeforeStart;
             }
             return Sequenced::Duplicate;

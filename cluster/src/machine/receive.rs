@@ -156,14 +156,9 @@ impl Cluster {
             .get(node)
             .filter(|b| b.incarnation == incarnation)
             .and_then(|b| b.resume_seq);
-        let (first, next) = match resume {
-            Some(r) if seq.wrapping_sub(r) < 1 << 63 => (r, seq),
-            Some(r) => (r, r),
-            None => (seq, seq),
-        };
-        self.peers
-            .insert(node.clone(), Peer::new(incarnation, next, first, self.now));
-        let missed = next.wrapping_sub(first);
+        let peer = Peer::new(incarnation, seq, resume, self.now);
+        let missed = peer.missed();
+        self.peers.insert(node.clone(), peer);
         if missed > 0 {
             self.stats.gaps += 1;
             self.stats.messages_lost = self.stats.messages_lost.saturating_add(missed);

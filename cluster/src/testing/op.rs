@@ -105,7 +105,9 @@ pub enum Op {
 impl Op {
     /// Decodes a sequence of ops from bytes: every input decodes (the
     /// fuzzer's and quickcheck's entry point). Faults come up rarely, so
-    /// that most of a run is traffic.
+    /// that most of a run is traffic. The encoding is not frozen: when it
+    /// changes, the committed corpus still runs (any bytes do) and its
+    /// hand-made seeds are regenerated.
     pub fn decode_all(data: &[u8]) -> Vec<Op> {
         let mut bytes = data.iter().copied();
         let mut ops = Vec::new();
