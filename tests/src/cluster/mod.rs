@@ -29,7 +29,7 @@
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -102,7 +102,12 @@ impl ClusterRig {
 
     /// Starts one more node of this cluster (not added to [`nodes`](Self::nodes)).
     pub fn start_node(&self, name: &str, flags: &[(&str, &str)]) -> Node {
-        let mut spec = ServerSpec::new(self.runtime, self.label)
+        // One stderr file per node (the file is named after the label): a
+        // few bytes leaked per node started, in a test process.
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let k = STARTED.fetch_add(1, Ordering::Relaxed);
+        let label: &'static str = Box::leak(format!("{}-{name}-{k}", self.label).into_boxed_str());
+        let mut spec = ServerSpec::new(self.runtime, label)
             .flag("--cluster", &self.redis.url())
             .flag("--node", name);
         for (flag, value) in flags {
