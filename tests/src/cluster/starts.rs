@@ -25,6 +25,12 @@ pub struct Outcome {
 /// Runs `tether serve --runtime … --shards … --listen 127.0.0.1:0 --admin
 /// 127.0.0.1:0 <args>` to its exit (killed after [`EXIT_WITHIN`]).
 pub fn run_to_exit(runtime: &str, args: &[&str]) -> Outcome {
+    run_to_exit_with(runtime, args, &[])
+}
+
+/// [`run_to_exit`] with environment variables `env` set (and no other
+/// `TETHER_CLUSTER` / `TETHER_NODE`).
+pub fn run_to_exit_with(runtime: &str, args: &[&str], env: &[(&str, &str)]) -> Outcome {
     let (name, _) = runtime.split_once(':').unwrap_or((runtime, ""));
     let shards = shards_of(runtime).to_string();
     let dir = std::env::temp_dir();
@@ -39,6 +45,7 @@ pub fn run_to_exit(runtime: &str, args: &[&str]) -> Outcome {
         .args(args)
         .env_remove("TETHER_CLUSTER")
         .env_remove("TETHER_NODE")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(File::create(&out_path).expect("stdout file"))
         .stderr(File::create(&err_path).expect("stderr file"))
@@ -75,15 +82,26 @@ fn expect_failure(
     names: &[&str],
     failures: &mut Vec<String>,
 ) {
+    expect_failure_with(runtime, what, (args, &[]), names, failures);
+}
+
+/// [`expect_failure`] with environment variables.
+fn expect_failure_with(
+    runtime: &str,
+    what: &str,
+    (args, env): (&[&str], &[(&str, &str)]),
+    names: &[&str],
+    failures: &mut Vec<String>,
+) {
     let started = Instant::now();
-    let outcome = run_to_exit(runtime, args);
+    let outcome = run_to_exit_with(runtime, args, env);
     let missing: Vec<&&str> = names
         .iter()
         .filter(|n| !outcome.output.contains(**n))
         .collect();
     if outcome.code != Some(2) || !missing.is_empty() {
         failures.push(format!(
-            "{what} ({args:?}): exit {:?} after {:?} (want 2), message lacks {missing:?}: {:?}",
+            "{what} ({args:?} {env:?}): exit {:?} after {:?} (want 2), message lacks {missing:?}: {:?}",
             outcome.code,
             started.elapsed(),
             outcome.output.trim()
@@ -94,7 +112,8 @@ fn expect_failure(
 /// **Starts that must fail** (exit 2, the cause named, within 15 s):
 /// * node names that are not 1–32 of `[A-Za-z0-9_-]` (`n.1`, 33
 ///   characters, empty): the message names the name;
-/// * a name live on another node (`alpha-7` running): names `alpha-7`;
+/// * a name live on another node (`alpha-7` running): names `alpha-7`,
+///   with flags and with `TETHER_CLUSTER` / `TETHER_NODE`;
 /// * Redis unreachable (a closed loopback port): names `--cluster` and the
 ///   address; a URL that is not `redis://` names `--cluster`;
 /// * `--node` without `--cluster`, and `--cluster` without `--node`: a
@@ -122,6 +141,14 @@ pub fn starts_that_must_fail(runtime: &'static str) {
         runtime,
         "a node name live elsewhere",
         &["--cluster", &url, "--node", "alpha-7"],
+        &["alpha-7"],
+        &mut failures,
+    );
+    // The same through the environment: TETHER_CLUSTER and TETHER_NODE.
+    expect_failure_with(
+        runtime,
+        "TETHER_NODE live elsewhere, through the environment",
+        (&[], &[("TETHER_CLUSTER", &url), ("TETHER_NODE", "alpha-7")]),
         &["alpha-7"],
         &mut failures,
     );
