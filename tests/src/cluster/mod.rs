@@ -10,15 +10,19 @@
 //!   `--shards`), each a [`pressure::Server`](crate::pressure::Server) with
 //!   its console; [`Member`]: a greeted chat client of one node;
 //!   [`Collector`]: a client whose lines a thread records as they come.
-//! * [`conformance`]: presence, relay, kicks (remote, local, stale, unknown
-//!   node) across three nodes.
+//! * [`conformance`]: presence (`nodes`, `list`), relay, kicks (remote,
+//!   local, bare, abortive, stale, unknown node), `cluster.*` in `stats`
+//!   and `--metrics`, across three nodes.
 //! * [`starts`]: starts that must fail with exit 2 and a message naming
 //!   the cause (bad or taken node name, bad or unreachable `--cluster`).
-//! * [`faults`]: a node SIGKILLed or SIGTERMed (or `shutdown`).
+//! * [`faults`]: a node SIGKILLed (and its name taken again) or SIGTERMed
+//!   (or `shutdown`).
 //! * [`broker`]: Redis SIGKILLed and restarted mid-burst (with the default
-//!   and a tiny outbox); Redis paused with SIGSTOP.
-//! * [`outage`]: Redis killed with lines in flight and down past the ttl.
-//! * [`flow`]: a remote client that reads nothing stalls no one else.
+//!   and a tiny outbox); Redis paused with SIGSTOP, with and under a kick.
+//! * [`outage`]: Redis killed with lines in flight, down short of and past
+//!   the ttl.
+//! * [`flow`]: a remote client that reads nothing, or slowly for several
+//!   ttls, stalls no one else.
 //! * [`scale`]: thousands of clients per node and cross-node kicks, each
 //!   exactly once.
 //!
