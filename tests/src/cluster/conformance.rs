@@ -305,3 +305,62 @@ fn check_kicked(mut member: Member, reason: &str, problems: &mut Vec<String>) {
         ));
     }
 }
+
+/// **`redis://HOST:PORT/DB`: one cluster per database.** Nodes `a` and
+/// `b` on database 1 and a node `a` on database 2 of the same Redis (the
+/// same name: a name is claimed per cluster): database 1's `nodes` name `a`
+/// and `b`, database 2's only its `a`; a line on database 1 reaches `b`'s
+/// client and not database 2's.
+pub fn databases_are_separate(runtime: &'static str) {
+    let _serial = serial();
+    let mut rig = ClusterRig::start(runtime, "cluster-databases", 0, &[]);
+    let (one, two) = (
+        format!("{}/1", rig.redis.url()),
+        format!("{}/2", rig.redis.url()),
+    );
+    let nodes = [
+        rig.start_node_at(&one, "a", &[]),
+        rig.start_node_at(&one, "b", &[]),
+        rig.start_node_at(&two, "a", &[]),
+    ];
+    rig.nodes.extend(nodes);
+    let mut failures = Vec::new();
+    let deadline = Instant::now() + SOON;
+    let mut clients: Vec<Member> = Vec::new();
+    for node in &rig.nodes {
+        match node.connect(deadline) {
+            Ok(member) => clients.push(member),
+            Err(e) => failures.push(e),
+        }
+    }
+    rig.fail_if_any("one cluster per database", &failures);
+    let nodes_of = |k: usize| -> Result<Vec<String>, String> {
+        let mut names = rig.nodes[k].nodes()?;
+        names.sort();
+        Ok(names)
+    };
+    let seen = super::wait_for(SOON, Duration::from_millis(50), || {
+        let got = (nodes_of(0)?, nodes_of(1)?, nodes_of(2)?);
+        if got.0 == ["a", "b"] && got.1 == ["a", "b"] && got.2 == ["a"] {
+            Ok(())
+        } else {
+            Err(format!("`nodes` on db 1 a, db 1 b, db 2 a: {got:?}"))
+        }
+    });
+    if let Err(e) = seen {
+        failures.push(e);
+    }
+    let _ = clients[0].send("db one");
+    let want = format!("{}: db one", clients[0].id);
+    match clients[1].next_line(Instant::now() + SOON) {
+        Ok(line) if line == want => {}
+        other => failures.push(format!("db 1's b read {other:?}, want {want:?}")),
+    }
+    match clients[2].next_line(Instant::now() + Duration::from_millis(500)) {
+        Err(End::Timeout) => {}
+        other => failures.push(format!(
+            "db 2's client read {other:?}: the databases are not separate"
+        )),
+    }
+    rig.fail_if_any("one cluster per database", &failures);
+}

@@ -106,13 +106,19 @@ impl ClusterRig {
 
     /// Starts one more node of this cluster (not added to [`nodes`](Self::nodes)).
     pub fn start_node(&self, name: &str, flags: &[(&str, &str)]) -> Node {
+        self.start_node_at(&self.redis.url(), name, flags)
+    }
+
+    /// Starts a node with `--cluster url` (e.g. another database of this
+    /// rig's Redis, `redis://127.0.0.1:PORT/2`).
+    pub fn start_node_at(&self, url: &str, name: &str, flags: &[(&str, &str)]) -> Node {
         // One stderr file per node (the file is named after the label): a
         // few bytes leaked per node started, in a test process.
         static STARTED: AtomicUsize = AtomicUsize::new(0);
         let k = STARTED.fetch_add(1, Ordering::Relaxed);
         let label: &'static str = Box::leak(format!("{}-{name}-{k}", self.label).into_boxed_str());
         let mut spec = ServerSpec::new(self.runtime, label)
-            .flag("--cluster", &self.redis.url())
+            .flag("--cluster", url)
             .flag("--node", name);
         for (flag, value) in flags {
             spec = spec.flag(flag, value);
@@ -511,6 +517,10 @@ macro_rules! cluster_suite {
         #[test]
         fn presence_relay_and_kicks_across_three_nodes() {
             $crate::cluster::conformance::presence_relay_and_kicks($runtime);
+        }
+        #[test]
+        fn redis_databases_are_separate_clusters() {
+            $crate::cluster::conformance::databases_are_separate($runtime);
         }
         #[test]
         fn starts_that_must_fail() {
