@@ -247,6 +247,7 @@ fn kicks(rig: &ClusterRig, members: &mut BTreeMap<&str, Vec<Member>>, failures: 
         expect(n3, &format!("{forged} abort"), "error stale");
     }
     expect(n3, "n9/#0:0.1", "error unknown node n9");
+    malformed_kicks(n1, &mut problems);
     // n1's own client by its node-qualified id, and n2's by its bare id:
     // both local kicks.
     let own = members
@@ -291,6 +292,20 @@ fn kicks(rig: &ClusterRig, members: &mut BTreeMap<&str, Vec<Member>>, failures: 
     let survivors: Vec<String> = members.values().flatten().map(|m| m.id.clone()).collect();
     if let Err(e) = rig.converge(&NAMES, &NAMES, &survivors, SOON) {
         failures.push(format!("presence after the kicks: {e}"));
+    }
+}
+
+/// Malformed node-qualified ids: each `kick` answers an error (and, as
+/// the disconnect counts show later, kicks nobody).
+fn malformed_kicks(node: &super::Node, problems: &mut Vec<String>) {
+    for bad in ["n2/#x", "n2/", "/#0:0.1", "bad!name/#0:0.1", "n2/#0:0.1/x"] {
+        let got = node.kick(bad, SOON);
+        if !got.starts_with("error ") {
+            problems.push(format!(
+                "{}: `kick {bad}` answered {got:?}, want an error",
+                node.name
+            ));
+        }
     }
 }
 
