@@ -162,3 +162,54 @@ pub fn node_sigterm(runtime: &'static str) {
     }
     rig.fail_if_any("a SIGTERMed node", &failures);
 }
+
+/// **The timing flags take effect.** Nodes run with `--cluster-heartbeat
+/// 200ms --cluster-ttl 1s --cluster-timeout 300ms`: a SIGKILLed n3 leaves
+/// n1's and n2's presence within 1 s + 0.5 s of the kill (the default ttl
+/// would take 3 s), and with Redis stopped n1's kick of an n2 client
+/// answers `error cluster unavailable` within 300 ms + 0.5 s (the default
+/// timeout would take 1 s).
+pub fn custom_timings(runtime: &'static str) {
+    let _serial = serial();
+    let flags = [
+        ("--cluster-heartbeat", "200ms"),
+        ("--cluster-ttl", "1s"),
+        ("--cluster-timeout", "300ms"),
+    ];
+    let mut rig = ClusterRig::start(runtime, "cluster-timings", 3, &flags);
+    let mut failures = Vec::new();
+    let (c1, c2, c3) = (
+        collectors(&rig, "n1", 1),
+        collectors(&rig, "n2", 1),
+        collectors(&rig, "n3", 1),
+    );
+    let every = ids(&[&c1[0], &c2[0], &c3[0]]);
+    if let Err(e) = rig.converge(&NAMES, &NAMES, &every, SOON) {
+        failures.push(format!("before the kill: {e}"));
+    }
+    rig.fail_if_any("custom cluster timings", &failures);
+    rig.nodes[2].server.kill();
+    let killed = Instant::now();
+    let left = ids(&[&c1[0], &c2[0]]);
+    let bound = Duration::from_millis(1_500);
+    match rig.converge(&["n1", "n2"], &["n1", "n2"], &left, bound) {
+        Ok(_) => eprintln!(
+            "cluster timings [{runtime}]: n3 left {:?} after SIGKILL (ttl 1 s)",
+            killed.elapsed()
+        ),
+        Err(e) => failures.push(format!("with --cluster-ttl 1s, n3 still present: {e}")),
+    }
+    rig.redis.pause();
+    let asked = Instant::now();
+    let answer = rig
+        .node("n1")
+        .kick(&format!("{} graceful t", c2[0].id), SOON);
+    let took = asked.elapsed();
+    rig.redis.resume();
+    if answer != "error cluster unavailable" || took > Duration::from_millis(800) {
+        failures.push(format!(
+            "with --cluster-timeout 300ms and Redis stopped, the kick answered {answer:?} after {took:?}"
+        ));
+    }
+    rig.fail_if_any("custom cluster timings", &failures);
+}

@@ -531,6 +531,10 @@ macro_rules! cluster_suite {
             $crate::cluster::faults::node_sigkill($runtime);
         }
         #[test]
+        fn custom_heartbeat_ttl_and_timeout() {
+            $crate::cluster::faults::custom_timings($runtime);
+        }
+        #[test]
         fn node_sigterm_leaves_at_once() {
             $crate::cluster::faults::node_sigterm($runtime);
         }

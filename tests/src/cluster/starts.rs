@@ -117,7 +117,8 @@ fn expect_failure_with(
 /// * Redis unreachable (a closed loopback port): names `--cluster` and the
 ///   address; a URL that is not `redis://` names `--cluster`;
 /// * `--node` without `--cluster`, and `--cluster` without `--node`: a
-///   usage error naming the missing flag.
+///   usage error naming the missing flag;
+/// * a heartbeat not shorter than the ttl, a zero timeout: naming the flag.
 ///
 /// Then the running node still serves: `nodes` on it names only itself.
 pub fn starts_that_must_fail(runtime: &'static str) {
@@ -142,6 +143,31 @@ pub fn starts_that_must_fail(runtime: &'static str) {
         "a node name live elsewhere",
         &["--cluster", &url, "--node", "alpha-7"],
         &["alpha-7"],
+        &mut failures,
+    );
+    // Timings that cannot work: a heartbeat not shorter than the ttl, a
+    // zero timeout.
+    expect_failure(
+        runtime,
+        "--cluster-heartbeat not shorter than --cluster-ttl",
+        &[
+            "--cluster",
+            &url,
+            "--node",
+            "n1",
+            "--cluster-ttl",
+            "500ms",
+            "--cluster-heartbeat",
+            "1s",
+        ],
+        &["--cluster-ttl"],
+        &mut failures,
+    );
+    expect_failure(
+        runtime,
+        "a zero --cluster-timeout",
+        &["--cluster", &url, "--node", "n1", "--cluster-timeout", "0s"],
+        &["--cluster-timeout"],
         &mut failures,
     );
     // The same through the environment: TETHER_CLUSTER and TETHER_NODE.
