@@ -20,6 +20,10 @@
 //! [`pressure`] is the other half: real `tether serve` processes under
 //! load, signals and resource limits, for every runtime
 //! ([`pressure_suite!`]).
+//!
+//! [`cluster`] runs several `tether serve --cluster` nodes over a real
+//! `redis-server` ([`redis`]): presence, relay, kicks across nodes, node
+//! and broker faults ([`cluster_suite!`]).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -27,7 +31,9 @@ pub mod adapters;
 pub mod bounded;
 pub mod browser;
 pub mod client;
+pub mod cluster;
 pub mod pressure;
+pub mod redis;
 mod rig;
 pub mod scenarios;
 

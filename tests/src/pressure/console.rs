@@ -186,7 +186,7 @@ pub fn established_admin_session_survives(runtime: &'static str, _scale: &Scale)
 }
 
 /// One `GET /metrics`, everything within `timeout`: the whole answer.
-fn scrape(addr: SocketAddr, timeout: Duration) -> std::io::Result<String> {
+pub(crate) fn scrape(addr: SocketAddr, timeout: Duration) -> std::io::Result<String> {
     let deadline = Instant::now() + timeout;
     let mut stream = connect_timeout(addr, timeout)?;
     stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: pressure\r\n\r\n")?;

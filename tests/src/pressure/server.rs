@@ -500,10 +500,13 @@ impl Admin {
     }
 
     /// Sends `command` and reads its answer within `timeout`: the lines up
-    /// to `.` for `list` and `stats`, else one line.
+    /// to `.` for `list`, `stats` and `nodes` (cluster mode), else one line.
     pub fn command(&mut self, command: &str, timeout: Duration) -> io::Result<Vec<String>> {
         let deadline = Instant::now() + timeout;
-        let multi = matches!(command.split_whitespace().next(), Some("list" | "stats"));
+        let multi = matches!(
+            command.split_whitespace().next(),
+            Some("list" | "stats" | "nodes")
+        );
         self.reader
             .stream()
             .write_all(format!("{command}\n").as_bytes())?;
