@@ -110,7 +110,7 @@ start_node() {
   local name=$1 port=$2 cluster=()
   if [ "${3:-}" = --cluster ]; then cluster=(--cluster "redis://127.0.0.1:$REDIS_PORT" --node "$name"); fi
   "$TETHER" serve --runtime "$RUNTIME" --shards "$SHARDS" --listen "127.0.0.1:$port" \
-    --admin "127.0.0.1:$((port + 1))" --max-channels 20000 --queue-limit 1m "${cluster[@]}" \
+    --admin "127.0.0.1:$((port + 1))" --web off --max-channels 20000 --queue-limit 1m "${cluster[@]}" \
     >"$OUT/node-$name.log" 2>&1 &
   NODE_PID=$!
   PIDS+=("$NODE_PID")
