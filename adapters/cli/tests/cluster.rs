@@ -18,7 +18,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_tether");
 
 /// A node's options: loopback ports chosen by the kernel, a short TTL.
 fn node_options(redis: &RedisServer, name: &str, runtime: Runtime, shards: &str) -> ServeOptions {
-    let url = redis.url_text();
+    let url = redis.url();
     let args = [
         "tether",
         "--cluster",
@@ -221,7 +221,7 @@ fn run(args: &[&str]) -> (Option<i32>, String) {
 #[test]
 fn an_unreachable_redis_or_a_taken_name_exits_2() {
     let mut redis = RedisServer::start();
-    let url = redis.url_text();
+    let url = redis.url();
     let n1 = start(&redis, "n1", Runtime::Threads, "1");
     let (status, err) = run(&["--cluster", &url, "--node", "n1"]);
     assert_eq!(status, Some(2), "{err}");

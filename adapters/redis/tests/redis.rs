@@ -57,7 +57,7 @@ fn try_start(redis: &RedisServer, name: &str, local: Arc<Recorder>) -> Result<No
 }
 
 fn options(redis: &RedisServer, name: &str) -> NodeOptions {
-    NodeOptions::new(redis.url(), name.parse().unwrap(), config())
+    NodeOptions::new(redis.redis_url(), name.parse().unwrap(), config())
 }
 
 fn id(slot: u32) -> ChannelId {
@@ -83,7 +83,7 @@ fn names(node: &Node) -> Vec<String> {
 }
 
 fn redis_get(redis: &RedisServer, key: &str) -> Option<String> {
-    let client = redis::Client::open(redis.url_text()).unwrap();
+    let client = redis::Client::open(redis.url()).unwrap();
     let mut con = client.get_connection().unwrap();
     redis::cmd("GET").arg(key).query(&mut con).unwrap()
 }
@@ -363,7 +363,7 @@ fn past_the_hold_the_reader_pauses_and_loses_nothing() {
 
 #[test]
 fn a_paused_redis_is_survived() {
-    let redis = RedisServer::start();
+    let mut redis = RedisServer::start();
     let (n1, _) = start(&redis, "n1");
     let (n2, local2) = start(&redis, "n2");
     n1.opened(id(2));
@@ -399,7 +399,7 @@ fn hostile_bus_entries_are_counted_and_ignored() {
     let (n1, _) = start(&redis, "n1");
     let (n2, local2) = start(&redis, "n2");
     eventually("both live", || names(&n2) == ["n1", "n2"]);
-    let client = redis::Client::open(redis.url_text()).unwrap();
+    let client = redis::Client::open(redis.url()).unwrap();
     let mut con = client.get_connection().unwrap();
     let xadd = |con: &mut redis::Connection, fields: &[&[u8]]| {
         let mut cmd = redis::cmd("XADD");
@@ -436,7 +436,7 @@ fn a_refused_write_is_counted_and_tried_again_on_the_same_link() {
     let (n2, local2) = start(&redis, "n2");
     n1.opened(id(6));
     eventually("presence", || n2.presence().unwrap().len() == 1);
-    let client = redis::Client::open(redis.url_text()).unwrap();
+    let client = redis::Client::open(redis.url()).unwrap();
     let mut con = client.get_connection().unwrap();
     let set_maxmemory = |con: &mut redis::Connection, bytes: &str| {
         redis::cmd("CONFIG")
