@@ -73,15 +73,6 @@ ulimit -n 20000 2>/dev/null || true
 
 record() { echo "$*" | tee -a "$RES"; }
 
-wait_port() {
-  for _ in $(seq 1 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "nothing listens on $1" >&2
-  return 1
-}
-
 PORT=${CLUSTER_BENCH_PORT:-32000}
 REDIS_PORT=$((PORT - 1))
 PIDS=()
@@ -117,12 +108,6 @@ start_node() {
   wait_port "$port"
 }
 stop() { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
-
-kick_summary() { # stdin: pc kick output
-  awk '!/^#/ && $3 == 0 { print $2 }' | sort -n | awk '{a[NR]=$1} END {
-    if (NR == 0) { print "n=0"; exit }
-    printf "n=%d p50_us=%.1f p99_us=%.1f max_us=%.1f\n", NR, a[int(NR*0.5)+1], a[int(NR*0.99) < NR ? int(NR*0.99)+1 : NR], a[NR] }'
-}
 
 P1=$PORT; P2=$((PORT + 10)); P3=$((PORT + 20)); P4=$((PORT + 30)); PS=$((PORT + 40))
 for round in $(seq 1 "$REPEAT"); do

@@ -69,23 +69,8 @@ record() { # name key=value...
   echo "$*" | tee -a "$RES"
 }
 
-wait_port() {
-  for _ in $(seq 1 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "nothing listens on $1" >&2
-  return 1
-}
-
 PORT=${LOADGEN_PORT:-31000}
 next_port() { PORT=$((PORT + 10)); }
-
-kick_summary() { # stdin: pc kick output
-  awk '!/^#/ && $3 == 0 { print $2 }' | sort -n | awk '{a[NR]=$1} END {
-    if (NR == 0) { print "n=0"; exit }
-    printf "n=%d p50_us=%.1f p99_us=%.1f max_us=%.1f\n", NR, a[int(NR*0.5)+1], a[int(NR*0.99) < NR ? int(NR*0.99)+1 : NR], a[NR] }'
-}
 
 # A server spec is runtime:shards[:variant...]; each variant adds flags:
 #   echo       --echo (lines back to their sender only: the bare servers' cycle)

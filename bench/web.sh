@@ -72,15 +72,6 @@ record() { # fields...
   echo "$*" | tee -a "$RES"
 }
 
-wait_port() {
-  for _ in $(seq 1 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "nothing listens on $1" >&2
-  return 1
-}
-
 PORT=${WEB_PORT:-30000}
 next_port() { PORT=$((PORT + 10)); }
 
