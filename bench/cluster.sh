@@ -152,18 +152,9 @@ echo
 echo "== summary (median over rounds; raw lines in $RES)"
 python3 - "$RES" <<'PY'
 import os, re, statistics, sys
-rows = [r for r in (dict(re.findall(r'(\w+)=("[^"]*"|\S+)', l)) for l in open(sys.argv[1])) if 'server' in r]
-def load(r):
-    m = re.search(r'load average: ([0-9.]+)', r.get('uptime', ''))
-    return float(m.group(1)) if m else None
-high = [r for r in rows if (load(r) or 0) >= 1.5]
-if os.environ.get('TETHER_BENCH_ANY_LOAD') == '1':
-    if high:
-        print(f"INDICATIVE ONLY: {len(high)} of {len(rows)} figures taken at load >= 1.5: do not publish")
-else:
-    for r in high:
-        print(f"left out (load {load(r)}): round {r['round']} {r['server']} {r['bench']}")
-    rows = [r for r in rows if (load(r) or 0) < 1.5]
+sys.path.insert(0, 'bench')
+from results import kept_rows, load  # the load rule, written once
+rows = kept_rows(sys.argv[1])
 def med(server, bench, key):
     v = []
     for r in rows:

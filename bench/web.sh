@@ -141,23 +141,9 @@ echo
 echo "== summary (median [min-max] over rounds; raw lines in $RES)"
 python3 - "$RES" <<'PY' | tee "$OUT/summary.txt"
 import os, re, statistics, sys
-rows = [r for r in (dict(re.findall(r'(\w+)=("[^"]*"|\S+)', l)) for l in open(sys.argv[1])) if 'server' in r]
-def load(r):
-    m = re.search(r'load average: ([0-9.]+)', r.get('uptime', ''))
-    return float(m.group(1)) if m else None
-# A figure taken at load >= 1.5 is not a figure: left out, and said so;
-# with TETHER_BENCH_ANY_LOAD=1 kept, and the whole summary is indicative.
-high = [r for r in rows if (load(r) or 0) >= 1.5]
-if os.environ.get('TETHER_BENCH_ANY_LOAD') == '1':
-    if high:
-        print(f"INDICATIVE ONLY: {len(high)} of {len(rows)} figures taken at load >= 1.5: do not publish")
-else:
-    for r in high:
-        print(f"left out (load {load(r)}): round {r['round']} {r['server']} {r['bench']}")
-    rows = [r for r in rows if (load(r) or 0) < 1.5]
-loads = [load(r) for r in rows if load(r) is not None]
-if loads:
-    print(f"load average (1 min) over the kept figures: {min(loads):.2f} to {max(loads):.2f}")
+sys.path.insert(0, 'bench')
+from results import kept_rows, load  # the load rule, written once
+rows = kept_rows(sys.argv[1])
 def idle_per_conn(r):
     if 'rss_after_kb' not in r or int(r.get('greeted', 0)) == 0:
         return None
