@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use event_listener::{Event, Listener as _};
+use event_listener::{Event, EventListener, Listener as _};
 
 use crate::input::READ_AHEAD;
 
@@ -92,35 +92,35 @@ impl Shared {
 }
 
 impl Credit {
+    /// Takes a credit if one is free (`None`); otherwise a listener to wait
+    /// on before trying again. Listen first, then say so: the driver
+    /// notifies only a reader that said so, and only after it did.
+    fn take_or_listen(&self) -> Result<Option<EventListener>, Closed> {
+        if let Take::Taken = self.0.try_take(false)? {
+            return Ok(None);
+        }
+        let freed = self.0.freed.listen();
+        match self.0.try_take(true)? {
+            Take::Taken => Ok(None),
+            Take::Full => Ok(Some(freed)),
+        }
+    }
+
     /// Waits until fewer than [`READ_AHEAD`] chunks wait, and takes a
     /// credit.
     pub(crate) async fn take(&self) -> Result<(), Closed> {
-        loop {
-            if let Take::Taken = self.0.try_take(false)? {
-                return Ok(());
-            }
-            // Listen first, then say so: the driver notifies only a reader
-            // that said so, and only after it did.
-            let freed = self.0.freed.listen();
-            if let Take::Taken = self.0.try_take(true)? {
-                return Ok(());
-            }
+        while let Some(freed) = self.take_or_listen()? {
             freed.await;
         }
+        Ok(())
     }
 
     /// [`take`](Self::take), blocking the thread.
     pub(crate) fn take_blocking(&self) -> Result<(), Closed> {
-        loop {
-            if let Take::Taken = self.0.try_take(false)? {
-                return Ok(());
-            }
-            let freed = self.0.freed.listen();
-            if let Take::Taken = self.0.try_take(true)? {
-                return Ok(());
-            }
+        while let Some(freed) = self.take_or_listen()? {
             freed.wait();
         }
+        Ok(())
     }
 }
 
