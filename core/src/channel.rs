@@ -112,6 +112,7 @@ impl Channel {
     }
 
     /// The exact deadline of this kind, if any.
+    #[inline]
     pub fn deadline_of(&self, kind: Kind, config: &Config) -> Option<Instant> {
         match kind {
             Kind::Lifecycle => self.next_deadline(config),

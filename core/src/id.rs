@@ -242,6 +242,9 @@ impl<T> IdTable<T> {
     }
 
     /// Stores `value` and returns its new id.
+    // Inlined so the value is built in its slot, not built and then copied
+    // (a channel record is ~200 bytes; `Hub::accept`).
+    #[inline(always)]
     pub fn insert(&mut self, value: T) -> Result<ChannelId, TableFull> {
         if self.free_head != NO_FREE {
             let slot = self.free_head;

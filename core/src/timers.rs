@@ -39,10 +39,20 @@ impl Timers {
             .map(|Reverse((at, raw, kind))| (*at, ChannelId::from_raw(*raw), *kind))
     }
 
+    #[inline]
     pub fn pop(&mut self) -> Option<(Instant, ChannelId, Kind)> {
         self.heap
             .pop()
             .map(|Reverse((at, raw, kind))| (at, ChannelId::from_raw(raw), kind))
+    }
+
+    /// Replaces the earliest entry (there is one) by this one: one sift
+    /// instead of a pop and a push.
+    #[inline]
+    pub fn replace_top(&mut self, at: Instant, id: ChannelId, kind: Kind) {
+        if let Some(mut top) = self.heap.peek_mut() {
+            *top = Reverse((at, id.to_raw(), kind));
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -137,6 +137,7 @@ impl Hub {
     /// hub.kick(now, id, KickMode::Abort, 7).unwrap(); // escalates
     /// assert_eq!(hub.poll_action(), Some(Action::Abort { id }));
     /// ```
+    #[inline]
     pub fn kick(
         &mut self,
         now: Instant,

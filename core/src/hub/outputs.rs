@@ -8,7 +8,6 @@ use crate::channel::{ChannelInfo, OfflineEntry};
 use crate::id::{ChannelId, IdError};
 use crate::output::{Action, ChannelState, DisconnectReason, Event};
 use crate::stats::Stats;
-use crate::transitions as t;
 
 impl Hub {
     /// The next action for the adapter, in order; `None` when there is none
@@ -80,6 +79,9 @@ impl Hub {
     }
 
     /// [`poll_timeout`](Hub::poll_timeout) with entries in the timer heap.
+    // Inlined into the caller's run loop: as a call, its register saves
+    // cost more than the settling (a sixth of a lifecycle, `benches/lifecycle.rs`).
+    #[inline(always)]
     fn settle_timeout(&mut self) -> Option<Instant> {
         // The top entry may be stale (channel released or re-armed) or early
         // (armed before activity or write progress moved the real deadline
@@ -87,7 +89,11 @@ impl Hub {
         // Settle it here so the answer is a real deadline: each pass pops
         // one entry and pushes at most one, and a settled entry is exact, so
         // this ends.
-        while let Some((at, id, kind)) = self.timers.peek() {
+        let mut settled = None;
+        while let Some(top @ (at, id, kind)) = self.timers.peek() {
+            if settled == Some(top) {
+                break; // just re-armed at its exact deadline
+            }
             let Ok(ch) = self.table.get_mut(id) else {
                 let _ = self.timers.pop(); // released
                 continue;
@@ -96,12 +102,23 @@ impl Hub {
                 let _ = self.timers.pop(); // superseded by an earlier entry
                 continue;
             }
-            if ch.deadline_of(kind, &self.config) == Some(at) {
+            let exact = ch.deadline_of(kind, &self.config);
+            if exact == Some(at) {
                 break;
             }
-            let _ = self.timers.pop();
-            *ch.armed_mut(kind) = None;
-            t::rearm(ch, id, &self.config, &mut self.timers);
+            // Early: re-arm this kind at its real deadline, if it still has
+            // one. Only this kind: every other deadline of the channel is
+            // armed at or before its own already (`transitions::rearm`).
+            *ch.armed_mut(kind) = exact;
+            match exact {
+                Some(next) => {
+                    self.timers.replace_top(next, id, kind);
+                    settled = Some((next, id, kind));
+                }
+                None => {
+                    let _ = self.timers.pop();
+                }
+            }
         }
         let channel = self.timers.peek().map(|(at, _, _)| at);
         match (channel, self.gate.deadline()) {
