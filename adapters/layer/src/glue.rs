@@ -24,7 +24,10 @@ use crate::input::Inputs;
 /// A connected socket, as the driver uses it.
 pub trait Socket: Send + Sync + 'static {
     /// Writes as much of `bufs` as the kernel takes **without blocking**:
-    /// `Err(WouldBlock)` when its send buffer is full.
+    /// `Err(WouldBlock)` when its send buffer is full — as the kernel says
+    /// it at this call, never from a readiness cached by the runtime: the
+    /// driver's probe of a slow but steady reader relies on it
+    /// (docs/design.md §5.2; see the tokio glue).
     fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
     /// `shutdown(2)`.
     fn shutdown(&self, how: Shutdown) -> io::Result<()>;

@@ -7,7 +7,6 @@
 use std::io::{self, IoSlice, Read};
 use std::net::{Shutdown, SocketAddr};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -28,9 +27,6 @@ pub struct TokioSocket {
     registered: OnceLock<TcpStream>,
     /// The socket until it is registered (taken then).
     pending: Mutex<Option<std::net::TcpStream>>,
-    /// tokio has reported this socket writable at least once (see
-    /// [`write_vectored`](tether_adapter::runtime::Socket::write_vectored)).
-    primed: AtomicBool,
 }
 
 impl tether_adapter::runtime::AsyncSocket for TokioSocket {
@@ -102,7 +98,6 @@ impl TokioSocket {
         TokioSocket {
             registered: OnceLock::from(stream),
             pending: Mutex::new(None),
-            primed: AtomicBool::new(false),
         }
     }
 
@@ -112,7 +107,6 @@ impl TokioSocket {
         TokioSocket {
             registered: OnceLock::new(),
             pending: Mutex::new(Some(stream)),
-            primed: AtomicBool::new(false),
         }
     }
 
@@ -164,33 +158,34 @@ fn unregistered() -> io::Error {
 }
 
 impl tether_adapter::runtime::Socket for TokioSocket {
-    /// `TcpStream::try_write_vectored`, which never blocks.
+    /// `TcpStream::try_write_vectored`, which never blocks, and where it
+    /// says `WouldBlock`, a direct write (`send`) that asks the kernel.
     ///
     /// tokio does not even try the write while its cached readiness says
-    /// "not writable", and a socket's readiness is first learnt at the
-    /// reactor's next turn after it was registered — unless tokio assumes
-    /// it, as it does for accepted sockets since 1.54. So until tokio has
-    /// taken one write, a refusal is checked with a direct write (`send`,
-    /// bypassing the cache): otherwise, on an older tokio, the first
-    /// transmit to a new connection — a greeting, or the refusal line of a
-    /// full server just before the socket is closed — would wait for a
-    /// waiter or be lost. A direct write leaves tokio's readiness as it is,
-    /// which can only make a later `writable()` return early (the driver
-    /// then writes again), never miss a wake-up.
+    /// "not writable" — and after one refusal it says so until the reactor
+    /// reports the socket writable again, which epoll does only once a
+    /// third of the send buffer is free. A peer that reads steadily but
+    /// slowly (4 KiB every 10 ms against a 3 MB send buffer) frees that
+    /// third only after seconds, so the driver's probe ("does the peer
+    /// still take bytes?", docs/design.md §5.2) must reach the kernel, or
+    /// a reader is evicted as a slow consumer (it was, on tokio only). A
+    /// socket's readiness is also first learnt at the reactor's next turn
+    /// after it was registered (unless tokio assumes it, as it does for
+    /// accepted sockets since 1.54), so the first transmit to a new
+    /// connection takes this path too. The cost is one more `EAGAIN` per
+    /// refused write; the driver writes to a refused socket only to probe
+    /// it or when its waiter wakes. A direct write leaves tokio's
+    /// readiness as it is, which can only make a later `writable()` return
+    /// early (the driver then writes again), never miss a wake-up; tokio's
+    /// own refusal before it clears the cached readiness, so a waiter does
+    /// not spin.
     fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let stream = self.stream()?;
-        let tried = stream.try_write_vectored(bufs);
-        if self.primed.load(Ordering::Relaxed) {
-            return tried;
-        }
-        match tried {
+        match stream.try_write_vectored(bufs) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 socket2::SockRef::from(stream).send_vectored(bufs)
             }
-            other => {
-                self.primed.store(true, Ordering::Relaxed);
-                other
-            }
+            other => other,
         }
     }
 
@@ -344,6 +339,60 @@ mod tests {
         let mut got = [0u8; 6];
         client.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"hello\n");
+    }
+
+    /// After one refusal tokio caches "not writable" until its reactor
+    /// reports the socket writable again (epoll: once a third of the send
+    /// buffer is free). A peer that has read since must still be seen to
+    /// take bytes — the driver's probe of a slow but steady reader — so a
+    /// write asks the kernel, without waiting for the reactor.
+    #[test]
+    fn a_write_after_a_refusal_asks_the_kernel() {
+        use std::io::Read;
+        use std::time::{Duration, Instant};
+        use tether_adapter::runtime::{AsyncSocket, Socket};
+        let rt = runtime();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut client, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        rt.block_on(async {
+            let socket = TokioSocket::new(TcpStream::from_std(server).unwrap());
+            socket.writable().await.unwrap(); // tokio now knows it writable
+            let chunk = [b'x'; 16 * 1024];
+            let mut sent = 0usize;
+            // Fill until tokio's own write is refused (its cache says
+            // "not writable" from then on: no await below lets it learn
+            // otherwise).
+            while socket.stream().unwrap().try_write(&chunk).is_ok_and(|n| {
+                sent += n;
+                true
+            }) {}
+            assert!(sent > 0);
+            // The peer reads a little: far less than a third of the buffer.
+            let mut got = vec![0u8; 64 * 1024];
+            let read = client.read(&mut got).unwrap();
+            assert!(read > 0);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let taken = loop {
+                match socket.write_vectored(&[IoSlice::new(&chunk[..512])]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => panic!("write: {e}"),
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the kernel took nothing for 10 s after the peer read {read} bytes"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            };
+            assert!(taken > 0);
+            assert_eq!(
+                socket.stream().unwrap().try_write(b"x").unwrap_err().kind(),
+                io::ErrorKind::WouldBlock,
+                "tokio's cache still said not writable: the write went around it"
+            );
+        });
     }
 
     /// In a runtime without its I/O driver, registering is a typed error

@@ -11,6 +11,7 @@
 //!   the [`Admin`] console client.
 //! * [`net`]: line readers, greetings, non-blocking connects.
 //! * [`flow`]: flow control: burst, tiny lines, SIGTERM mid-burst.
+//! * [`steady`]: a slow but steady reader is paced to, never evicted.
 //! * [`drain`]: shutdowns (signals, console) mid-burst across shards, repeated.
 //! * [`kicks`]: the console's kicks reach the right shard, exactly once.
 //! * [`limits`]: resource limits: concurrent connects, fd limit, a full
@@ -46,6 +47,7 @@ pub mod kicks;
 pub mod limits;
 pub mod net;
 pub mod server;
+pub mod steady;
 pub mod web;
 
 pub use console::{
@@ -56,6 +58,7 @@ pub use flow::{burst, sigterm_mid_burst, tiny_lines};
 pub use kicks::kick_across_shards;
 pub use limits::{concurrent_connects, fd_limit, server_full_says_so, twenty_thousand_connections};
 pub use server::{Admin, Server, ServerSpec, StatsMap, tether_bin};
+pub use steady::steady_reader;
 
 /// Every runtime of the `tether` binary (`--runtime`).
 pub const RUNTIMES: [&str; 4] = ["async-std", "smol", "threads", "tokio"];
@@ -156,6 +159,7 @@ macro_rules! pressure_suite {
         $crate::pressure_suite!(@tests $runtime;
             burst => burst(DEFAULT),
             tiny_lines => tiny_lines(DEFAULT),
+            steady_reader => steady_reader(DEFAULT),
             sigterm_mid_burst => sigterm_mid_burst(DEFAULT),
             shutdown_mid_burst => shutdown_mid_burst(DEFAULT),
             kick_across_shards => kick_across_shards(DEFAULT),
