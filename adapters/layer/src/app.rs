@@ -11,6 +11,7 @@
 //! application produce faster than its slowest reader reads is paced by
 //! that reader, and TCP pushes back on the flooder (docs/design.md §5.2).
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -111,6 +112,9 @@ pub(crate) struct AppQueues {
     remote: Vec<Option<Sender<Command>>>,
     /// Commands for other shards whose queue was full, in order.
     pending: VecDeque<(usize, Command)>,
+    /// Commands were handed to another shard's queue since the queues
+    /// were last seen below [`REMOTE_AHEAD`] (see `remote_behind`).
+    sent_remote: Cell<bool>,
 }
 
 impl AppState {
@@ -122,6 +126,7 @@ impl AppState {
                 local: VecDeque::new(),
                 remote,
                 pending: VecDeque::new(),
+                sent_remote: Cell::new(false),
             },
         }
     }
@@ -142,14 +147,26 @@ impl AppState {
     /// wait for room in its queue, or its queue holds [`REMOTE_AHEAD`] or
     /// more. Nothing wakes a driver when another shard's queue drains: the
     /// driver looks again soon while this holds.
+    ///
+    /// The other queues are looked at only while this shard has handed
+    /// them commands since they were last seen short: a driver asks this at
+    /// every wake-up, and a shard whose application relays nothing would
+    /// read every other shard's queue for nothing.
     pub fn remote_behind(&self) -> bool {
-        self.has_remote_pending()
-            || self
-                .queues
-                .remote
-                .iter()
-                .flatten()
-                .any(|queue| queue.len() >= REMOTE_AHEAD)
+        if self.has_remote_pending() {
+            return true;
+        }
+        if !self.queues.sent_remote.get() {
+            return false;
+        }
+        let behind = self
+            .queues
+            .remote
+            .iter()
+            .flatten()
+            .any(|queue| queue.len() >= REMOTE_AHEAD);
+        self.queues.sent_remote.set(behind);
+        behind
     }
 
     /// Commands waiting, here and for other shards.
@@ -167,7 +184,7 @@ impl AppState {
                 continue;
             };
             match queue.try_send(command) {
-                Ok(()) => {}
+                Ok(()) => q.sent_remote.set(true),
                 Err(async_channel::TrySendError::Full(command)) => {
                     q.pending.push_front((shard, command));
                     return;

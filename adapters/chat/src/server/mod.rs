@@ -315,11 +315,14 @@ where
     let presence = Arc::new(presence::Presence::default());
     let web = web::bind_web(options, options.options.backlog, &presence)?;
     let web_addr = web.as_ref().map(|(_, addr)| *addr);
+    // Only the web page reads presence: without it, the rooms keep no set
+    // (one lock shared by every shard at each connect and disconnect).
+    let presence = web.is_some().then_some(presence);
     let counters = Arc::new(ChatCounters::default());
     // The cluster node first: a Redis that cannot be reached or a name live
     // elsewhere stops the start before any client connects.
     let (local, node) = cluster::start_node(options, &counters)?;
-    let mut adapter_options = setup::adapter_options(options, &counters, &presence, &node);
+    let mut adapter_options = setup::adapter_options(options, &counters, presence.as_ref(), &node);
     adapter_options.web = web.map(|(web, _)| web);
     let started = start_adapter(chat, web::config(options), adapter_options);
     if let (Err(_), Some(node)) = (&started, &node) {

@@ -20,10 +20,11 @@ use crate::{ChatOutput, ChatRoom, log_line};
 /// i.e. whether a member's first line must be reported (otherwise that
 /// call is skipped); `echo`: lines go back to their sender only; `cluster`:
 /// the node every open, close and line is handed to (ids read `NAME/<id>`);
-/// `presence`: who is online on this node, for the chat page.
+/// `presence`: who is online on this node, for the chat page (kept only
+/// when the page is served).
 pub(super) fn factory(
     counters: Arc<ChatCounters>,
-    presence: Arc<Presence>,
+    presence: Option<Arc<Presence>>,
     login: bool,
     echo: bool,
     cluster: ClusterNode,
@@ -62,8 +63,8 @@ pub(super) fn spawn_stop_watch(
 struct Room {
     room: ChatRoom,
     counters: Arc<ChatCounters>,
-    /// Who is online, for the chat page (`GET /presence`).
-    presence: Arc<Presence>,
+    /// Who is online, for the chat page (`GET /presence`), if it is served.
+    presence: Option<Arc<Presence>>,
     login: bool,
     cluster: ClusterNode,
 }
@@ -78,9 +79,9 @@ impl App for Room {
             }
             Event::ShutdownComplete => tracing::info!("every channel drained and released"),
             Event::Opened { .. } | Event::Disconnected { .. } => {
-                match event {
-                    Event::Opened { id, .. } => self.presence.join(*id),
-                    Event::Disconnected { id, .. } => self.presence.leave(*id),
+                match (event, &self.presence) {
+                    (Event::Opened { id, .. }, Some(presence)) => presence.join(*id),
+                    (Event::Disconnected { id, .. }, Some(presence)) => presence.leave(*id),
                     _ => {}
                 }
                 if tracing::enabled!(tracing::Level::DEBUG)
@@ -106,7 +107,9 @@ impl App for Room {
             cluster: self.cluster.as_deref(),
         };
         self.room.handle_event(event, &mut output);
-        // Every shard has a room of its own: the counters add them up.
+        // Every shard has a room of its own: the counters add them up. They
+        // are shared by every shard, so only a change is written (an add
+        // of 0 would still take the cache line from the other shards).
         let (members_now, relayed_now, dropped_now) = self.totals();
         let c = &self.counters;
         if members_now > members {
@@ -116,10 +119,14 @@ impl App for Room {
             c.members
                 .fetch_sub(members - members_now, Ordering::Relaxed);
         }
-        c.lines_relayed
-            .fetch_add(relayed_now - relayed, Ordering::Relaxed);
-        c.lines_dropped
-            .fetch_add(dropped_now - dropped, Ordering::Relaxed);
+        if relayed_now > relayed {
+            c.lines_relayed
+                .fetch_add(relayed_now - relayed, Ordering::Relaxed);
+        }
+        if dropped_now > dropped {
+            c.lines_dropped
+                .fetch_add(dropped_now - dropped, Ordering::Relaxed);
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use crate::cli::ServeOptions;
 pub(super) fn adapter_options(
     options: &ServeOptions,
     counters: &Arc<ChatCounters>,
-    presence: &Arc<Presence>,
+    presence: Option<&Arc<Presence>>,
     node: &cluster::ClusterNode,
 ) -> Options {
     let mut adapter_options = options.options.clone();
@@ -30,7 +30,7 @@ pub(super) fn adapter_options(
     }
     adapter_options.app = Some(room::factory(
         counters.clone(),
-        presence.clone(),
+        presence.cloned(),
         options.config.login_timeout.is_some(),
         options.echo,
         node.clone(),

@@ -440,15 +440,18 @@ impl<G: Glue> Driver<G> {
     /// Takes up to a batch of further inputs without waiting, alternating
     /// sources so none starves.
     fn batch(&mut self, now: Instant) {
+        // Whether reading is open changes only with a command (a held send,
+        // a shutdown) or a drain (events to the application, its commands
+        // to other shards), so it is asked once and again after a command,
+        // not at every input (it reads other shards' queues).
+        let mut reading = self.reading_open();
         for _ in 1..self.options.batch {
             let mut idle = true;
             if let Ok(input) = self.queues.control.try_recv() {
                 self.input(now, input);
                 idle = false;
             }
-            if self.reading_open()
-                && let Ok(input) = self.queues.reader.try_recv()
-            {
+            if reading && let Ok(input) = self.queues.reader.try_recv() {
                 self.input(now, input);
                 idle = false;
             }
@@ -456,6 +459,7 @@ impl<G: Glue> Driver<G> {
                 && let Ok(command) = self.queues.commands.try_recv()
             {
                 self.command(now, command);
+                reading = self.reading_open();
                 idle = false;
             }
             if let Ok(query) = self.queues.queries.try_recv() {
