@@ -19,11 +19,26 @@ pub const MAX_LINE: usize = 4096;
 
 /// The greeting a client gets on connect: `hello <id>\n`.
 pub fn hello_line(id: ChannelId) -> Bytes {
-    let mut out = Vec::with_capacity(32);
+    greeting(None, id)
+}
+
+/// `hello <sender>\n`, the sender as [`push_sender`] writes it.
+fn greeting(node: Option<&str>, id: ChannelId) -> Bytes {
+    let mut out = Vec::with_capacity(32 + node.map_or(0, str::len));
     out.extend_from_slice(b"hello ");
-    push_id(&mut out, id);
+    push_sender(&mut out, node, id);
     out.push(b'\n');
     Bytes::from(out)
+}
+
+/// Appends a channel of this node as the chat names it: `<id>`, or in a
+/// cluster `NODE/<id>`.
+fn push_sender(out: &mut Vec<u8>, node: Option<&str>, id: ChannelId) {
+    if let Some(node) = node {
+        out.extend_from_slice(node.as_bytes());
+        out.push(b'/');
+    }
+    push_id(out, id);
 }
 
 /// Appends `id` exactly as its `Display` writes it (`#<slot>.<gen>`, or
@@ -89,11 +104,7 @@ pub fn chat_line(id: ChannelId, line: &[u8]) -> Bytes {
 /// Appends one line relayed from a channel of this node, `<id>: <line>\n`
 /// or in a cluster `NODE/<id>: <line>\n`, as [`push_chat_line`] would.
 fn push_relayed(out: &mut Vec<u8>, node: Option<&str>, id: ChannelId, line: &[u8]) {
-    if let Some(node) = node {
-        out.extend_from_slice(node.as_bytes());
-        out.push(b'/');
-    }
-    push_id(out, id);
+    push_sender(out, node, id);
     out.extend_from_slice(b": ");
     push_line_body(out, line);
 }
@@ -265,13 +276,7 @@ fn relay(echo: bool, from: ChannelId, batch: Vec<u8>, out: &mut impl ChatOutput)
 
 /// The greeting on a cluster node: `hello NAME/<id>\n`.
 pub fn hello_line_on(node: &str, id: ChannelId) -> Bytes {
-    let mut out = Vec::with_capacity(node.len() + 32);
-    out.extend_from_slice(b"hello ");
-    out.extend_from_slice(node.as_bytes());
-    out.push(b'/');
-    push_id(&mut out, id);
-    out.push(b'\n');
-    Bytes::from(out)
+    greeting(Some(node), id)
 }
 
 /// The chat application, sans-IO: feed it every hub event, it says what to
@@ -416,6 +421,7 @@ impl ChatRoom {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tether_core::DisconnectReason;
 
     #[test]
     fn ids_are_written_as_display_writes_them() {
@@ -438,7 +444,6 @@ mod tests {
             }
         }
     }
-    use tether_core::DisconnectReason;
 
     #[derive(Default)]
     struct Out(

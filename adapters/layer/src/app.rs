@@ -6,10 +6,11 @@
 //! executed in order, a send or broadcast waits while its channel is
 //! backpressured. They queue inside the driver. The driver stops taking
 //! reads while one of them waits for backpressure, while more than
-//! [`REMOTE_AHEAD`] of its commands (or anyone's) wait in another shard's
-//! queue, or while [`APP_BACKLOG`] wait here: so a flood that makes the
-//! application produce faster than its slowest reader reads is paced by
-//! that reader, and TCP pushes back on the flooder (docs/design.md §5.2).
+//! [`REMOTE_AHEAD`] commands (its own or anyone's, looked at once it has
+//! relayed there) wait in another shard's queue, or while [`APP_BACKLOG`]
+//! wait here: so a flood that makes the application produce faster than
+//! its slowest reader reads is paced by that reader, and TCP pushes back
+//! on the flooder (docs/design.md §5.2).
 
 use std::cell::Cell;
 use std::collections::VecDeque;
