@@ -46,7 +46,7 @@ impl Hub {
     /// ```
     pub fn send(&mut self, now: Instant, id: ChannelId, data: Bytes) -> Result<(), SendError> {
         let now = self.clock(now);
-        self.at_channel(now, id, |ch, b, c, now| t::send(ch, id, &data, b, c, now))
+        self.at_channel_queue(now, id, |ch, b, c, now| t::send(ch, id, data, b, c, now))
     }
 
     /// Call to send `data` to every usable channel; the bytes are shared,
@@ -71,11 +71,18 @@ impl Hub {
             if !ch.state.is_usable() {
                 continue;
             }
+            let state = ch.state;
             match t::send(ch, id, &data, &mut self.books, &self.config, now) {
                 Ok(()) => report.sent += 1,
                 Err(e) => report.refused.push((id, e)),
             }
-            t::rearm(ch, id, &self.config, &mut self.timers);
+            // As in `at_channel_queue`: a send that left the state as it
+            // was can only have moved the stall deadline.
+            if ch.state == state {
+                t::rearm_stall(ch, id, &self.config, &mut self.timers);
+            } else {
+                t::rearm(ch, id, &self.config, &mut self.timers);
+            }
         }
         report
     }
@@ -102,7 +109,8 @@ impl Hub {
         let now = self.clock(now);
         let mut report = BroadcastReport::default();
         for id in ids {
-            match self.at_channel(now, id, |ch, b, c, now| t::send(ch, id, &data, b, c, now)) {
+            match self.at_channel_queue(now, id, |ch, b, c, now| t::send(ch, id, &data, b, c, now))
+            {
                 Ok(()) => report.sent += 1,
                 Err(e) => report.refused.push((id, e)),
             }

@@ -207,6 +207,32 @@ impl Hub {
         result
     }
 
+    /// `at_channel` for an input that touches only the channel's queue (a
+    /// send, a write): unless it changed the state, only the stall deadline
+    /// can have moved (`transitions::rearm_stall`).
+    #[inline]
+    fn at_channel_queue<R, E: From<IdError>>(
+        &mut self,
+        now: Instant,
+        id: ChannelId,
+        f: impl FnOnce(&mut Channel, &mut Books, &Config, Instant) -> Result<R, E>,
+    ) -> Result<R, E> {
+        let ch = Self::lookup(&mut self.table, &mut self.books.stats, id)?;
+        let state = ch.state;
+        let result = f(ch, &mut self.books, &self.config, now);
+        if ch.state == state {
+            debug_assert!(
+                (ch.next_deadline(&self.config))
+                    .is_none_or(|next| ch.armed.is_some_and(|a| a <= next)),
+                "a queue input moved the lifecycle deadline earlier"
+            );
+            t::rearm_stall(ch, id, &self.config, &mut self.timers);
+        } else {
+            t::rearm(ch, id, &self.config, &mut self.timers);
+        }
+        result
+    }
+
     /// `with_channel` for an input that can only move the channel's
     /// deadlines later or remove them (received bytes, a holder attaching
     /// or detaching, a login): its armed entries stay in place, early at
@@ -221,6 +247,8 @@ impl Hub {
         let now = self.clock(now);
         let ch = Self::lookup(&mut self.table, &mut self.books.stats, id)?;
         let result = f(ch, &mut self.books, now);
+        // Not re-armed: an entry of this channel may now be early.
+        self.timers.unsettle();
         debug_assert!(
             [Kind::Lifecycle, Kind::Stall].into_iter().all(|kind| {
                 let armed = match kind {
@@ -405,7 +433,8 @@ impl Hub {
         id: ChannelId,
         n: usize,
     ) -> Result<(), InputError> {
-        let r = self.with_channel(now, id, |ch, b, c, now| t::written(ch, id, n, b, c, now));
+        let now = self.clock(now);
+        let r = self.at_channel_queue(now, id, |ch, b, c, now| t::written(ch, id, n, b, c, now));
         self.count_rejected(r)
     }
 
@@ -498,6 +527,8 @@ impl Hub {
             return Err(err);
         }
         self.table.remove(id)?;
+        // Its entries, if any, are stale now.
+        self.timers.unsettle();
         let table = &self.table;
         self.books.offline.remove(|id| table.contains(id));
         self.compact_timers_if_sparse();

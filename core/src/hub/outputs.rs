@@ -8,6 +8,7 @@ use crate::channel::{ChannelInfo, OfflineEntry};
 use crate::id::{ChannelId, IdError};
 use crate::output::{Action, ChannelState, DisconnectReason, Event};
 use crate::stats::Stats;
+use crate::timers::Kind;
 
 impl Hub {
     /// The next action for the adapter, in order; `None` when there is none
@@ -75,7 +76,38 @@ impl Hub {
         if self.timers.len() == 0 {
             return self.gate.deadline();
         }
+        // The top was settled and nothing since made it early or stale (a
+        // transition pushing its channel's exact deadline is the common
+        // case): the answer without another lookup.
+        if self.timers.top_exact() {
+            debug_assert!(self.top_is_exact(), "a top entry marked exact is not");
+            return self.earliest();
+        }
         self.settle_timeout()
+    }
+
+    /// The earlier of the heap's top and the hub's own deadline.
+    #[inline]
+    fn earliest(&self) -> Option<Instant> {
+        let channel = self.timers.peek().map(|(at, _, _)| at);
+        match (channel, self.gate.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether the top entry is live, armed and at its channel's deadline
+    /// (what `Timers::top_exact` claims; checked in debug builds).
+    fn top_is_exact(&self) -> bool {
+        self.timers.peek().is_none_or(|(at, id, kind)| {
+            self.table.get(id).is_ok_and(|ch| {
+                let armed = match kind {
+                    Kind::Lifecycle => ch.armed,
+                    Kind::Stall => ch.stall_armed,
+                };
+                armed == Some(at) && ch.deadline_of(kind, &self.config) == Some(at)
+            })
+        })
     }
 
     /// [`poll_timeout`](Hub::poll_timeout) with entries in the timer heap.
@@ -120,11 +152,8 @@ impl Hub {
                 }
             }
         }
-        let channel = self.timers.peek().map(|(at, _, _)| at);
-        match (channel, self.gate.deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.timers.settled();
+        self.earliest()
     }
 
     // ----- queries --------------------------------------------------------

@@ -106,10 +106,40 @@ pub(crate) fn io_error(
     }
 }
 
+/// The bytes of one send: owned by a single send, which moves them into
+/// its `Transmit` (no reference-count round trip), or shared by a
+/// broadcast, where each channel's `Transmit` takes a clone.
+pub(crate) trait Payload {
+    fn len(&self) -> usize;
+    fn into_bytes(self) -> Bytes;
+}
+
+impl Payload for Bytes {
+    #[inline]
+    fn len(&self) -> usize {
+        Bytes::len(self)
+    }
+    #[inline]
+    fn into_bytes(self) -> Bytes {
+        self
+    }
+}
+
+impl Payload for &Bytes {
+    #[inline]
+    fn len(&self) -> usize {
+        Bytes::len(self)
+    }
+    #[inline]
+    fn into_bytes(self) -> Bytes {
+        self.clone()
+    }
+}
+
 pub(crate) fn send(
     ch: &mut Channel,
     id: ChannelId,
-    data: &Bytes,
+    data: impl Payload,
     b: &mut Books,
     config: &Config,
     now: Instant,
@@ -178,7 +208,7 @@ pub(crate) fn send(
     }
     b.actions.push_back(Action::Transmit {
         id,
-        data: data.clone(),
+        data: data.into_bytes(),
     });
     Ok(())
 }

@@ -128,24 +128,50 @@ fn last_second(t: Instant) -> Instant {
 /// the heap. The idle entry is never disturbed by the queue's traffic.
 #[inline]
 pub(crate) fn rearm(ch: &mut Channel, id: ChannelId, config: &Config, timers: &mut Timers) {
-    if let Some(next) = ch.next_deadline(config)
-        && ch.armed.is_none_or(|armed| next < armed)
-    {
-        ch.armed = Some(next);
-        timers.push(next, id, Kind::Lifecycle);
+    rearm_lifecycle(ch, id, config, timers);
+    rearm_stall(ch, id, config, timers);
+}
+
+/// The lifecycle half of [`rearm`]: idle, login, flush, overdue holder.
+#[inline]
+fn rearm_lifecycle(ch: &mut Channel, id: ChannelId, config: &Config, timers: &mut Timers) {
+    match (ch.next_deadline(config), ch.armed) {
+        (Some(next), armed) if armed.is_none_or(|armed| next < armed) => {
+            ch.armed = Some(next);
+            timers.push(next, id, Kind::Lifecycle);
+        }
+        (Some(next), Some(armed)) if next == armed => {}
+        (None, None) => {}
+        // Armed early, or with nothing due: an entry that may be the heap's
+        // top is no longer exact, `poll_timeout` must settle it again.
+        _ => timers.unsettle(),
     }
+}
+
+/// The stall half of [`rearm`], alone after an input that touched only
+/// the queue (a send or a write that left the state as it was): the
+/// lifecycle deadline depends on the state and on times set only when it
+/// changes (closing, offline), on activity, holders and login, none of
+/// which a queue input moves.
+#[inline]
+pub(crate) fn rearm_stall(ch: &mut Channel, id: ChannelId, config: &Config, timers: &mut Timers) {
     // Only a channel without a stall entry can need one: the stall clock
     // restarts only at `now`, and the hub's clock never runs backwards while
     // the channel exists, so its stall deadline is never earlier than the
     // one armed.
-    if ch.stall_armed.is_none()
-        && let Some(next) = ch.stall_deadline(config)
-    {
-        ch.stall_armed = Some(next);
-        timers.push(next, id, Kind::Stall);
+    match (ch.stall_armed, ch.stall_deadline(config)) {
+        (None, Some(next)) => {
+            ch.stall_armed = Some(next);
+            timers.push(next, id, Kind::Stall);
+        }
+        (None, None) => {}
+        (Some(armed), Some(next)) if armed == next => {}
+        (Some(armed), next) => {
+            debug_assert!(
+                next.is_none_or(|next| armed <= next),
+                "a stall deadline earlier than its armed entry"
+            );
+            timers.unsettle();
+        }
     }
-    debug_assert!(
-        (ch.stall_deadline(config)).is_none_or(|next| ch.stall_armed.is_some_and(|a| a <= next)),
-        "a stall deadline earlier than its armed entry"
-    );
 }
