@@ -8,12 +8,14 @@
 #   (default: every runtime with 1 and 2 shards, e.g. tokio:2; variants
 #   echo, reuseport, record, prev: see spec_flags below; every bench by default,
 #   the floors and bare servers included. Specs run interleaved: every spec
-#   once per round.)
+#   once per round, in reverse order on even rounds.)
 #
 # Prints `uptime` before every measurement and refuses to start above load
 # 1.5 (set TETHER_BENCH_ANY_LOAD=1 to override, and do not publish such
 # figures). Raw output: target/loadgen/results.txt (LOADGEN_OUT=DIR for
-# another directory; LOADGEN_PORT=N for other ports); summary on stdout.
+# another directory; LOADGEN_PORT=N for other ports; LOADGEN_FAN_LINES=N for
+# a longer fan-out than 1,000 lines, which lasts only ~0.1-0.3 s: too short
+# to average out a noisy host); summary on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,7 +57,7 @@ TETHER="$OUT/tether"
 if [ -n "${TETHER_PREV:-}" ]; then cp "$TETHER_PREV" "$OUT/tether-prev"; fi
 PC="$OUT/pc"
 
-CHURN_SECS=5; FAN_CLIENTS=1000; FAN_LINES=1000; KICKS=1000; IDLE=10000
+CHURN_SECS=5; FAN_CLIENTS=1000; FAN_LINES=${LOADGEN_FAN_LINES:-1000}; KICKS=1000; IDLE=10000
 if [ "$QUICK" = 1 ]; then CHURN_SECS=2; FAN_CLIENTS=200; FAN_LINES=200; KICKS=200; IDLE=1000; fi
 
 ulimit -n 20000 2>/dev/null || true
@@ -69,8 +71,17 @@ record() { # name key=value...
   echo "$*" | tee -a "$RES"
 }
 
-PORT=${LOADGEN_PORT:-31000}
-next_port() { PORT=$((PORT + 10)); }
+FIRST_PORT=${LOADGEN_PORT:-31000}
+PORT=$FIRST_PORT
+# Each measurement takes fresh ports (the last ones may still be in
+# TIME_WAIT), wrapping before the kernel's ephemeral range (32768 on): a
+# listener there can find its port taken by a client's connection, as a
+# run of 8 rounds did at 32800. A port comes round again only after ~170
+# measurements, minutes later.
+next_port() {
+  PORT=$((PORT + 10))
+  if [ $((PORT + 2)) -ge 32768 ]; then PORT=$((FIRST_PORT < 32000 ? FIRST_PORT : 20000)); fi
+}
 
 # A server spec is runtime:shards[:variant...]; each variant adds flags:
 #   echo       --echo (lines back to their sender only: the bare servers' cycle)
@@ -158,8 +169,16 @@ for round in $(seq 1 "$REPEAT"); do
       stop $B
     done
   fi
-  # --- every runtime of tether serve
-  for rt in "${RUNTIMES[@]}"; do
+  # --- every runtime of tether serve; even rounds in reverse order, so a
+  # spec and its variant (e.g. tokio:2 and tokio:2:prev) take turns going
+  # first and an order effect (the port's TIME_WAIT left by the spec
+  # before, the machine warming) cancels out of the paired ratios.
+  order=("${RUNTIMES[@]}")
+  if [ $((round % 2)) = 0 ]; then
+    order=()
+    for ((k = ${#RUNTIMES[@]} - 1; k >= 0; k--)); do order+=("${RUNTIMES[k]}"); done
+  fi
+  for rt in "${order[@]}"; do
     if wants churn || wants kick; then
       load_ok; next_port; start_tether "$rt" "$PORT"
       if wants churn; then
@@ -241,4 +260,16 @@ for s in servers:
             a, b = med(s, bench, key), med(base, bench, key)
             if a and b:
                 print(f"{s:16} {bench} with {v} / without = {a[0] / b[0]:.2f}x (vs {base})")
+            # The same, pair by pair: both specs of one round ran seconds
+            # apart, so a round's ratio is spared the drift between rounds.
+            # For `prev` the ratio is turned round: this binary / the previous.
+            by_round = lambda spec: {r['round']: float(r[key]) for r in rows
+                                     if r.get('server') == spec and r.get('bench') == bench and key in r}
+            va, vb = by_round(s), by_round(base)
+            ratios = [vb[k] / va[k] if v == 'prev' else va[k] / vb[k]
+                      for k in sorted(va, key=int) if k in vb and va[k] and vb[k]]
+            if ratios:
+                what = f"{base} / {s}" if v == 'prev' else f"{s} / {base}"
+                print(f"{s:16} {bench} {what} by round: median {statistics.median(ratios):.2f}x "
+                      f"[{' '.join(f'{x:.2f}' for x in ratios)}]")
 PY
