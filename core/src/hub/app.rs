@@ -71,18 +71,12 @@ impl Hub {
             if !ch.state.is_usable() {
                 continue;
             }
-            let state = ch.state;
+            let before = ch.state;
             match t::send(ch, id, &data, &mut self.books, &self.config, now) {
                 Ok(()) => report.sent += 1,
                 Err(e) => report.refused.push((id, e)),
             }
-            // As in `at_channel_queue`: a send that left the state as it
-            // was can only have moved the stall deadline.
-            if ch.state == state {
-                t::rearm_stall(ch, id, &self.config, &mut self.timers);
-            } else {
-                t::rearm(ch, id, &self.config, &mut self.timers);
-            }
+            t::rearm_after_queue(ch, id, before, &self.config, &mut self.timers);
         }
         report
     }

@@ -13,6 +13,7 @@ use crate::channel::Channel;
 use crate::config::{Config, ConfigError};
 use crate::error::{AcceptError, InputError, SendError};
 use crate::id::{ChannelId, IdError, IdTable};
+use crate::output::ChannelState;
 use crate::stats::{Stats, count};
 use crate::timers::{Kind, Timers};
 use crate::transitions::{self as t, Books, Gate};
@@ -201,15 +202,14 @@ impl Hub {
         id: ChannelId,
         f: impl FnOnce(&mut Channel, &mut Books, &Config, Instant) -> Result<R, E>,
     ) -> Result<R, E> {
-        let ch = Self::lookup(&mut self.table, &mut self.books.stats, id)?;
-        let result = f(ch, &mut self.books, &self.config, now);
-        t::rearm(ch, id, &self.config, &mut self.timers);
-        result
+        self.at_channel_then(now, id, f, |ch, _, config, timers| {
+            t::rearm(ch, id, config, timers);
+        })
     }
 
     /// `at_channel` for an input that touches only the channel's queue (a
     /// send, a write): unless it changed the state, only the stall deadline
-    /// can have moved (`transitions::rearm_stall`).
+    /// can have moved (`transitions::rearm_after_queue`).
     #[inline]
     fn at_channel_queue<R, E: From<IdError>>(
         &mut self,
@@ -217,19 +217,25 @@ impl Hub {
         id: ChannelId,
         f: impl FnOnce(&mut Channel, &mut Books, &Config, Instant) -> Result<R, E>,
     ) -> Result<R, E> {
+        self.at_channel_then(now, id, f, |ch, before, config, timers| {
+            t::rearm_after_queue(ch, id, before, config, timers);
+        })
+    }
+
+    /// Runs `f` on a live channel, then `rearm` with the state the channel
+    /// had before `f`.
+    #[inline]
+    fn at_channel_then<R, E: From<IdError>>(
+        &mut self,
+        now: Instant,
+        id: ChannelId,
+        f: impl FnOnce(&mut Channel, &mut Books, &Config, Instant) -> Result<R, E>,
+        rearm: impl FnOnce(&mut Channel, ChannelState, &Config, &mut Timers),
+    ) -> Result<R, E> {
         let ch = Self::lookup(&mut self.table, &mut self.books.stats, id)?;
-        let state = ch.state;
+        let before = ch.state;
         let result = f(ch, &mut self.books, &self.config, now);
-        if ch.state == state {
-            debug_assert!(
-                (ch.next_deadline(&self.config))
-                    .is_none_or(|next| ch.armed.is_some_and(|a| a <= next)),
-                "a queue input moved the lifecycle deadline earlier"
-            );
-            t::rearm_stall(ch, id, &self.config, &mut self.timers);
-        } else {
-            t::rearm(ch, id, &self.config, &mut self.timers);
-        }
+        rearm(ch, before, &self.config, &mut self.timers);
         result
     }
 

@@ -44,7 +44,7 @@ use crate::channel::Channel;
 use crate::config::Config;
 use crate::id::ChannelId;
 use crate::offline::OfflineQueue;
-use crate::output::{Action, Event};
+use crate::output::{Action, ChannelState, Event};
 use crate::stats::Stats;
 use crate::timers::{Kind, Timers};
 
@@ -132,6 +132,28 @@ pub(crate) fn rearm(ch: &mut Channel, id: ChannelId, config: &Config, timers: &m
     rearm_stall(ch, id, config, timers);
 }
 
+/// [`rearm`] after an input that touched only the queue (a send, a write),
+/// given the state before it: unless the state changed, only the stall
+/// half ([`rearm_stall`]).
+#[inline]
+pub(crate) fn rearm_after_queue(
+    ch: &mut Channel,
+    id: ChannelId,
+    before: ChannelState,
+    config: &Config,
+    timers: &mut Timers,
+) {
+    if ch.state == before {
+        debug_assert!(
+            (ch.next_deadline(config)).is_none_or(|next| ch.armed.is_some_and(|a| a <= next)),
+            "a queue input moved the lifecycle deadline earlier"
+        );
+        rearm_stall(ch, id, config, timers);
+    } else {
+        rearm(ch, id, config, timers);
+    }
+}
+
 /// The lifecycle half of [`rearm`]: idle, login, flush, overdue holder.
 #[inline]
 fn rearm_lifecycle(ch: &mut Channel, id: ChannelId, config: &Config, timers: &mut Timers) {
@@ -154,7 +176,7 @@ fn rearm_lifecycle(ch: &mut Channel, id: ChannelId, config: &Config, timers: &mu
 /// changes (closing, offline), on activity, holders and login, none of
 /// which a queue input moves.
 #[inline]
-pub(crate) fn rearm_stall(ch: &mut Channel, id: ChannelId, config: &Config, timers: &mut Timers) {
+fn rearm_stall(ch: &mut Channel, id: ChannelId, config: &Config, timers: &mut Timers) {
     // Only a channel without a stall entry can need one: the stall clock
     // restarts only at `now`, and the hub's clock never runs backwards while
     // the channel exists, so its stall deadline is never earlier than the
