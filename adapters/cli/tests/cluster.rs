@@ -105,7 +105,11 @@ fn two_nodes_relay_list_and_kick_across_runtimes() {
         "{list:?}"
     );
     assert!(list.contains(&format!("{a_id}\n")), "{list:?}");
-    let nodes = until(&mut admin1, "nodes\n", |l| l.len() == 2);
+    // Each node's count comes with its next heartbeat: n2 may be listed
+    // with the count it had before `b` joined, so wait for both counts.
+    let nodes = until(&mut admin1, "nodes\n", |l| {
+        l.len() == 2 && l[0].starts_with("n1 channels=1 ") && l[1].starts_with("n2 channels=1 ")
+    });
     assert!(nodes[0].starts_with("n1 channels=1 age_ms="), "{nodes:?}");
     assert!(nodes[1].starts_with("n2 channels=1 age_ms="), "{nodes:?}");
     // A line reaches both nodes' clients, with the same id.
