@@ -121,6 +121,14 @@ impl Channel {
     }
 
     /// The deadline of this kind the channel has a heap entry for.
+    pub fn armed(&self, kind: Kind) -> Option<Instant> {
+        match kind {
+            Kind::Lifecycle => self.armed,
+            Kind::Stall => self.stall_armed,
+        }
+    }
+
+    /// [`armed`](Channel::armed), to change it.
     pub fn armed_mut(&mut self, kind: Kind) -> &mut Option<Instant> {
         match kind {
             Kind::Lifecycle => &mut self.armed,

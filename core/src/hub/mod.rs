@@ -257,12 +257,8 @@ impl Hub {
         self.timers.unsettle();
         debug_assert!(
             [Kind::Lifecycle, Kind::Stall].into_iter().all(|kind| {
-                let armed = match kind {
-                    Kind::Lifecycle => ch.armed,
-                    Kind::Stall => ch.stall_armed,
-                };
                 (ch.deadline_of(kind, &self.config))
-                    .is_none_or(|next| armed.is_some_and(|armed| armed <= next))
+                    .is_none_or(|next| ch.armed(kind).is_some_and(|armed| armed <= next))
             }),
             "an input that moves deadlines later made one earlier"
         );
@@ -607,12 +603,8 @@ impl Hub {
     fn compact_timers_if_sparse(&mut self) {
         if self.timers.len() > 2 * self.table.len() + 64 {
             let table = &self.table;
-            self.timers.compact(|at, id, kind| {
-                table.get(id).is_ok_and(|ch| match kind {
-                    Kind::Lifecycle => ch.armed == Some(at),
-                    Kind::Stall => ch.stall_armed == Some(at),
-                })
-            });
+            self.timers
+                .compact(|at, id, kind| table.get(id).is_ok_and(|ch| ch.armed(kind) == Some(at)));
         }
     }
 }

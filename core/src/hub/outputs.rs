@@ -8,7 +8,6 @@ use crate::channel::{ChannelInfo, OfflineEntry};
 use crate::id::{ChannelId, IdError};
 use crate::output::{Action, ChannelState, DisconnectReason, Event};
 use crate::stats::Stats;
-use crate::timers::Kind;
 
 impl Hub {
     /// The next action for the adapter, in order; `None` when there is none
@@ -101,11 +100,7 @@ impl Hub {
     fn top_is_exact(&self) -> bool {
         self.timers.peek().is_none_or(|(at, id, kind)| {
             self.table.get(id).is_ok_and(|ch| {
-                let armed = match kind {
-                    Kind::Lifecycle => ch.armed,
-                    Kind::Stall => ch.stall_armed,
-                };
-                armed == Some(at) && ch.deadline_of(kind, &self.config) == Some(at)
+                ch.armed(kind) == Some(at) && ch.deadline_of(kind, &self.config) == Some(at)
             })
         })
     }
