@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `list` | one line per channel: `<id> <peer> <state> idle=<ms>ms queued=<bytes>`, then `.`; on a cluster node ids read `NAME/<id>`, and every other live node's channels follow (`NAME/<id>` alone) |
 //! | `kick <id> [graceful\|abort] [reason words]` | `ok` or `error <why>` |
-//! | `kick NAME/<id> [graceful\|abort] [reason words]` | on a cluster node, a channel of any node: `ok` once its node did it, `error stale`, `error unknown node NAME`, `error cluster unavailable` |
+//! | `kick NAME/<id> [graceful\|abort] [reason words]` | on a cluster node, a channel of any node: `ok` once its node did it, `error stale` (not live there: released, or already closing), `error unknown node NAME`, `error cluster unavailable` |
 //! | `nodes` | on a cluster node: `NAME channels=<n> age_ms=<ms>` per live node (this one first), then `.` |
 //! | `stats` | `key=value` lines, then `.` |
 //! | `shutdown [deadline]` | `ok`, then the server drains and exits; the deadline is milliseconds (`250`) or a duration (`2s`), by default `--shutdown-grace` |

@@ -135,13 +135,20 @@ impl super::Console {
             return NOT_CLUSTERED.to_owned();
         };
         if &target.node == node.name() {
-            // The same words as from any other node: `error stale` for an
-            // id not live here.
+            // The same words as from any other node (whose kick server
+            // answers every refusal as stale): `error stale` for an id not
+            // live here, whether already released or still closing. A
+            // second abort races the first one's release, and the answer
+            // must not depend on which side wins.
             return match local_kick(&self.handle, target.id, mode, &reason) {
                 Ok(()) => admin::OK.to_owned(),
-                Err(Error::Send(SendError::Id(_)) | Error::Kick(tether_core::KickError::Id(_))) => {
-                    answers::kick(Err(tether_cluster::KickError::Stale))
-                }
+                Err(
+                    Error::Send(SendError::Id(_))
+                    | Error::Kick(
+                        tether_core::KickError::Id(_)
+                        | tether_core::KickError::AlreadyClosing { .. },
+                    ),
+                ) => answers::kick(Err(tether_cluster::KickError::Stale)),
                 Err(e) => admin::format_error(&e),
             };
         }
