@@ -127,16 +127,19 @@ impl Credit {
 impl ReadAhead {
     /// The driver took one chunk: its reader may post another. A chunk
     /// posted without credit (none is outstanding) changes nothing.
-    pub(crate) fn taken(&self) {
+    /// Whether a reader was waiting for it (and is now woken).
+    pub(crate) fn taken(&self) -> bool {
         let took = self
             .0
             .state
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |state| {
                 (state & COUNT > 0).then(|| (state - 1) & !WAITING)
             });
-        if took.is_ok_and(|before| before & WAITING != 0) {
+        let waited = took.is_ok_and(|before| before & WAITING != 0);
+        if waited {
             self.0.freed.notify(1);
         }
+        waited
     }
 }
 
@@ -160,9 +163,23 @@ mod tests {
             assert!(matches!(credit.0.try_take(false).unwrap(), Take::Taken));
         }
         assert!(matches!(credit.0.try_take(false).unwrap(), Take::Full));
-        driver.taken();
+        assert!(!driver.taken(), "no reader said it waits");
         assert!(matches!(credit.0.try_take(false).unwrap(), Take::Taken));
         assert!(matches!(credit.0.try_take(false).unwrap(), Take::Full));
+    }
+
+    /// The driver learns that a reader waited (it lets the reader post
+    /// again before writing, `Driver::run`), once per wait.
+    #[test]
+    fn taken_says_whether_a_reader_waited() {
+        let (credit, driver) = read_ahead();
+        for _ in 0..READ_AHEAD {
+            assert!(matches!(credit.0.try_take(true).unwrap(), Take::Taken));
+        }
+        assert!(matches!(credit.0.try_take(true).unwrap(), Take::Full));
+        assert!(driver.taken(), "the reader said it waits");
+        assert!(!driver.taken(), "the wait was answered");
+        assert!(matches!(credit.0.try_take(true).unwrap(), Take::Taken));
     }
 
     #[test]

@@ -170,7 +170,10 @@ pub struct Options {
     pub reader_queue: usize,
     /// Accepts and writability reports queued at most.
     pub control_queue: usize,
-    /// Inputs fed to the hub per wake-up before its outputs are drained.
+    /// Inputs fed to the hub per wake-up before its outputs are drained;
+    /// a wake-up that let a reader waiting for read-ahead credit go on
+    /// takes up to two batches more, after giving readers a scheduler turn
+    /// each (docs/design.md §5.2).
     pub batch: usize,
     /// Bytes one read may take.
     pub read_buffer: usize,

@@ -25,8 +25,9 @@ impl<G: Glue> Driver<G> {
                 // The chunk is taken: its reader may read another (a stale
                 // id finds no connection, and then no reader waits on it).
                 if let Some(conn) = self.conns.get(&id) {
-                    conn.ahead.taken();
-                    if conn.web.is_some() {
+                    let web = conn.web.is_some();
+                    self.freed_reader |= conn.ahead.taken();
+                    if web {
                         return self.web_received(now, id, data);
                     }
                 }

@@ -55,6 +55,11 @@ use crate::stats::{AdapterCounters, Counter};
 /// writes out on its own whenever the buffer fills).
 const RECORD_FLUSH: Duration = Duration::from_millis(100);
 
+/// How many scheduler turns a step may give readers it let go on before
+/// it writes (see [`Driver::run`]): each turn adds at most a batch of
+/// inputs to the step, so the step stays bounded.
+const READ_TURNS: usize = 2;
+
 /// The driver's record of one connection.
 struct Conn<G: Glue> {
     socket: Arc<G::Socket>,
@@ -132,6 +137,9 @@ pub struct Driver<G: Glue> {
     /// When the recorder was last flushed, and what it had done then.
     flushed_at: Instant,
     flushed: ObserverStats,
+    /// This step took a chunk whose reader was waiting for credit: that
+    /// reader has more bytes ready (see [`Driver::run`]).
+    freed_reader: bool,
     glue: G,
     conns: Conns<Conn<G>>,
     inputs: Inputs<G::Socket, G::Accepted>,
@@ -227,6 +235,7 @@ impl<G: Glue> Driver<G> {
             recorded: ObserverStats::default(),
             flushed_at: Instant::now(),
             flushed: ObserverStats::default(),
+            freed_reader: false,
             glue: parts.glue,
             conns: Conns::new(),
             inputs: parts.inputs,
@@ -291,7 +300,22 @@ impl<G: Glue> Driver<G> {
     pub async fn run<T: Sleep>(mut self, mut sleep: T) {
         while !(self.done && self.all_complete.is_closed()) {
             let wake = self.wait(&mut sleep).await;
-            self.step(Instant::now(), wake);
+            self.feed(Instant::now(), wake);
+            // A reader this step let go on (it waited for read-ahead
+            // credit) has more bytes ready: one scheduler turn lets it post
+            // them, so they go out in this step's writes instead of in one
+            // write pass per pair of chunks (a flood relayed to many
+            // clients costs a write per client per pass). At most
+            // READ_TURNS turns, then the step writes.
+            for _ in 0..READ_TURNS {
+                if !std::mem::take(&mut self.freed_reader) {
+                    break;
+                }
+                future::yield_now().await;
+                self.batch(Instant::now());
+            }
+            self.freed_reader = false;
+            self.act(Instant::now());
         }
         self.finish();
     }
@@ -367,11 +391,9 @@ impl<G: Glue> Driver<G> {
         .await
     }
 
-    /// One step: feed what woke the driver and up to a batch more to the
-    /// hub, act on due deadlines, then drain — the one place outputs are
-    /// executed and delivered — after it and after each command whose turn
-    /// came, until nothing is left to do.
-    fn step(&mut self, now: Instant, wake: Wake<G::Socket, G::Accepted>) {
+    /// A step's first half: feed what woke the driver and up to a batch
+    /// more to the hub.
+    fn feed(&mut self, now: Instant, wake: Wake<G::Socket, G::Accepted>) {
         match wake {
             Wake::Input(input) => self.input(now, input),
             Wake::Command(command) => self.command(now, command),
@@ -385,6 +407,12 @@ impl<G: Glue> Driver<G> {
             }
         }
         self.batch(now);
+    }
+
+    /// A step's second half: act on due deadlines, then drain — the one
+    /// place outputs are executed and delivered — after it and after each
+    /// command whose turn came, until nothing is left to do.
+    fn act(&mut self, now: Instant) {
         // Invariant 7: every due deadline is acted on at the first wake-up
         // at or after it. Only then: an early call would do nothing but
         // fill a recording with no-op `timeout` lines.
