@@ -10,7 +10,9 @@
 //! relayed there) wait in another shard's queue, or while [`APP_BACKLOG`]
 //! wait here: so a flood that makes the application produce faster than
 //! its slowest reader reads is paced by that reader, and TCP pushes back
-//! on the flooder (docs/design.md §5.2).
+//! on the flooder (docs/design.md §5.2). A driver held back by another
+//! shard's queue is woken by that shard's driver when it has taken the
+//! queue below [`REMOTE_AHEAD`] ([`QueueDrained`]).
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -18,6 +20,7 @@ use std::sync::Arc;
 
 use async_channel::Sender;
 use bytes::Bytes;
+use event_listener::{Event as Signal, EventListener};
 use tether_core::{ChannelId, Event, KickMode};
 
 use crate::handle::Command;
@@ -30,6 +33,33 @@ pub const APP_BACKLOG: usize = 1024;
 /// paces this one's senders as its own does, with at most this many
 /// relayed messages in flight between two shards.
 pub const REMOTE_AHEAD: usize = 16;
+
+/// One event per shard, notified by that shard's driver whenever it takes
+/// commands from its queue and leaves fewer than [`REMOTE_AHEAD`] there:
+/// what a driver held back by that queue waits for, instead of looking
+/// again every millisecond. Notifying with nobody listening costs a fence
+/// and a load, so a driver notifies whether or not an application runs.
+#[derive(Debug)]
+pub(crate) struct QueueDrained(Box<[Signal]>);
+
+impl QueueDrained {
+    pub fn new(shards: usize) -> Arc<QueueDrained> {
+        Arc::new(QueueDrained((0..shards).map(|_| Signal::new()).collect()))
+    }
+
+    /// Shard `shard`'s driver took commands and left `left` in its queue.
+    pub fn took(&self, shard: usize, left: usize) {
+        if left < REMOTE_AHEAD
+            && let Some(event) = self.0.get(shard)
+        {
+            event.notify(usize::MAX);
+        }
+    }
+
+    fn listen(&self, shard: usize) -> Option<EventListener> {
+        self.0.get(shard).map(Signal::listen)
+    }
+}
 
 /// An application run by each shard's driver (see
 /// [`Options::app`](crate::Options::app)). It must not block: it runs on the
@@ -116,10 +146,17 @@ pub(crate) struct AppQueues {
     /// Commands were handed to another shard's queue since the queues
     /// were last seen below [`REMOTE_AHEAD`] (see `remote_behind`).
     sent_remote: Cell<bool>,
+    /// What wakes this driver when another shard's queue drains.
+    drained: Arc<QueueDrained>,
 }
 
 impl AppState {
-    pub fn new(app: Box<dyn App>, shard: usize, remote: Vec<Option<Sender<Command>>>) -> Self {
+    pub fn new(
+        app: Box<dyn App>,
+        shard: usize,
+        remote: Vec<Option<Sender<Command>>>,
+        drained: Arc<QueueDrained>,
+    ) -> Self {
         AppState {
             app,
             queues: AppQueues {
@@ -128,6 +165,7 @@ impl AppState {
                 remote,
                 pending: VecDeque::new(),
                 sent_remote: Cell::new(false),
+                drained,
             },
         }
     }
@@ -146,8 +184,8 @@ impl AppState {
 
     /// Whether another shard is behind with this one's commands: some
     /// wait for room in its queue, or its queue holds [`REMOTE_AHEAD`] or
-    /// more. Nothing wakes a driver when another shard's queue drains: the
-    /// driver looks again soon while this holds.
+    /// more. A driver that finds this true waits for [`Self::listen_remote`]'s
+    /// listeners.
     ///
     /// The other queues are looked at only while this shard has handed
     /// them commands since they were last seen short: a driver asks this at
@@ -168,6 +206,24 @@ impl AppState {
             .any(|queue| queue.len() >= REMOTE_AHEAD);
         self.queues.sent_remote.set(behind);
         behind
+    }
+
+    /// Listens for the drain of every other shard's queue, then hands
+    /// waiting commands over as far as they fit. Listen first, then look:
+    /// a queue taken below [`REMOTE_AHEAD`] after this notifies a listener,
+    /// so a caller that then finds [`Self::remote_behind`] true may wait
+    /// for one without missing the drain. Every other shard, not only
+    /// those behind now: the hand-over here may put another one behind.
+    /// (A queue shorter than [`REMOTE_AHEAD`] but full, with
+    /// `Options::command_queue` below it, notifies at every take.)
+    pub fn listen_remote(&mut self, listeners: &mut Vec<EventListener>) {
+        let q = &self.queues;
+        for (shard, queue) in q.remote.iter().enumerate() {
+            if queue.is_some() {
+                listeners.extend(q.drained.listen(shard));
+            }
+        }
+        self.flush_remote();
     }
 
     /// Commands waiting, here and for other shards.
@@ -209,5 +265,103 @@ impl AppQueues {
         } else {
             self.pending.push_back((shard, command));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use event_listener::Listener as _;
+
+    use super::*;
+
+    struct Relay;
+
+    impl App for Relay {
+        fn on_event(&mut self, _: &Event, _: &mut AppOut<'_>) {}
+    }
+
+    fn broadcast() -> Command {
+        Command::Broadcast {
+            data: Bytes::from_static(b"x\n"),
+            reply: None,
+        }
+    }
+
+    /// Shard 0's application, relaying to shard 1 through a queue of
+    /// `capacity`: the receiving end stands for shard 1's driver.
+    fn relay(
+        capacity: usize,
+    ) -> (
+        AppState,
+        async_channel::Receiver<Command>,
+        Arc<QueueDrained>,
+    ) {
+        let (tx, rx) = async_channel::bounded(capacity);
+        let drained = QueueDrained::new(2);
+        let app = AppState::new(Box::new(Relay), 0, vec![None, Some(tx)], drained.clone());
+        (app, rx, drained)
+    }
+
+    /// The wake that replaced looking again every millisecond: a driver
+    /// held back by another shard's queue listens, and that shard's driver
+    /// notifies it once it has taken the queue below `REMOTE_AHEAD`, not
+    /// before.
+    #[test]
+    fn a_driver_held_back_by_a_queue_is_woken_when_it_is_taken_short() {
+        let (mut app, rx, drained) = relay(1024);
+        for _ in 0..REMOTE_AHEAD {
+            app.queues.to(1, broadcast());
+        }
+        app.flush_remote();
+        assert!(
+            app.remote_behind(),
+            "{REMOTE_AHEAD} wait in shard 1's queue"
+        );
+        let mut listeners = Vec::new();
+        app.listen_remote(&mut listeners);
+        assert_eq!(listeners.len(), 1, "one other shard");
+        assert!(app.remote_behind(), "still behind after listening");
+        drained.took(1, rx.len());
+        assert!(
+            !drained.0[1].is_notified(),
+            "a queue of {REMOTE_AHEAD} is not short: no wake"
+        );
+        rx.try_recv().unwrap();
+        drained.took(1, rx.len());
+        let listener = listeners.pop().unwrap();
+        assert!(
+            listener.wait_timeout(Duration::from_secs(5)).is_some(),
+            "taken to {} (below {REMOTE_AHEAD}): woken",
+            rx.len()
+        );
+        assert!(!app.remote_behind(), "and reading may go on");
+    }
+
+    /// A command waiting for room in a full queue shorter than
+    /// `REMOTE_AHEAD` (`Options::command_queue` below it): listening hands
+    /// over what fits, and the next take wakes the driver.
+    #[test]
+    fn a_driver_waiting_for_room_in_a_small_queue_is_woken_by_the_next_take() {
+        let (mut app, rx, drained) = relay(2);
+        for _ in 0..3 {
+            app.queues.to(1, broadcast());
+        }
+        let mut listeners = Vec::new();
+        app.listen_remote(&mut listeners);
+        assert_eq!(rx.len(), 2, "what fits was handed over");
+        assert!(app.remote_behind(), "one waits for room");
+        rx.try_recv().unwrap();
+        drained.took(1, rx.len());
+        assert!(
+            listeners
+                .pop()
+                .unwrap()
+                .wait_timeout(Duration::from_secs(5))
+                .is_some()
+        );
+        app.flush_remote();
+        assert_eq!((rx.len(), app.backlog()), (2, 0), "the third went over");
     }
 }

@@ -87,6 +87,7 @@ pub fn prepare<G: Glue>(
         all_complete,
         listener_alive,
         barrier: driver::Barrier::new(shards),
+        drained: app::QueueDrained::new(shards),
     };
     let mut drivers = Vec::with_capacity(shards);
     let mut shard_inputs = Vec::with_capacity(shards);
@@ -136,6 +137,8 @@ struct Shared {
     all_complete: Receiver<()>,
     listener_alive: Sender<()>,
     barrier: Arc<driver::Barrier>,
+    /// Notified by each shard when its command queue has been taken short.
+    drained: Arc<app::QueueDrained>,
 }
 
 /// Every shard's command and query queues: the handle's ends (in shard
@@ -182,7 +185,7 @@ fn shard_driver<G: Glue>(
         counters: shared.counters.clone(),
         options: options.clone(),
     })?;
-    let app = shard_app(options, shard, handle_queues);
+    let app = shard_app(options, shard, handle_queues, &shared.drained);
     let listener_inputs = inputs.clone();
     let driver = Driver::new(driver::Parts {
         hub,
@@ -205,6 +208,7 @@ fn shard_driver<G: Glue>(
         listener_alive: shared.listener_alive.clone(),
         app,
         barrier: shared.barrier.clone(),
+        drained: shared.drained.clone(),
     });
     Ok((driver, listener_inputs))
 }
@@ -273,6 +277,7 @@ fn shard_app(
     options: &Options,
     shard: usize,
     handle_queues: &[handle::ShardSenders],
+    drained: &Arc<app::QueueDrained>,
 ) -> Option<app::AppState> {
     let factory = options.app.as_ref()?;
     let remote = handle_queues
@@ -281,7 +286,12 @@ fn shard_app(
         .map(|(i, senders)| (i != shard).then(|| senders.commands().clone()))
         .collect();
     let shard_id = u8::try_from(shard).unwrap_or(u8::MAX);
-    Some(app::AppState::new((factory.0)(shard_id), shard, remote))
+    Some(app::AppState::new(
+        (factory.0)(shard_id),
+        shard,
+        remote,
+        drained.clone(),
+    ))
 }
 
 /// Input queues with nobody behind them, for adapters' unit tests (e.g.

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use event_listener::EventListener;
 use tether_core::ChannelId;
 
 use super::{Conn, Driver};
@@ -141,5 +142,26 @@ impl<G: Glue> Driver<G> {
             let result = self.hub.send(now, id, (greeting.0)(id));
             self.rejected(result);
         }
+    }
+
+    /// Reading is held back: if by another shard's queue, listens for its
+    /// drain (into `listeners`), then looks again. Whether reading is open
+    /// after all (the listeners are then dropped).
+    pub(super) fn listen_drained(&mut self, listeners: &mut Vec<EventListener>) -> bool {
+        if self.stopping.holds_reads() {
+            return false;
+        }
+        let Some(app) = &mut self.app else {
+            return false;
+        };
+        if !app.remote_behind() {
+            return false;
+        }
+        app.listen_remote(listeners);
+        let open = self.reading_open();
+        if open {
+            listeners.clear();
+        }
+        open
     }
 }

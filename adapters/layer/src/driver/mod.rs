@@ -43,7 +43,7 @@ pub(crate) use self::stop::Barrier;
 use self::stop::Stopping;
 use crate::Options;
 use crate::accept::Gates;
-use crate::app::{APP_BACKLOG, AppState};
+use crate::app::{APP_BACKLOG, AppState, QueueDrained};
 use crate::credit::ReadAhead;
 use crate::glue::{Glue, Sleep};
 use crate::handle::{Command, HandleQueues, Query};
@@ -186,6 +186,10 @@ pub struct Driver<G: Glue> {
     stopping: Stopping,
     /// Shared by every shard: who may still relay to the others.
     barrier: Arc<Barrier>,
+    /// Shared by every shard: this one notifies its own event when it has
+    /// taken its command queue short, waking an application's driver held
+    /// back by it (see `AppState::remote_behind`).
+    drained: Arc<QueueDrained>,
     /// This shard has left the barrier.
     left_barrier: bool,
     /// Handshake deadlines and ping timers of WebSocket connections.
@@ -226,6 +230,7 @@ pub(crate) struct Parts<G: Glue> {
     pub listener_alive: Sender<()>,
     pub app: Option<AppState>,
     pub barrier: Arc<Barrier>,
+    pub drained: Arc<QueueDrained>,
 }
 
 impl<G: Glue> Driver<G> {
@@ -263,6 +268,7 @@ impl<G: Glue> Driver<G> {
             app: parts.app,
             stopping: Stopping::No,
             barrier: parts.barrier,
+            drained: parts.drained,
             left_barrier: false,
             web_timers: web::WebTimers::new(),
             frame_cache: None,
@@ -321,14 +327,14 @@ impl<G: Glue> Driver<G> {
     }
 
     /// When to wake up if nothing arrives: the hub's next deadline, the
-    /// held send's, the recorder's flush, or soon while another shard is
-    /// behind or the drain waits for the others (nothing else may wake this
-    /// driver while its reads are held).
+    /// held send's, the recorder's flush, or soon while the drain waits
+    /// for the other shards (nothing else may wake this driver then).
     fn next_deadline(&mut self) -> Option<Instant> {
         let held = self.held.as_ref().map(|(_, until)| *until);
-        let retry = (self.app.as_ref().is_some_and(AppState::remote_behind)
-            || self.stopping.holds_reads())
-        .then(|| Instant::now() + Duration::from_millis(1));
+        let retry = self
+            .stopping
+            .holds_reads()
+            .then(|| Instant::now() + Duration::from_millis(1));
         let web = self.web_deadline();
         [self.hub.poll_timeout(), held, self.record_due(), retry, web]
             .into_iter()
@@ -338,10 +344,12 @@ impl<G: Glue> Driver<G> {
 
     /// Waits for a control input (accepts, writability), reader data
     /// (while reading is open), an application command (while a handle is
-    /// left and not a queue's worth wait behind a held send), a query, or
-    /// the next deadline.
+    /// left and not a queue's worth wait behind a held send), a query,
+    /// another shard's drain of the queue that holds reading back, or the
+    /// next deadline.
     async fn wait<T: Sleep>(&mut self, sleep: &mut T) -> Wake<G::Socket, G::Accepted> {
-        let reading = self.reading_open();
+        let mut drained = Vec::new();
+        let reading = self.reading_open() || self.listen_drained(&mut drained);
         if !reading && !self.reading_held {
             self.counters.bump(Counter::ReadsHeld);
         }
@@ -357,6 +365,7 @@ impl<G: Glue> Driver<G> {
         // data, commands, queries, the last shard's completion, the deadline.
         let q = &mut self.queues;
         let all_complete = &mut self.all_complete;
+        let drained = &mut drained;
         let done = self.done;
         let mut sleeping = pin!(async {
             match deadline {
@@ -385,6 +394,12 @@ impl<G: Glue> Driver<G> {
             // shutdown.
             if done && all_complete.as_mut().poll_next(cx).is_ready() {
                 return Poll::Ready(Wake::Deadline);
+            }
+            // Another shard took its queue short: look again.
+            for listener in drained.iter_mut() {
+                if Pin::new(listener).poll(cx).is_ready() {
+                    return Poll::Ready(Wake::Deadline);
+                }
             }
             sleeping.as_mut().poll(cx).map(|()| Wake::Deadline)
         })
@@ -457,6 +472,7 @@ impl<G: Glue> Driver<G> {
         self.queues.queries.close();
         while self.queues.commands.try_recv().is_ok() {}
         while self.queues.queries.try_recv().is_ok() {}
+        self.drained.took(self.shard, 0);
         self.held = None;
         self.behind.clear();
         self.answer_kicks();
@@ -498,6 +514,9 @@ impl<G: Glue> Driver<G> {
                 break;
             }
         }
+        // Commands taken here or by the wake: an application's driver may
+        // wait for this queue to be short (a fence and a load if not).
+        self.drained.took(self.shard, self.queues.commands.len());
     }
 
     /// When the recorder must be written out: [`RECORD_FLUSH`] after the
