@@ -208,7 +208,8 @@ fn shard_driver<G: Glue>(
         listener_alive: shared.listener_alive.clone(),
         app,
         barrier: shared.barrier.clone(),
-        drained: shared.drained.clone(),
+        // Only an application's driver waits for another shard's queue.
+        drained: (options.app.is_some() && shards > 1).then(|| shared.drained.clone()),
     });
     Ok((driver, listener_inputs))
 }

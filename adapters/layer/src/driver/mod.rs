@@ -188,8 +188,10 @@ pub struct Driver<G: Glue> {
     barrier: Arc<Barrier>,
     /// Shared by every shard: this one notifies its own event when it has
     /// taken its command queue short, waking an application's driver held
-    /// back by it (see `AppState::remote_behind`).
-    drained: Arc<QueueDrained>,
+    /// back by it (see `AppState::remote_behind`). `None` where nobody can
+    /// be held back (no application, or one shard): a step then pays no
+    /// fence for it.
+    drained: Option<Arc<QueueDrained>>,
     /// This shard has left the barrier.
     left_barrier: bool,
     /// Handshake deadlines and ping timers of WebSocket connections.
@@ -230,7 +232,7 @@ pub(crate) struct Parts<G: Glue> {
     pub listener_alive: Sender<()>,
     pub app: Option<AppState>,
     pub barrier: Arc<Barrier>,
-    pub drained: Arc<QueueDrained>,
+    pub drained: Option<Arc<QueueDrained>>,
 }
 
 impl<G: Glue> Driver<G> {
@@ -472,7 +474,9 @@ impl<G: Glue> Driver<G> {
         self.queues.queries.close();
         while self.queues.commands.try_recv().is_ok() {}
         while self.queues.queries.try_recv().is_ok() {}
-        self.drained.took(self.shard, 0);
+        if let Some(drained) = &self.drained {
+            drained.took(self.shard, 0);
+        }
         self.held = None;
         self.behind.clear();
         self.answer_kicks();
@@ -516,7 +520,9 @@ impl<G: Glue> Driver<G> {
         }
         // Commands taken here or by the wake: an application's driver may
         // wait for this queue to be short (a fence and a load if not).
-        self.drained.took(self.shard, self.queues.commands.len());
+        if let Some(drained) = &self.drained {
+            drained.took(self.shard, self.queues.commands.len());
+        }
     }
 
     /// When the recorder must be written out: [`RECORD_FLUSH`] after the
