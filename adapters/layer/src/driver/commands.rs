@@ -8,6 +8,12 @@ use crate::glue::Glue;
 use crate::handle::{Command, Query};
 use crate::stats::{Counter, ServerStats};
 
+/// Commands run back to back between two drains at most (see
+/// [`Driver::next_commands`]): bounds what waits in the hub's action queue
+/// unwritten (a broadcast's transmits, one per member) to this many
+/// commands' worth.
+const COMMANDS_PER_DRAIN: usize = 8;
+
 impl<G: Glue> Driver<G> {
     /// Until when `command` must wait for backpressure to clear, if it
     /// must: a send while its channel is backpressured, a broadcast while
@@ -162,9 +168,8 @@ impl<G: Glue> Driver<G> {
     /// Runs the next command whose turn it is, if any: the held one once
     /// its wait is over, then those that waited behind it, in order, then
     /// the in-driver application's (what it asked of other shards goes to
-    /// their queues). Whether one ran; the step drains after each, so the
-    /// hub's queues are what the kernel refused when the next one decides
-    /// whether to wait (docs/design.md §5.2).
+    /// their queues). Whether one ran; [`Self::next_commands`] says when
+    /// the step drains after it.
     pub(super) fn next_command(&mut self, now: Instant) -> bool {
         if let Some(app) = &mut self.app {
             app.flush_remote();
@@ -188,6 +193,31 @@ impl<G: Glue> Driver<G> {
             }
             None => false,
         }
+    }
+
+    /// Runs the commands whose turn came: the next one, then more back to
+    /// back, up to [`COMMANDS_PER_DRAIN`], while none could be made to wait
+    /// — no channel is backpressured, so a drain first could not change
+    /// whether the next send or broadcast waits (docs/design.md §5.2). Their
+    /// transmits then go out in one vectored write per socket at the next
+    /// drain, instead of one write per command: a read's lines relayed as
+    /// three broadcasts cost each member one write, not three. A kick with
+    /// a reply ends the run (its FIN goes out, then its answer). Whether one
+    /// ran.
+    pub(super) fn next_commands(&mut self, now: Instant) -> bool {
+        if !self.next_command(now) {
+            return false;
+        }
+        for _ in 1..COMMANDS_PER_DRAIN {
+            if self.held.is_some()
+                || self.hub.backpressured() > 0
+                || !self.kick_replies.is_empty()
+                || !self.next_command(now)
+            {
+                break;
+            }
+        }
+        true
     }
 
     /// Answers the kicks of this step, now that their FIN or RST is out.

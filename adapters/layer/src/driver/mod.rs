@@ -428,7 +428,7 @@ impl<G: Glue> Driver<G> {
 
     /// A step's second half: act on due deadlines, then drain — the one
     /// place outputs are executed and delivered — after it and after each
-    /// command whose turn came, until nothing is left to do.
+    /// run of commands whose turn came, until nothing is left to do.
     fn act(&mut self, now: Instant) {
         // Invariant 7: every due deadline is acted on at the first wake-up
         // at or after it. Only then: an early call would do nothing but
@@ -440,7 +440,7 @@ impl<G: Glue> Driver<G> {
         loop {
             self.drain(now);
             self.answer_kicks();
-            if !self.next_command(now) && !self.advance_stop(now) {
+            if !self.next_commands(now) && !self.advance_stop(now) {
                 break;
             }
         }
