@@ -197,7 +197,7 @@ impl<G: Glue> Driver<G> {
 
     /// Runs the commands whose turn came: the next one, then more back to
     /// back, up to [`COMMANDS_PER_DRAIN`], while none could be made to wait
-    /// — no channel is backpressured, so a drain first could not change
+    /// — no channel is backpressured (so none is held), so a drain first could not change
     /// whether the next send or broadcast waits (docs/design.md §5.2). Their
     /// transmits then go out in one vectored write per socket at the next
     /// drain, instead of one write per command: a read's lines relayed as
@@ -208,9 +208,9 @@ impl<G: Glue> Driver<G> {
         if !self.next_command(now) {
             return false;
         }
+        // A held command implies a backpressured channel: no separate check.
         for _ in 1..COMMANDS_PER_DRAIN {
-            if self.held.is_some()
-                || self.hub.backpressured() > 0
+            if self.hub.backpressured() > 0
                 || !self.kick_replies.is_empty()
                 || !self.next_command(now)
             {
